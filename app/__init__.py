@@ -1,0 +1,93 @@
+"""Foyer: a self-hosted event portal for organizations that run their events on Microsoft Teams."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event as sa_event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config
+
+
+def create_app(config_class: type[Config] = Config, *, instance_path: str | Path | None = None, **overrides) -> Flask:
+    """Build and wire the Foyer application. Importing this module does nothing else."""
+    root = Path(__file__).resolve().parent.parent
+    instance = Path(instance_path) if instance_path else root / "instance"
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    app.config.from_object(config_class(instance))
+    app.config.update(overrides)
+    instance.mkdir(parents=True, exist_ok=True)
+
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["PROXY_FIX_HOPS"]:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from app import cli, errors, web
+
+    errors.register(app)
+    web.register(app)
+    cli.register(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (registers every model on the metadata)
+    from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login_GET"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _tune_sqlite(engine)
+
+    from app.services.accounts import load_user_from_session_id
+
+    login_manager.user_loader(load_user_from_session_id)
+
+
+def _tune_sqlite(engine) -> None:
+    """WAL, a busy timeout, enforced foreign keys, and transactions that SQLAlchemy controls.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; taking it over is the
+    recipe from SQLAlchemy's SQLite dialect docs, and lets writers use BEGIN IMMEDIATE.
+    """
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(conn.info.pop("sqlite_begin", "BEGIN"))
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.routes import admin, auth, organizer, public
+
+    for module in (auth, public, organizer, admin):
+        for bp in module.blueprints():
+            app.register_blueprint(bp)

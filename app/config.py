@@ -1,0 +1,88 @@
+"""Configuration read from the environment (and `.env` when present).
+
+Nothing here runs at import time: `create_app` instantiates the config class, and only then are
+environment variables read. Every variable is documented in README.md with its default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def instance_secret(instance_path: Path, name: str, nbytes: int = 32) -> str:
+    """Return a secret kept in `instance/<name>`, creating it (mode 0600) on first use."""
+    path = instance_path / name
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+class Config:
+    """Production-capable defaults; every value can be overridden from the environment."""
+
+    TESTING = False
+
+    def __init__(self, instance_path: Path, environ: dict[str, str] | None = None) -> None:
+        if environ is None:
+            load_dotenv(override=False)
+            environ = dict(os.environ)
+        env = environ.get
+        self.INSTANCE_PATH = instance_path
+        self.SECRET_KEY = env("SECRET_KEY") or instance_secret(instance_path, "secret_key")
+        self.SQLALCHEMY_DATABASE_URI = env("DATABASE_URL") or f"sqlite:///{instance_path / 'foyer.db'}"
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgres://"):
+            self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[11:]
+        elif self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
+            self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[13:]
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+        self.PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+        self.SESSION_COOKIE_SECURE = _bool(env("SESSION_COOKIE_SECURE"), self.PUBLIC_BASE_URL.startswith("https://"))
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.WTF_CSRF_TIME_LIMIT = _int(env("CSRF_TIME_LIMIT"), 3600 * 8)
+        self.MAX_CONTENT_LENGTH = _int(env("MAX_UPLOAD_MB"), 8) * 1024 * 1024
+        self.UPLOAD_FOLDER = Path(env("UPLOAD_FOLDER") or instance_path / "uploads")
+        self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or "memory://"
+        self.RATELIMIT_ENABLED = _bool(env("RATELIMIT_ENABLED"), True)
+        self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT") or "10 per minute;50 per hour"
+        self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
+        self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
+        self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
+
+
+class TestConfig(Config):
+    """Settings for the test suite: a database chosen by the fixture, fast password hashing."""
+
+    TESTING = True
+
+    def __init__(self, instance_path: Path, environ: dict[str, str] | None = None) -> None:
+        super().__init__(instance_path, environ if environ is not None else {})
+        self.SQLALCHEMY_DATABASE_URI = "sqlite://"
+        # Limits stay on (so throttling is testable) but are generous; a test lowers one as needed.
+        self.LOGIN_RATE_LIMIT = "1000 per minute"
+        self.PUBLIC_BASE_URL = "http://localhost"

@@ -1,0 +1,1 @@
+"""Flask-WTF forms: the one validation idiom for every form (CSRF included)."""

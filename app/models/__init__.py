@@ -1,0 +1,29 @@
+"""All models, imported here so that Alembic and the app see the whole metadata."""
+
+from app.models.base import db, utcnow
+from app.models.event import (
+    Event,
+    EventOrganizer,
+    EventStatus,
+    ProvisioningStatus,
+    Question,
+    QuestionKind,
+    Speaker,
+)
+from app.models.setting import Setting
+from app.models.user import Role, User
+
+__all__ = [
+    "Event",
+    "EventOrganizer",
+    "EventStatus",
+    "ProvisioningStatus",
+    "Question",
+    "QuestionKind",
+    "Role",
+    "Setting",
+    "Speaker",
+    "User",
+    "db",
+    "utcnow",
+]

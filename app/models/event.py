@@ -1,0 +1,179 @@
+"""Events and what hangs off them: speakers, registration questions and co-organizers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import UTCDateTime, db, utcnow
+from app.models.user import User
+
+
+class EventStatus(enum.StrEnum):
+    draft = "draft"
+    published = "published"
+    cancelled = "cancelled"
+
+
+class ProvisioningStatus(enum.StrEnum):
+    """Where the event's Teams meeting stands (filled in by the Microsoft layer)."""
+
+    not_requested = "not_requested"
+    pending = "pending"
+    ready = "ready"
+    failed = "failed"
+
+
+class QuestionKind(enum.StrEnum):
+    short_text = "short_text"
+    long_text = "long_text"
+    single_choice = "single_choice"
+    multiple_choice = "multiple_choice"
+    checkbox = "checkbox"
+
+    @property
+    def label(self) -> str:
+        return QUESTION_KIND_LABELS[self]
+
+    @property
+    def has_options(self) -> bool:
+        return self in (QuestionKind.single_choice, QuestionKind.multiple_choice)
+
+
+QUESTION_KIND_LABELS = {
+    QuestionKind.short_text: "Short text",
+    QuestionKind.long_text: "Long text",
+    QuestionKind.single_choice: "Single choice",
+    QuestionKind.multiple_choice: "Multiple choice",
+    QuestionKind.checkbox: "Checkbox",
+}
+
+DEFAULT_REMINDER_OFFSETS = [24 * 60, 60]  #: minutes before the start
+
+
+class EventOrganizer(db.Model):
+    """A co-organizer: a user who may manage an event they do not own."""
+
+    __tablename__ = "event_organizers"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    #: Markdown as the organizer typed it; rendered and sanitised on display.
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[EventStatus] = mapped_column(
+        Enum(EventStatus, name="event_status", native_enum=False, length=20), default=EventStatus.draft, index=True
+    )
+    #: IANA zone the organizer scheduled in; start/end are stored in UTC.
+    timezone: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: NULL means unlimited.
+    capacity: Mapped[int | None]
+    registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approval_required: Mapped[bool] = mapped_column(default=False)
+    waitlist_enabled: Mapped[bool] = mapped_column(default=True)
+    #: Reminder offsets in minutes before the start, e.g. [1440, 60].
+    reminder_offsets: Mapped[list[int]] = mapped_column(JSON, default=lambda: list(DEFAULT_REMINDER_OFFSETS))
+    #: Stored file name of the banner under the upload folder.
+    banner_filename: Mapped[str | None] = mapped_column(String(100))
+    banner_alt: Mapped[str] = mapped_column(String(300), default="")
+    cancellation_reason: Mapped[str] = mapped_column(Text, default="")
+    #: Bumped on every attendee-visible change (iCalendar SEQUENCE).
+    ics_sequence: Mapped[int] = mapped_column(default=0)
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    co_organizers: Mapped[list[User]] = relationship(secondary="event_organizers", order_by="User.email")
+
+    provisioning_status: Mapped[ProvisioningStatus] = mapped_column(
+        Enum(ProvisioningStatus, name="provisioning_status", native_enum=False, length=20),
+        default=ProvisioningStatus.not_requested,
+    )
+    provisioning_error: Mapped[str] = mapped_column(Text, default="")
+    graph_event_id: Mapped[str | None] = mapped_column(String(255))
+    online_meeting_id: Mapped[str | None] = mapped_column(String(512))
+    #: Stored verbatim: Teams join URLs carry %-escapes that must not be decoded.
+    join_url: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    speakers: Mapped[list[Speaker]] = relationship(
+        back_populates="event", order_by="Speaker.position", cascade="all, delete-orphan"
+    )
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="event", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def local_starts_at(self) -> datetime:
+        return self.starts_at.astimezone(self.zone)
+
+    @property
+    def local_ends_at(self) -> datetime:
+        return self.ends_at.astimezone(self.zone)
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == EventStatus.published
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == EventStatus.cancelled
+
+    def __repr__(self) -> str:
+        return f"<Event {self.id} {self.slug!r}>"
+
+
+class Speaker(db.Model):
+    __tablename__ = "speakers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    bio: Mapped[str] = mapped_column(Text, default="")
+    photo_filename: Mapped[str | None] = mapped_column(String(100))
+
+    event: Mapped[Event] = relationship(back_populates="speakers")
+
+
+class Question(db.Model):
+    """A custom registration question."""
+
+    __tablename__ = "questions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[QuestionKind] = mapped_column(Enum(QuestionKind, name="question_kind", native_enum=False, length=20))
+    label: Mapped[str] = mapped_column(String(300))
+    help_text: Mapped[str] = mapped_column(String(500), default="")
+    required: Mapped[bool] = mapped_column(default=False)
+    #: Choices for single/multiple choice questions.
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    event: Mapped[Event] = relationship(back_populates="questions")

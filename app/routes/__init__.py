@@ -1,0 +1,1 @@
+"""HTTP routes, split by audience: auth, public (attendees), organizer (/manage), admin."""

@@ -1,0 +1,159 @@
+"""Staff sign-in and sign-out, first-run setup, password change and invitation acceptance."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.extensions import db, limiter
+from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
+from app.routes._helpers import apply_domain_error, safe_next
+from app.services import accounts
+from app.services.errors import DomainError
+from app.web import redirect_to
+
+bp = Blueprint("auth", __name__)
+
+
+def blueprints() -> list[Blueprint]:
+    return [bp]
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _email_key() -> str:
+    return "login:" + (request.form.get("email") or "").strip().lower()[:320]
+
+
+def _start_session(user) -> None:
+    """Sign in with a fresh session (no fixation): clear whatever the anonymous session held."""
+    session.clear()
+    login_user(user)
+
+
+@bp.get("/login")
+def login_GET():
+    """Show the sign-in form (or send first-time visitors to setup)."""
+    if not accounts.has_any_user():
+        return redirect_to(url_for("auth.setup_GET"))
+    if current_user.is_authenticated:
+        return redirect_to(url_for("organizer_events.events_GET"))
+    return render_template("auth/login.html", form=LoginForm(), next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key)
+def login_POST():
+    """Check the credentials and start a session."""
+    form = LoginForm()
+    target = safe_next(request.form.get("next"), url_for("organizer_events.events_GET"))
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            db.session.commit()
+            _start_session(user)
+            return redirect_to(target)
+        form.form_errors.append("That email and password do not match an active account.")
+    return render_template("auth/login.html", form=form, next=request.form.get("next", "")), 422
+
+
+@bp.post("/logout")
+def logout_POST():
+    """End the session."""
+    logout_user()
+    session.clear()
+    flash("You have been signed out.", "info")
+    return redirect_to(url_for("auth.login_GET"))
+
+
+@bp.get("/setup")
+def setup_GET():
+    """First-run setup: create the first admin. Only while no user exists."""
+    if accounts.has_any_user():
+        abort(404)
+    return render_template("auth/setup.html", form=SetupForm())
+
+
+@bp.post("/setup")
+@limiter.limit(_login_limit, methods=["POST"])
+def setup_POST():
+    """Create the first admin and sign them in."""
+    if accounts.has_any_user():
+        abort(404)
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_first_admin(
+                form.email.data, form.password.data, name=form.name.data or "",
+                min_length=current_app.config["PASSWORD_MIN_LENGTH"],
+            )
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            _start_session(user)
+            flash("Welcome to Foyer. Your admin account is ready.", "success")
+            return redirect_to(url_for("organizer_events.events_GET"))
+    return render_template("auth/setup.html", form=form), 422
+
+
+@bp.get("/account/password")
+@login_required
+def password_GET():
+    """Show the password change form."""
+    return render_template("auth/password.html", form=PasswordChangeForm())
+
+
+@bp.post("/account/password")
+@login_required
+@limiter.limit(_login_limit, methods=["POST"])
+def password_POST():
+    """Change the signed-in user's password; other sessions end."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(
+                current_user, form.current_password.data, form.password.data,
+                min_length=current_app.config["PASSWORD_MIN_LENGTH"],
+            )
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            _start_session(current_user._get_current_object())
+            flash("Your password has been changed.", "success")
+            return redirect_to(url_for("organizer_events.events_GET"))
+    return render_template("auth/password.html", form=form), 422
+
+
+@bp.get("/invitation/<token>")
+def invitation_GET(token: str):
+    """Let an invited user choose a password."""
+    user = accounts.user_for_invitation(token)
+    if user is None:
+        return render_template("auth/invitation_invalid.html"), 404
+    return render_template("auth/invitation.html", form=AcceptInvitationForm(), invited=user, token=token)
+
+
+@bp.post("/invitation/<token>")
+@limiter.limit(_login_limit, methods=["POST"])
+def invitation_POST(token: str):
+    """Set the password, consume the invitation and sign in."""
+    user = accounts.user_for_invitation(token)
+    if user is None:
+        return render_template("auth/invitation_invalid.html"), 404
+    form = AcceptInvitationForm()
+    if form.validate_on_submit():
+        try:
+            accounts.accept_invitation(user, form.password.data, min_length=current_app.config["PASSWORD_MIN_LENGTH"])
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            _start_session(user)
+            flash("Your password is set. Welcome to Foyer.", "success")
+            return redirect_to(url_for("organizer_events.events_GET"))
+    return render_template("auth/invitation.html", form=form, invited=user, token=token), 422

@@ -1,0 +1,155 @@
+"""Staff accounts: password hashing, sign-in, invitations and deactivation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+
+from app.models import Role, User, db, utcnow
+from app.services.errors import Conflict, DomainError, NotAllowed
+from app.services.tokens import hash_token, new_token
+
+logger = logging.getLogger(__name__)
+
+#: argon2id with argon2-cffi's RFC 9106 "low memory" profile (t=3, m=64 MiB, p=4), above OWASP's floor.
+_hasher = PasswordHasher()
+#: A hash of a random password, checked when the email is unknown so timing does not reveal accounts.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-0123456789")
+INVITE_LIFETIME = timedelta(days=7)
+
+
+def normalize_email(email: str) -> str:
+    """Validate an address (syntax only, no DNS) and return its normalised, lower-cased form."""
+    try:
+        info = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise DomainError(str(exc), field="email") from exc
+    return info.normalized.lower()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_rules(password: str, *, min_length: int) -> None:
+    if len(password) < min_length:
+        raise DomainError(f"Use at least {min_length} characters.", field="password")
+    if len(password) > 1024:
+        raise DomainError("That password is too long.", field="password")
+
+
+def load_user_from_session_id(session_id: str) -> User | None:
+    """Flask-Login's loader: `<id>:<session_version>`, so a password change ends old sessions."""
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version) or not user.is_active_account:
+        return None
+    return user
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the active user with this email and password, or None (in constant-ish time)."""
+    user = find_user_by_email(email)
+    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.password_hash or not user.is_active_account:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    logger.info("User %s signed in", user.id)
+    return user
+
+
+def has_any_user() -> bool:
+    return bool(db.session.scalar(select(func.count(User.id))))
+
+
+def create_user(email: str, *, role: Role, name: str = "", password: str | None = None, min_length: int = 10) -> User:
+    """Create a staff account; without a password it waits for its invitation to be accepted."""
+    email = normalize_email(email)
+    if find_user_by_email(email):
+        raise Conflict("A user with this email already exists.", field="email")
+    if password is not None:
+        check_password_rules(password, min_length=min_length)
+    user = User(email=email, name=name.strip(), role=role, password_hash=hash_password(password) if password else None)
+    db.session.add(user)
+    db.session.flush()
+    logger.info("User %s created with role %s", user.id, role)
+    return user
+
+
+def create_first_admin(email: str, password: str, *, name: str = "", min_length: int = 10) -> User:
+    """Create the very first admin; refused once any user exists."""
+    if has_any_user():
+        raise NotAllowed("Foyer is already set up.")
+    return create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
+
+
+def issue_invitation(user: User) -> str:
+    """Give the user a fresh one-time link token for setting a password; return the token."""
+    token = new_token()
+    user.invite_token_hash = hash_token(token)
+    user.invite_expires_at = utcnow() + INVITE_LIFETIME
+    return token
+
+
+def user_for_invitation(token: str) -> User | None:
+    user = db.session.scalar(select(User).where(User.invite_token_hash == hash_token(token)))
+    if user is None or user.invite_expires_at is None or user.invite_expires_at < utcnow():
+        return None
+    if not user.is_active_account:
+        return None
+    return user
+
+
+def accept_invitation(user: User, password: str, *, min_length: int) -> None:
+    check_password_rules(password, min_length=min_length)
+    user.password_hash = hash_password(password)
+    user.invite_token_hash = None
+    user.invite_expires_at = None
+    user.session_version += 1
+
+
+def change_password(user: User, current: str, new: str, *, min_length: int) -> None:
+    if not user.password_hash:
+        raise DomainError("This account has no password yet.", field="current_password")
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise DomainError("That is not your current password.", field="current_password") from None
+    check_password_rules(new, min_length=min_length)
+    user.password_hash = hash_password(new)
+    user.session_version += 1
+    logger.info("User %s changed their password", user.id)
+
+
+def set_active(user: User, active: bool, *, actor: User) -> None:
+    """Deactivate or reactivate an account; an admin cannot lock themselves out."""
+    if user.id == actor.id and not active:
+        raise NotAllowed("You cannot deactivate your own account.")
+    user.is_active_account = active
+    user.session_version += 1
+    logger.info("User %s %s by %s", user.id, "reactivated" if active else "deactivated", actor.id)
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.role, User.email)))
+
+
+def active_organizers() -> list[User]:
+    return list(db.session.scalars(select(User).where(User.is_active_account.is_(True)).order_by(User.email)))

@@ -1,0 +1,90 @@
+"""Request-level wiring shared by every blueprint: fragment-or-page rendering, redirects,
+template filters, branding in templates, and security headers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, Response, current_app, get_template_attribute, make_response, redirect, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from app.services.markdown import render_markdown
+from app.services.settings import get_branding
+
+
+def wants_fragment() -> bool:
+    """True for an htmx request that wants a partial (not a boosted navigation or a history restore)."""
+    h = request.headers
+    return (
+        h.get("HX-Request") == "true"
+        and h.get("HX-Boosted") != "true"
+        and h.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def render_page_or_fragment(page: str, fragment: str, macro: str, *, status: int = 200, **ctx) -> Response:
+    """Render the full page, or only the macro from the fragment template for htmx; always Vary."""
+    if wants_fragment():
+        body = get_template_attribute(fragment, macro)(**ctx)
+    else:
+        body = render_template(page, **ctx)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def redirect_to(location: str) -> Response:
+    """A 303 redirect, or `HX-Redirect` for htmx requests that must navigate."""
+    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true":
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, 303)
+
+
+def format_datetime(value: datetime | None, zone: str | None = None, *, with_zone: bool = True) -> str:
+    """'Tue 3 Mar 2026, 14:00 (Europe/Berlin)' in the given IANA zone (UTC when none)."""
+    if value is None:
+        return ""
+    tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
+    local = value.astimezone(tz)
+    text = f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
+    return f"{text} ({tz.key})" if with_zone else text
+
+
+def format_time(value: datetime | None, zone: str | None = None) -> str:
+    if value is None:
+        return ""
+    return f"{value.astimezone(ZoneInfo(zone or 'UTC')):%H:%M}"
+
+
+def register(app: Flask) -> None:
+    """Install filters, globals, context processors and response headers."""
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["time"] = format_time
+    app.jinja_env.globals["csrf_token"] = generate_csrf
+
+    @app.context_processor
+    def _inject_branding():
+        return {"branding": get_branding(), "current_user": current_user}
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if current_app.config["SESSION_COOKIE_SECURE"]:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.blueprint and (request.blueprint.startswith(("organizer", "admin")) or request.blueprint == "auth"):
+            headers["Cache-Control"] = "no-store"
+            headers["Referrer-Policy"] = "no-referrer"
+        return response

@@ -1,0 +1,236 @@
+"""Shared fixtures: the app on SQLite *and* PostgreSQL, a clean database per test, an HTTP client
+that handles CSRF like a browser, sign-in helpers, factories, and a network tripwire."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.config import TestConfig
+from app.extensions import db, limiter
+from app.models import Event, EventStatus, Question, QuestionKind, Role, User
+from app.services import accounts
+
+PG_ADMIN_DSN = os.environ.get("FOYER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+DATABASES = [d for d in os.environ.get("FOYER_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
+PASSWORD = "correct horse battery"
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+# --- network tripwire -----------------------------------------------------------------------------
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("127."):
+            raise RuntimeError(f"Test tried to reach {host!r}; only loopback and the emulator are allowed")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _network_tripwire() -> Iterator[None]:
+    """Fail any outbound connection that is not to this machine (Microsoft is emulated)."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+# --- databases ------------------------------------------------------------------------------------
+
+
+def _worker_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def fresh_postgres_database(name: str) -> str:
+    """(Re)create an empty PostgreSQL database and return its SQLAlchemy URL."""
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    host_part = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+psycopg://{host_part}/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """Each test runs once on SQLite (a WAL file) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "foyer.db"
+        yield f"sqlite:///{path}"
+    else:
+        name = f"foyer_test_{_worker_suffix()}"
+        yield fresh_postgres_database(name)
+        drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory) -> Iterator[Flask]:
+    """The app, its schema built by the migrations (never by create_all)."""
+    instance = tmp_path_factory.mktemp("instance")
+    application = create_app(TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=database_url)
+    with application.app_context():
+        upgrade()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request) -> Iterator[None]:
+    """Empty every table after each test. Tests commit for real (concurrency tests need it)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(text(f'DELETE FROM "{table}"'))
+        limiter.reset()
+
+
+@pytest.fixture
+def app_ctx(app) -> Iterator[None]:
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+class Client(FlaskClient):
+    """A test client that finds the CSRF token the way a browser form would carry it."""
+
+    def csrf_token(self, url: str = "/login") -> str:
+        page = self.get(url)
+        match = CSRF_RE.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {url} (status {page.status_code})"
+        return match.group(1) or match.group(2)
+
+    def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
+        """GET the form page for its CSRF token, then POST the form like a browser would."""
+        payload = dict(data or {})
+        payload.setdefault("csrf_token", self.csrf_token(form_url or url))
+        return self.post(url, data=payload, **kwargs)
+
+    def htmx(self, method: str, url: str, *, csrf_from: str = "/login", **kwargs):
+        """An htmx request: HX-Request header and the CSRF header from <body hx-headers>."""
+        headers = {"HX-Request": "true", "X-CSRFToken": self.csrf_token(csrf_from), **kwargs.pop("headers", {})}
+        return self.open(url, method=method, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def client(app) -> Client:
+    app.test_client_class = Client
+    return app.test_client()  # type: ignore[return-value]
+
+
+# --- factories ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user directly in the database; returns its id and email."""
+
+    def _make(email: str = "organizer@example.org", role: Role = Role.organizer, *, password: str | None = PASSWORD,
+              active: bool = True, name: str = "") -> User:
+        with app.app_context():
+            user = accounts.create_user(email, role=role, password=password, name=name or email.split("@")[0])
+            user.is_active_account = active
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+            return user
+
+    return _make
+
+
+@pytest.fixture
+def make_event(app):
+    """Create an event with sensible defaults; keyword overrides set any column."""
+    counter = {"n": 0}
+
+    def _make(owner: User, *, questions: int = 0, **overrides) -> Event:
+        counter["n"] += 1
+        start = datetime.now(UTC).replace(microsecond=0, second=0) + timedelta(days=7)
+        values = {
+            "title": f"Community call {counter['n']}",
+            "slug": f"community-call-{counter['n']}",
+            "description": "We talk about **things**.",
+            "timezone": "Europe/Berlin",
+            "starts_at": start,
+            "ends_at": start + timedelta(hours=1),
+            "status": EventStatus.draft,
+            "owner_id": owner.id,
+        }
+        values.update(overrides)
+        with app.app_context():
+            event = Event(**values)
+            for i in range(questions):
+                event.questions.append(Question(position=i, kind=QuestionKind.short_text, label=f"Question {i + 1}"))
+            db.session.add(event)
+            db.session.commit()
+            db.session.refresh(event)
+            db.session.expunge(event)
+            return event
+
+    return _make
+
+
+@pytest.fixture
+def auth(client, make_user):
+    """Sign-in helpers in the style of flaskr's AuthActions."""
+
+    class Auth:
+        def login(self, email: str, password: str = PASSWORD):
+            return client.submit("/login", {"email": email, "password": password})
+
+        def login_as(self, role: Role = Role.organizer, email: str | None = None) -> User:
+            user = make_user(email or f"{role.value}@example.org", role)
+            response = self.login(user.email)
+            assert response.status_code == 303, response.get_data(as_text=True)
+            return user
+
+        def login_as_admin(self) -> User:
+            return self.login_as(Role.admin)
+
+        def login_as_organizer(self, email: str | None = None) -> User:
+            return self.login_as(Role.organizer, email)
+
+        def logout(self):
+            return client.submit("/logout", form_url="/manage/events/")
+
+    return Auth()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

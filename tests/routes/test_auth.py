@@ -1,0 +1,107 @@
+from app.extensions import db
+from app.models import Role, User
+
+
+def test_first_visit_goes_to_setup(client):
+    response = client.get("/login")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/setup")
+
+
+def test_setup_creates_first_admin_and_signs_in(client, app):
+    response = client.submit("/setup", {"name": "Ada", "email": "Ada@Example.org", "password": "a long secret pw",
+                                        "confirm": "a long secret pw"})
+    assert response.status_code == 303
+    assert client.get("/manage/events/").status_code == 200
+    with app.app_context():
+        admin = db.session.query(User).one()
+        assert admin.email == "ada@example.org" and admin.role == Role.admin
+        assert admin.password_hash.startswith("$argon2id$")
+
+
+def test_setup_is_gone_once_a_user_exists(client, make_user):
+    make_user("someone@example.org")
+    assert client.get("/setup").status_code == 404
+    response = client.post("/setup", data={"email": "evil@example.org", "password": "x" * 12, "confirm": "x" * 12})
+    assert response.status_code in (400, 404)
+
+
+def test_setup_rejects_short_password_with_field_error(client, app):
+    response = client.submit("/setup", {"email": "ada@example.org", "password": "short", "confirm": "short"})
+    assert response.status_code == 422
+    assert "Use at least 10 characters." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(User).count() == 0
+
+
+def test_login_with_wrong_password_says_so_without_revealing_account(client, make_user):
+    make_user("org@example.org")
+    for email in ("org@example.org", "nobody@example.org"):
+        response = client.submit("/login", {"email": email, "password": "wrong password"})
+        assert response.status_code == 422
+        assert "do not match an active account" in response.get_data(as_text=True)
+
+
+def test_deactivated_user_cannot_sign_in(client, make_user):
+    make_user("gone@example.org", active=False)
+    response = client.submit("/login", {"email": "gone@example.org", "password": "correct horse battery"})
+    assert response.status_code == 422
+
+
+def test_login_redirects_only_to_local_next(client, make_user):
+    make_user("org@example.org")
+    response = client.submit("/login", {"email": "org@example.org", "password": "correct horse battery",
+                                        "next": "//evil.example/steal"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/manage/events/"
+
+
+def test_post_without_csrf_token_is_refused_kindly(client, make_user):
+    make_user("org@example.org")
+    response = client.post("/login", data={"email": "org@example.org", "password": "correct horse battery"})
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+
+
+def test_password_change_ends_other_sessions(app, client, auth):
+    auth.login_as_organizer()
+    other = app.test_client()
+    other.__class__ = client.__class__
+    assert other.submit("/login", {"email": "organizer@example.org", "password": "correct horse battery"}).status_code == 303
+    response = client.submit("/account/password", {"current_password": "correct horse battery",
+                                                   "password": "another long pw", "confirm": "another long pw"})
+    assert response.status_code == 303
+    assert client.get("/manage/events/").status_code == 200
+    assert other.get("/manage/events/").status_code == 302
+
+
+def test_password_change_with_wrong_current_password_shows_field_error(client, auth):
+    auth.login_as_organizer()
+    response = client.submit("/account/password", {"current_password": "nope nope nope",
+                                                   "password": "another long pw", "confirm": "another long pw"})
+    assert response.status_code == 422
+    assert "That is not your current password." in response.get_data(as_text=True)
+
+
+def test_logout_ends_session(client, auth):
+    auth.login_as_organizer()
+    assert auth.logout().status_code == 303
+    assert client.get("/manage/events/").status_code == 302
+
+
+def test_anonymous_is_sent_to_login_from_manage_pages(client, make_user):
+    make_user("x@example.org")
+    response = client.get("/manage/events/")
+    assert response.status_code == 302
+    assert "/login?next=" in response.headers["Location"]
+
+
+def test_login_is_throttled_per_client(app, client, make_user, monkeypatch):
+    make_user("org@example.org")
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
+    codes = [client.submit("/login", {"email": "org@example.org", "password": "wrong password"}).status_code
+             for _ in range(4)]
+    assert codes == [422, 422, 422, 429]
+    page = client.submit("/login", {"email": "org@example.org", "password": "correct horse battery"})
+    assert page.status_code == 429
+    assert "Too many requests" in page.get_data(as_text=True)
