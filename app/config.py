@@ -6,6 +6,7 @@ environment variables read. Every variable is documented in README.md with its d
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -26,13 +27,13 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def instance_secret(instance_path: Path, name: str, nbytes: int = 32) -> str:
+def instance_secret(instance_path: Path, name: str, nbytes: int = 32, *, fernet: bool = False) -> str:
     """Return a secret kept in `instance/<name>`, creating it (mode 0600) on first use."""
     path = instance_path / name
     if path.exists():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() if fernet else secrets.token_urlsafe(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
@@ -73,6 +74,14 @@ class Config:
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
         self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
         self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
+        self.OUTBOX_POLL_SECONDS = float(env("OUTBOX_POLL_SECONDS") or 5)
+        self.OUTBOX_BATCH = _int(env("OUTBOX_BATCH"), 50)
+        #: Also perform queued work right after each request that queued some (handy for a single
+        #: `flask run`; production runs `flask worker` and may turn this off).
+        self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)
+        #: Fernet keys for secrets at rest, newest first; default: one generated in instance/.
+        keys = env("ENCRYPTION_KEYS") or instance_secret(instance_path, "encryption_key", fernet=True)
+        self.ENCRYPTION_KEYS = [k.strip() for k in keys.split(",") if k.strip()]
 
 
 class TestConfig(Config):

@@ -1,0 +1,205 @@
+"""Thin wrappers over the Azure Communication Services SDKs: identity, email and SMS.
+
+They use the same `requests.Session` as the other clients (`RequestsTransport(session=…)`), so the
+emulator, a custom CA bundle and timeouts apply alike. Errors become `AcsError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from azure.communication.email import EmailClient
+from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
+from azure.communication.sms import SmsClient
+from azure.core.credentials import AzureKeyCredential
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
+
+from app.services.microsoft.errors import AcsError
+from app.services.microsoft.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AcsSettings:
+    endpoint: str
+    access_key: str
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str) -> AcsSettings:
+        parts = {}
+        for piece in connection_string.split(";"):
+            if "=" in piece:
+                key, _, value = piece.partition("=")
+                parts[key.strip().lower()] = value.strip()
+        if not parts.get("endpoint") or not parts.get("accesskey"):
+            raise ValueError("ACS_CONNECTION_STRING needs endpoint=…;accesskey=…")
+        return cls(endpoint=parts["endpoint"].rstrip("/"), access_key=parts["accesskey"])
+
+
+def _client_kwargs(session: requests.Session, verify: bool | str, timeout: float, retry_total: int) -> dict[str, Any]:
+    return {
+        "transport": RequestsTransport(session=session, session_owner=False, connection_verify=verify),
+        "connection_verify": verify,
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "retry_total": retry_total,
+    }
+
+
+def _acs_error(exc: AzureError, action: str) -> AcsError:
+    if isinstance(exc, HttpResponseError):
+        response = exc.response
+        status = exc.status_code
+        code = getattr(exc, "error", None) and getattr(exc.error, "code", "") or ""
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+        return AcsError(f"{action} failed: {exc.reason or 'error'}", status=status, code=code or "",
+                        transient=status in (408, 429, 500, 502, 503, 504), retry_after=retry_after)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return AcsError(f"{action} failed: ACS could not be reached", transient=True)
+    return AcsError(f"{action} failed: {type(exc).__name__}", transient=True)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    user_id: str
+    token: str
+    expires_on: datetime
+
+
+class AcsIdentityClient:
+    def __init__(self, settings: AcsSettings, *, session: requests.Session, verify: bool | str = True,
+                 timeout: float = 10.0, retry_total: int = 3) -> None:
+        self._client = CommunicationIdentityClient(
+            settings.endpoint, AzureKeyCredential(settings.access_key),
+            **_client_kwargs(session, verify, timeout, retry_total),
+        )
+
+    def create_user(self) -> str:
+        try:
+            return self._client.create_user().properties["id"]
+        except AzureError as exc:
+            raise _acs_error(exc, "Creating an ACS identity") from exc
+
+    def issue_token(self, user_id: str, *, scopes: list[str], minutes: int = 60) -> IssuedToken:
+        """A token for `scopes`, valid 60–1440 minutes (the service refuses other lifetimes)."""
+        minutes = max(60, min(1440, minutes))
+        try:
+            token = self._client.get_token(CommunicationUserIdentifier(user_id), scopes,
+                                           token_expires_in=timedelta(minutes=minutes))
+        except AzureError as exc:
+            raise _acs_error(exc, "Issuing an ACS token") from exc
+        expires = token.expires_on
+        if isinstance(expires, str):  # identity 1.5 returns the raw ISO string
+            expires = _parse_iso(expires)
+        elif isinstance(expires, int | float):
+            from datetime import UTC
+
+            expires = datetime.fromtimestamp(expires, UTC)
+        return IssuedToken(user_id=user_id, token=token.token, expires_on=expires)
+
+    def revoke_tokens(self, user_id: str) -> None:
+        try:
+            self._client.revoke_tokens(CommunicationUserIdentifier(user_id))
+        except AzureError as exc:
+            raise _acs_error(exc, "Revoking ACS tokens") from exc
+
+    def delete_user(self, user_id: str) -> None:
+        try:
+            self._client.delete_user(CommunicationUserIdentifier(user_id))
+        except AzureError as exc:
+            raise _acs_error(exc, "Deleting an ACS identity") from exc
+
+
+def _parse_iso(value: str) -> datetime:
+    """ACS sends 7-digit fractions ('…39.3244584+00:00'); Python takes at most 6."""
+    import re
+    from datetime import UTC
+
+    text = value.strip().replace("Z", "+00:00")
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    to: list[tuple[str, str]]  # (address, display name)
+    subject: str
+    plain_text: str
+    html: str
+    reply_to: list[tuple[str, str]] | None = None
+    attachments: list[dict[str, str]] | None = None  # name, contentType, contentInBase64
+
+
+@dataclass(frozen=True)
+class SendResult:
+    operation_id: str
+    status: str
+    error: str = ""
+
+
+class AcsEmailClient:
+    def __init__(self, settings: AcsSettings, sender_address: str, *, session: requests.Session,
+                 verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0,
+                 max_poll_seconds: float = 30.0) -> None:
+        self.sender_address = sender_address
+        self.max_poll_seconds = max_poll_seconds
+        self._client = EmailClient(settings.endpoint, AzureKeyCredential(settings.access_key),
+                                   **_client_kwargs(session, verify, timeout, retry_total))
+
+    def send(self, message: EmailMessage, *, operation_id: str | None = None) -> SendResult:
+        """Send and wait for a terminal status; the operation id is ours, so a resend is recognisable."""
+        operation_id = operation_id or str(uuid.uuid4())
+        body: dict[str, Any] = {
+            "senderAddress": self.sender_address,
+            "content": {"subject": message.subject, "plainText": message.plain_text, "html": message.html},
+            "recipients": {"to": [{"address": a, "displayName": n} for a, n in message.to]},
+            "userEngagementTrackingDisabled": True,
+        }
+        if message.reply_to:
+            body["replyTo"] = [{"address": a, "displayName": n} for a, n in message.reply_to]
+        if message.attachments:
+            body["attachments"] = message.attachments
+        try:
+            # polling_interval is only the fallback: the poller follows the service's retry-after.
+            poller = self._client.begin_send(body, operation_id=operation_id, polling_interval=1)
+            result = poller.result(timeout=self.max_poll_seconds)
+        except AzureError as exc:
+            raise _acs_error(exc, "Sending email") from exc
+        if result is None:
+            return SendResult(operation_id=operation_id, status=poller.status())
+        error = result.get("error") or {}
+        return SendResult(operation_id=result.get("id") or operation_id, status=result.get("status") or "",
+                          error=error.get("message", "") if isinstance(error, dict) else str(error))
+
+
+@dataclass(frozen=True)
+class SmsResult:
+    to: str
+    message_id: str | None
+    successful: bool
+    error: str
+
+
+class AcsSmsClient:
+    def __init__(self, settings: AcsSettings, sender_number: str, *, session: requests.Session,
+                 verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0) -> None:
+        self.sender_number = sender_number
+        self._client = SmsClient(settings.endpoint, AzureKeyCredential(settings.access_key),
+                                 **_client_kwargs(session, verify, timeout, retry_total))
+
+    def send(self, to: list[str], message: str, *, tag: str | None = None) -> list[SmsResult]:
+        try:
+            results = self._client.send(from_=self.sender_number, to=to, message=message,
+                                        enable_delivery_report=True, tag=tag)
+        except AzureError as exc:
+            raise _acs_error(exc, "Sending SMS") from exc
+        return [SmsResult(to=r.to, message_id=r.message_id, successful=bool(r.successful),
+                          error=r.error_message or "") for r in results]
