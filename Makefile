@@ -1,0 +1,107 @@
+# Foyer: `make run` starts the app, `make test` runs the whole test suite.
+# Both install what they need on first use (a virtualenv, Python and npm packages, Chromium for the
+# browser tests) and skip every step that is already done, so repeated runs start at once.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= localhost
+PORT ?= 5000
+# Parallel pytest workers (pytest-xdist). Each worker gets its own databases.
+PYTEST_WORKERS ?= 2
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/routes -x"`.
+PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+
+FLASK := $(VENV)/bin/flask --app wsgi
+# apt-get and pg_ctlcluster need root; use sudo only when we are not root already.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Stamp files are named after a hash of what they install, so an edited requirements file or
+# package-lock.json triggers a reinstall and nothing else does.
+RUN_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-16)
+DEV_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+RUN_STAMP := $(VENV)/.installed-run-$(RUN_HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(DEV_HASH)
+ifneq ($(wildcard package.json),)
+NPM_HASH := $(shell cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+NPM_STAMP := node_modules/.installed-$(NPM_HASH)
+endif
+
+.PHONY: help run test setup setup-dev chromium postgres lint clean
+
+help:
+	@echo "make run    install what is missing, migrate the database and serve Foyer on http://$(HOST):$(PORT)"
+	@echo "make test   install what is missing (Chromium too), start PostgreSQL if needed, run every test"
+	@echo "make lint   ruff check"
+	@echo "make clean  remove the virtualenv and node_modules"
+
+run: setup
+	$(FLASK) db upgrade
+	@echo
+	@echo "  Foyer is running at http://$(HOST):$(PORT)  (Ctrl+C to stop)"
+	@echo
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: setup-dev chromium postgres
+	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+
+setup: $(RUN_STAMP) $(NPM_STAMP)
+
+setup-dev: $(DEV_STAMP) $(NPM_STAMP)
+
+$(VENV)/bin/python:
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+		echo "Installing python3-venv (Debian ships venv separately)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-run-*
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-run-*
+	touch $(DEV_STAMP) $(RUN_STAMP)
+
+ifneq ($(wildcard package.json),)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+endif
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "Installing Debian's Chromium for the browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+# The tests use PostgreSQL at 127.0.0.1:5432 (see FOYER_TEST_PG_DSN in tests/conftest.py).
+postgres:
+	@if ! pg_isready -q -h 127.0.0.1 2>/dev/null && command -v pg_ctlcluster >/dev/null; then \
+		echo "Starting PostgreSQL"; \
+		$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+		for _ in $$(seq 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done; \
+	fi
+	@if ! pg_isready -q -h 127.0.0.1 2>/dev/null && [[ "$${FOYER_TEST_DATABASES:-sqlite,postgresql}" == *postgresql* ]]; then \
+		echo "PostgreSQL is not reachable at 127.0.0.1:5432. Install and start it (apt-get install postgresql)," >&2; \
+		echo "or run only the SQLite half: make test FOYER_TEST_DATABASES=sqlite" >&2; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) node_modules
