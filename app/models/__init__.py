@@ -10,10 +10,16 @@ from app.models.event import (
     QuestionKind,
     Speaker,
 )
+from app.models.microsoft import ConnectionStatus, MicrosoftConnection
+from app.models.outbox import OutboxItem, OutboxStatus
 from app.models.setting import Setting
 from app.models.user import Role, User
 
 __all__ = [
+    "ConnectionStatus",
+    "MicrosoftConnection",
+    "OutboxItem",
+    "OutboxStatus",
     "Event",
     "EventOrganizer",
     "EventStatus",

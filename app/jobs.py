@@ -1,0 +1,42 @@
+"""Scheduled job functions: small, idempotent, each running in its own app context and committing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from flask import Flask
+
+from app.models import Setting, db, utcnow
+from app.services import outbox
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "worker_heartbeat"
+
+
+def drain_outbox(app: Flask) -> None:
+    """Perform every due outbox item."""
+    with app.app_context():
+        try:
+            handled = outbox.drain(limit=app.config["OUTBOX_BATCH"])
+            if handled:
+                logger.info("Drained %s outbox item(s)", handled)
+        finally:
+            db.session.remove()
+
+
+def heartbeat(app: Flask) -> None:
+    """Record that a worker is alive (shown on the admin health page)."""
+    with app.app_context():
+        try:
+            value = {"at": utcnow().isoformat(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            row = db.session.get(Setting, HEARTBEAT_KEY)
+            if row is None:
+                db.session.add(Setting(key=HEARTBEAT_KEY, value=value))
+            else:
+                row.value = value
+            db.session.commit()
+        finally:
+            db.session.remove()

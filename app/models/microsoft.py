@@ -1,0 +1,42 @@
+"""The one Microsoft 365 service-account connection Foyer acts through."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import UTCDateTime, db
+
+
+class ConnectionStatus(enum.StrEnum):
+    disconnected = "disconnected"
+    connected = "connected"
+    #: The refresh token was refused (revoked, expired, MFA); an admin must sign in again.
+    needs_reconnect = "needs_reconnect"
+
+
+class MicrosoftConnection(db.Model):
+    __tablename__ = "microsoft_connection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[ConnectionStatus] = mapped_column(
+        Enum(ConnectionStatus, name="connection_status", native_enum=False, length=20),
+        default=ConnectionStatus.disconnected,
+    )
+    #: The MSAL SerializableTokenCache, encrypted with MultiFernet (never stored in plain text).
+    token_cache_encrypted: Mapped[str | None] = mapped_column(Text)
+    account_username: Mapped[str] = mapped_column(String(320), default="")
+    account_name: Mapped[str] = mapped_column(String(200), default="")
+    #: MSAL's home_account_id ("<oid>.<tid>"), to pick the account from the cache.
+    home_account_id: Mapped[str] = mapped_column(String(200), default="")
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: AADSTS code and description of the last token failure (no secrets).
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    #: When admins were told that a re-connect is needed (so they are told once).
+    admins_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

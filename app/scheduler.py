@@ -1,0 +1,72 @@
+"""The whole schedule in one table, and the `flask worker` process that runs it.
+
+APScheduler runs only here, in its own process — never inside gunicorn workers or under the reloader,
+where every job would run once per process. Jobs keep their state in Foyer's tables, so a worker that
+was down catches up when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from flask import Flask, current_app
+
+from app import jobs
+from app.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    func: Callable[[Flask], None]
+    seconds: float
+
+
+def schedule(app: Flask) -> list[Job]:
+    """Every scheduled job, with its interval."""
+    return [
+        Job("drain_outbox", jobs.drain_outbox, app.config["OUTBOX_POLL_SECONDS"]),
+        Job("heartbeat", jobs.heartbeat, 30),
+    ]
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                 "misfire_grace_time": 3600})
+    for job in schedule(app):
+        # First run straight away: a worker that was down catches up at once.
+        scheduler.add_job(job.func, IntervalTrigger(seconds=job.seconds), args=[app], id=job.id, name=job.id,
+                          next_run_time=utcnow())
+    return scheduler
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("worker")
+    @click.option("--once", is_flag=True, help="Run every job once and exit (for cron or a quick check).")
+    def worker(once: bool) -> None:
+        """Run the background worker: drain the outbox and fire scheduled jobs."""
+        flask_app = current_app._get_current_object()
+        if once:
+            for job in schedule(flask_app):
+                job.func(flask_app)
+            return
+        scheduler = build_scheduler(flask_app)
+
+        def _stop(signum, _frame):
+            logger.info("Worker stopping (signal %s)", signum)
+            scheduler.shutdown(wait=True)
+
+        signal.signal(signal.SIGTERM, _stop)
+        logger.info("Worker started with jobs: %s", ", ".join(j.id for j in schedule(flask_app)))
+        try:
+            scheduler.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
