@@ -10,6 +10,7 @@ from sqlalchemy import event as sa_event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
+from app.models.base import IMMEDIATE_OPTION
 
 
 def create_app(config_class: type[Config] = Config, *, instance_path: str | Path | None = None, **overrides) -> Flask:
@@ -82,7 +83,10 @@ def _tune_sqlite(engine) -> None:
 
     @sa_event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql(conn.info.pop("sqlite_begin", "BEGIN"))
+        # A writer takes the lock up front (see models.base.begin_write): a deferred transaction that
+        # reads and then writes fails at once with "database is locked" when another writer is active.
+        immediate = conn.get_execution_options().get(IMMEDIATE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _register_blueprints(app: Flask) -> None:

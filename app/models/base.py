@@ -25,6 +25,20 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+#: Execution option that makes SQLite start the transaction with BEGIN IMMEDIATE.
+IMMEDIATE_OPTION = "foyer_begin_immediate"
+
+
+def begin_write() -> None:
+    """Start the session's transaction as a writer.
+
+    On SQLite this is `BEGIN IMMEDIATE`, so read-then-write units of work queue for the write lock
+    (busy_timeout) instead of failing; PostgreSQL needs nothing. Call it before the unit's first query.
+    """
+    if not db.session().in_transaction():
+        db.session.connection(execution_options={IMMEDIATE_OPTION: True})
+
+
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.models import db, utcnow
+from app.models.base import begin_write
 from app.models.outbox import OutboxItem, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def claim_due(limit: int = 10, *, owner: str | None = None, now: datetime | None
     """Claim up to `limit` due items for this worker; commits the claim and returns their ids."""
     owner = owner or worker_id()
     now = now or utcnow()
+    begin_write()
     claimable = or_(
         (OutboxItem.status == OutboxStatus.pending) & (OutboxItem.next_attempt_at <= now),
         (OutboxItem.status == OutboxStatus.running) & (OutboxItem.locked_until < now),
@@ -133,6 +135,7 @@ def backoff_seconds(attempts: int) -> float:
 def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     """Run one claimed item's handler and settle it (commits)."""
     owner = owner or worker_id()
+    db.session.rollback()
     item = db.session.get(OutboxItem, item_id)
     if item is None or item.status != OutboxStatus.running or item.locked_by != owner:
         return item.status if item else OutboxStatus.failed
@@ -158,6 +161,7 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     else:
         status, delay = OutboxStatus.done, 0.0
     db.session.rollback()
+    begin_write()
     item = db.session.get(OutboxItem, item_id)
     if item is None:
         return status
