@@ -153,3 +153,85 @@ def list_users() -> list[User]:
 
 def active_organizers() -> list[User]:
     return list(db.session.scalars(select(User).where(User.is_active_account.is_(True)).order_by(User.email)))
+
+
+# --- user management (admin) ------------------------------------------------------------------------
+
+
+def _active_admin_count() -> int:
+    return db.session.scalar(
+        select(func.count(User.id)).where(User.role == Role.admin, User.is_active_account.is_(True))
+    ) or 0
+
+
+def _ensure_not_last_admin(user: User, message: str) -> None:
+    if user.role == Role.admin and user.is_active_account and _active_admin_count() <= 1:
+        raise NotAllowed(message)
+
+
+def invite_user(email: str, *, name: str, role: Role, actor: User) -> tuple[User, str]:
+    """Create an account without a password and return it with its one-time invitation token."""
+    user = create_user(email, role=role, name=name)
+    token = issue_invitation(user)
+    logger.info("User %s invited as %s by %s", user.id, role, actor.id)
+    return user, token
+
+
+def create_user_with_password(email: str, *, name: str, role: Role, password: str, actor: User,
+                              min_length: int) -> User:
+    """Create an account that can sign in straight away with the password the admin chose."""
+    user = create_user(email, role=role, name=name, password=password, min_length=min_length)
+    logger.info("User %s created with a password by %s", user.id, actor.id)
+    return user
+
+
+def invitation_pending(user: User) -> bool:
+    """True while a one-time link has been issued and not used or expired."""
+    return bool(user.invite_token_hash and user.invite_expires_at and user.invite_expires_at > utcnow())
+
+
+def reissue_invitation(user: User, *, actor: User) -> str:
+    """A fresh invitation link for an account that has no password yet; older links stop working."""
+    if user.password_hash:
+        raise Conflict("This user has already set a password. Use “Reset password” instead.")
+    if not user.is_active_account:
+        raise Conflict("Reactivate this account before sending it a new link.")
+    token = issue_invitation(user)
+    logger.info("Invitation for user %s re-issued by %s", user.id, actor.id)
+    return token
+
+
+def reset_password(user: User, *, actor: User) -> str:
+    """Clear the password, end every session of the user, and return a one-time link to choose a new one."""
+    if user.id == actor.id:
+        raise NotAllowed("Change your own password from your account page instead.")
+    if not user.is_active_account:
+        raise Conflict("Reactivate this account before resetting its password.")
+    user.password_hash = None
+    user.session_version += 1
+    token = issue_invitation(user)
+    logger.info("Password of user %s reset by %s", user.id, actor.id)
+    return token
+
+
+def change_role(user: User, role: Role, *, actor: User) -> None:
+    """Make a user an admin or an organizer; the last active admin stays an admin."""
+    if user.role == role:
+        return
+    if role != Role.admin:
+        _ensure_not_last_admin(user, "This is the last active admin. Make someone else an admin first.")
+    user.role = role
+    logger.info("User %s is now %s (changed by %s)", user.id, role, actor.id)
+
+
+def deactivate_user(user: User, *, actor: User) -> None:
+    """Lock an account out and end its sessions; never yourself, never the last active admin."""
+    if user.id == actor.id:
+        raise NotAllowed("You cannot deactivate your own account.")
+    _ensure_not_last_admin(user, "This is the last active admin and cannot be deactivated.")
+    set_active(user, False, actor=actor)
+
+
+def reactivate_user(user: User, *, actor: User) -> None:
+    """Let a deactivated account sign in again."""
+    set_active(user, True, actor=actor)

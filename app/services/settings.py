@@ -1,27 +1,52 @@
-"""Site-wide settings: branding now, privacy and more later."""
+"""Site-wide settings: branding (name, colours, logo, footer) and the versioned privacy notice."""
 
 from __future__ import annotations
 
+import io
+import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import IO
 
-from app.models import Setting, db
+from app.models import Setting, User, db, utcnow
+from app.services import uploads
+from app.services.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: WCAG 2.2 AA for normal text (1.4.3): the header and buttons print text on the accent.
+MIN_CONTRAST = 4.5
+TEXT_COLOURS = {"white": "#ffffff", "black": "#000000"}
+
+#: Logos: the formats accepted (by content), the largest file, and the largest side after re-encoding.
+LOGO_EXTENSIONS = {"png", "jpg", "webp"}
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+LOGO_MAX_SIDE = 800
 
 
 @dataclass(frozen=True)
 class Branding:
     site_name: str = "Foyer"
     accent_colour: str = "#1f5fbf"
+    #: "auto" picks black or white for the best contrast; "white" / "black" force one.
+    accent_text: str = "auto"
     logo_filename: str | None = None
     logo_alt: str = ""
     footer_text: str = ""
 
     @property
     def accent_text_colour(self) -> str:
-        """Black or white, whichever contrasts more with the accent (WCAG relative luminance)."""
-        return "#000000" if _luminance(self.accent_colour) > 0.179 else "#ffffff"
+        """The text colour on the accent: the admin's choice, or black/white by WCAG relative luminance."""
+        if self.accent_text in TEXT_COLOURS:
+            return TEXT_COLOURS[self.accent_text]
+        return auto_text_colour(self.accent_colour)
+
+
+def auto_text_colour(accent: str) -> str:
+    """Black or white, whichever contrasts more with the accent."""
+    return "#000000" if _luminance(accent) > 0.179 else "#ffffff"
 
 
 def _luminance(hex_colour: str) -> float:
@@ -49,3 +74,142 @@ def save_branding(branding: Branding) -> None:
         db.session.add(Setting(key="branding", value=asdict(branding)))
     else:
         row.value = asdict(branding)
+
+
+def check_accent(accent: str, accent_text: str) -> str:
+    """Validate an accent colour and its text colour; return the colour in lower case."""
+    if not HEX_COLOUR.match(accent or ""):
+        raise DomainError("Enter a colour as # followed by six hex digits, e.g. #1f5fbf.", field="accent_colour")
+    accent = accent.lower()
+    if accent_text not in ("auto", *TEXT_COLOURS):
+        raise DomainError("Choose automatic, white or black.", field="accent_text")
+    text = TEXT_COLOURS.get(accent_text) or auto_text_colour(accent)
+    ratio = contrast_ratio(accent, text)
+    if ratio < MIN_CONTRAST:
+        name = "white" if text == "#ffffff" else "black"
+        raise DomainError(
+            f"{name.capitalize()} text on {accent} has a contrast of {ratio:.1f}:1; at least {MIN_CONTRAST}:1 is "
+            "needed to be readable. Choose a darker or lighter accent, or automatic text colour.",
+            field="accent_colour",
+        )
+    return accent
+
+
+def _process_logo(stream: IO[bytes]) -> uploads.ProcessedImage:
+    """A logo: at most 2 MB, PNG, JPEG or WebP by content, re-encoded and scaled to fit 800 pixels."""
+    data = stream.read(LOGO_MAX_BYTES + 1)
+    if len(data) > LOGO_MAX_BYTES:
+        raise DomainError(f"The logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB.", field="logo")
+    image = uploads.process_image(io.BytesIO(data), max_side=LOGO_MAX_SIDE, field="logo")
+    if image.extension not in LOGO_EXTENSIONS:
+        raise DomainError("The logo must be a PNG, JPEG or WebP image.", field="logo")
+    return image
+
+
+def update_branding(
+    *,
+    actor: User,
+    site_name: str,
+    accent_colour: str,
+    accent_text: str = "auto",
+    footer_text: str = "",
+    logo_alt: str = "",
+    logo: IO[bytes] | None = None,
+    remove_logo: bool = False,
+) -> Branding:
+    """Save the branding; a new logo is sniffed, re-encoded and stored under a random name, and a
+    replaced or removed logo file is deleted once the change commits.
+    """
+    site_name = " ".join((site_name or "").split())
+    if not site_name:
+        raise DomainError("Enter the name of the site.", field="site_name")
+    accent = check_accent(accent_colour, accent_text)
+    new_logo = _process_logo(logo) if logo is not None else None
+    current = get_branding()
+    logo_filename = None if remove_logo else current.logo_filename
+    if new_logo is not None:
+        logo_filename = uploads.store_image(new_logo)
+    if current.logo_filename and current.logo_filename != logo_filename:
+        uploads.discard_upload(current.logo_filename)
+    branding = replace(
+        current,
+        site_name=site_name,
+        accent_colour=accent,
+        accent_text=accent_text,
+        footer_text=(footer_text or "").strip(),
+        logo_filename=logo_filename,
+        logo_alt=(logo_alt or "").strip(),
+    )
+    save_branding(branding)
+    logger.info("Branding updated by %s", actor.id)
+    return branding
+
+
+# --- privacy notice ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrivacyVersion:
+    version: int
+    text: str
+    saved_at: str
+    saved_by: int | None = None
+
+    @property
+    def saved_at_datetime(self) -> datetime:
+        return datetime.fromisoformat(self.saved_at)
+
+
+@dataclass(frozen=True)
+class PrivacyNotice:
+    """The privacy notice and its history; registrations store the version the attendee agreed to."""
+
+    versions: list[PrivacyVersion] = field(default_factory=list)
+
+    @property
+    def current(self) -> PrivacyVersion | None:
+        return self.versions[-1] if self.versions else None
+
+    @property
+    def text(self) -> str:
+        return self.current.text if self.current else ""
+
+    @property
+    def version(self) -> int:
+        """The current version number; 0 while no notice has been written."""
+        return self.current.version if self.current else 0
+
+    def get(self, version: int) -> PrivacyVersion | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+def get_privacy_notice() -> PrivacyNotice:
+    row = db.session.get(Setting, "privacy")
+    if row is None or not isinstance(row.value, dict):
+        return PrivacyNotice()
+    versions = []
+    for item in row.value.get("versions", []):
+        try:
+            versions.append(PrivacyVersion(int(item["version"]), str(item["text"]), str(item["saved_at"]),
+                                           item.get("saved_by")))
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Ignoring a malformed privacy notice version in settings")
+    return PrivacyNotice(versions=versions)
+
+
+def update_privacy_notice(text: str, *, actor: User) -> PrivacyNotice:
+    """Save the privacy notice; a changed text becomes a new version, an unchanged one changes nothing."""
+    text = (text or "").replace("\r\n", "\n").strip()
+    notice = get_privacy_notice()
+    if text == notice.text:
+        return notice
+    version = PrivacyVersion(notice.version + 1, text, utcnow().isoformat(), actor.id)
+    versions = [*notice.versions, version]
+    value = {"versions": [asdict(v) for v in versions]}
+    row = db.session.get(Setting, "privacy")
+    if row is None:
+        db.session.add(Setting(key="privacy", value=value))
+    else:
+        row.value = value
+    logger.info("Privacy notice version %s saved by %s", version.version, actor.id)
+    return PrivacyNotice(versions=versions)

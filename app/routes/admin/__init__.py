@@ -1,7 +1,7 @@
-"""Admin pages under /admin."""
+"""Admin pages under /admin: staff users and branding."""
 
-from app.routes.admin import users
+from app.routes.admin import branding, users
 
 
 def blueprints():
-    return [users.bp]
+    return [users.bp, branding.bp]

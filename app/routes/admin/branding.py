@@ -1,0 +1,87 @@
+"""Admin: branding (site name, colours, logo, footer) and the versioned privacy notice."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, flash, render_template, url_for
+from flask_login import current_user
+
+from app.extensions import db
+from app.forms.admin import BrandingForm, PrivacyNoticeForm
+from app.routes._helpers import apply_domain_error
+from app.routes.admin._guard import require_admin
+from app.services import settings
+from app.services.errors import DomainError
+from app.web import redirect_to
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("admin_branding", __name__, url_prefix="/admin/branding")
+require_admin(bp)
+
+
+def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoticeForm | None = None,
+            status: int = 200):
+    branding = settings.get_branding()
+    notice = settings.get_privacy_notice()
+    if branding_form is None:
+        branding_form = BrandingForm(
+            site_name=branding.site_name, accent_colour=branding.accent_colour,
+            accent_picker=branding.accent_colour, accent_text=branding.accent_text,
+            logo_alt=branding.logo_alt, footer_text=branding.footer_text,
+        )
+    if privacy_form is None:
+        privacy_form = PrivacyNoticeForm(privacy_text=notice.text)
+    return render_template(
+        "admin/branding.html", form=branding_form, privacy_form=privacy_form, saved=branding, notice=notice,
+    ), status
+
+
+@bp.get("")
+def branding_GET():
+    """The branding and privacy notice forms."""
+    return _render()
+
+
+@bp.post("")
+def branding_POST():
+    """Save the branding; a new logo is checked and re-encoded."""
+    form = BrandingForm()
+    if form.validate_on_submit():
+        upload = form.logo.data
+        try:
+            settings.update_branding(
+                actor=current_user._get_current_object(),
+                site_name=form.site_name.data,
+                accent_colour=form.chosen_accent(settings.get_branding().accent_colour),
+                accent_text=form.accent_text.data,
+                footer_text=form.footer_text.data,
+                logo_alt=form.logo_alt.data,
+                logo=upload.stream if upload and upload.filename else None,
+                remove_logo=form.remove_logo.data,
+            )
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Branding saved.", "success")
+            return redirect_to(url_for("admin_branding.branding_GET"))
+    db.session.rollback()
+    return _render(branding_form=form, status=422)
+
+
+@bp.post("/privacy")
+def privacy_POST():
+    """Save the privacy notice; a changed text becomes a new version."""
+    form = PrivacyNoticeForm()
+    if form.validate_on_submit():
+        before = settings.get_privacy_notice().version
+        notice = settings.update_privacy_notice(form.privacy_text.data, actor=current_user._get_current_object())
+        db.session.commit()
+        if notice.version != before:
+            flash(f"Privacy notice saved as version {notice.version}.", "success")
+        else:
+            flash(f"The privacy notice is unchanged; it stays at version {notice.version}.", "info")
+        return redirect_to(url_for("admin_branding.branding_GET", _anchor="privacy"))
+    return _render(privacy_form=form, status=422)
