@@ -19,8 +19,8 @@ from flask import Flask, current_app
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
-from app import create_app
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
+from app import create_app
 from app.extensions import db
 
 
@@ -58,7 +58,9 @@ def empty_database_url(database_kind: str, request: pytest.FixtureRequest, tmp_p
 @pytest.fixture
 def migrated_app(empty_database_url: str, tmp_path: Path) -> Iterator[Flask]:
     """An app bound to the empty database, inside an app context (nothing migrated yet)."""
-    application = create_app(foyer_config.TestConfig, instance_path=tmp_path / "instance", SQLALCHEMY_DATABASE_URI=empty_database_url)
+    application = create_app(
+        foyer_config.TestConfig, instance_path=tmp_path / "instance", SQLALCHEMY_DATABASE_URI=empty_database_url
+    )
     with application.app_context():
         yield application
         db.session.remove()
