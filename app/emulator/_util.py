@@ -108,6 +108,19 @@ def external_base(request: Request, *, force_https: bool = False) -> str:
     return f"{scheme}://{request.host}"
 
 
+_KEY_LOCK = threading.Lock()
+_KEY: tuple[rsa.RSAPrivateKey, str] | None = None
+
+
+def _process_signing_key() -> tuple[rsa.RSAPrivateKey, str]:
+    """One RSA key per process, made on first use: generating 2048-bit keys costs ~0.3 s each."""
+    global _KEY
+    with _KEY_LOCK:
+        if _KEY is None:
+            _KEY = (rsa.generate_private_key(public_exponent=65537, key_size=2048), b64url(uuid.uuid4().bytes))
+        return _KEY
+
+
 class JwtSigner:
     """Signs RS256 JWTs with a throwaway RSA key and publishes the matching JWKS.
 
@@ -116,8 +129,7 @@ class JwtSigner:
     """
 
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = b64url(uuid.uuid4().bytes)
+        self._key, self.kid = _process_signing_key()
 
     def sign(self, claims: dict[str, Any]) -> str:
         """Return a compact RS256 JWT for `claims`."""

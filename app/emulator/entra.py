@@ -392,7 +392,7 @@ class EntraService:
             "<h1>Sign in (Microsoft emulator)</h1>"
             "<p>This is Foyer's offline Microsoft emulator, not Microsoft. Pick an emulated account; signing in "
             f"also consents to: <code>{scopes}</code></p>{notice}"
-            f'<form method="post" action="{html.escape(request.path)}">{hidden}<ul>{buttons}</ul>'
+            f'<form method="post" action="{html.escape(request.script_root + request.path)}">{hidden}<ul>{buttons}</ul>'
             '<button type="submit" name="action" value="cancel">Cancel</button></form></body></html>'
         )
         return Response(page, content_type="text/html; charset=utf-8")

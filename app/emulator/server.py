@@ -95,7 +95,11 @@ class EmulatorServer:
             ssl_context=context,
             request_handler=_QuietHandler,
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="foyer-emulator", daemon=True)
+        server = self._server
+        # A short poll interval keeps stop() fast (werkzeug's default is 0.5 s per shutdown).
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name="foyer-emulator", daemon=True
+        )
         self._thread.start()
         logger.info("Microsoft emulator serving on %s (CA bundle %s)", self.base_url, self.ca_bundle_path)
         return self
