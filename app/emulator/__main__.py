@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  service account:  {emulator.service_account_upn}")
         print(f"  Graph base URL:   {ends.graph_base_url}")
         print(f"  ACS connection:   {ends.acs_connection_string}")
-        print(f"  control API:      {server.base_url}/_emulator/")
+        print(f"  control API:      {server.base_url}/_emulator/", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -94,7 +94,9 @@ def _sign_in(
     chosen = target.emulator.entra.user(user or target.emulator.service_account_upn)
     assert ("user", chosen.oid) in form.buttons
     posted = target.session.post(
-        urljoin(flow["auth_uri"], form.action), data={**form.hidden, "user": chosen.oid}, allow_redirects=False,
+        urljoin(flow["auth_uri"], form.action),
+        data={**form.hidden, "user": chosen.oid},
+        allow_redirects=False,
         timeout=10,
     )
     assert posted.status_code == 200, posted.text

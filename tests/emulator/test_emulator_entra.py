@@ -12,7 +12,6 @@ import pytest
 from app.emulator import EmulatorConfig
 
 
-
 def _claims(token: str) -> dict:
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -142,13 +141,23 @@ def test_auth_code_can_be_redeemed_only_once(in_process, redirect_uri):
     emulator = in_process.emulator
     response = in_process.session.post(
         f"https://login.emulator.invalid/{emulator.tenant_id}/oauth2/v2.0/authorize",
-        data={"client_id": emulator.client_id, "redirect_uri": redirect_uri, "response_type": "code",
-              "scope": "User.Read offline_access", "user": emulator.config.users[0].oid},
+        data={
+            "client_id": emulator.client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": "User.Read offline_access",
+            "user": emulator.config.users[0].oid,
+        },
         allow_redirects=False,
     )
     code = response.headers["Location"].split("code=")[1].split("&")[0]
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "client_id": emulator.client_id, "client_secret": emulator.client_secret}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": emulator.client_id,
+        "client_secret": emulator.client_secret,
+    }
     token_url = f"https://login.emulator.invalid/{emulator.tenant_id}/oauth2/v2.0/token"
     first = in_process.session.post(token_url, data=form)
     second = in_process.session.post(token_url, data=form)

@@ -116,8 +116,9 @@ def test_create_event_with_teams_meeting(graph, in_process, meeting_event):
 
 
 def test_get_list_and_prefer_outlook_timezone(graph, meeting_event):
-    windows = graph("GET", f"/me/events/{meeting_event['id']}", headers={"Prefer": 'outlook.timezone="Pacific '
-                                                                                    'Standard Time"'})
+    windows = graph(
+        "GET", f"/me/events/{meeting_event['id']}", headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'}
+    )
     assert windows.json()["start"] == {"dateTime": "2030-03-14T10:00:00.0000000", "timeZone": "Pacific Standard Time"}
     assert windows.headers["Preference-Applied"] == 'outlook.timezone="Pacific Standard Time"'
     iana = graph("GET", "/me/events", headers={"Prefer": 'outlook.timezone="Asia/Tokyo"'})
@@ -157,8 +158,11 @@ def test_get_and_patch_online_meeting(graph, in_process, meeting_event):
     patched = graph(
         "PATCH",
         f"/me/onlineMeetings/{meeting['id']}",
-        json={"lobbyBypassSettings": {"scope": "everyone", "isDialInBypassEnabled": True},
-              "allowedPresenters": "organizer", "allowMeetingChat": "disabled"},
+        json={
+            "lobbyBypassSettings": {"scope": "everyone", "isDialInBypassEnabled": True},
+            "allowedPresenters": "organizer",
+            "allowMeetingChat": "disabled",
+        },
     )
     assert patched.status_code == 200
     assert patched.json()["lobbyBypassSettings"] == {"scope": "everyone", "isDialInBypassEnabled": True}
@@ -173,8 +177,11 @@ def test_patch_event_updates_meeting_and_change_key(graph, in_process, meeting_e
     response = graph(
         "PATCH",
         f"/me/events/{meeting_event['id']}",
-        json={"subject": "Renamed", "start": {"dateTime": "2030-03-14T20:00:00", "timeZone": "UTC"},
-              "end": {"dateTime": "2030-03-14T21:00:00", "timeZone": "UTC"}},
+        json={
+            "subject": "Renamed",
+            "start": {"dateTime": "2030-03-14T20:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2030-03-14T21:00:00", "timeZone": "UTC"},
+        },
         headers={"Prefer": 'outlook.timezone="Europe/Berlin"'},
     )
     assert response.status_code == 200
@@ -185,8 +192,12 @@ def test_patch_event_updates_meeting_and_change_key(graph, in_process, meeting_e
     meeting = in_process.emulator.graph.meeting_by_join_url(meeting_event["onlineMeeting"]["joinUrl"])
     assert meeting["subject"] == "Renamed"
     assert meeting["startDateTime"] == "2030-03-14T20:00:00.0000000Z"
-    stale = graph("PATCH", f"/me/events/{meeting_event['id']}", json={"subject": "x"},
-                  headers={"If-Match": meeting_event["@odata.etag"]})
+    stale = graph(
+        "PATCH",
+        f"/me/events/{meeting_event['id']}",
+        json={"subject": "x"},
+        headers={"If-Match": meeting_event["@odata.etag"]},
+    )
     assert stale.status_code == 412
     off = graph("PATCH", f"/me/events/{meeting_event['id']}", json={"isOnlineMeeting": False})
     assert off.status_code == 400
@@ -199,8 +210,9 @@ def test_event_validation_errors(graph, in_process):
     zone = graph("POST", "/me/events", json=_event_body(start={"dateTime": "2030-01-01T10:00:00", "timeZone": "Mars"}))
     assert zone.status_code == 400
     assert zone.json()["error"]["code"] == "TimeZoneNotSupportedException"
-    backwards = graph("POST", "/me/events", json=_event_body(end={"dateTime": "2030-03-14T08:00:00",
-                                                                  "timeZone": "UTC"}))
+    backwards = graph(
+        "POST", "/me/events", json=_event_body(end={"dateTime": "2030-03-14T08:00:00", "timeZone": "UTC"})
+    )
     assert backwards.status_code == 400
     not_json = graph("POST", "/me/events", data="{", headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400
@@ -253,11 +265,19 @@ def test_attendance_reports_and_records_with_paging(graph, in_process, meeting_e
     report = in_process.emulator.graph.add_attendance_report(
         meeting["id"],
         records=[
-            {"emailAddress": "ada@example.org", "displayName": "Ada",
-             "intervals": [("2030-03-14T17:00:00Z", "2030-03-14T17:30:00Z"),
-                           ("2030-03-14T17:40:00Z", "2030-03-14T18:00:00Z")]},
-            {"emailAddress": None, "displayName": "Guest (ACS)", "intervals": [("2030-03-14T17:05:00Z",
-                                                                                "2030-03-14T17:06:00Z")]},
+            {
+                "emailAddress": "ada@example.org",
+                "displayName": "Ada",
+                "intervals": [
+                    ("2030-03-14T17:00:00Z", "2030-03-14T17:30:00Z"),
+                    ("2030-03-14T17:40:00Z", "2030-03-14T18:00:00Z"),
+                ],
+            },
+            {
+                "emailAddress": None,
+                "displayName": "Guest (ACS)",
+                "intervals": [("2030-03-14T17:05:00Z", "2030-03-14T17:06:00Z")],
+            },
             {"emailAddress": "bob@example.org", "displayName": "Bob", "role": "Presenter"},
         ],
     )
@@ -265,7 +285,8 @@ def test_attendance_reports_and_records_with_paging(graph, in_process, meeting_e
     assert [r["id"] for r in reports] == [report["id"]]
     assert reports[0]["totalParticipantCount"] == 3
     assert "attendanceRecords" not in reports[0]
-    url = f"{in_process.graph}/me/onlineMeetings/{meeting['id']}/attendanceReports/{report['id']}/attendanceRecords?$top=2"
+    base = f"{in_process.graph}/me/onlineMeetings/{meeting['id']}/attendanceReports/{report['id']}"
+    url = base + "/attendanceRecords?$top=2"
     records = []
     while url:
         page = graph("GET", url).json()
@@ -274,8 +295,9 @@ def test_attendance_reports_and_records_with_paging(graph, in_process, meeting_e
         assert url is None or "$skiptoken=" in url
     assert [r["totalAttendanceInSeconds"] for r in records] == [3000, 60, 0]
     assert records[0]["attendanceIntervals"][1]["durationInSeconds"] == 1200
-    expanded = graph("GET", f"/me/onlineMeetings/{meeting['id']}/attendanceReports/{report['id']}"
-                            "?$expand=attendanceRecords").json()
+    expanded = graph(
+        "GET", f"/me/onlineMeetings/{meeting['id']}/attendanceReports/{report['id']}?$expand=attendanceRecords"
+    ).json()
     assert len(expanded["attendanceRecords"]) == 3
 
 
@@ -296,14 +318,18 @@ def test_attendance_can_be_seeded_over_http(tls, sign_in):
     meeting = tls.emulator.graph.meeting_by_join_url(event["onlineMeeting"]["joinUrl"])
     seeded = tls.session.post(
         f"{tls.server.base_url}/_emulator/graph/online-meetings/{meeting['id']}/attendance-reports",
-        json={"records": [{"emailAddress": "ada@example.org", "intervals": [["2030-03-14T17:00:00Z",
-                                                                              "2030-03-14T17:10:00Z"]]}]},
+        json={
+            "records": [
+                {"emailAddress": "ada@example.org", "intervals": [["2030-03-14T17:00:00Z", "2030-03-14T17:10:00Z"]]}
+            ]
+        },
         timeout=5,
     )
     assert seeded.status_code == 201
     records = tls.session.get(
         f"{tls.graph}/me/onlineMeetings/{meeting['id']}/attendanceReports/{seeded.json()['id']}/attendanceRecords",
-        headers=headers, timeout=5,
+        headers=headers,
+        timeout=5,
     ).json()["value"]
     assert records[0]["totalAttendanceInSeconds"] == 600
 
@@ -312,13 +338,25 @@ def test_batch_dispatches_each_request(graph, in_process):
     response = graph(
         "POST",
         "/$batch",
-        json={"requests": [
-            {"id": "1", "method": "POST", "url": "/me/events", "headers": {"Content-Type": "application/json"},
-             "body": _event_body(subject="Batched")},
-            {"id": "2", "method": "GET", "url": "/me/events", "dependsOn": ["1"],
-             "headers": {"Prefer": 'outlook.timezone="UTC"'}},
-            {"id": "3", "method": "GET", "url": "/me/events/does-not-exist"},
-        ]},
+        json={
+            "requests": [
+                {
+                    "id": "1",
+                    "method": "POST",
+                    "url": "/me/events",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": _event_body(subject="Batched"),
+                },
+                {
+                    "id": "2",
+                    "method": "GET",
+                    "url": "/me/events",
+                    "dependsOn": ["1"],
+                    "headers": {"Prefer": 'outlook.timezone="UTC"'},
+                },
+                {"id": "3", "method": "GET", "url": "/me/events/does-not-exist"},
+            ]
+        },
     )
     assert response.status_code == 200
     items = {r["id"]: r for r in response.json()["responses"]}
@@ -326,7 +364,9 @@ def test_batch_dispatches_each_request(graph, in_process):
     assert items["2"]["status"] == 200 and items["2"]["body"]["value"][0]["subject"] == "Batched"
     assert items["3"]["status"] == 404 and items["3"]["body"]["error"]["code"] == "ErrorItemNotFound"
     assert [r.path for r in in_process.emulator.requests_for("graph")][-3:] == [
-        "/v1.0/me/events", "/v1.0/me/events", "/v1.0/me/events/does-not-exist"
+        "/v1.0/me/events",
+        "/v1.0/me/events",
+        "/v1.0/me/events/does-not-exist",
     ]
 
 
@@ -343,11 +383,13 @@ def test_batch_item_failed_dependency_and_bad_urls(graph):
     response = graph(
         "POST",
         "/$batch",
-        json={"requests": [
-            {"id": "a", "method": "GET", "url": "/me/events/missing"},
-            {"id": "b", "method": "GET", "url": "/me", "dependsOn": ["a"]},
-            {"id": "c", "method": "GET", "url": "https://graph.microsoft.com/v1.0/me"},
-        ]},
+        json={
+            "requests": [
+                {"id": "a", "method": "GET", "url": "/me/events/missing"},
+                {"id": "b", "method": "GET", "url": "/me", "dependsOn": ["a"]},
+                {"id": "c", "method": "GET", "url": "https://graph.microsoft.com/v1.0/me"},
+            ]
+        },
     )
     items = {r["id"]: r["status"] for r in response.json()["responses"]}
     assert items == {"a": 404, "b": 424, "c": 400}
