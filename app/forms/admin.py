@@ -12,6 +12,7 @@ from app.models import Role
 
 ROLE_CHOICES = [SelectChoice(Role.organizer.value, "Organizer"), SelectChoice(Role.admin.value, "Admin")]
 HEX = r"^#[0-9a-fA-F]{6}$"
+HEX_MESSAGE = "Enter a colour as # followed by six hex digits, e.g. #1f5fbf."
 
 
 class InviteUserForm(FlaskForm):
@@ -39,7 +40,7 @@ class BrandingForm(FlaskForm):
     site_name = StringField("Site name", validators=[DataRequired(), Length(max=80)])
     accent_colour = StringField(
         "Accent colour (hex)",
-        validators=[DataRequired(), Regexp(HEX, message="Enter # followed by six hex digits, e.g. #1f5fbf.")],
+        validators=[DataRequired(message=HEX_MESSAGE), Regexp(HEX, message=HEX_MESSAGE)],
         description="Six hex digits, e.g. #1f5fbf. Used for the header bar and main buttons.",
     )
     accent_picker = ColorField("Or pick the accent colour", validators=[Optional(), Regexp(HEX)])
