@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote
 
@@ -374,7 +375,11 @@ def test_batch_over_20_requests_is_400(graph):
     requests_ = [{"id": str(i), "method": "GET", "url": "/me"} for i in range(21)]
     response = graph("POST", "/$batch", json={"requests": requests_})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "BadRequest"
+    assert response.json()["error"] == {
+        **response.json()["error"],
+        "code": "BadRequest",
+        "message": "Number of requests inside batch exceed the limit.",
+    }
     ok = graph("POST", "/$batch", json={"requests": requests_[:20]})
     assert ok.status_code == 200 and len(ok.json()["responses"]) == 20
 
@@ -398,3 +403,27 @@ def test_batch_item_failed_dependency_and_bad_urls(graph):
 def test_calendar_advertises_teams(graph):
     calendar = graph("GET", "/me/calendar").json()
     assert calendar["allowedOnlineMeetingProviders"] == ["teamsForBusiness"]
+
+
+def test_write_without_json_content_type_is_400(graph, in_process):
+    response = graph("POST", "/me/events", data=json.dumps(_event_body()), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Entity only allows writes with a JSON Content-Type header."
+    assert not in_process.emulator.graph.events
+
+
+def test_batch_body_without_content_type_fails_the_whole_batch(graph, in_process):
+    response = graph(
+        "POST",
+        "/$batch",
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/me"},
+                {"id": "2", "method": "POST", "url": "/me/events", "body": _event_body()},
+            ]
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BadRequest"
+    assert not in_process.emulator.requests_for("graph", path="/v1.0/me")
+    assert not in_process.emulator.graph.events

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -124,3 +125,28 @@ def test_module_entry_point_serves_tls(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+def test_concurrent_clients_over_tls_are_all_served(tls, sign_in):
+    token = sign_in(tls, tls.msal_app())["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "subject": "Rush",
+        "start": {"dateTime": "2030-01-01T10:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-01-01T11:00:00", "timeZone": "UTC"},
+        "isOnlineMeeting": True,
+    }
+
+    def create(i: int) -> str:
+        with requests.Session() as session:
+            response = session.post(
+                tls.graph + "/me/events", json={**body, "subject": f"Rush {i}"}, headers=headers, timeout=10
+            )
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(create, range(24)))
+    assert len(set(ids)) == 24
+    assert len(tls.emulator.graph.events) == 24
+    assert len({m["joinWebUrl"] for m in tls.emulator.graph.online_meetings.values()}) == 24
