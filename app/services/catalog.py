@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 20
 #: How far back the iCal feed reaches, so subscribers keep recent events (and see cancellations).
 FEED_LOOKBACK = timedelta(days=30)
-_BLOCK_END = re.compile(r"</(p|h[1-6]|li|blockquote|pre|tr|table|ul|ol)>|<br\s*/?>|<hr\s*/?>", re.IGNORECASE)
+_BLOCK_END = re.compile(r"</(p|h[1-6]|blockquote|pre|table|ul|ol)>|<hr\s*/?>", re.IGNORECASE)
+_LINE_END = re.compile(r"</(li|tr)>|<br\s*/?>", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"<li>", re.IGNORECASE)
+_BETWEEN_TAGS = re.compile(r"(?<=>)\n+(?=<)|(?<=<br>)\n+|(?<=<br />)\n+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ def feed_events(now: datetime | None = None) -> list[Event]:
     )
     query = select(Event).where(visible, Event.ends_at > now - FEED_LOOKBACK).order_by(Event.starts_at, Event.id)
     return list(db.session.scalars(query))
+
+
+def is_public(event: Event) -> bool:
+    """Published events, and cancelled ones that had been published (a cancelled draft stays hidden)."""
+    return event.is_published or (event.is_cancelled and event.published_at is not None)
 
 
 # --- seats ------------------------------------------------------------------------------------------
@@ -166,14 +175,20 @@ def registration_window(event: Event, now: datetime | None = None) -> Registrati
 
 
 def markdown_to_text(text: str | None) -> str:
-    """Plain text from organizer Markdown: rendered, stripped of every tag, one blank line per block."""
+    """Plain text from organizer Markdown: rendered, stripped of every tag, blank lines between blocks
+    and one line per list item.
+    """
     rendered = str(render_markdown(text))
     if not rendered:
         return ""
-    with_breaks = _BLOCK_END.sub(lambda m: m.group(0) + "\n", rendered)
-    stripped = html.unescape(nh3.clean(with_breaks, tags=set()))
-    lines = [" ".join(line.split()) for line in stripped.splitlines()]
-    return "\n\n".join(line for line in lines if line)
+    # Drop the renderer's own newlines between tags; the block and line ends below put them back.
+    rendered = _BETWEEN_TAGS.sub("", rendered)
+    rendered = _LIST_ITEM.sub("<li>• ", rendered)
+    rendered = _BLOCK_END.sub(lambda m: m.group(0) + "\n\n", rendered)
+    rendered = _LINE_END.sub(lambda m: m.group(0) + "\n", rendered)
+    stripped = html.unescape(nh3.clean(rendered, tags=set()))
+    lines = "\n".join(" ".join(line.split()) for line in stripped.split("\n"))
+    return _BLANK_LINES.sub("\n\n", lines).strip()
 
 
 def excerpt(text: str | None, limit: int = 180) -> str:

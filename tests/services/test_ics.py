@@ -39,7 +39,7 @@ def test_vevent_carries_stable_uid_sequence_zone_and_plain_description(app, owne
     assert vevent.start.utcoffset() == timedelta(hours=2)
     assert vevent.end.astimezone(UTC) == datetime(2027, 3, 28, 9, 30, tzinfo=UTC)
     description = str(vevent["DESCRIPTION"])
-    assert description.startswith("Welcome\n\nWe talk about tools & <tricks>.\n\none\n\ntwo")
+    assert description.startswith("Welcome\n\nWe talk about tools & <tricks>.\n\n• one\n• two\n\n")
     assert "**" not in description and "<strong>" not in description
     assert description.endswith(f"Details: http://localhost/events/{event.slug}")
     assert str(vevent["URL"]) == f"http://localhost/events/{event.slug}"

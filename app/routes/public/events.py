@@ -20,6 +20,13 @@ UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_-]{8,100}\.(png|jpg|jpeg|webp|gif)$")
 ICS_MIMETYPE = "text/calendar; charset=utf-8"
 
 
+def _load_event(slug: str):
+    event = load_public_event(slug)
+    if not catalog.is_public(event):
+        abort(404)
+    return event
+
+
 @bp.get("/")
 def index_GET():
     """Upcoming published events, soonest first, 20 to a page."""
@@ -34,7 +41,7 @@ def index_GET():
 @bp.get("/events/<slug>")
 def event_GET(slug: str):
     """One event's public page (drafts are a 404)."""
-    event = load_public_event(slug)
+    event = _load_event(slug)
     return render_template(
         "public/event.html",
         event=event,
@@ -60,7 +67,7 @@ def _ics_response(body: bytes, *, filename: str | None = None) -> Response:
 @bp.get("/events/<slug>.ics")
 def event_ics_GET(slug: str):
     """One event as an .ics file to add to a calendar."""
-    event = load_public_event(slug)
+    event = _load_event(slug)
     return _ics_response(ics.calendar_bytes(ics.event_calendar([event], name=event.title)),
                          filename=f"{event.slug}.ics")
 

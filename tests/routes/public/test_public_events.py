@@ -120,6 +120,12 @@ def test_draft_event_page_is_404(client, make_user, make_event):
     assert client.get("/events/no-such-event").status_code == 404
 
 
+def test_cancelled_draft_stays_hidden(client, make_user, make_event):
+    event = make_event(make_user("owner@example.org"), status=EventStatus.cancelled, cancelled_at=datetime.now(UTC))
+    assert client.get(f"/events/{event.slug}").status_code == 404
+    assert client.get(f"/events/{event.slug}.ics").status_code == 404
+
+
 def test_cancelled_event_page_shows_banner_with_reason_and_no_register_button(client, make_user, make_event):
     owner = make_user("owner@example.org")
     event = _published(make_event, owner, status=EventStatus.cancelled, cancelled_at=datetime.now(UTC),
