@@ -251,33 +251,37 @@ class AcsService:
 
     # --- HMAC ---
 
+    def _reject(self) -> None:
+        with self._emulator.lock:
+            self.rejected_signatures += 1
+
     def _verify_signature(self, request: Request) -> None:
         denied = AcsError(401, "Denied", "Denied by the resource provider.")
         header = request.headers.get("Authorization", "")
         scheme, _, rest = header.partition(" ")
         if scheme != "HMAC-SHA256":
-            self.rejected_signatures += 1
+            self._reject()
             raise denied
         params = dict(part.partition("=")[::2] for part in rest.split("&"))
         signed = [h.strip().lower() for h in params.get("SignedHeaders", "").split(";") if h.strip()]
         signature = params.get("Signature", "")
         if not {"host", "x-ms-content-sha256"} <= set(signed) or not ({"x-ms-date", "date"} & set(signed)):
-            self.rejected_signatures += 1
+            self._reject()
             raise denied
         body = request.get_data(cache=True)
         content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
         if not hmac.compare_digest(request.headers.get("x-ms-content-sha256", ""), content_hash):
-            self.rejected_signatures += 1
+            self._reject()
             raise denied
         date_value = request.headers.get("x-ms-date") or request.headers.get("date") or ""
         try:
             sent_at = parsedate_to_datetime(date_value)
         except (TypeError, ValueError):
-            self.rejected_signatures += 1
+            self._reject()
             raise denied from None
         skew = abs((self._emulator.clock.now() - sent_at).total_seconds())
         if skew > self.config.hmac_max_skew_seconds:
-            self.rejected_signatures += 1
+            self._reject()
             raise denied
         values = ";".join(request.host if name == "host" else request.headers.get(name, "") for name in signed)
         try:
@@ -293,7 +297,7 @@ class AcsService:
             digest = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
             matched |= hmac.compare_digest(base64.b64encode(digest).decode(), signature)
         if not matched:
-            self.rejected_signatures += 1
+            self._reject()
             logger.info("Emulator ACS rejected a bad HMAC signature for %s %s", request.method, request.path)
             raise denied
 
