@@ -1,14 +1,58 @@
-"""Event management verbs: create, edit, clone, publish, unpublish, cancel, and who may do so."""
+"""Event management verbs: create, edit, clone, publish, unpublish, cancel, and who may do so.
+
+Every verb takes the acting user explicitly, checks that the actor may manage the event, flushes
+(never commits) and logs what happened. Rules that forms also show as field errors
+(`slug_problem`, `schedule_problems`, `clean_options`, `parse_reminder_offsets`) live here so that
+the form layer and the services agree.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 
-from app.models import Event, EventOrganizer, User
+from app.models import (
+    Event,
+    EventOrganizer,
+    EventStatus,
+    Question,
+    QuestionKind,
+    Speaker,
+    User,
+    db,
+    utcnow,
+)
+from app.services import uploads
+from app.services.errors import Conflict, DomainError, NotAllowed
+from app.services.timezones import DEFAULT_ZONE, is_valid_zone
+from app.services.uploads import ProcessedImage
 
 logger = logging.getLogger(__name__)
+
+SLUG_MAX = 80
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: Words that public or organizer URLs use, so an event may not take them as its slug.
+RESERVED_SLUGS = frozenset({
+    "new", "edit", "admin", "manage", "api", "static", "uploads", "login", "logout", "setup", "account",
+    "events", "event", "e", "feed", "ics", "calendar", "search", "join", "register", "cancel", "help",
+})  # fmt: skip
+CAPACITY_MAX = 100_000
+CLONE_SHIFT = timedelta(weeks=1)
+MAX_REMINDERS = 8
+REMINDER_MIN, REMINDER_MAX = 5, 60 * 24 * 60  #: minutes: 5 minutes .. 60 days
+#: Reminder choices offered as checkboxes (minutes before the start).
+REMINDER_PRESETS = (7 * 24 * 60, 24 * 60, 3 * 60, 60, 15)
+MAX_OPTIONS, OPTION_MAX_LENGTH = 50, 200
+STATUS_FILTERS = ("all", "draft", "published", "cancelled", "past")
+
+
+# --- who may manage -------------------------------------------------------------------------------
 
 
 def can_manage(user, event: Event) -> bool:
@@ -20,6 +64,12 @@ def can_manage(user, event: Event) -> bool:
     return any(co.id == user.id for co in event.co_organizers)
 
 
+def can_share(user, event: Event) -> bool:
+    """Only the owner (or an admin) chooses the co-organizers."""
+    return bool(user is not None and getattr(user, "is_authenticated", False)
+                and (user.is_admin or event.owner_id == user.id))
+
+
 def managed_events_query(user: User) -> Select[tuple[Event]]:
     """A select of the events this user may manage."""
     query = select(Event)
@@ -27,3 +77,556 @@ def managed_events_query(user: User) -> Select[tuple[Event]]:
         shared = select(EventOrganizer.event_id).where(EventOrganizer.user_id == user.id)
         query = query.where(or_(Event.owner_id == user.id, Event.id.in_(shared)))
     return query
+
+
+def list_managed_events(user: User, status: str = "all", *, now: datetime | None = None) -> list[Event]:
+    """The events this user may manage, narrowed by a list filter (all/draft/published/cancelled/past)."""
+    now = now or utcnow()
+    query = managed_events_query(user)
+    if status in ("draft", "published"):
+        query = query.where(Event.status == EventStatus(status), Event.ends_at >= now).order_by(Event.starts_at)
+    elif status == "cancelled":
+        query = query.where(Event.status == EventStatus.cancelled).order_by(Event.starts_at.desc())
+    elif status == "past":
+        query = query.where(Event.status != EventStatus.cancelled, Event.ends_at < now).order_by(Event.starts_at.desc())
+    else:
+        query = query.order_by(Event.starts_at.desc())
+    return list(db.session.scalars(query.order_by(Event.id)).all())
+
+
+def _require_manager(actor: User, event: Event) -> None:
+    if not can_manage(actor, event):
+        raise NotAllowed("You may not manage this event.")
+
+
+def _require_editable(event: Event) -> None:
+    if event.is_cancelled:
+        raise Conflict("This event is cancelled and can no longer be changed.")
+
+
+def last_used_timezone(user: User) -> str:
+    """The zone of the user's most recently created event, to preselect on a new event."""
+    zone = db.session.scalar(
+        select(Event.timezone).where(Event.owner_id == user.id).order_by(Event.created_at.desc(), Event.id.desc())
+    )
+    return zone if is_valid_zone(zone) else DEFAULT_ZONE
+
+
+# --- rules shared with the forms ------------------------------------------------------------------
+
+
+def slugify(text: str) -> str:
+    """A URL slug from a title: ASCII, lower case, words joined by hyphens."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > 60:
+        slug = slug[:60].rsplit("-", 1)[0] or slug[:60]
+    slug = slug.strip("-")
+    return slug if slug and slug not in RESERVED_SLUGS else f"event-{slug}".strip("-")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why a typed slug cannot be used (format or reserved word), or None."""
+    if len(slug) > SLUG_MAX:
+        return f"Use at most {SLUG_MAX} characters."
+    if not SLUG_RE.match(slug):
+        return "Use lower-case letters, digits and single hyphens only (e.g. spring-meetup-2026)."
+    if slug in RESERVED_SLUGS:
+        return f"“{slug}” is reserved. Please choose another address."
+    return None
+
+
+def slug_taken(slug: str, *, exclude_id: int | None = None) -> bool:
+    """True when another event already uses this slug."""
+    query = select(func.count()).select_from(Event).where(Event.slug == slug)
+    if exclude_id is not None:
+        query = query.where(Event.id != exclude_id)
+    return bool(db.session.scalar(query))
+
+
+def unique_slug(base: str, *, exclude_id: int | None = None) -> str:
+    """`base`, or `base-2`, `base-3`, ... whichever is free."""
+    base = base[: SLUG_MAX - 6].strip("-") or "event"
+    candidate, n = base, 1
+    while slug_taken(candidate, exclude_id=exclude_id):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def schedule_problems(
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    opens_at: datetime | None = None,
+    closes_at: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """(field, message) pairs for an impossible schedule; empty when it is fine."""
+    problems: list[tuple[str, str]] = []
+    if starts_at and ends_at and ends_at <= starts_at:
+        problems.append(("ends_at", "The end must be after the start."))
+    if opens_at and closes_at and opens_at >= closes_at:
+        problems.append(("registration_closes_at", "Registration must close after it opens."))
+    elif closes_at and ends_at and closes_at > ends_at:
+        problems.append(("registration_closes_at", "Registration must close by the end of the event."))
+    if opens_at and ends_at and opens_at >= ends_at:
+        problems.append(("registration_opens_at", "Registration must open before the event ends."))
+    return problems
+
+
+_OFFSET_PART_RE = re.compile(r"(\d{1,6})\s*([a-z]+)")
+_OFFSET_RE = re.compile(r"^(?:\d{1,6}\s*[a-z]+\s*)+$")
+_UNITS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 60),
+    **dict.fromkeys(("d", "day", "days"), 24 * 60),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * 24 * 60),
+}
+
+
+def parse_reminder_offsets(text: str) -> list[int]:
+    """Parse '2 days, 30 minutes, 1 day 4 hours' into minutes; DomainError on anything else."""
+    offsets = []
+    for part in re.split(r"[,;\n]+", (text or "").strip().lower()):
+        part = part.strip()
+        if not part:
+            continue
+        pieces = _OFFSET_PART_RE.findall(part) if _OFFSET_RE.match(part) else []
+        if not pieces or any(unit not in _UNITS for _, unit in pieces):
+            raise DomainError(
+                f"“{part[:40]}” is not a reminder time. Write e.g. “2 days”, “4 hours” or “30 minutes”.",
+                field="reminder_custom",
+            )
+        offsets.append(sum(int(count) * _UNITS[unit] for count, unit in pieces))
+    return offsets
+
+
+def normalize_reminder_offsets(offsets: Sequence[int]) -> list[int]:
+    """Unique offsets, longest first, within the allowed range and count."""
+    clean = sorted({int(o) for o in offsets}, reverse=True)
+    for offset in clean:
+        if not REMINDER_MIN <= offset <= REMINDER_MAX:
+            raise DomainError("Reminders can be sent from 5 minutes to 60 days before the start.",
+                              field="reminder_custom")
+    if len(clean) > MAX_REMINDERS:
+        raise DomainError(f"Choose at most {MAX_REMINDERS} reminders.", field="reminder_custom")
+    return clean
+
+
+def describe_offset(minutes: int) -> str:
+    """'1 week', '1 day', '3 hours', '1 day 2 hours', '15 minutes'."""
+    parts = []
+    for size, unit in ((7 * 24 * 60, "week"), (24 * 60, "day"), (60, "hour"), (1, "minute")):
+        count, minutes = divmod(minutes, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts) or "at the start"
+
+
+def clean_options(kind: QuestionKind, options: Sequence[str]) -> list[str]:
+    """Distinct, trimmed options for choice questions (at least two); none for other kinds."""
+    if not kind.has_options:
+        return []
+    seen, clean = set(), []
+    for option in options:
+        option = " ".join(option.split())
+        if option and option.casefold() not in seen:
+            if len(option) > OPTION_MAX_LENGTH:
+                raise DomainError(f"Keep each option under {OPTION_MAX_LENGTH} characters.", field="options")
+            seen.add(option.casefold())
+            clean.append(option)
+    if len(clean) < 2:
+        raise DomainError("Give at least two different options, one per line.", field="options")
+    if len(clean) > MAX_OPTIONS:
+        raise DomainError(f"Give at most {MAX_OPTIONS} options.", field="options")
+    return clean
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class EventData:
+    """What the event form collects, already parsed (times are aware UTC)."""
+
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    slug: str = ""
+    description: str = ""
+    capacity: int | None = None
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+    approval_required: bool = False
+    waitlist_enabled: bool = True
+    reminder_offsets: list[int] = field(default_factory=lambda: [24 * 60, 60])
+    banner: ProcessedImage | None = None
+    banner_alt: str = ""
+    remove_banner: bool = False
+    #: None leaves the co-organizers as they are.
+    co_organizer_ids: list[int] | None = None
+
+
+def _check_event_data(data: EventData, *, event_id: int | None) -> str:
+    """Raise the first DomainError for invalid data; return the slug to use."""
+    title = " ".join((data.title or "").split())
+    if not title:
+        raise DomainError("Give the event a title.", field="title")
+    if len(title) > 200:
+        raise DomainError("Keep the title under 200 characters.", field="title")
+    if not is_valid_zone(data.timezone):
+        raise DomainError("Choose a time zone from the list.", field="timezone")
+    for name, message in schedule_problems(data.starts_at, data.ends_at, data.registration_opens_at,
+                                           data.registration_closes_at):
+        raise DomainError(message, field=name)
+    if data.capacity is not None and not 1 <= data.capacity <= CAPACITY_MAX:
+        raise DomainError(f"Capacity must be between 1 and {CAPACITY_MAX:,}, or blank for unlimited.", field="capacity")
+    data.reminder_offsets = normalize_reminder_offsets(data.reminder_offsets)
+    if data.slug:
+        problem = slug_problem(data.slug)
+        if problem:
+            raise DomainError(problem, field="slug")
+        if slug_taken(data.slug, exclude_id=event_id):
+            raise Conflict("Another event already uses this address. Please choose another.", field="slug")
+        return data.slug
+    return unique_slug(slugify(title), exclude_id=event_id)
+
+
+def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
+    """Copy the form data onto the event; True when attendees would see the change."""
+    title = " ".join(data.title.split())
+    visible = (
+        event.title != title
+        or event.starts_at != data.starts_at
+        or event.ends_at != data.ends_at
+        or (event.description or "") != (data.description or "")
+    )
+    event.title = title
+    event.slug = slug
+    event.description = data.description or ""
+    event.timezone = data.timezone
+    event.starts_at = data.starts_at
+    event.ends_at = data.ends_at
+    event.capacity = data.capacity
+    event.registration_opens_at = data.registration_opens_at
+    event.registration_closes_at = data.registration_closes_at
+    event.approval_required = data.approval_required
+    event.waitlist_enabled = data.waitlist_enabled
+    event.reminder_offsets = list(data.reminder_offsets)
+    event.banner_alt = (data.banner_alt or "").strip()[:300]
+    if data.banner is not None:
+        uploads.discard_upload(event.banner_filename)
+        event.banner_filename = uploads.store_image(data.banner)
+    elif data.remove_banner and event.banner_filename:
+        uploads.discard_upload(event.banner_filename)
+        event.banner_filename = None
+        event.banner_alt = ""
+    return visible
+
+
+def _set_co_organizers(event: Event, user_ids: Sequence[int], *, actor: User) -> None:
+    if not can_share(actor, event):
+        raise NotAllowed("Only the event's owner or an admin can choose co-organizers.", field="co_organizers")
+    wanted = {int(i) for i in user_ids} - {event.owner_id}
+    users = list(db.session.scalars(
+        select(User).where(User.id.in_(wanted), User.is_active_account.is_(True)).order_by(User.email)
+    )) if wanted else []
+    if len(users) != len(wanted):
+        raise DomainError("Choose co-organizers from the list of active staff.", field="co_organizers")
+    before = {u.id for u in event.co_organizers}
+    event.co_organizers = users
+    if before != wanted:
+        logger.info("Co-organizers of event %s set to %s by %s", event.id, sorted(wanted), actor.id)
+
+
+def shareable_users(event: Event | None, *, owner: User) -> list[User]:
+    """Active staff who could be made co-organizers (everyone but the owner)."""
+    owner_id = event.owner_id if event is not None else owner.id
+    return list(db.session.scalars(
+        select(User).where(User.is_active_account.is_(True), User.id != owner_id).order_by(User.email)
+    ))
+
+
+def create_event(data: EventData, *, actor: User) -> Event:
+    """Create a draft event owned by the actor."""
+    slug = _check_event_data(data, event_id=None)
+    event = Event(owner_id=actor.id, status=EventStatus.draft, ics_sequence=0)
+    event.owner = actor
+    _apply_event_data(event, data, slug)
+    db.session.add(event)
+    if data.co_organizer_ids:
+        _set_co_organizers(event, data.co_organizer_ids, actor=actor)
+    db.session.flush()
+    logger.info("Event %s (%s) created by %s", event.id, event.slug, actor.id)
+    return event
+
+
+def update_event(event: Event, data: EventData, *, actor: User) -> Event:
+    """Change an event's details; attendee-visible changes bump its iCalendar sequence."""
+    _require_manager(actor, event)
+    _require_editable(event)
+    slug = _check_event_data(data, event_id=event.id)
+    if data.co_organizer_ids is not None:
+        _set_co_organizers(event, data.co_organizer_ids, actor=actor)
+    if _apply_event_data(event, data, slug):
+        event.ics_sequence += 1
+    db.session.flush()
+    logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
+    return event
+
+
+def publish_event(event: Event, *, actor: User, now: datetime | None = None) -> None:
+    """Make a draft visible to the public."""
+    _require_manager(actor, event)
+    _require_editable(event)
+    if event.is_published:
+        raise Conflict("This event is already published.")
+    if event.ends_at <= (now or utcnow()):
+        raise Conflict("This event has already ended, so it cannot be published.")
+    event.status = EventStatus.published
+    event.published_at = now or utcnow()
+    db.session.flush()
+    logger.info("Event %s published by %s", event.id, actor.id)
+
+
+def unpublish_event(event: Event, *, actor: User) -> None:
+    """Take a published event back to draft (hidden from the public)."""
+    _require_manager(actor, event)
+    _require_editable(event)
+    if not event.is_published:
+        raise Conflict("This event is not published.")
+    event.status = EventStatus.draft
+    db.session.flush()
+    logger.info("Event %s unpublished by %s", event.id, actor.id)
+
+
+def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime | None = None) -> None:
+    """Cancel an event for good; attendees' calendars see the cancellation."""
+    _require_manager(actor, event)
+    if event.is_cancelled:
+        raise Conflict("This event is already cancelled.")
+    reason = (reason or "").strip()
+    if len(reason) > 2000:
+        raise DomainError("Keep the message under 2,000 characters.", field="reason")
+    event.status = EventStatus.cancelled
+    event.cancelled_at = now or utcnow()
+    event.cancellation_reason = reason
+    event.ics_sequence += 1
+    db.session.flush()
+    logger.info("Event %s cancelled by %s", event.id, actor.id)
+
+
+def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) -> Event:
+    """Copy an event (questions, speakers, images, settings) as a new draft one week later."""
+    _require_manager(actor, event)
+    base = f"{event.slug[: SLUG_MAX - 12].rstrip('-')}-copy"
+    title = f"{event.title} (copy)"
+    if len(title) > 200:
+        title = event.title[:193].rstrip() + " (copy)"
+    shifted = lambda value: value + shift if value is not None else None  # noqa: E731
+    clone = Event(
+        title=title,
+        slug=unique_slug(base),
+        description=event.description,
+        status=EventStatus.draft,
+        timezone=event.timezone,
+        starts_at=shifted(event.starts_at),
+        ends_at=shifted(event.ends_at),
+        capacity=event.capacity,
+        registration_opens_at=shifted(event.registration_opens_at),
+        registration_closes_at=shifted(event.registration_closes_at),
+        approval_required=event.approval_required,
+        waitlist_enabled=event.waitlist_enabled,
+        reminder_offsets=list(event.reminder_offsets or []),
+        banner_filename=uploads.copy_upload(event.banner_filename),
+        banner_alt=event.banner_alt,
+        ics_sequence=0,
+        owner_id=actor.id,
+    )
+    clone.banner_alt = clone.banner_alt if clone.banner_filename else ""
+    shared = {u.id: u for u in event.co_organizers if u.id != actor.id}
+    if event.owner_id != actor.id:
+        shared[event.owner_id] = event.owner
+    clone.co_organizers = sorted(shared.values(), key=lambda u: u.email)
+    for q in event.questions:
+        clone.questions.append(Question(position=q.position, kind=q.kind, label=q.label, help_text=q.help_text,
+                                        required=q.required, options=list(q.options or [])))
+    for s in event.speakers:
+        clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio,
+                                      photo_filename=uploads.copy_upload(s.photo_filename)))
+    db.session.add(clone)
+    db.session.flush()
+    logger.info("Event %s cloned to %s by %s", event.id, clone.id, actor.id)
+    return clone
+
+
+# --- ordered children: questions and speakers -------------------------------------------------------
+
+
+def _renumber(items: Sequence[Question | Speaker]) -> None:
+    for position, item in enumerate(items):
+        item.position = position
+
+
+def _move(items: list, item, direction: str) -> bool:
+    """Swap an item with its neighbour; False when it is already at that end."""
+    if direction not in ("up", "down"):
+        raise DomainError("Choose to move up or down.")
+    ordered = sorted(items, key=lambda i: (i.position, i.id or 0))
+    index = ordered.index(item)
+    target = index - 1 if direction == "up" else index + 1
+    if not 0 <= target < len(ordered):
+        return False
+    ordered[index], ordered[target] = ordered[target], ordered[index]
+    _renumber(ordered)
+    return True
+
+
+@dataclass
+class QuestionData:
+    kind: QuestionKind
+    label: str
+    help_text: str = ""
+    required: bool = False
+    options: list[str] = field(default_factory=list)
+
+
+def _check_question(data: QuestionData) -> tuple[str, list[str]]:
+    label = " ".join((data.label or "").split())
+    if not label:
+        raise DomainError("Write the question.", field="label")
+    if len(label) > 300:
+        raise DomainError("Keep the question under 300 characters.", field="label")
+    if len(data.help_text or "") > 500:
+        raise DomainError("Keep the help text under 500 characters.", field="help_text")
+    return label, clean_options(QuestionKind(data.kind), data.options)
+
+
+def add_question(event: Event, data: QuestionData, *, actor: User) -> Question:
+    """Append a registration question to the event."""
+    _require_manager(actor, event)
+    _require_editable(event)
+    label, options = _check_question(data)
+    question = Question(kind=QuestionKind(data.kind), label=label, help_text=(data.help_text or "").strip(),
+                        required=data.required, options=options, position=len(event.questions))
+    event.questions.append(question)
+    db.session.flush()
+    logger.info("Question %s added to event %s by %s", question.id, event.id, actor.id)
+    return question
+
+
+def update_question(question: Question, data: QuestionData, *, actor: User) -> Question:
+    """Change a registration question."""
+    event = question.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    label, options = _check_question(data)
+    question.kind = QuestionKind(data.kind)
+    question.label = label
+    question.help_text = (data.help_text or "").strip()
+    question.required = data.required
+    question.options = options
+    db.session.flush()
+    logger.info("Question %s of event %s edited by %s", question.id, event.id, actor.id)
+    return question
+
+
+def remove_question(question: Question, *, actor: User) -> None:
+    """Delete a registration question; the others close up the gap."""
+    event = question.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    event.questions.remove(question)
+    _renumber(sorted(event.questions, key=lambda q: q.position))
+    db.session.flush()
+    logger.info("Question %s removed from event %s by %s", question.id, event.id, actor.id)
+
+
+def move_question(question: Question, direction: str, *, actor: User) -> None:
+    """Move a registration question one place up or down."""
+    event = question.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    if _move(event.questions, question, direction):
+        db.session.flush()
+        db.session.expire(event, ["questions"])
+        logger.info("Question %s of event %s moved %s by %s", question.id, event.id, direction, actor.id)
+
+
+@dataclass
+class SpeakerData:
+    name: str
+    title: str = ""
+    bio: str = ""
+    photo: ProcessedImage | None = None
+    remove_photo: bool = False
+
+
+def _check_speaker(data: SpeakerData) -> str:
+    name = " ".join((data.name or "").split())
+    if not name:
+        raise DomainError("Give the speaker's name.", field="name")
+    if len(name) > 200 or len(data.title or "") > 200:
+        raise DomainError("Keep names and titles under 200 characters.", field="name")
+    if len(data.bio or "") > 5000:
+        raise DomainError("Keep the bio under 5,000 characters.", field="bio")
+    return name
+
+
+def _apply_speaker(speaker: Speaker, data: SpeakerData, name: str) -> None:
+    speaker.name = name
+    speaker.title = (data.title or "").strip()
+    speaker.bio = (data.bio or "").strip()
+    if data.photo is not None:
+        uploads.discard_upload(speaker.photo_filename)
+        speaker.photo_filename = uploads.store_image(data.photo)
+    elif data.remove_photo and speaker.photo_filename:
+        uploads.discard_upload(speaker.photo_filename)
+        speaker.photo_filename = None
+
+
+def add_speaker(event: Event, data: SpeakerData, *, actor: User) -> Speaker:
+    """Add a speaker at the end of the event's list."""
+    _require_manager(actor, event)
+    _require_editable(event)
+    name = _check_speaker(data)
+    speaker = Speaker(position=len(event.speakers))
+    _apply_speaker(speaker, data, name)
+    event.speakers.append(speaker)
+    db.session.flush()
+    logger.info("Speaker %s added to event %s by %s", speaker.id, event.id, actor.id)
+    return speaker
+
+
+def update_speaker(speaker: Speaker, data: SpeakerData, *, actor: User) -> Speaker:
+    """Change a speaker's details or photo."""
+    event = speaker.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    _apply_speaker(speaker, data, _check_speaker(data))
+    db.session.flush()
+    logger.info("Speaker %s of event %s edited by %s", speaker.id, event.id, actor.id)
+    return speaker
+
+
+def remove_speaker(speaker: Speaker, *, actor: User) -> None:
+    """Remove a speaker (and their photo, once committed)."""
+    event = speaker.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    uploads.discard_upload(speaker.photo_filename)
+    event.speakers.remove(speaker)
+    _renumber(sorted(event.speakers, key=lambda s: s.position))
+    db.session.flush()
+    logger.info("Speaker %s removed from event %s by %s", speaker.id, event.id, actor.id)
+
+
+def move_speaker(speaker: Speaker, direction: str, *, actor: User) -> None:
+    """Move a speaker one place up or down."""
+    event = speaker.event
+    _require_manager(actor, event)
+    _require_editable(event)
+    if _move(event.speakers, speaker, direction):
+        db.session.flush()
+        db.session.expire(event, ["speakers"])
+        logger.info("Speaker %s of event %s moved %s by %s", speaker.id, event.id, direction, actor.id)

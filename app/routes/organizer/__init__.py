@@ -1,7 +1,7 @@
 """Organizer pages under /manage."""
 
-from app.routes.organizer import events
+from app.routes.organizer import events, questions, speakers
 
 
 def blueprints():
-    return [events.bp]
+    return [events.bp, questions.bp, speakers.bp]

@@ -1,15 +1,45 @@
-"""Organizer event management under /manage/events."""
+"""Organizer event management under /manage/events: list, create, edit, overview, publish,
+unpublish, clone and cancel. Questions and speakers have their own modules beside this one.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import logging
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    get_template_attribute,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
+from werkzeug.routing import BuildError
+from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
+from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
 from app.models import Event
-from app.services.events import managed_events_query
+from app.routes._helpers import apply_domain_error
+from app.routes._loaders import load_managed_event
+from app.services import events
+from app.services.errors import DomainError
+from app.services.timezones import DEFAULT_ZONE, utc_to_local
+from app.web import redirect_to, render_page_or_fragment, wants_fragment
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("organizer_events", __name__, url_prefix="/manage/events")
+
+STATUS_FILTERS = [("all", "All"), ("draft", "Drafts"), ("published", "Published"), ("cancelled", "Cancelled"),
+                  ("past", "Past")]
+#: Where the public page may be served, by whichever blueprint provides it.
+PUBLIC_EVENT_ENDPOINTS = ("attendee_events.event_GET", "public.event_GET")
 
 
 @bp.before_request
@@ -18,8 +48,277 @@ def _require_login():
     """Every organizer page needs a signed-in staff user."""
 
 
+@bp.app_template_filter("reminder_offset")
+def _reminder_offset(minutes: int) -> str:
+    return events.describe_offset(int(minutes))
+
+
+# --- context builders shared with the questions and speakers modules ----------------------------------
+
+
+def public_event_url(event: Event) -> str | None:
+    """The attendee-facing URL of the event, once some blueprint serves it."""
+    for endpoint in PUBLIC_EVENT_ENDPOINTS:
+        if endpoint in current_app.view_functions:
+            try:
+                return url_for(endpoint, slug=event.slug, _external=True)
+            except BuildError:
+                continue
+    return None
+
+
+def question_form(question=None, *, formdata=None) -> QuestionForm:
+    """A question form, blank (for adding) or filled from a question (for editing)."""
+    if question is None:
+        return QuestionForm(formdata=formdata, prefix="new-question")
+    data = {"kind": question.kind.value, "label": question.label, "help_text": question.help_text,
+            "required": question.required, "options": "\n".join(question.options or [])}
+    return QuestionForm(formdata=formdata, prefix=f"question-{question.id}", data=data)
+
+
+def speaker_form(speaker=None, *, formdata=None) -> SpeakerForm:
+    """A speaker form, blank (for adding) or filled from a speaker (for editing)."""
+    if speaker is None:
+        return SpeakerForm(formdata=formdata, prefix="new-speaker")
+    data = {"name": speaker.name, "title": speaker.title, "bio": speaker.bio}
+    return SpeakerForm(formdata=formdata, prefix=f"speaker-{speaker.id}", data=data)
+
+
+def questions_context(event: Event, *, add_form=None, failed: tuple[int, QuestionForm] | None = None) -> dict:
+    """What the questions section needs; `failed` is (question id, its form that did not validate)."""
+    edit_forms = {q.id: question_form(q) for q in event.questions}
+    if failed is not None:
+        edit_forms[failed[0]] = failed[1]
+    return {"event": event, "add_form": add_form or question_form(), "edit_forms": edit_forms,
+            "open_id": failed[0] if failed else None, "editable": not event.is_cancelled}
+
+
+def speakers_context(event: Event, *, add_form=None, failed: tuple[int, SpeakerForm] | None = None) -> dict:
+    """What the speakers section needs; `failed` is (speaker id, its form that did not validate)."""
+    edit_forms = {s.id: speaker_form(s) for s in event.speakers}
+    if failed is not None:
+        edit_forms[failed[0]] = failed[1]
+    return {"event": event, "add_form": add_form or speaker_form(), "edit_forms": edit_forms,
+            "open_id": failed[0] if failed else None, "editable": not event.is_cancelled}
+
+
+def _setup_sharing(form: EventForm, event: Event | None) -> bool:
+    """Offer the co-organizer picker to the owner and admins only; True when offered."""
+    if "co_organizers" not in form:
+        return False
+    if event is not None and not events.can_share(current_user, event):
+        del form.co_organizers
+        return False
+    users = events.shareable_users(event, owner=current_user)
+    form.co_organizers.choices = [SelectChoice(u.id, f"{u.name} ({u.email})" if u.name else u.email) for u in users]
+    return True
+
+
+def _initial_data(event: Event) -> dict:
+    """The event's values as the form shows them (times as wall-clock time in its zone)."""
+    presets = set(events.REMINDER_PRESETS)
+    offsets = list(event.reminder_offsets or [])
+    return {
+        "title": event.title, "slug": event.slug, "description": event.description, "timezone": event.timezone,
+        "starts_at": utc_to_local(event.starts_at, event.timezone),
+        "ends_at": utc_to_local(event.ends_at, event.timezone),
+        "capacity": "" if event.capacity is None else str(event.capacity),
+        "registration_opens_at": utc_to_local(event.registration_opens_at, event.timezone),
+        "registration_closes_at": utc_to_local(event.registration_closes_at, event.timezone),
+        "approval_required": event.approval_required, "waitlist_enabled": event.waitlist_enabled,
+        "reminders": [o for o in offsets if o in presets],
+        "reminder_custom": ", ".join(events.describe_offset(o) for o in offsets if o not in presets),
+        "banner_alt": event.banner_alt,
+        "co_organizers": [u.id for u in event.co_organizers],
+    }
+
+
+def edit_page(event: Event, *, form: EventForm | None = None, status: int = 200, section: str | None = None,
+              questions: dict | None = None, speakers: dict | None = None) -> Response:
+    """The edit page, or for htmx only its `section` ("questions" or "speakers"), always with Vary."""
+    sections = {"questions": questions or questions_context(event), "speakers": speakers or speakers_context(event)}
+    if section is not None and wants_fragment():
+        macro = get_template_attribute(f"organizer/_{section}.html", f"{section}_section")
+        response = make_response(macro(**sections[section]), status)
+    else:
+        if form is None:
+            form = EventForm(formdata=None, data=_initial_data(event))
+        can_share = _setup_sharing(form, event)
+        body = render_template("organizer/event_form.html", event=event, form=form, can_share=can_share,
+                               **sections)
+        response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+# --- list ------------------------------------------------------------------------------------------
+
+
 @bp.get("/")
 def events_GET():
-    """The events this user may manage."""
-    events = db.session.scalars(managed_events_query(current_user).order_by(Event.starts_at.desc())).all()
-    return render_template("organizer/events.html", events=events)
+    """The events this user may manage, filtered by status."""
+    status = request.args.get("status", "all")
+    if status not in events.STATUS_FILTERS:
+        status = "all"
+    rows = events.list_managed_events(current_user, status)
+    return render_page_or_fragment("organizer/events.html", "organizer/_events.html", "event_list",
+                                   events=rows, current=status, filters=STATUS_FILTERS)
+
+
+# --- create ----------------------------------------------------------------------------------------
+
+
+@bp.get("/new")
+def event_new_GET():
+    """The form for a new event."""
+    zone = events.last_used_timezone(current_user)
+    form = EventForm(formdata=None, data={"timezone": zone, "waitlist_enabled": True,
+                                          "reminders": list(events.normalize_reminder_offsets([1440, 60]))})
+    if zone == DEFAULT_ZONE:
+        # No zone used before: foyer.js preselects the organizer's own zone when it can.
+        form.timezone.render_kw = {"data-default-browser-zone": ""}
+    _setup_sharing(form, None)
+    return render_template("organizer/event_form.html", event=None, form=form, can_share=True)
+
+
+@bp.post("/new")
+def event_new_POST():
+    """Create a draft event and continue on its edit page (questions, speakers)."""
+    form = EventForm()
+    _setup_sharing(form, None)
+    if form.validate_on_submit():
+        try:
+            event = events.create_event(form.to_data(), actor=current_user)
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            if not _commit(form):
+                return render_template("organizer/event_form.html", event=None, form=form, can_share=True), 422
+            flash("Event created as a draft. Add registration questions and speakers below, then publish it.",
+                  "success")
+            return redirect_to(url_for(".event_edit_GET", event_id=event.id))
+    _mention_lost_upload(form)
+    return render_template("organizer/event_form.html", event=None, form=form, can_share=True), 422
+
+
+def _commit(form: EventForm) -> bool:
+    """Commit; a slug taken by a simultaneous request becomes a field error instead of a crash."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        logger.info("Slug %r was taken while saving", form.slug.data)
+        form.slug.errors = ["Another event took this address a moment ago. Please choose another."]
+        return False
+    return True
+
+
+def _mention_lost_upload(form: EventForm) -> None:
+    """Browsers cannot keep a chosen file across a failed submission: say so."""
+    if form.banner_image is not None and not form.banner.errors:
+        form.banner.errors = ["The image was fine, but please choose it again: files are not kept when "
+                              "other fields need correcting."]
+
+
+# --- overview and edit ---------------------------------------------------------------------------
+
+
+@bp.get("/<int:event_id>")
+def event_GET(event_id: int):
+    """An overview of one event: status, times, links, actions."""
+    event = load_managed_event(event_id)
+    return render_template("organizer/event.html", event=event, public_url=public_event_url(event),
+                           can_share=events.can_share(current_user, event))
+
+
+@bp.get("/<int:event_id>/edit")
+def event_edit_GET(event_id: int):
+    """The edit page: details, registration questions and speakers."""
+    event = load_managed_event(event_id)
+    return edit_page(event)
+
+
+@bp.post("/<int:event_id>/edit")
+def event_edit_POST(event_id: int):
+    """Save the event's details."""
+    event = load_managed_event(event_id)
+    form = EventForm()
+    _setup_sharing(form, event)
+    if form.validate_on_submit():
+        try:
+            events.update_event(event, form.to_data(), actor=current_user)
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            if _commit(form):
+                flash("Changes saved.", "success")
+                return redirect_to(url_for(".event_GET", event_id=event_id))
+    db.session.rollback()
+    _mention_lost_upload(form)
+    return edit_page(load_managed_event(event_id), form=form, status=422)
+
+
+# --- state changes ---------------------------------------------------------------------------------
+
+
+def _state_change(event_id: int, verb, done: str):
+    event = load_managed_event(event_id)
+    try:
+        verb(event, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect_to(url_for(".event_GET", event_id=event_id))
+
+
+@bp.post("/<int:event_id>/publish")
+def event_publish_POST(event_id: int):
+    """Publish the event."""
+    return _state_change(event_id, events.publish_event, "Published. The event page is now public.")
+
+
+@bp.post("/<int:event_id>/unpublish")
+def event_unpublish_POST(event_id: int):
+    """Take the event back to draft."""
+    return _state_change(event_id, events.unpublish_event, "Unpublished. The event is a draft again.")
+
+
+@bp.post("/<int:event_id>/clone")
+def event_clone_POST(event_id: int):
+    """Copy the event as a new draft one week later and open the copy."""
+    event = load_managed_event(event_id)
+    clone = events.clone_event(event, actor=current_user)
+    db.session.commit()
+    flash(f"This is a copy of “{event.title}”, moved one week later. Check the dates and title, then publish it.",
+          "success")
+    return redirect_to(url_for(".event_edit_GET", event_id=clone.id))
+
+
+@bp.get("/<int:event_id>/cancel")
+def event_cancel_GET(event_id: int):
+    """Ask for confirmation (and an optional message) before cancelling."""
+    event = load_managed_event(event_id)
+    if event.is_cancelled:
+        flash("This event is already cancelled.", "info")
+        return redirect_to(url_for(".event_GET", event_id=event.id))
+    return render_template("organizer/event_cancel.html", event=event, form=CancelEventForm())
+
+
+@bp.post("/<int:event_id>/cancel")
+def event_cancel_POST(event_id: int):
+    """Cancel the event for good."""
+    event = load_managed_event(event_id)
+    form = CancelEventForm()
+    if form.validate_on_submit():
+        try:
+            events.cancel_event(event, actor=current_user, reason=form.reason.data or "")
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash("The event is cancelled. Its public page now says so.", "success")
+            return redirect_to(url_for(".event_GET", event_id=event.id))
+    return render_template("organizer/event_cancel.html", event=event, form=form), 422

@@ -1,0 +1,285 @@
+"""Organizer forms: the event, its registration questions and speakers, and cancellation."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields import DateTimeLocalField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.models import QuestionKind
+from app.services import events as event_rules
+from app.services.errors import DomainError
+from app.services.timezones import NonexistentLocalTime, is_valid_zone, local_to_utc, zone_choices
+from app.services.uploads import InvalidUpload, ProcessedImage, process_image
+
+#: datetime-local inputs send "2026-03-29T10:00" (seconds only when a step asks for them).
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+INVALID_DATETIME = "Enter a date and time, e.g. 2026-03-29 10:00."
+YEAR_RANGE = (2000, 2100)
+DATETIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
+
+
+#: Control characters (NUL breaks PostgreSQL text); tabs and line breaks are kept.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(value):
+    """Drop control characters that no one types on purpose."""
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
+def _strip(value):
+    return _clean(value).strip() if isinstance(value, str) else value
+
+
+def _strip_lower(value):
+    return _strip(value).lower() if isinstance(value, str) else value
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A group of checkboxes; templates render it as a fieldset with one label per box."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _image_from(field, *, max_side: int) -> ProcessedImage | None:
+    """Validate an uploaded image field; None when no file was chosen."""
+    upload = field.data
+    if not isinstance(upload, FileStorage) or not upload.filename:
+        return None
+    try:
+        return process_image(upload.stream, max_side=max_side)
+    except InvalidUpload as exc:
+        name = upload.filename[-80:]
+        raise ValidationError(f"“{name}” was not accepted: {exc.message}") from exc
+
+
+class EventForm(FlaskForm):
+    title = StringField("Title", filters=[_strip],
+                        validators=[DataRequired("Give the event a title."), Length(max=200)])
+    slug = StringField(
+        "Web address",
+        filters=[_strip_lower],
+        description="Lower-case letters, digits and hyphens. Leave blank to make one from the title. "
+        "Changing it breaks links already shared.",
+        validators=[Optional(), Length(max=event_rules.SLUG_MAX)],
+    )
+    description = TextAreaField(
+        "Description", filters=[_clean],
+        description="Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org).",
+        validators=[Length(max=20_000)],
+    )
+    timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False,
+                           description="Start and end times below are in this zone.")
+    starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                   validators=[InputRequired("Choose when the event starts.")])
+    ends_at = DateTimeLocalField("Ends", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                 validators=[InputRequired("Choose when the event ends.")])
+    capacity = StringField("Capacity", filters=[_strip], description="Leave blank for unlimited seats.",
+                           render_kw={"inputmode": "numeric"})
+    registration_opens_at = DateTimeLocalField(
+        "Registration opens", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+        validators=[Optional()], description="Optional. Blank: open as soon as the event is published.",
+    )
+    registration_closes_at = DateTimeLocalField(
+        "Registration closes", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+        validators=[Optional()], description="Optional. Blank: open until the event ends.",
+    )
+    approval_required = BooleanField("Approve each registration by hand")
+    waitlist_enabled = BooleanField("Offer a waitlist when the event is full", default=True)
+    reminders = MultiCheckboxField(
+        "Reminders", coerce=int,
+        choices=[SelectChoice(m, event_rules.describe_offset(m)) for m in event_rules.REMINDER_PRESETS],
+        default=[24 * 60, 60],
+    )
+    reminder_custom = StringField(
+        "Other reminder times", filters=[_strip], validators=[Length(max=200)],
+        description="Optional, comma-separated, e.g. “2 days, 30 minutes”.",
+    )
+    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.")
+    banner_alt = StringField("Banner description (alt text)", filters=[_strip], validators=[Length(max=300)],
+                             description="Describe the image for people who cannot see it; "
+                             "leave blank if it is only decoration.")
+    remove_banner = BooleanField("Remove the current banner")
+    co_organizers = MultiCheckboxField("Co-organizers", coerce=int, validate_choice=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.banner_image: ProcessedImage | None = None
+        self.utc: dict[str, datetime | None] = {}
+        self.capacity_value: int | None = None
+        self.reminder_offsets: list[int] = []
+
+    def validate_timezone(self, field):
+        if not is_valid_zone(field.data):
+            raise ValidationError("Choose a time zone from the list.")
+
+    def validate_slug(self, field):
+        if field.data:
+            problem = event_rules.slug_problem(field.data)
+            if problem:
+                raise ValidationError(problem)
+
+    def validate_capacity(self, field):
+        self.capacity_value = None
+        if not field.data:
+            return
+        if not re.fullmatch(r"[0-9]{1,9}", field.data):
+            raise ValidationError("Enter a whole number of seats, or leave blank for unlimited.")
+        value = int(field.data)
+        if not 1 <= value <= event_rules.CAPACITY_MAX:
+            raise ValidationError(f"Capacity must be between 1 and {event_rules.CAPACITY_MAX:,}, "
+                                  "or blank for unlimited.")
+        self.capacity_value = value
+
+    def validate_banner(self, field):
+        self.banner_image = _image_from(field, max_side=2400)
+
+    def validate(self, extra_validators=None) -> bool:
+        """Field checks, then the times read in the chosen zone, then the schedule rules."""
+        ok = super().validate(extra_validators)
+        ok = self._validate_reminders() and ok
+        zone = self.timezone.data
+        if not is_valid_zone(zone):
+            return False
+        for name in DATETIME_FIELDS:
+            f = getattr(self, name)
+            self.utc[name] = None
+            if f.data is None or f.errors:
+                continue
+            if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
+                f.errors.append(f"Choose a date between the years {YEAR_RANGE[0]} and {YEAR_RANGE[1]}.")
+                ok = False
+                continue
+            try:
+                self.utc[name] = local_to_utc(f.data, zone)
+            except NonexistentLocalTime:
+                f.errors.append(f"{f.data:%H:%M} does not exist on that day in {zone}: the clocks go forward "
+                                "then. Choose another time.")
+                ok = False
+        if ok:
+            for name, message in event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS)):
+                getattr(self, name).errors.append(message)
+                ok = False
+        return ok
+
+    def _validate_reminders(self) -> bool:
+        try:
+            custom = event_rules.parse_reminder_offsets(self.reminder_custom.data or "")
+            self.reminder_offsets = event_rules.normalize_reminder_offsets([*(self.reminders.data or []), *custom])
+        except DomainError as exc:
+            self.reminder_custom.errors = [*self.reminder_custom.errors, exc.message]
+            return False
+        return True
+
+    def to_data(self) -> event_rules.EventData:
+        """The validated values as the service's EventData."""
+        return event_rules.EventData(
+            title=self.title.data,
+            slug=self.slug.data or "",
+            description=self.description.data or "",
+            timezone=self.timezone.data,
+            starts_at=self.utc["starts_at"],
+            ends_at=self.utc["ends_at"],
+            capacity=self.capacity_value,
+            registration_opens_at=self.utc.get("registration_opens_at"),
+            registration_closes_at=self.utc.get("registration_closes_at"),
+            approval_required=bool(self.approval_required.data),
+            waitlist_enabled=bool(self.waitlist_enabled.data),
+            reminder_offsets=self.reminder_offsets,
+            banner=self.banner_image,
+            banner_alt=self.banner_alt.data or "",
+            remove_banner=bool(self.remove_banner.data),
+            co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
+        )
+
+
+class QuestionForm(FlaskForm):
+    """A registration question; several appear on one page, so each gets a prefix.
+
+    CSRF is checked for every POST by CSRFProtect (the token rides in the form and in the htmx header).
+    """
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField("Kind", choices={k.value: k.label for k in QuestionKind},
+                       default=QuestionKind.short_text.value)
+    label = StringField("Question", filters=[_strip], validators=[DataRequired("Write the question."), Length(max=300)])
+    help_text = StringField("Help text", filters=[_strip], validators=[Length(max=500)],
+                            description="Optional hint shown under the question.")
+    required = BooleanField("Answer required")
+    options = TextAreaField("Options", filters=[_clean], validators=[Length(max=10_000)],
+                            description="For choice questions: one option per line, at least two.")
+
+    def validate_kind(self, field):
+        if field.data not in {k.value for k in QuestionKind}:
+            raise ValidationError("Choose a kind of question.")
+
+    def validate_options(self, field):
+        if self.kind.data in {k.value for k in QuestionKind}:
+            try:
+                event_rules.clean_options(QuestionKind(self.kind.data), self.option_lines())
+            except DomainError as exc:
+                raise ValidationError(exc.message) from exc
+
+    def option_lines(self) -> list[str]:
+        return (self.options.data or "").splitlines()
+
+    def to_data(self) -> event_rules.QuestionData:
+        return event_rules.QuestionData(kind=QuestionKind(self.kind.data), label=self.label.data,
+                                        help_text=self.help_text.data or "", required=bool(self.required.data),
+                                        options=self.option_lines())
+
+
+class SpeakerForm(FlaskForm):
+    """A speaker; prefixed like QuestionForm, CSRF checked globally."""
+
+    class Meta:
+        csrf = False
+
+    name = StringField("Name", filters=[_strip], validators=[DataRequired("Give the speaker's name."), Length(max=200)])
+    title = StringField("Role or affiliation", filters=[_strip], validators=[Length(max=200)])
+    bio = TextAreaField("Bio", filters=[_clean], validators=[Length(max=5000)])
+    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.")
+    remove_photo = BooleanField("Remove the current photo")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.photo_image: ProcessedImage | None = None
+
+    def validate_photo(self, field):
+        self.photo_image = _image_from(field, max_side=800)
+
+    def to_data(self) -> event_rules.SpeakerData:
+        return event_rules.SpeakerData(name=self.name.data, title=self.title.data or "", bio=self.bio.data or "",
+                                       photo=self.photo_image, remove_photo=bool(self.remove_photo.data))
+
+
+class MoveForm(FlaskForm):
+    """Move an item up or down (the button's value)."""
+
+    class Meta:
+        csrf = False
+
+    direction = StringField("Direction", validators=[DataRequired()])
+
+    def validate_direction(self, field):
+        if field.data not in ("up", "down"):
+            raise ValidationError("Choose to move up or down.")
+
+
+class CancelEventForm(FlaskForm):
+    reason = TextAreaField(
+        "Message to attendees (optional)", filters=[_strip], validators=[Length(max=2000)],
+        description="Shown on the event page and included in the cancellation notice.",
+    )
