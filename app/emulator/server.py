@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-import trustme
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .core import Emulator, EmulatorEndpoints
@@ -75,6 +74,10 @@ class EmulatorServer:
         """Create the CA and certificate, bind, and serve in a daemon thread."""
         if self._server is not None:
             return self
+        # trustme is a development dependency (requirements-dev.txt); Foyer's runtime imports the
+        # emulator package without ever serving it over TLS, so import it only here.
+        import trustme
+
         ca = trustme.CA()
         cert = ca.issue_cert(self.host, "localhost", *self.emulator.hosts)
         directory = self._ca_dir
