@@ -28,14 +28,27 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     _init_extensions(app)
+    _install_microsoft(app)
     _register_blueprints(app)
 
-    from app import cli, errors, web
+    from app import cli, errors, scheduler, web
 
     errors.register(app)
     web.register(app)
     cli.register(app)
+    scheduler.register(app)
     return app
+
+
+def _install_microsoft(app: Flask) -> None:
+    """Microsoft clients, the outbox handlers that use them, and (with the built-in emulator) its sign-in page."""
+    from app.services import notifications, teams  # noqa: F401  (register their outbox handlers)
+    from app.services.microsoft import wiring
+
+    wiring.install(app)
+    emulator = app.extensions["microsoft"].emulator
+    if emulator is not None:
+        app.wsgi_app = wiring.EmulatorSignInMount(app.wsgi_app, emulator)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:

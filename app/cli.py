@@ -31,3 +31,27 @@ def register(app: Flask) -> None:
             raise click.ClickException(exc.message) from exc
         db.session.commit()
         click.echo(f"Admin {user.email} created.")
+
+    register_security(foyer)
+
+
+def register_security(foyer_group) -> None:
+    """Key-management commands (attached to the `flask foyer` group)."""
+
+    @foyer_group.command("rotate-key")
+    @click.option("--print-new-key", is_flag=True,
+                  help="Only print a fresh key to put first in ENCRYPTION_KEYS, then exit.")
+    def rotate_key(print_new_key: bool) -> None:
+        """Re-encrypt stored secrets with the newest key in ENCRYPTION_KEYS.
+
+        To rotate: run with --print-new-key, put the printed key first in ENCRYPTION_KEYS (keep the old
+        keys after it), restart Foyer, run this command, then drop the old keys.
+        """
+        from app.services import crypto, microsoft_connection
+
+        if print_new_key:
+            click.echo(crypto.generate_key())
+            return
+        count = microsoft_connection.rotate_secrets()
+        db.session.commit()
+        click.echo(f"Re-encrypted {count} stored secret(s) with the newest key.")

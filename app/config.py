@@ -74,14 +74,43 @@ class Config:
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
         self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
         self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
+        self.ARGON2_TIME_COST = _int(env("ARGON2_TIME_COST"), 3)
+        self.ARGON2_MEMORY_KIB = _int(env("ARGON2_MEMORY_KIB"), 65536)
+        self.ARGON2_PARALLELISM = _int(env("ARGON2_PARALLELISM"), 4)
         self.OUTBOX_POLL_SECONDS = float(env("OUTBOX_POLL_SECONDS") or 5)
         self.OUTBOX_BATCH = _int(env("OUTBOX_BATCH"), 50)
         #: Also perform queued work right after each request that queued some (handy for a single
         #: `flask run`; production runs `flask worker` and may turn this off).
         self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)
+        self._microsoft(env)
         #: Fernet keys for secrets at rest, newest first; default: one generated in instance/.
         keys = env("ENCRYPTION_KEYS") or instance_secret(instance_path, "encryption_key", fernet=True)
         self.ENCRYPTION_KEYS = [k.strip() for k in keys.split(",") if k.strip()]
+
+
+    def _microsoft(self, env) -> None:
+        """Microsoft endpoints and credentials. The defaults are Foyer's built-in emulator (its
+        well-known, non-secret credentials) so Foyer runs with no Azure account; real values switch
+        to Microsoft with no code change."""
+        from app.emulator.core import EmulatorConfig
+
+        emu = EmulatorConfig()
+        self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or f"https://{emu.login_host}/{emu.tenant_id}").rstrip("/")
+        self.ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID") or emu.client_id
+        self.ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET") or emu.client_secret
+        #: The tenant whose staff may use "Sign in with Microsoft" (default: the authority's tenant).
+        self.ENTRA_TENANT_ID = env("ENTRA_TENANT_ID") or self.ENTRA_AUTHORITY.rsplit("/", 1)[-1]
+        self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or f"https://{emu.graph_host}/v1.0").rstrip("/")
+        self.ACS_CONNECTION_STRING = env("ACS_CONNECTION_STRING") or (
+            f"endpoint=https://{emu.acs_host}/;accesskey={emu.acs_access_key}"
+        )
+        self.ACS_SENDER_ADDRESS = env("ACS_SENDER_ADDRESS") or "DoNotReply@foyer.emulator.invalid"
+        self.ACS_SMS_SENDER = env("ACS_SMS_SENDER") or ""
+        #: A CA bundle for Microsoft endpoints (e.g. an emulator served over TLS with a private CA).
+        self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or ""
+        self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
+        #: Fault rules for the built-in emulator (see docs/emulator.md); ignored for real Microsoft.
+        self.FOYER_EMULATOR_FAULTS = env("FOYER_EMULATOR_FAULTS") or ""
 
 
 class TestConfig(Config):
@@ -95,3 +124,9 @@ class TestConfig(Config):
         # Limits stay on (so throttling is testable) but are generous; a test lowers one as needed.
         self.LOGIN_RATE_LIMIT = "1000 per minute"
         self.PUBLIC_BASE_URL = "http://localhost"
+        # Cheap hashing keeps hundreds of sign-ins fast; the production profile is asserted separately.
+        self.ARGON2_TIME_COST = 1
+        self.ARGON2_MEMORY_KIB = 1024
+        self.ARGON2_PARALLELISM = 1
+        # Tests drain the outbox explicitly (as the worker would), so each step is observable.
+        self.OUTBOX_DRAIN_AFTER_REQUEST = False

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, current_app, get_template_attribute, make_response, redirect, render_template, request
+from flask import Flask, Response, current_app, g, get_template_attribute, make_response, redirect, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from app import jobs
 from app.services.markdown import render_markdown
 from app.services.settings import get_branding
 
@@ -70,6 +71,15 @@ def register(app: Flask) -> None:
     @app.context_processor
     def _inject_branding():
         return {"branding": get_branding(), "current_user": current_user}
+
+    @app.after_request
+    def _drain_queued_work(response: Response) -> Response:
+        """With OUTBOX_DRAIN_AFTER_REQUEST, perform work this request queued once the response is sent,
+        so a single `flask run` shows the whole flow; `flask worker` does the same job in production."""
+        if getattr(g, "outbox_enqueued", False) and current_app.config["OUTBOX_DRAIN_AFTER_REQUEST"]:
+            flask_app = current_app._get_current_object()
+            response.call_on_close(lambda: jobs.drain_outbox(flask_app))
+        return response
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

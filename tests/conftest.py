@@ -55,7 +55,8 @@ def _network_tripwire() -> Iterator[None]:
 
 
 def _worker_suffix() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # The pid keeps simultaneous test runs on one machine out of each other's databases.
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def fresh_postgres_database(name: str) -> str:

@@ -8,8 +8,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.extensions import db, limiter
 from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
 from app.routes._helpers import apply_domain_error, safe_next
-from app.services import accounts
+from app.services import accounts, staff_sso
 from app.services.errors import DomainError
+from app.services.microsoft.errors import AuthError
+from app.services.microsoft.wiring import browser_url
 from app.web import redirect_to
 
 bp = Blueprint("auth", __name__)
@@ -40,7 +42,8 @@ def login_GET():
         return redirect_to(url_for("auth.setup_GET"))
     if current_user.is_authenticated:
         return redirect_to(url_for("organizer_events.events_GET"))
-    return render_template("auth/login.html", form=LoginForm(), next=request.args.get("next", ""))
+    return render_template("auth/login.html", form=LoginForm(), next=request.args.get("next", ""),
+                           microsoft_sign_in=staff_sso.is_enabled())
 
 
 @bp.post("/login")
@@ -57,7 +60,53 @@ def login_POST():
             _start_session(user)
             return redirect_to(target)
         form.form_errors.append("That email and password do not match an active account.")
-    return render_template("auth/login.html", form=form, next=request.form.get("next", "")), 422
+    return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
+                           microsoft_sign_in=staff_sso.is_enabled()), 422
+
+
+_SSO_FLOW = "staff_sso_flow"
+
+
+def _sso_callback() -> str:
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("auth.microsoft_callback_GET")
+
+
+@bp.post("/login/microsoft")
+@limiter.limit(_login_limit, methods=["POST"])
+def microsoft_login_POST():
+    """Start "Sign in with Microsoft" for staff."""
+    try:  # CSRFProtect has already checked the token
+        flow = staff_sso.start_sign_in(_sso_callback())
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect_to(url_for("auth.login_GET"))
+    except AuthError as exc:
+        flash(f"Microsoft could not be reached: {exc.message}", "error")
+        return redirect_to(url_for("auth.login_GET"))
+    session[_SSO_FLOW] = {"flow": flow, "next": safe_next(request.form.get("next"), "")}
+    return redirect_to(browser_url(flow["auth_uri"]))
+
+
+@bp.get("/login/microsoft/callback")
+@limiter.limit(_login_limit)
+def microsoft_callback_GET():
+    """Finish "Sign in with Microsoft": match an existing active staff account."""
+    pending = session.pop(_SSO_FLOW, None)
+    if pending is None:
+        flash("That sign-in has expired. Please try again.", "error")
+        return redirect_to(url_for("auth.login_GET"))
+    if request.args.get("error"):
+        flash("Microsoft sign-in was cancelled or refused.", "error")
+        return redirect_to(url_for("auth.login_GET"))
+    try:
+        user = staff_sso.finish_sign_in(pending["flow"], request.args.to_dict())
+    except (DomainError, AuthError) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect_to(url_for("auth.login_GET"))
+    db.session.commit()
+    _start_session(user)
+    return redirect_to(pending["next"] or url_for("organizer_events.events_GET"))
 
 
 @bp.post("/logout")

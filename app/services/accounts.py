@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.models import Role, User, db, utcnow
@@ -16,10 +18,23 @@ from app.services.tokens import hash_token, new_token
 
 logger = logging.getLogger(__name__)
 
-#: argon2id with argon2-cffi's RFC 9106 "low memory" profile (t=3, m=64 MiB, p=4), above OWASP's floor.
-_hasher = PasswordHasher()
-#: A hash of a random password, checked when the email is unknown so timing does not reveal accounts.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-0123456789")
+def _hasher() -> PasswordHasher:
+    """argon2id; by default argon2-cffi's RFC 9106 "low memory" profile (t=3, m=64 MiB, p=4), well above
+    OWASP's floor (m=19 MiB, t=2). The test suite lowers the cost through ARGON2_* settings."""
+    app = current_app._get_current_object()
+    hasher = app.extensions.get("foyer_password_hasher")
+    if hasher is None:
+        hasher = PasswordHasher(time_cost=app.config["ARGON2_TIME_COST"], memory_cost=app.config["ARGON2_MEMORY_KIB"],
+                                parallelism=app.config["ARGON2_PARALLELISM"])
+        app.extensions["foyer_password_hasher"] = hasher
+        # A hash of a random password, checked when the email is unknown so timing does not reveal accounts.
+        app.extensions["foyer_dummy_hash"] = hasher.hash(secrets.token_urlsafe(16))
+    return hasher
+
+
+def _dummy_hash() -> str:
+    _hasher()
+    return current_app.extensions["foyer_dummy_hash"]
 INVITE_LIFETIME = timedelta(days=7)
 
 
@@ -33,7 +48,7 @@ def normalize_email(email: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def check_password_rules(password: str, *, min_length: int) -> None:
@@ -61,14 +76,14 @@ def find_user_by_email(email: str) -> User | None:
 def authenticate(email: str, password: str) -> User | None:
     """Return the active user with this email and password, or None (in constant-ish time)."""
     user = find_user_by_email(email)
-    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user and user.password_hash else _dummy_hash()
     try:
-        _hasher.verify(stored, password)
+        _hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.password_hash or not user.is_active_account:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
     logger.info("User %s signed in", user.id)
@@ -129,7 +144,7 @@ def change_password(user: User, current: str, new: str, *, min_length: int) -> N
     if not user.password_hash:
         raise DomainError("This account has no password yet.", field="current_password")
     try:
-        _hasher.verify(user.password_hash, current)
+        _hasher().verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
         raise DomainError("That is not your current password.", field="current_password") from None
     check_password_rules(new, min_length=min_length)

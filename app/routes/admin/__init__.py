@@ -1,7 +1,7 @@
-"""Admin pages under /admin: staff users and branding."""
+"""Admin pages under /admin: staff users, branding, the Microsoft 365 connection and health."""
 
-from app.routes.admin import branding, users
+from app.routes.admin import branding, health, microsoft, users
 
 
 def blueprints():
-    return [users.bp, branding.bp]
+    return [users.bp, branding.bp, microsoft.bp, health.bp]

@@ -1,0 +1,169 @@
+"""The service-account connection: connect once, keep its tokens encrypted, notice revocation.
+
+Every Graph call made for Foyer goes through `service_account_token()`. When Entra refuses the refresh
+token, the connection turns "needs re-connect", admins are alerted once, and Microsoft-bound outbox
+work is parked (not failed) until an admin connects again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.models import Role, User, db, utcnow
+from app.models.microsoft import ConnectionStatus, MicrosoftConnection
+from app.services import crypto, outbox
+from app.services.microsoft.entra import SERVICE_SCOPES, SignedInAccount
+from app.services.microsoft.errors import NotConnected, ReconnectRequired
+from app.services.microsoft.wiring import get_microsoft
+
+logger = logging.getLogger(__name__)
+
+CONNECTION_ID = 1
+
+
+def get_connection() -> MicrosoftConnection:
+    """The one connection row (created on first use)."""
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    if row is None:
+        row = MicrosoftConnection(id=CONNECTION_ID)
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
+class DatabaseTokenStore:
+    """MSAL's cache, encrypted, in the connection row.
+
+    Saves go through their own short transaction: a refreshed (rotated) refresh token must be kept
+    even if the work that needed it later rolls back.
+    """
+
+    def load(self) -> str | None:
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                select(MicrosoftConnection.token_cache_encrypted, MicrosoftConnection.status)
+                .where(MicrosoftConnection.id == CONNECTION_ID)
+            ).first()
+        if row is None or row.token_cache_encrypted is None or row.status == ConnectionStatus.disconnected:
+            return None
+        return crypto.decrypt(row.token_cache_encrypted)
+
+    def save(self, serialized: str, *, account: dict[str, Any] | None, expires_at: datetime | None) -> None:
+        values: dict[str, Any] = {
+            "token_cache_encrypted": crypto.encrypt(serialized),
+            "access_token_expires_at": expires_at,
+            "last_refresh_at": utcnow(),
+        }
+        if account is not None:
+            values.update(account_username=account["username"], account_name=account["name"],
+                          home_account_id=account["home_account_id"])
+        with db.engine.begin() as conn:
+            exists = conn.execute(select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)).first()
+            if exists is None:
+                conn.execute(MicrosoftConnection.__table__.insert().values(
+                    id=CONNECTION_ID, status=ConnectionStatus.disconnected, account_username="", account_name="",
+                    home_account_id="", last_error="", **values))
+            else:
+                conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID).values(**values))
+
+
+def service_account_token(*, force_refresh: bool = False) -> str:
+    """An access token for Graph, or ReconnectRequired / NotConnected (recorded on the connection)."""
+    try:
+        return get_microsoft().entra.acquire_token(DatabaseTokenStore(), force_refresh=force_refresh)
+    except ReconnectRequired as exc:
+        record_reconnect_required(str(exc))
+        raise
+    except crypto.SecretUnreadable as exc:
+        record_reconnect_required("The stored tokens cannot be decrypted with the configured keys.")
+        raise ReconnectRequired(str(exc)) from exc
+
+
+def record_reconnect_required(reason: str) -> None:
+    """Mark the connection broken and alert every admin once (own transaction: callers may roll back)."""
+    with db.engine.begin() as conn:
+        row = conn.execute(
+            select(MicrosoftConnection.status, MicrosoftConnection.admins_alerted_at)
+            .where(MicrosoftConnection.id == CONNECTION_ID)
+        ).first()
+        if row is None or row.status == ConnectionStatus.disconnected:
+            return
+        alert = row.admins_alerted_at is None
+        conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID).values(
+            status=ConnectionStatus.needs_reconnect, last_error=reason[:1000],
+            admins_alerted_at=row.admins_alerted_at or utcnow(),
+        ))
+    logger.warning("Microsoft 365 connection needs re-connect: %s", reason)
+    if alert:
+        _alert_admins(reason)
+
+
+def _alert_admins(reason: str) -> None:
+    from app.services import notifications
+
+    admins = db.session.scalars(select(User).where(User.role == Role.admin, User.is_active_account.is_(True))).all()
+    stamp = utcnow().strftime("%Y%m%d%H%M%S")
+    for admin in admins:
+        notifications.queue_plain_email(
+            to=admin.email, name=admin.name,
+            subject="Foyer needs you to re-connect Microsoft 365",
+            text=("Foyer could not renew its access to Microsoft 365 and has paused Teams meeting updates.\n\n"
+                  f"Reason: {reason}\n\nSign in to Foyer as an admin and open Admin → Microsoft 365 → Connect. "
+                  "Registrations keep working meanwhile, and nothing queued is lost."),
+            dedupe_key=f"admin-alert:reconnect:{stamp}:{admin.id}",
+        )
+    db.session.commit()
+
+
+def start_connect(redirect_uri: str) -> dict[str, Any]:
+    """Begin the service account's sign-in; keep the returned flow in the session."""
+    return get_microsoft().entra.initiate_flow(redirect_uri, scopes=SERVICE_SCOPES, prompt="select_account")
+
+
+def finish_connect(flow: dict[str, Any], auth_response: dict[str, str], *, actor: User) -> SignedInAccount:
+    """Redeem the code, keep the tokens, and resume any parked Microsoft work."""
+    account = get_microsoft().entra.complete_flow(flow, auth_response, store=DatabaseTokenStore())
+    db.session.expire_all()
+    row = get_connection()
+    row.status = ConnectionStatus.connected
+    row.connected_at = utcnow()
+    row.connected_by_id = actor.id
+    row.last_error = ""
+    row.admins_alerted_at = None
+    resumed = outbox.resume_waiting()
+    logger.info("Microsoft 365 service account %s connected by %s; %s parked item(s) resumed",
+                account.username, actor.id, resumed)
+    return account
+
+
+def disconnect(*, actor: User) -> None:
+    """Forget the tokens. Microsoft-bound work waits until someone connects again."""
+    row = get_connection()
+    row.status = ConnectionStatus.disconnected
+    row.token_cache_encrypted = None
+    row.access_token_expires_at = None
+    row.home_account_id = ""
+    row.last_error = ""
+    logger.info("Microsoft 365 connection removed by %s", actor.id)
+
+
+def require_connected() -> None:
+    """Raise NotConnected unless the connection is usable (handlers call this before Graph work)."""
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    if row is None or row.status == ConnectionStatus.disconnected:
+        raise NotConnected("No Microsoft 365 service account is connected.")
+    if row.status == ConnectionStatus.needs_reconnect:
+        raise ReconnectRequired(row.last_error or "The Microsoft 365 connection needs to be re-connected.")
+
+
+def rotate_secrets() -> int:
+    """Re-encrypt stored secrets under the newest key; returns how many were rewritten."""
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    if row is None or not row.token_cache_encrypted:
+        return 0
+    row.token_cache_encrypted = crypto.rotate(row.token_cache_encrypted)
+    return 1

@@ -1,0 +1,189 @@
+"""Teams meetings for events: queued when an event is published, changed or cancelled, and
+performed by the worker through Graph. Registration never waits for any of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import current_app, url_for
+from markupsafe import escape
+
+from app.models import Event, ProvisioningStatus, db
+from app.models.base import begin_write
+from app.services import outbox
+from app.services.microsoft.errors import GraphError, MicrosoftError, NotConnected, ReconnectRequired
+from app.services.microsoft.graph import EventDetails
+from app.services.microsoft.wiring import get_microsoft
+
+logger = logging.getLogger(__name__)
+
+TRANSACTION_NAMESPACE = uuid.UUID("0b8f4a1e-7d1c-4c55-9b0a-3f2f7d6e8a21")
+#: Graph lobby-bypass scopes for the event's "how are attendees admitted" setting. Foyer attendees
+#: join as anonymous ACS users, so only "everyone" lets them straight in.
+LOBBY_SCOPES = {"bypass": "everyone", "lobby": "organization"}
+
+
+# --- queueing (called by the event verbs, inside their transaction) ---------------------------------
+
+
+def queue_provisioning(event: Event) -> None:
+    """Ask for the event's Teams meeting (once per event; a retry re-arms the same item)."""
+    if event.graph_event_id and event.provisioning_status == ProvisioningStatus.ready:
+        return
+    event.provisioning_status = ProvisioningStatus.pending
+    event.provisioning_error = ""
+    key = f"teams.provision:{event.id}"
+    if outbox.enqueue("teams.provision", {"event_id": event.id}, dedupe_key=key, event_id=event.id) is None:
+        _rearm(key)
+
+
+def queue_update(event: Event) -> None:
+    """Push a changed title, description or time to the calendar event (after provisioning)."""
+    if event.provisioning_status == ProvisioningStatus.not_requested:
+        return
+    outbox.enqueue("teams.update", {"event_id": event.id, "sequence": event.ics_sequence},
+                   dedupe_key=f"teams.update:{event.id}:{event.ics_sequence}", event_id=event.id)
+
+
+def queue_cancellation(event: Event, comment: str) -> None:
+    """Cancel the Teams meeting with the organizer's comment."""
+    if event.provisioning_status == ProvisioningStatus.not_requested:
+        return
+    outbox.enqueue("teams.cancel", {"event_id": event.id, "comment": comment},
+                   dedupe_key=f"teams.cancel:{event.id}", event_id=event.id)
+
+
+def retry_provisioning(event: Event) -> None:
+    """The organizer's "retry" after a failure."""
+    queue_provisioning(event)
+
+
+def _rearm(key: str) -> None:
+    from sqlalchemy import select
+
+    from app.models.outbox import OutboxItem, OutboxStatus
+
+    item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == key))
+    if item is not None and item.status in (OutboxStatus.failed, OutboxStatus.done, OutboxStatus.waiting):
+        outbox.retry_now(item)
+
+
+# --- performing (outbox handlers, in the worker) -----------------------------------------------------
+
+
+def _details(event: Event) -> EventDetails:
+    link = current_app.config["PUBLIC_BASE_URL"] + url_for("public.event_GET", slug=event.slug)
+    body = (f"<p>{escape(event.title)}</p><p>Registration and details: <a href=\"{escape(link)}\">{escape(link)}</a></p>"
+            "<p>Attendees join from their personal Foyer link.</p>")
+    return EventDetails(subject=event.title, body_html=body, start=event.starts_at, end=event.ends_at,
+                        timezone=event.timezone,
+                        transaction_id=str(uuid.uuid5(TRANSACTION_NAMESPACE, f"event:{event.id}")))
+
+
+def _outcome(exc: MicrosoftError) -> Exception:
+    """The outbox outcome for a Microsoft failure: park, retry later, or give up."""
+    if isinstance(exc, ReconnectRequired | NotConnected):
+        return outbox.WaitForReconnect(str(exc))
+    if exc.transient:
+        return outbox.RetryLater(str(exc), retry_after=exc.retry_after)
+    return outbox.PermanentFailure(str(exc))
+
+
+def _graph_call(fn):
+    try:
+        return fn()
+    except MicrosoftError as exc:
+        raise _outcome(exc) from exc
+
+
+def _load(payload: dict[str, Any]) -> Event | None:
+    return db.session.get(Event, payload["event_id"])
+
+
+def _mark_failed(payload: dict[str, Any], error: str) -> None:
+    event = _load(payload)
+    if event is not None:
+        event.provisioning_status = ProvisioningStatus.failed
+        event.provisioning_error = error[:2000]
+
+
+def _save(event_id: int, **values: Any) -> Event:
+    """Write results in a fresh writer transaction (the read before the remote call is ended first)."""
+    db.session.rollback()
+    begin_write()
+    event = db.session.get(Event, event_id)
+    for name, value in values.items():
+        setattr(event, name, value)
+    db.session.commit()
+    return event
+
+
+@outbox.handler("teams.provision", on_failure=_mark_failed)
+def provision(payload: dict[str, Any]) -> None:
+    """Create the calendar event with a Teams meeting, find its onlineMeeting, set the lobby."""
+    from app.services.microsoft_connection import require_connected
+
+    event = _load(payload)
+    if event is None or event.is_cancelled:
+        return
+    _graph_call(require_connected)
+    graph = get_microsoft().graph
+    event_id = event.id
+    if not event.graph_event_id:
+        ref = _graph_call(lambda: graph.create_event(_details(event)))
+        # Keep the id at once: a crash after this point must not create a second meeting.
+        event = _save(event_id, graph_event_id=ref.id, join_url=ref.join_url)
+        logger.info("Teams meeting created for event %s", event_id)
+    if not event.join_url:
+        ref = _graph_call(lambda: graph.get_event(event.graph_event_id))
+        event = _save(event_id, join_url=ref.join_url)
+    if not event.join_url:
+        raise outbox.PermanentFailure("Graph created the calendar event without a Teams meeting")
+    if not event.online_meeting_id:
+        meeting = _graph_call(lambda: graph.get_online_meeting_by_join_url(event.join_url))
+        event = _save(event_id, online_meeting_id=meeting.id)
+    scope = LOBBY_SCOPES.get(event.attendee_lobby, "everyone")
+    _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope))
+    _save(event_id, provisioning_status=ProvisioningStatus.ready, provisioning_error="")
+    logger.info("Teams meeting for event %s is ready", event_id)
+
+
+@outbox.handler("teams.update")
+def update(payload: dict[str, Any]) -> None:
+    """PATCH the calendar event's subject, body and times (and the lobby setting)."""
+    from app.services.microsoft_connection import require_connected
+
+    event = _load(payload)
+    if event is None or event.is_cancelled:
+        return
+    if not event.graph_event_id:
+        return  # not created yet: provisioning will use the current details
+    _graph_call(require_connected)
+    graph = get_microsoft().graph
+    _graph_call(lambda: graph.update_event(event.graph_event_id, _details(event)))
+    if event.online_meeting_id:
+        scope = LOBBY_SCOPES.get(event.attendee_lobby, "everyone")
+        _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope))
+
+
+@outbox.handler("teams.cancel")
+def cancel(payload: dict[str, Any]) -> None:
+    """POST /me/events/{id}/cancel with the organizer's comment."""
+    from app.services.microsoft_connection import require_connected
+
+    event = _load(payload)
+    if event is None or not event.graph_event_id:
+        return
+    _graph_call(require_connected)
+    graph = get_microsoft().graph
+    try:
+        graph.cancel_event(event.graph_event_id, payload.get("comment") or "")
+    except GraphError as exc:
+        if exc.status == 404:  # already gone at Microsoft: nothing left to cancel
+            logger.info("Calendar event for event %s was already gone", event.id)
+            return
+        raise _outcome(exc) from exc
+    logger.info("Teams meeting for event %s cancelled", event.id)
