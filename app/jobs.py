@@ -18,8 +18,11 @@ HEARTBEAT_KEY = "worker_heartbeat"
 
 def drain_outbox(app: Flask) -> None:
     """Perform every due outbox item."""
+    from app.services import microsoft_connection
+
     with app.app_context():
         try:
+            microsoft_connection.alert_admins_if_needed()
             handled = outbox.drain(limit=app.config["OUTBOX_BATCH"])
             if handled:
                 logger.info("Drained %s outbox item(s)", handled)

@@ -115,6 +115,10 @@ def _clean_database(request) -> Iterator[None]:
                 for table in tables:
                     conn.execute(text(f'DELETE FROM "{table}"'))
         limiter.reset()
+        microsoft = application.extensions["microsoft"]
+        if microsoft.emulator is not None:
+            microsoft.emulator.reset()
+        microsoft.entra.reset_cache()
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ from app.models.event import (
     QuestionKind,
     Speaker,
 )
-from app.models.microsoft import ConnectionStatus, MicrosoftConnection
+from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
 from app.models.setting import Setting
 from app.models.user import Role, User
 
 __all__ = [
+    "AuthFlow",
     "ConnectionStatus",
     "MicrosoftConnection",
     "OutboxItem",

@@ -102,6 +102,8 @@ class Event(db.Model):
     owner: Mapped[User] = relationship(foreign_keys=[owner_id])
     co_organizers: Mapped[list[User]] = relationship(secondary="event_organizers", order_by="User.email")
 
+    #: How Foyer attendees enter the Teams meeting: "bypass" (straight in) or "lobby" (wait to be admitted).
+    attendee_lobby: Mapped[str] = mapped_column(String(20), default="bypass", server_default="bypass")
     provisioning_status: Mapped[ProvisioningStatus] = mapped_column(
         Enum(ProvisioningStatus, name="provisioning_status", native_enum=False, length=20),
         default=ProvisioningStatus.not_requested,

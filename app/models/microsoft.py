@@ -40,3 +40,22 @@ class MicrosoftConnection(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     #: When admins were told that a re-connect is needed (so they are told once).
     admins_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuthFlow(db.Model):
+    """A sign-in with Microsoft in progress, kept server-side by its `state`.
+
+    Entra answers with a cross-site form POST (response_mode=form_post), which arrives without the
+    SameSite=Lax session cookie, so the PKCE verifier and nonce cannot live in the session.
+    """
+
+    __tablename__ = "auth_flows"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: "connect" (service account) or "staff" (staff sign-in).
+    purpose: Mapped[str] = mapped_column(String(20))
+    #: The MSAL flow dict, encrypted (it holds the PKCE code verifier).
+    flow_encrypted: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    next_url: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

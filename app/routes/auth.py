@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.extensions import db, limiter
+from app.extensions import csrf, db, limiter
 from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
 from app.routes._helpers import apply_domain_error, safe_next
-from app.services import accounts, staff_sso
+from app.services import accounts, auth_flows, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url
@@ -64,11 +64,8 @@ def login_POST():
                            microsoft_sign_in=staff_sso.is_enabled()), 422
 
 
-_SSO_FLOW = "staff_sso_flow"
-
-
 def _sso_callback() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("auth.microsoft_callback_GET")
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("auth.microsoft_callback_POST")
 
 
 @bp.post("/login/microsoft")
@@ -83,30 +80,34 @@ def microsoft_login_POST():
     except AuthError as exc:
         flash(f"Microsoft could not be reached: {exc.message}", "error")
         return redirect_to(url_for("auth.login_GET"))
-    session[_SSO_FLOW] = {"flow": flow, "next": safe_next(request.form.get("next"), "")}
+    auth_flows.remember("staff", flow, next_url=safe_next(request.form.get("next"), ""))
+    db.session.commit()
     return redirect_to(browser_url(flow["auth_uri"]))
 
 
-@bp.get("/login/microsoft/callback")
+@bp.post("/login/microsoft/callback")
+@csrf.exempt
 @limiter.limit(_login_limit)
-def microsoft_callback_GET():
-    """Finish "Sign in with Microsoft": match an existing active staff account."""
-    pending = session.pop(_SSO_FLOW, None)
+def microsoft_callback_POST():
+    """Finish "Sign in with Microsoft" (a cross-site form post; the single-use state is the CSRF guard)."""
+    pending = auth_flows.take(request.form.get("state"), "staff")
     if pending is None:
+        db.session.commit()
         flash("That sign-in has expired. Please try again.", "error")
         return redirect_to(url_for("auth.login_GET"))
-    if request.args.get("error"):
+    db.session.commit()  # the flow is used up, whatever happens next
+    if request.form.get("error"):
         flash("Microsoft sign-in was cancelled or refused.", "error")
         return redirect_to(url_for("auth.login_GET"))
     try:
-        user = staff_sso.finish_sign_in(pending["flow"], request.args.to_dict())
+        user = staff_sso.finish_sign_in(pending.flow, request.form.to_dict())
     except (DomainError, AuthError) as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect_to(url_for("auth.login_GET"))
     db.session.commit()
     _start_session(user)
-    return redirect_to(pending["next"] or url_for("organizer_events.events_GET"))
+    return redirect_to(pending.next_url or url_for("organizer_events.events_GET"))
 
 
 @bp.post("/logout")

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.models import Role, User, db, utcnow
+from app.models.base import begin_write
 from app.models.microsoft import ConnectionStatus, MicrosoftConnection
 from app.services import crypto, outbox
 from app.services.microsoft.entra import SERVICE_SCOPES, SignedInAccount
@@ -84,39 +85,42 @@ def service_account_token(*, force_refresh: bool = False) -> str:
 
 
 def record_reconnect_required(reason: str) -> None:
-    """Mark the connection broken and alert every admin once (own transaction: callers may roll back)."""
+    """Mark the connection broken, in its own transaction (the caller's work may roll back).
+
+    Admins are told by `alert_admins_if_needed`, which the worker runs: once per breakage.
+    """
     with db.engine.begin() as conn:
-        row = conn.execute(
-            select(MicrosoftConnection.status, MicrosoftConnection.admins_alerted_at)
-            .where(MicrosoftConnection.id == CONNECTION_ID)
-        ).first()
-        if row is None or row.status == ConnectionStatus.disconnected:
-            return
-        alert = row.admins_alerted_at is None
-        conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID).values(
-            status=ConnectionStatus.needs_reconnect, last_error=reason[:1000],
-            admins_alerted_at=row.admins_alerted_at or utcnow(),
-        ))
+        conn.execute(
+            update(MicrosoftConnection)
+            .where(MicrosoftConnection.id == CONNECTION_ID, MicrosoftConnection.status != ConnectionStatus.disconnected)
+            .values(status=ConnectionStatus.needs_reconnect, last_error=reason[:1000])
+        )
     logger.warning("Microsoft 365 connection needs re-connect: %s", reason)
-    if alert:
-        _alert_admins(reason)
 
 
-def _alert_admins(reason: str) -> None:
+def alert_admins_if_needed() -> int:
+    """Email every active admin once after the connection broke; returns how many were queued."""
     from app.services import notifications
 
+    begin_write()
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    if row is None or row.status != ConnectionStatus.needs_reconnect or row.admins_alerted_at is not None:
+        db.session.rollback()
+        return 0
+    row.admins_alerted_at = utcnow()
     admins = db.session.scalars(select(User).where(User.role == Role.admin, User.is_active_account.is_(True))).all()
-    stamp = utcnow().strftime("%Y%m%d%H%M%S")
+    stamp = row.admins_alerted_at.strftime("%Y%m%d%H%M%S")
     for admin in admins:
         notifications.queue_plain_email(
             to=admin.email, name=admin.name,
             subject="Foyer needs you to re-connect Microsoft 365",
-            text=("Foyer could not renew its access to Microsoft 365 and has paused Teams meeting updates.\n\n"
-                  f"Reason: {reason}\n\nSign in to Foyer as an admin and open Admin → Microsoft 365 → Connect. "
-                  "Registrations keep working meanwhile, and nothing queued is lost."),
+            text=("Foyer could not renew its access to Microsoft 365 and has paused Teams meeting work.\n\n"
+                  f"Reason: {row.last_error}\n\nSign in to Foyer as an admin and open Admin → Microsoft 365 → "
+                  "Re-connect. Registrations keep working meanwhile, and nothing queued is lost."),
             dedupe_key=f"admin-alert:reconnect:{stamp}:{admin.id}",
         )
     db.session.commit()
+    return len(admins)
 
 
 def start_connect(redirect_uri: str) -> dict[str, Any]:

@@ -4,4 +4,4 @@ from app.routes.admin import branding, health, microsoft, users
 
 
 def blueprints():
-    return [users.bp, branding.bp, microsoft.bp, health.bp]
+    return [users.bp, branding.bp, microsoft.bp, microsoft.callback_bp, health.bp]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from flask import Blueprint, current_app, flash, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user
 
-from app.extensions import db
+from app.extensions import csrf, db
 from app.forms.admin import ConfirmForm
+from app.models import User
 from app.routes.admin._guard import require_admin
-from app.services import microsoft_connection, staff_sso
+from app.services import auth_flows, microsoft_connection, staff_sso
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url, get_microsoft
 from app.web import redirect_to
@@ -19,12 +21,12 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("admin_microsoft", __name__, url_prefix="/admin/microsoft")
 require_admin(bp)
-
-_FLOW = "microsoft_connect_flow"
+#: The callback cannot sit behind the admin gate: Microsoft's form post arrives without a session.
+callback_bp = Blueprint("admin_microsoft_callback", __name__)
 
 
 def _callback_url() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("admin_microsoft.callback_GET")
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("admin_microsoft_callback.callback_POST")
 
 
 @bp.get("/")
@@ -32,7 +34,10 @@ def connection_GET():
     """The connection's state, with Connect / Re-connect / Disconnect."""
     connection = microsoft_connection.get_connection()
     db.session.commit()
+    category, message = OUTCOMES.get(request.args.get("outcome", ""), (None, None))
+    detail = re.sub(r"[^A-Za-z0-9_]", "", request.args.get("detail", ""))[:40]
     return render_template("admin/microsoft.html", connection=connection, form=ConfirmForm(),
+                           outcome=(category, message, detail) if message else None,
                            emulated=get_microsoft().uses_emulator, staff_sso_enabled=staff_sso.is_enabled(),
                            callback_url=_callback_url())
 
@@ -49,30 +54,51 @@ def connect_POST():
     except AuthError as exc:
         flash(f"Microsoft could not be reached: {exc.message}. Please try again shortly.", "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
-    session[_FLOW] = flow
+    auth_flows.remember("connect", flow, user_id=current_user.id)
+    db.session.commit()
     return redirect_to(browser_url(flow["auth_uri"]))
 
 
-@bp.get("/callback")
-def callback_GET():
-    """Microsoft sends the admin back here with a code (or an error)."""
-    flow = session.pop(_FLOW, None)
-    if flow is None:
-        flash("That sign-in link has expired. Please press Connect again.", "error")
-        return redirect_to(url_for("admin_microsoft.connection_GET"))
-    if request.args.get("error"):
-        reason = (request.args.get("error_description") or request.args["error"]).splitlines()[0][:300]
-        flash(f"Microsoft did not connect the account: {reason}", "error")
-        return redirect_to(url_for("admin_microsoft.connection_GET"))
+@callback_bp.post("/admin/microsoft/callback")
+@csrf.exempt
+def callback_POST():
+    """Microsoft posts the code (or an error) back here.
+
+    The request is cross-site, so it carries no session cookie: the single-use `state` ties it to the
+    admin who pressed Connect. Nothing is written to the session here (that would replace the admin's
+    session cookie); the outcome travels to the status page as a short code instead.
+    """
+    pending = auth_flows.take(request.form.get("state"), "connect")
+    if pending is None:
+        db.session.commit()
+        return _outcome("expired")
+    actor = db.session.get(User, pending.user_id) if pending.user_id else None
+    if actor is None or not actor.is_active_account or not actor.is_admin:
+        db.session.commit()
+        abort(404)
+    db.session.commit()  # the flow is used up, whatever happens next
+    if request.form.get("error"):
+        return _outcome("refused", request.form.get("error", ""))
     try:
-        account = microsoft_connection.finish_connect(flow, request.args.to_dict(), actor=current_user)
+        microsoft_connection.finish_connect(pending.flow, request.form.to_dict(), actor=actor)
     except AuthError as exc:
         db.session.rollback()
-        flash(f"Microsoft did not connect the account: {exc.message}", "error")
-        return redirect_to(url_for("admin_microsoft.connection_GET"))
+        return _outcome("failed", exc.code)
     db.session.commit()
-    flash(f"Connected to Microsoft 365 as {account.username}.", "success")
-    return redirect_to(url_for("admin_microsoft.connection_GET"))
+    return _outcome("connected")
+
+
+OUTCOMES = {
+    "connected": ("success", "Microsoft 365 is connected."),
+    "expired": ("error", "That sign-in has expired or was already used. Please press Connect again."),
+    "refused": ("error", "Microsoft did not connect the account: the sign-in was cancelled or refused."),
+    "failed": ("error", "Microsoft did not connect the account. Please try again."),
+}
+
+
+def _outcome(code: str, detail: str = ""):
+    detail = re.sub(r"[^A-Za-z0-9_]", "", detail or "")[:40]
+    return redirect_to(url_for("admin_microsoft.connection_GET", outcome=code, detail=detail or None))
 
 
 @bp.get("/disconnect")

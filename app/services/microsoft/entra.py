@@ -60,6 +60,10 @@ class EntraAuth:
         self._http_cache: dict = {}
         self._lock = threading.Lock()
 
+    def reset_cache(self) -> None:
+        """Forget cached discovery documents and MSAL's throttling memory (tests, key changes)."""
+        self._http_cache.clear()
+
     @property
     def is_configured(self) -> bool:
         return bool(self.authority and self.client_id and self._secret)
@@ -79,10 +83,11 @@ class EntraAuth:
     def initiate_flow(self, redirect_uri: str, *, scopes: list[str], login_hint: str | None = None,
                       prompt: str | None = None) -> dict[str, Any]:
         """Start the auth-code flow; the caller keeps the returned dict (it holds the PKCE verifier)."""
-        # Query response mode: the callback is a top-level GET, so the SameSite=Lax session cookie that
-        # holds the flow comes along (a cross-site form_post would arrive without it).
+        # form_post keeps the code out of URLs, browser history and logs (MSAL's recommendation); the
+        # callback arrives as a cross-site POST without our session cookie, so callers keep the flow
+        # server-side by its state (services/auth_flows.py).
         return self._app().initiate_auth_code_flow(scopes, redirect_uri=redirect_uri, login_hint=login_hint,
-                                                   prompt=prompt)
+                                                   prompt=prompt, response_mode="form_post")
 
     def complete_flow(self, flow: dict[str, Any], auth_response: dict[str, str],
                       store: TokenStore | None = None) -> SignedInAccount:

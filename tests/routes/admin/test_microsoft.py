@@ -1,0 +1,92 @@
+"""Admin → Microsoft 365: connect the (emulated) service account through its real sign-in page."""
+
+import json
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ConnectionStatus, MicrosoftConnection
+from app.services import crypto
+from tests.microsoft_helpers import sign_in_at_emulator
+
+
+def _emulator(app):
+    return app.extensions["microsoft"].emulator
+
+
+def connect_service_account(app, client):
+    response = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    assert response.status_code == 303
+    assert "/_microsoft-emulator/" in response.headers["Location"]
+    service_oid = _emulator(app).config.users[0].oid
+    return sign_in_at_emulator(client, response.headers["Location"], service_oid)
+
+
+def test_admin_connects_service_account_and_tokens_are_encrypted(app, client, auth):
+    auth.login_as_admin()
+    page = client.get("/admin/microsoft/")
+    assert "Not connected" in page.get_data(as_text=True)
+    assert "built-in Microsoft emulator" in page.get_data(as_text=True)
+
+    done = connect_service_account(app, client)
+    assert done.status_code == 303 and "outcome=connected" in done.headers["Location"]
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Microsoft 365 is connected." in page
+    assert "foyer.service@contoso.emulator.invalid" in page
+
+    with app.app_context():
+        row = db.session.get(MicrosoftConnection, 1)
+        assert row.status == ConnectionStatus.connected
+        assert "RefreshToken" not in row.token_cache_encrypted  # encrypted at rest
+        cache = json.loads(crypto.decrypt(row.token_cache_encrypted))
+        assert cache["RefreshToken"]
+        # The scopes Foyer asked for were granted by the service account's consent.
+    sign_in = _emulator(app).entra.sign_ins[-1]
+    assert {"Calendars.ReadWrite", "OnlineMeetings.ReadWrite", "User.Read"} <= set(sign_in["scopes"])
+
+
+def test_callback_with_unknown_state_is_refused_without_touching_the_session(app, client, auth):
+    auth.login_as_admin()
+    response = client.post("/admin/microsoft/callback", data={"state": "forged", "code": "x"})
+    assert response.status_code == 303 and "outcome=expired" in response.headers["Location"]
+    assert "Set-Cookie" not in response.headers
+    with app.app_context():
+        assert db.session.scalar(select(MicrosoftConnection.status)) in (None, ConnectionStatus.disconnected)
+
+
+def test_cancelled_sign_in_shows_refusal(app, client, auth):
+    auth.login_as_admin()
+    start = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    from urllib.parse import urlsplit
+
+    from tests.microsoft_helpers import _FORM, hidden_fields
+
+    parts = urlsplit(start.headers["Location"])
+    html = client.get(parts.path + "?" + parts.query).get_data(as_text=True)
+    answer = client.post(parts.path, data={**hidden_fields(html), "action": "cancel"}).get_data(as_text=True)
+    back = client.post("/admin/microsoft/callback", data=hidden_fields(answer))
+    assert "outcome=refused" in back.headers["Location"]
+    assert _FORM.search(answer)
+
+
+def test_disconnect_asks_first_then_forgets_tokens(app, client, auth):
+    auth.login_as_admin()
+    connect_service_account(app, client)
+    confirm = client.get("/admin/microsoft/disconnect")
+    assert "Disconnect Microsoft 365?" in confirm.get_data(as_text=True)
+    client.submit("/admin/microsoft/disconnect")
+    with app.app_context():
+        row = db.session.get(MicrosoftConnection, 1)
+        assert row.status == ConnectionStatus.disconnected and row.token_cache_encrypted is None
+
+
+def test_organizers_cannot_see_the_connection_page(client, auth):
+    auth.login_as_organizer()
+    assert client.get("/admin/microsoft/").status_code == 404
+    assert client.get("/admin/health/").status_code == 404
+
+
+def test_health_page_reports_database_worker_outbox_and_connection(client, auth):
+    auth.login_as_admin()
+    page = client.get("/admin/health/").get_data(as_text=True)
+    assert "Database" in page and "Not seen" in page and "Built-in emulator" in page
