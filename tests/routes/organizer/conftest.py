@@ -72,3 +72,8 @@ def events_in_db(app):
             return rows
 
     return _read
+
+
+def hx(client, method: str, url: str, **kwargs):
+    """An htmx request from a signed-in page (the CSRF header comes from <body hx-headers>)."""
+    return client.htmx(method, url, csrf_from="/account/password", **kwargs)
