@@ -13,12 +13,16 @@ from app.config import Config
 from app.models.base import IMMEDIATE_OPTION
 
 
-def create_app(config_class: type[Config] = Config, *, instance_path: str | Path | None = None, **overrides) -> Flask:
-    """Build and wire the Foyer application. Importing this module does nothing else."""
+def create_app(config_class: type[Config] = Config, *, instance_path: str | Path | None = None,
+               environ: dict[str, str] | None = None, **overrides) -> Flask:
+    """Build and wire the Foyer application. Importing this module does nothing else.
+
+    `environ` replaces the process environment as the source of configuration (tests use it).
+    """
     root = Path(__file__).resolve().parent.parent
     instance = Path(instance_path) if instance_path else root / "instance"
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
-    app.config.from_object(config_class(instance))
+    app.config.from_object(config_class(instance, environ))
     app.config.update(overrides)
     instance.mkdir(parents=True, exist_ok=True)
 

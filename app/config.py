@@ -109,6 +109,8 @@ class Config:
         #: A CA bundle for Microsoft endpoints (e.g. an emulator served over TLS with a private CA).
         self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or ""
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
+        #: Fallback seconds between email status polls when ACS sends no retry-after.
+        self.ACS_EMAIL_POLL_SECONDS = float(env("ACS_EMAIL_POLL_SECONDS") or 1)
         #: Fault rules for the built-in emulator (see docs/emulator.md); ignored for real Microsoft.
         self.FOYER_EMULATOR_FAULTS = env("FOYER_EMULATOR_FAULTS") or ""
 
@@ -128,5 +130,6 @@ class TestConfig(Config):
         self.ARGON2_TIME_COST = 1
         self.ARGON2_MEMORY_KIB = 1024
         self.ARGON2_PARALLELISM = 1
+        self.ACS_EMAIL_POLL_SECONDS = 0.01
         # Tests drain the outbox explicitly (as the worker would), so each step is observable.
         self.OUTBOX_DRAIN_AFTER_REQUEST = False

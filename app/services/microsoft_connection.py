@@ -65,9 +65,9 @@ class DatabaseTokenStore:
         with db.engine.begin() as conn:
             exists = conn.execute(select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)).first()
             if exists is None:
-                conn.execute(MicrosoftConnection.__table__.insert().values(
-                    id=CONNECTION_ID, status=ConnectionStatus.disconnected, account_username="", account_name="",
-                    home_account_id="", last_error="", **values))
+                row = {"id": CONNECTION_ID, "status": ConnectionStatus.disconnected, "account_username": "",
+                       "account_name": "", "home_account_id": "", "last_error": ""}
+                conn.execute(MicrosoftConnection.__table__.insert().values(**(row | values)))
             else:
                 conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID).values(**values))
 

@@ -148,9 +148,10 @@ class SendResult:
 class AcsEmailClient:
     def __init__(self, settings: AcsSettings, sender_address: str, *, session: requests.Session,
                  verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0,
-                 max_poll_seconds: float = 30.0) -> None:
+                 max_poll_seconds: float = 30.0, poll_interval: float = 1.0) -> None:
         self.sender_address = sender_address
         self.max_poll_seconds = max_poll_seconds
+        self.poll_interval = poll_interval
         self._client = EmailClient(settings.endpoint, AzureKeyCredential(settings.access_key),
                                    **_client_kwargs(session, verify, timeout, retry_total))
 
@@ -169,8 +170,16 @@ class AcsEmailClient:
             body["attachments"] = message.attachments
         try:
             # polling_interval is only the fallback: the poller follows the service's retry-after.
-            poller = self._client.begin_send(body, operation_id=operation_id, polling_interval=1)
+            poller = self._client.begin_send(body, operation_id=operation_id, polling_interval=self.poll_interval)
             result = poller.result(timeout=self.max_poll_seconds)
+        except HttpResponseError as exc:
+            if exc.status_code is not None and exc.status_code < 400:
+                # The operation itself ended "Failed" (e.g. EmailDropped): the poller raises on that.
+                code = getattr(getattr(exc, "error", None), "code", "") or ""
+                message = getattr(getattr(exc, "error", None), "message", "") or str(exc.message or "")
+                return SendResult(operation_id=operation_id, status="Failed",
+                                  error=f"{code}: {message}".strip(": "))
+            raise _acs_error(exc, "Sending email") from exc
         except AzureError as exc:
             raise _acs_error(exc, "Sending email") from exc
         if result is None:
