@@ -40,7 +40,7 @@ SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: Words that public or organizer URLs use, so an event may not take them as its slug.
 RESERVED_SLUGS = frozenset({
     "new", "edit", "admin", "manage", "api", "static", "uploads", "login", "logout", "setup", "account",
-    "events", "event", "e", "feed", "ics", "calendar", "search", "join", "register", "cancel", "help",
+    "events", "e", "feed", "ics", "calendar", "search", "join", "register", "cancel", "help",
 })  # fmt: skip
 CAPACITY_MAX = 100_000
 CLONE_SHIFT = timedelta(weeks=1)
