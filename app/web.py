@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, current_app, g, get_template_attribute, make_response, redirect, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    get_template_attribute,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 

@@ -134,7 +134,7 @@ def app_ctx(app) -> Iterator[None]:
 class Client(FlaskClient):
     """A test client that finds the CSRF token the way a browser form would carry it."""
 
-    def csrf_token(self, url: str = "/login") -> str:
+    def csrf_token(self, url: str = "/") -> str:
         page = self.get(url)
         match = CSRF_RE.search(page.get_data(as_text=True))
         assert match, f"no CSRF token on {url} (status {page.status_code})"
@@ -146,7 +146,7 @@ class Client(FlaskClient):
         payload.setdefault("csrf_token", self.csrf_token(form_url or url))
         return self.post(url, data=payload, **kwargs)
 
-    def htmx(self, method: str, url: str, *, csrf_from: str = "/login", **kwargs):
+    def htmx(self, method: str, url: str, *, csrf_from: str = "/", **kwargs):
         """An htmx request: HX-Request header and the CSRF header from <body hx-headers>."""
         headers = {"HX-Request": "true", "X-CSRFToken": self.csrf_token(csrf_from), **kwargs.pop("headers", {})}
         return self.open(url, method=method, headers=headers, **kwargs)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields import DateTimeLocalField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, ListWidget, html_params
 
 from app.models import QuestionKind
 from app.services import events as event_rules
@@ -42,6 +44,30 @@ def _strip(value):
 
 def _strip_lower(value):
     return _strip(value).lower() if isinstance(value, str) else value
+
+
+@lru_cache(maxsize=1)
+def _zone_options_html() -> str:
+    """Every zone as <optgroup>/<option> markup, built once: the list has ~600 entries."""
+    parts = []
+    for group, zones in zone_choices().items():
+        parts.append(f'<optgroup label="{escape(group)}">')
+        parts.extend(f'<option value="{escape(value)}">{escape(label)}</option>' for value, label in zones.items())
+        parts.append("</optgroup>")
+    return "".join(parts)
+
+
+class ZoneSelect:
+    """Renders the zone <select> from the cached options, marking the chosen one."""
+
+    def __call__(self, field, **kwargs):
+        kwargs.setdefault("id", field.id)
+        options = _zone_options_html()
+        value = field.data if isinstance(field.data, str) else ""
+        if value and is_valid_zone(value):
+            needle = f'<option value="{escape(value)}">'
+            options = options.replace(needle, f'<option selected value="{escape(value)}">', 1)
+        return Markup(f"<select {html_params(name=field.name, **kwargs)}>{options}</select>")  # noqa: S704
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -78,7 +104,7 @@ class EventForm(FlaskForm):
         description="Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org).",
         validators=[Length(max=20_000)],
     )
-    timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False,
+    timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False, widget=ZoneSelect(),
                            description="Start and end times below are in this zone.")
     starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
                                    validators=[InputRequired("Choose when the event starts.")])
@@ -96,6 +122,13 @@ class EventForm(FlaskForm):
     )
     approval_required = BooleanField("Approve each registration by hand")
     waitlist_enabled = BooleanField("Offer a waitlist when the event is full", default=True)
+    attendee_lobby = SelectField(
+        "How attendees enter the Teams meeting",
+        choices=[SelectChoice("bypass", "Straight in"),
+                 SelectChoice("lobby", "Wait in the lobby until a presenter admits them")],
+        default="bypass",
+        description="Applies to people joining from their Foyer link.",
+    )
     reminders = MultiCheckboxField(
         "Reminders", coerce=int,
         choices=[SelectChoice(m, event_rules.describe_offset(m)) for m in event_rules.REMINDER_PRESETS],
@@ -195,6 +228,7 @@ class EventForm(FlaskForm):
             registration_closes_at=self.utc.get("registration_closes_at"),
             approval_required=bool(self.approval_required.data),
             waitlist_enabled=bool(self.waitlist_enabled.data),
+            attendee_lobby=self.attendee_lobby.data or "bypass",
             reminder_offsets=self.reminder_offsets,
             banner=self.banner_image,
             banner_alt=self.banner_alt.data or "",

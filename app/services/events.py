@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import uploads
+from app.services import teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -265,6 +265,8 @@ class EventData:
     remove_banner: bool = False
     #: None leaves the co-organizers as they are.
     co_organizer_ids: list[int] | None = None
+    #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
+    attendee_lobby: str = "bypass"
 
 
 def _check_event_data(data: EventData, *, event_id: int | None) -> str:
@@ -301,6 +303,7 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
         or event.ends_at != data.ends_at
         or (event.description or "") != (data.description or "")
     )
+    event.attendee_lobby = data.attendee_lobby if data.attendee_lobby in LOBBY_MODES else "bypass"
     event.title = title
     event.slug = slug
     event.description = data.description or ""
@@ -361,6 +364,14 @@ def create_event(data: EventData, *, actor: User) -> Event:
     return event
 
 
+LOBBY_MODES = ("bypass", "lobby")
+
+
+def _meeting_fields(event: Event) -> tuple:
+    """What the Teams calendar event and meeting carry: a change is pushed to Graph."""
+    return (event.title, event.starts_at, event.ends_at, event.timezone, event.slug, event.attendee_lobby)
+
+
 def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     """Change an event's details; attendee-visible changes bump its iCalendar sequence."""
     _require_manager(actor, event)
@@ -368,9 +379,12 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     slug = _check_event_data(data, event_id=event.id)
     if data.co_organizer_ids is not None:
         _set_co_organizers(event, data.co_organizer_ids, actor=actor)
+    meeting_before = _meeting_fields(event)
     if _apply_event_data(event, data, slug):
         event.ics_sequence += 1
     db.session.flush()
+    if _meeting_fields(event) != meeting_before:
+        teams.queue_update(event)
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
     return event
 
@@ -386,6 +400,7 @@ def publish_event(event: Event, *, actor: User, now: datetime | None = None) -> 
     event.status = EventStatus.published
     event.published_at = now or utcnow()
     db.session.flush()
+    teams.queue_provisioning(event)
     logger.info("Event %s published by %s", event.id, actor.id)
 
 
@@ -413,6 +428,7 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     event.cancellation_reason = reason
     event.ics_sequence += 1
     db.session.flush()
+    teams.queue_cancellation(event, reason)
     logger.info("Event %s cancelled by %s", event.id, actor.id)
 
 
@@ -437,6 +453,7 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         registration_closes_at=shifted(event.registration_closes_at),
         approval_required=event.approval_required,
         waitlist_enabled=event.waitlist_enabled,
+        attendee_lobby=event.attendee_lobby,
         reminder_offsets=list(event.reminder_offsets or []),
         banner_filename=uploads.copy_upload(event.banner_filename),
         banner_alt=event.banner_alt,

@@ -8,12 +8,11 @@ import logging
 import uuid
 from typing import Any
 
-from flask import current_app, url_for
 from markupsafe import escape
 
 from app.models import Event, ProvisioningStatus, db
 from app.models.base import begin_write
-from app.services import outbox
+from app.services import catalog, outbox
 from app.services.microsoft.errors import GraphError, MicrosoftError, NotConnected, ReconnectRequired
 from app.services.microsoft.graph import EventDetails
 from app.services.microsoft.wiring import get_microsoft
@@ -75,8 +74,9 @@ def _rearm(key: str) -> None:
 
 
 def _details(event: Event) -> EventDetails:
-    link = current_app.config["PUBLIC_BASE_URL"] + url_for("public.event_GET", slug=event.slug)
-    body = (f"<p>{escape(event.title)}</p><p>Registration and details: <a href=\"{escape(link)}\">{escape(link)}</a></p>"
+    link = catalog.event_url(event)  # works in the worker, where there is no request
+    body = (f"<p>{escape(event.title)}</p>"
+            f"<p>Registration and details: <a href=\"{escape(link)}\">{escape(link)}</a></p>"
             "<p>Attendees join from their personal Foyer link.</p>")
     return EventDetails(subject=event.title, body_html=body, start=event.starts_at, end=event.ends_at,
                         timezone=event.timezone,

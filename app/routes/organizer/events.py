@@ -126,6 +126,7 @@ def _initial_data(event: Event) -> dict:
         "registration_opens_at": utc_to_local(event.registration_opens_at, event.timezone),
         "registration_closes_at": utc_to_local(event.registration_closes_at, event.timezone),
         "approval_required": event.approval_required, "waitlist_enabled": event.waitlist_enabled,
+        "attendee_lobby": event.attendee_lobby,
         "reminders": [o for o in offsets if o in presets],
         "reminder_custom": ", ".join(events.describe_offset(o) for o in offsets if o not in presets),
         "banner_alt": event.banner_alt,
@@ -228,7 +229,7 @@ def event_GET(event_id: int):
     """An overview of one event: status, times, links, actions."""
     event = load_managed_event(event_id)
     return render_template("organizer/event.html", event=event, public_url=public_event_url(event),
-                           can_share=events.can_share(current_user, event))
+                           can_share=events.can_share(current_user, event), user=current_user)
 
 
 @bp.get("/<int:event_id>/edit")
