@@ -23,7 +23,7 @@ def test_publish_then_unpublish(client, auth, make_event, events_in_db):
     assert response.status_code == 303 and response.headers["Location"] == f"/manage/events/{event.id}"
     [saved] = events_in_db()
     assert saved.status == EventStatus.published and saved.published_at is not None
-    assert saved.provisioning_status == ProvisioningStatus.not_requested  # Teams is wired elsewhere
+    assert saved.provisioning_status == ProvisioningStatus.pending  # the Teams meeting is queued
     overview = client.get(f"/manage/events/{event.id}").get_data(as_text=True)
     assert "Unpublish" in overview and f"/events/{event.slug}" in overview
     assert client.get(f"/events/{event.slug}").status_code == 200
