@@ -8,6 +8,7 @@ work is parked (not failed) until an admin connects again.
 from __future__ import annotations
 
 import logging
+from html.parser import HTMLParser
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.models import Role, User, db, utcnow
 from app.models.base import begin_write
 from app.models.microsoft import ConnectionStatus, MicrosoftConnection
 from app.services import crypto, outbox
+from app.services.errors import NotAllowed
 from app.services.microsoft.entra import SERVICE_SCOPES, SignedInAccount
 from app.services.microsoft.errors import NotConnected, ReconnectRequired
 from app.services.microsoft.wiring import get_microsoft
@@ -129,9 +131,14 @@ def start_connect(redirect_uri: str) -> dict[str, Any]:
 
 
 def finish_connect(flow: dict[str, Any], auth_response: dict[str, str], *, actor: User) -> SignedInAccount:
-    """Redeem the code, keep the tokens, and resume any parked Microsoft work."""
+    """Redeem the code, keep the tokens, and resume any parked Microsoft work.
+
+    Starts its own unit of work: the tokens are saved on a separate connection, so any snapshot the
+    session read before is ended first (call it before making other changes in the request).
+    """
     account = get_microsoft().entra.complete_flow(flow, auth_response, store=DatabaseTokenStore())
-    db.session.expire_all()
+    db.session.rollback()
+    begin_write()
     row = get_connection()
     row.status = ConnectionStatus.connected
     row.connected_at = utcnow()
@@ -171,3 +178,46 @@ def rotate_secrets() -> int:
         return 0
     row.token_cache_encrypted = crypto.rotate(row.token_cache_encrypted)
     return 1
+
+
+def setup_prompt() -> dict[str, Any] | None:
+    """What the admin's "connect Microsoft 365" prompt needs, or None when the connection is fine."""
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    status = row.status if row is not None else ConnectionStatus.disconnected
+    if status == ConnectionStatus.connected:
+        return None
+    return {"status": status.value, "emulated": get_microsoft().uses_emulator}
+
+
+class _HiddenFields(HTMLParser):
+    """Collects the hidden inputs and the form action of a sign-in page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self.action: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = values.get("action")
+        if tag == "input" and values.get("type") == "hidden" and values.get("name"):
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def connect_emulated_service_account(redirect_uri: str, *, actor: User) -> SignedInAccount:
+    """First-run convenience with the built-in emulator: sign its service account in on the admin's
+    behalf, through the same authorize page and token exchange a browser would use."""
+    clients = get_microsoft()
+    emulator = clients.emulator
+    if emulator is None:
+        raise NotAllowed("Only the built-in emulator can be connected in one click.")
+    flow = start_connect(redirect_uri)
+    timeout = clients.entra.timeout
+    page = _HiddenFields()
+    page.feed(clients.session.get(flow["auth_uri"], timeout=timeout).text)
+    authorize = flow["auth_uri"].split("?", 1)[0]
+    answer = _HiddenFields()
+    answer.feed(clients.session.post(authorize, data={**page.fields, "user": emulator.config.users[0].oid},
+                                     timeout=timeout).text)
+    return finish_connect(flow, answer.fields, actor=actor)

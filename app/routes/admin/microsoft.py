@@ -13,6 +13,7 @@ from app.forms.admin import ConfirmForm
 from app.models import User
 from app.routes.admin._guard import require_admin
 from app.services import auth_flows, microsoft_connection, staff_sso
+from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url, get_microsoft
 from app.web import redirect_to
@@ -57,6 +58,25 @@ def connect_POST():
     auth_flows.remember("connect", flow, user_id=current_user.id)
     db.session.commit()
     return redirect_to(browser_url(flow["auth_uri"]))
+
+
+@bp.post("/connect-emulated")
+def connect_emulated_POST():
+    """One click with the built-in emulator: connect its service account without the sign-in page."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        flash("That form expired. Please try again.", "error")
+        return redirect_to(url_for("admin_microsoft.connection_GET"))
+    try:
+        account = microsoft_connection.connect_emulated_service_account(_callback_url(), actor=current_user)
+    except (AuthError, DomainError) as exc:
+        db.session.rollback()
+        flash(f"The emulated service account could not be connected: {exc.message}", "error")
+        return redirect_to(url_for("admin_microsoft.connection_GET"))
+    db.session.commit()
+    flash(f"Connected to the emulated Microsoft 365 as {account.username}. Published events now get "
+          "Teams meetings.", "success")
+    return redirect_to(url_for("organizer_events.events_GET"))
 
 
 @callback_bp.post("/admin/microsoft/callback")

@@ -27,7 +27,7 @@ from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerFo
 from app.models import Event
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import events
+from app.services import events, microsoft_connection
 from app.services.errors import DomainError
 from app.services.timezones import DEFAULT_ZONE, utc_to_local
 from app.web import redirect_to, render_page_or_fragment, wants_fragment
@@ -162,8 +162,9 @@ def events_GET():
     if status not in events.STATUS_FILTERS:
         status = "all"
     rows = events.list_managed_events(current_user, status)
+    setup = microsoft_connection.setup_prompt() if current_user.is_admin else None
     return render_page_or_fragment("organizer/events.html", "organizer/_events.html", "event_list",
-                                   events=rows, current=status, filters=STATUS_FILTERS)
+                                   events=rows, current=status, filters=STATUS_FILTERS, microsoft_setup=setup)
 
 
 # --- create ----------------------------------------------------------------------------------------

@@ -90,3 +90,22 @@ def test_health_page_reports_database_worker_outbox_and_connection(client, auth)
     auth.login_as_admin()
     page = client.get("/admin/health/").get_data(as_text=True)
     assert "Database" in page and "Not seen" in page and "Built-in emulator" in page
+
+
+def test_first_run_offers_one_click_connection_of_the_emulated_account(app, client):
+    client.submit("/setup", {"name": "Ada", "email": "ada@example.org", "password": "a long secret pw",
+                             "confirm": "a long secret pw"})
+    events_page = client.get("/manage/events/").get_data(as_text=True)
+    assert "Connect the emulated service account" in events_page
+    response = client.submit("/admin/microsoft/connect-emulated", form_url="/manage/events/")
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Connected to the emulated Microsoft 365 as foyer.service@contoso.emulator.invalid" in page
+    assert "Connect the emulated service account" not in page  # the prompt is gone
+    with app.app_context():
+        assert db.session.get(MicrosoftConnection, 1).status == ConnectionStatus.connected
+
+
+def test_organizers_are_not_prompted_to_connect(client, auth):
+    auth.login_as_organizer()
+    assert "Connect the emulated service account" not in client.get("/manage/events/").get_data(as_text=True)
