@@ -12,10 +12,22 @@ from app.models.event import (
 )
 from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
+from app.models.registration import (
+    ACTIVE_STATES,
+    Registration,
+    RegistrationAnswer,
+    RegistrationState,
+    RegistrationTransition,
+)
 from app.models.setting import Setting
 from app.models.user import Role, User
 
 __all__ = [
+    "ACTIVE_STATES",
+    "Registration",
+    "RegistrationAnswer",
+    "RegistrationState",
+    "RegistrationTransition",
     "AuthFlow",
     "ConnectionStatus",
     "MicrosoftConnection",

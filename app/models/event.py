@@ -102,6 +102,15 @@ class Event(db.Model):
     owner: Mapped[User] = relationship(foreign_keys=[owner_id])
     co_organizers: Mapped[list[User]] = relationship(secondary="event_organizers", order_by="User.email")
 
+    #: Seats taken by confirmed registrations; changed only by guarded UPDATEs so capacity holds
+    #: under any rush (see services/registrations.py).
+    confirmed_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: "everyone", or "organization" (only addresses at the organization's domains; verification forced).
+    who_can_register: Mapped[str] = mapped_column(String(20), default="everyone", server_default="everyone")
+    #: Hold registrations until the attendee clicks the link in a verification email.
+    require_email_verification: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: Registrations erased at the attendee's request: counted, nothing else kept.
+    erased_registrations: Mapped[int] = mapped_column(default=0, server_default="0")
     #: How Foyer attendees enter the Teams meeting: "bypass" (straight in) or "lobby" (wait to be admitted).
     attendee_lobby: Mapped[str] = mapped_column(String(20), default="bypass", server_default="bypass")
     provisioning_status: Mapped[ProvisioningStatus] = mapped_column(

@@ -1,0 +1,127 @@
+"""Registrations: who signed up for which event, their answers, and every change of their state."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import UTCDateTime, db, utcnow
+from app.models.event import Event, Question
+
+
+class RegistrationState(enum.StrEnum):
+    #: Held until the attendee confirms their address (events with email verification).
+    unverified = "unverified"
+    #: Waiting for an organizer's approval; takes a seat only once approved.
+    pending = "pending"
+    confirmed = "confirmed"
+    waitlisted = "waitlisted"
+    denied = "denied"
+    cancelled = "cancelled"
+
+
+#: States that make a registration "active": at most one per (event, email).
+ACTIVE_STATES = (
+    RegistrationState.unverified,
+    RegistrationState.pending,
+    RegistrationState.confirmed,
+    RegistrationState.waitlisted,
+)
+_ACTIVE_SQL = "state IN ('unverified', 'pending', 'confirmed', 'waitlisted')"
+
+
+class Registration(db.Model):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        # One active registration per person and event, enforced by the database under any rush.
+        Index("uq_registrations_active_email", "event_id", "email", unique=True,
+              postgresql_where=db.text(_ACTIVE_SQL), sqlite_where=db.text(_ACTIVE_SQL)),
+        Index("ix_registrations_event_state", "event_id", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    state: Mapped[RegistrationState] = mapped_column(
+        Enum(RegistrationState, name="registration_state", native_enum=False, length=20)
+    )
+    #: Normalised (lower-cased) address: the identity of the registrant for this event.
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    #: The attendee's own IANA zone, for emails and pages.
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: Version of the privacy notice the attendee agreed to.
+    consent_version: Mapped[int | None]
+    #: sha256 of the personal manage-link token (the token itself is never stored).
+    manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: sha256 of the personal join-link token, while one is issued.
+    join_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: sha256 of the email-verification token, and when the unverified hold lapses.
+    verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    verify_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Bumped on every change attendees see in their calendar invite (iCalendar SEQUENCE offset).
+    ics_sequence: Mapped[int] = mapped_column(default=0)
+    #: The ACS identity used to join the Teams meeting, once created.
+    acs_user_id: Mapped[str | None] = mapped_column(String(200))
+    first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    event: Mapped[Event] = relationship()
+    answers: Mapped[list[RegistrationAnswer]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="RegistrationAnswer.id"
+    )
+    transitions: Mapped[list[RegistrationTransition]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="RegistrationTransition.id"
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def __repr__(self) -> str:
+        return f"<Registration {self.id} {self.state}>"
+
+
+class RegistrationAnswer(db.Model):
+    __tablename__ = "registration_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"), index=True)
+    #: NULL once the organizer deletes the question; the label is kept for exports.
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"), index=True)
+    question_label: Mapped[str] = mapped_column(String(300))
+    #: A string (text, single choice), a list of strings (multiple choice) or a bool (checkbox).
+    value: Mapped[Any] = mapped_column(JSON)
+
+    registration: Mapped[Registration] = relationship(back_populates="answers")
+    question: Mapped[Question | None] = relationship()
+
+
+class RegistrationTransition(db.Model):
+    """Every state change: from, to, when, and who (an organizer, the attendee, or the system)."""
+
+    __tablename__ = "registration_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: "attendee", "system", or "organizer" (with actor_user_id).
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    registration: Mapped[Registration] = relationship(back_populates="transitions")
