@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 
@@ -23,12 +24,18 @@ def _clean_header(value: str) -> str:
 
 
 def queue_plain_email(*, to: str, subject: str, text: str, dedupe_key: str, name: str = "", html: str | None = None,
-                      event_id: int | None = None) -> None:
-    """Queue one email in the current transaction."""
+                      event_id: int | None = None, attachments: list[tuple[str, str, bytes]] | None = None) -> None:
+    """Queue one email in the current transaction.
+
+    `attachments` are (file name, content type, bytes), e.g. ("invite.ics", "text/calendar", data).
+    The same `dedupe_key` never sends twice.
+    """
     outbox.enqueue(
         "email.send",
         {"to": to, "name": _clean_header(name), "subject": _clean_header(subject), "text": text, "html": html or "",
-         "operation_id": str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key))},
+         "operation_id": str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key)),
+         "attachments": [{"name": _clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
+                         for n, t, b in (attachments or [])]},
         dedupe_key=f"email:{dedupe_key}", event_id=event_id,
     )
 
@@ -40,7 +47,7 @@ def send_email(payload: dict) -> None:
 
     html = payload.get("html") or f"<pre>{escape(payload['text'])}</pre>"
     message = EmailMessage(to=[(payload["to"], payload.get("name") or "")], subject=payload["subject"],
-                           plain_text=payload["text"], html=html)
+                           plain_text=payload["text"], html=html, attachments=payload.get("attachments") or None)
     try:
         result = get_microsoft().acs_email.send(message, operation_id=payload["operation_id"])
     except AcsError as exc:
