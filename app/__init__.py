@@ -29,7 +29,8 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
     _init_extensions(app)
     _install_microsoft(app)
@@ -60,7 +61,8 @@ def _init_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    migrations = Path(__file__).resolve().parent.parent / "migrations"
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(migrations))
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)

@@ -91,7 +91,8 @@ class Config:
     def _microsoft(self, env) -> None:
         """Microsoft endpoints and credentials. The defaults are Foyer's built-in emulator (its
         well-known, non-secret credentials) so Foyer runs with no Azure account; real values switch
-        to Microsoft with no code change."""
+        to Microsoft with no code change.
+        """
         from app.emulator.core import EmulatorConfig
 
         emu = EmulatorConfig()
@@ -111,7 +112,7 @@ class Config:
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
         #: Fallback seconds between email status polls when ACS sends no retry-after.
         self.ACS_EMAIL_POLL_SECONDS = float(env("ACS_EMAIL_POLL_SECONDS") or 1)
-        #: Fault rules for the built-in emulator (see docs/emulator.md); ignored for real Microsoft.
+        #: Fault rules for the built-in emulator (see app/emulator/README.md); ignored for real Microsoft.
         self.FOYER_EMULATOR_FAULTS = env("FOYER_EMULATOR_FAULTS") or ""
 
 

@@ -34,7 +34,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
         logger.info("CSRF failure on %s: %s", request.path, exc.description)
-        return _render(400, "This form has expired or was sent from elsewhere. Please go back, reload the page and submit it again.")
+        return _render(400, "This form has expired or was sent from elsewhere. "
+                            "Please go back, reload the page and submit it again.")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

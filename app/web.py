@@ -1,5 +1,6 @@
 """Request-level wiring shared by every blueprint: fragment-or-page rendering, redirects,
-template filters, branding in templates, and security headers."""
+template filters, branding in templates, and security headers.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def register(app: Flask) -> None:
     @app.after_request
     def _drain_queued_work(response: Response) -> Response:
         """With OUTBOX_DRAIN_AFTER_REQUEST, perform work this request queued once the response is sent,
-        so a single `flask run` shows the whole flow; `flask worker` does the same job in production."""
+        so a single `flask run` shows the whole flow; `flask worker` does the same job in production.
+        """
         if getattr(g, "outbox_enqueued", False) and current_app.config["OUTBOX_DRAIN_AFTER_REQUEST"]:
             flask_app = current_app._get_current_object()
             response.call_on_close(lambda: jobs.drain_outbox(flask_app))

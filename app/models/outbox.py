@@ -1,5 +1,6 @@
 """The outbox: side effects (Graph calls, emails) written in the same transaction as their cause,
-performed later by the worker with retries; the dedupe key makes each one idempotent."""
+performed later by the worker with retries; the dedupe key makes each one idempotent.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from app.services.errors import DomainError
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Return `target` only when it is a local path on this site; otherwise `default`.
+    r"""Return `target` only when it is a local path on this site; otherwise `default`.
 
     Rejects scheme-relative (`//evil`), backslash (`/\\evil`), absolute and scheme-only (`https:evil`)
     forms, and control characters that browsers strip.

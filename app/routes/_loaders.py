@@ -1,5 +1,6 @@
 """Load-or-abort helpers. Organizer queries are always scoped to what the user may see:
-an event the user may not manage is a 404, never a 403, so its existence is not revealed."""
+an event the user may not manage is a 404, never a 403, so its existence is not revealed.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 def _hasher() -> PasswordHasher:
     """argon2id; by default argon2-cffi's RFC 9106 "low memory" profile (t=3, m=64 MiB, p=4), well above
-    OWASP's floor (m=19 MiB, t=2). The test suite lowers the cost through ARGON2_* settings."""
+    OWASP's floor (m=19 MiB, t=2). The test suite lowers the cost through ARGON2_* settings.
+    """
     app = current_app._get_current_object()
     hasher = app.extensions.get("foyer_password_hasher")
     if hasher is None:

@@ -8,8 +8,8 @@ work is parked (not failed) until an admin connects again.
 from __future__ import annotations
 
 import logging
-from html.parser import HTMLParser
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Any
 
 from sqlalchemy import select, update
@@ -65,13 +65,15 @@ class DatabaseTokenStore:
             values.update(account_username=account["username"], account_name=account["name"],
                           home_account_id=account["home_account_id"])
         with db.engine.begin() as conn:
-            exists = conn.execute(select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)).first()
+            query = select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)
+            exists = conn.execute(query).first()
             if exists is None:
                 row = {"id": CONNECTION_ID, "status": ConnectionStatus.disconnected, "account_username": "",
                        "account_name": "", "home_account_id": "", "last_error": ""}
                 conn.execute(MicrosoftConnection.__table__.insert().values(**(row | values)))
             else:
-                conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID).values(**values))
+                conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID)
+                             .values(**values))
 
 
 def service_account_token(*, force_refresh: bool = False) -> str:
@@ -207,7 +209,8 @@ class _HiddenFields(HTMLParser):
 
 def connect_emulated_service_account(redirect_uri: str, *, actor: User) -> SignedInAccount:
     """First-run convenience with the built-in emulator: sign its service account in on the admin's
-    behalf, through the same authorize page and token exchange a browser would use."""
+    behalf, through the same authorize page and token exchange a browser would use.
+    """
     clients = get_microsoft()
     emulator = clients.emulator
     if emulator is None:

@@ -17,6 +17,10 @@ def emulator(app):
     return app.extensions["microsoft"].emulator
 
 
+def publish(client, event):
+    return client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
+
+
 def drain(app):
     """What `flask worker` does every few seconds."""
     with app.app_context():
@@ -38,10 +42,10 @@ def test_publish_provisions_meeting_then_reschedule_and_cancel_propagate(app, cl
     event = make_event(admin, starts_at=start, ends_at=start + timedelta(hours=1), timezone="America/New_York",
                        attendee_lobby="bypass")
 
-    assert client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}").status_code == 303
+    assert publish(client, event).status_code == 303
     assert _event(app, event.id).provisioning_status == ProvisioningStatus.pending
-    status = client.get(f"/manage/events/{event.id}/teams", headers={"HX-Request": "true"})
-    assert "Provisioning…" in status.get_data(as_text=True) and 'hx-trigger="load delay:2s"' in status.get_data(as_text=True)
+    status = client.get(f"/manage/events/{event.id}/teams", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Provisioning…" in status and 'hx-trigger="load delay:2s"' in status
 
     drain(app)
     provisioned = _event(app, event.id)
@@ -63,7 +67,7 @@ def test_publish_provisions_meeting_then_reschedule_and_cancel_propagate(app, cl
     form["starts_at"], form["ends_at"] = "2026-12-10T14:00", "2026-12-10T15:30"
     form["title"] = "Renamed community call"
     response = client.post(f"/manage/events/{event.id}/edit", data=form)
-    assert response.status_code == 303, [m for m in __import__("re").findall(r"class=\"error\"[^>]*>([^<]*)", response.get_data(as_text=True))]
+    assert response.status_code == 303, response.get_data(as_text=True)[-3000:]
     drain(app)
     graph_event = emulator.graph.events[provisioned.graph_event_id]
     assert graph_event["subject"] == "Renamed community call"
@@ -83,7 +87,7 @@ def test_publish_provisions_meeting_then_reschedule_and_cancel_propagate(app, cl
 def test_provisioning_waits_for_a_connection_and_never_blocks_publishing(app, client, auth, make_event, emulator):
     admin = auth.login_as_admin()
     event = make_event(admin)
-    assert client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}").status_code == 303
+    assert publish(client, event).status_code == 303
     drain(app)
     with app.app_context():
         item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "teams.provision"))
@@ -101,7 +105,7 @@ def test_graph_failure_marks_event_failed_and_retry_recovers(app, client, auth, 
     connect_service_account(app, client)
     event = make_event(admin)
     emulator.faults.add(kind="status", group="graph", path="/v1.0/me/events", method="POST", status=400, count=1)
-    client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
+    publish(client, event)
     drain(app)
     failed = _event(app, event.id)
     assert failed.provisioning_status == ProvisioningStatus.failed and failed.provisioning_error
@@ -119,7 +123,7 @@ def test_throttled_graph_is_retried_after_retry_after_without_duplicates(app, cl
     event = make_event(admin)
     emulator.faults.add(kind="status", group="graph", path="/v1.0/me/events", method="POST", status=429,
                         retry_after="45", count=1)
-    client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
+    publish(client, event)
     drain(app)
     with app.app_context():
         item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "teams.provision"))

@@ -67,7 +67,8 @@ def test_password_change_ends_other_sessions(app, client, auth):
     auth.login_as_organizer()
     other = app.test_client()
     other.__class__ = client.__class__
-    assert other.submit("/login", {"email": "organizer@example.org", "password": "correct horse battery"}).status_code == 303
+    signed_in = other.submit("/login", {"email": "organizer@example.org", "password": "correct horse battery"})
+    assert signed_in.status_code == 303
     response = client.submit("/account/password", {"current_password": "correct horse battery",
                                                    "password": "another long pw", "confirm": "another long pw"})
     assert response.status_code == 303
