@@ -120,6 +120,7 @@ class TestConfig(Config):
     """Settings for the test suite: a database chosen by the fixture, fast password hashing."""
 
     TESTING = True
+    __test__ = False  # a config, not a pytest test class
 
     def __init__(self, instance_path: Path, environ: dict[str, str] | None = None) -> None:
         super().__init__(instance_path, environ if environ is not None else {})

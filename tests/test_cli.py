@@ -1,0 +1,42 @@
+"""`flask foyer …` and `flask worker` commands, run through Flask's CLI runner."""
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Role, User
+
+
+def test_create_admin_from_the_shell(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["foyer", "create-admin", "Root@Example.org", "--name", "Root",
+                                 "--password", "a long admin secret"])
+    assert result.exit_code == 0, result.output
+    assert "Admin root@example.org created." in result.output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "root@example.org"))
+        assert user.role == Role.admin and user.password_hash.startswith("$argon2id$")
+
+
+def test_create_admin_refuses_a_duplicate_and_a_short_password(app, make_user):
+    make_user("taken@example.org")
+    runner = app.test_cli_runner()
+    dup = runner.invoke(args=["foyer", "create-admin", "taken@example.org", "--password", "a long admin secret"])
+    assert dup.exit_code != 0 and "already exists" in dup.output
+    short = runner.invoke(args=["foyer", "create-admin", "new@example.org", "--password", "short"])
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+
+
+def test_worker_once_runs_every_job_and_leaves_a_heartbeat(app, client, auth):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    auth.login_as_admin()
+    page = client.get("/admin/health/").get_data(as_text=True)
+    assert "Running" in page  # the heartbeat is fresh
+
+
+def test_help_lists_foyer_commands(app):
+    result = app.test_cli_runner().invoke(args=["--help"])
+    assert "foyer" in result.output and "worker" in result.output and "db" in result.output
+    sub = app.test_cli_runner().invoke(args=["foyer", "--help"])
+    assert "create-admin" in sub.output and "rotate-key" in sub.output
