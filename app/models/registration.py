@@ -58,6 +58,8 @@ class Registration(db.Model):
     consent_version: Mapped[int | None]
     #: sha256 of the personal manage-link token (the token itself is never stored).
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The manage-link token encrypted at rest (MultiFernet), so later emails can repeat the personal link.
+    manage_token_encrypted: Mapped[str | None] = mapped_column(Text)
     #: sha256 of the personal join-link token, while one is issued.
     join_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: sha256 of the email-verification token, and when the unverified hold lapses.
