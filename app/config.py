@@ -71,6 +71,7 @@ class Config:
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or "memory://"
         self.RATELIMIT_ENABLED = _bool(env("RATELIMIT_ENABLED"), True)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT") or "10 per minute;50 per hour"
+        self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
         self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
         self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
@@ -127,6 +128,7 @@ class TestConfig(Config):
         self.SQLALCHEMY_DATABASE_URI = "sqlite://"
         # Limits stay on (so throttling is testable) but are generous; a test lowers one as needed.
         self.LOGIN_RATE_LIMIT = "1000 per minute"
+        self.REGISTRATION_RATE_LIMIT = "1000 per minute"
         self.PUBLIC_BASE_URL = "http://localhost"
         # Cheap hashing keeps hundreds of sign-ins fast; the production profile is asserted separately.
         self.ARGON2_TIME_COST = 1

@@ -114,14 +114,14 @@ class Availability:
 
 
 def seats_left(event: Event) -> int | None:
-    """Free seats, or None when capacity is unlimited.
+    """Free seats (capacity minus confirmed registrations), or None when capacity is unlimited.
 
-    There are no registrations yet, so every seat is free. The registration engine replaces this
-    with capacity minus confirmed (and pending) registrations.
+    Pending registrations take no seat until approved; the seat counter is kept by the
+    registration engine (services/registrations.py).
     """
     if event.capacity is None:
         return None
-    return max(event.capacity, 0)
+    return max(event.capacity - (event.confirmed_count or 0), 0)
 
 
 def availability(event: Event) -> Availability:

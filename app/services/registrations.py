@@ -210,41 +210,41 @@ def answer_field(question: Question | int) -> str:
     return f"q_{question if isinstance(question, int) else question.id}"
 
 
+def check_answer(question: Question, raw: Any) -> Any:
+    """One answer, validated and normalised for its question; DomainError(field="q_<id>") otherwise."""
+    name = answer_field(question)
+    if question.kind == QuestionKind.checkbox:
+        value: Any = bool(raw) and raw not in ("", "0", "false", "n", "no", "off")
+        if question.required and not value:
+            raise DomainError("Tick this box to continue.", field=name)
+    elif question.kind == QuestionKind.multiple_choice:
+        chosen = raw if isinstance(raw, list | tuple) else ([raw] if raw else [])
+        chosen = [str(c) for c in chosen if str(c) != ""]
+        if any(c not in question.options for c in chosen):
+            raise DomainError("Choose from the options listed.", field=name)
+        value = [o for o in question.options if o in chosen]  # options order, no repeats
+        if question.required and not value:
+            raise DomainError("Choose at least one option.", field=name)
+    elif question.kind == QuestionKind.single_choice:
+        value = str(raw) if raw not in (None, "") else ""
+        if value and value not in question.options:
+            raise DomainError("Choose one of the options listed.", field=name)
+        if question.required and not value:
+            raise DomainError("Choose one option.", field=name)
+    else:
+        long = question.kind == QuestionKind.long_text
+        value = clean_text(raw) if long else clean_line(raw)
+        limit = LONG_TEXT_MAX if long else SHORT_TEXT_MAX
+        if len(value) > limit:
+            raise DomainError(f"Keep this answer under {limit:,} characters.", field=name)
+        if question.required and not value:
+            raise DomainError("Answer this question.", field=name)
+    return value
+
+
 def clean_answers(event: Event, answers: dict[int, Any]) -> list[tuple[Question, Any]]:
-    """Each of the event's questions with its validated answer (None for an unanswered optional one)."""
-    result: list[tuple[Question, Any]] = []
-    for question in event.questions:
-        raw = answers.get(question.id)
-        name = answer_field(question)
-        if question.kind == QuestionKind.checkbox:
-            value: Any = bool(raw) and raw not in ("", "0", "false", "n", "no", "off")
-            if question.required and not value:
-                raise DomainError("Tick this box to continue.", field=name)
-        elif question.kind == QuestionKind.multiple_choice:
-            chosen = raw if isinstance(raw, list | tuple) else ([raw] if raw else [])
-            chosen = [str(c) for c in chosen if str(c) != ""]
-            unknown = [c for c in chosen if c not in question.options]
-            if unknown:
-                raise DomainError("Choose from the options listed.", field=name)
-            value = [o for o in question.options if o in chosen]  # options order, no repeats
-            if question.required and not value:
-                raise DomainError("Choose at least one option.", field=name)
-        elif question.kind == QuestionKind.single_choice:
-            value = str(raw) if raw not in (None, "") else ""
-            if value and value not in question.options:
-                raise DomainError("Choose one of the options listed.", field=name)
-            if question.required and not value:
-                raise DomainError("Choose one option.", field=name)
-        else:
-            long = question.kind == QuestionKind.long_text
-            value = clean_text(raw) if long else clean_line(raw)
-            limit = LONG_TEXT_MAX if long else SHORT_TEXT_MAX
-            if len(value) > limit:
-                raise DomainError(f"Keep this answer under {limit:,} characters.", field=name)
-            if question.required and not value:
-                raise DomainError("Answer this question.", field=name)
-        result.append((question, value))
-    return result
+    """Each of the event's questions with its validated answer (empty for an unanswered optional one)."""
+    return [(question, check_answer(question, answers.get(question.id))) for question in event.questions]
 
 
 def _set_answers(reg: Registration, cleaned: list[tuple[Question, Any]]) -> None:
@@ -409,8 +409,7 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     _check_allowed(event, email)
     cleaned = clean_answers(event, data.answers)
     # Full before duplicate: a full event says "full" to everyone, registered or not.
-    takes_seat_now = not needs_verification(event) and not event.approval_required
-    if takes_seat_now and not event.waitlist_enabled and seats_left(event) == 0:
+    if not event.approval_required and not event.waitlist_enabled and seats_left(event) == 0:
         raise EventFull("Sorry, this event is fully booked.")
 
     expire_unverified(now, event=event, email=email)
@@ -635,6 +634,16 @@ def by_manage_token(token: str) -> Registration | None:
         return None
     reg = db.session.scalar(select(Registration).where(Registration.manage_token_hash == tokens.hash_token(token)))
     if reg is None or not tokens.token_matches(token, reg.manage_token_hash):
+        return None
+    return reg
+
+
+def by_verify_token(token: str) -> Registration | None:
+    """The registration behind an address-confirmation link (any state); None for anything unknown."""
+    if not _plausible_token(token):
+        return None
+    reg = db.session.scalar(select(Registration).where(Registration.verify_token_hash == tokens.hash_token(token)))
+    if reg is None or not tokens.token_matches(token, reg.verify_token_hash):
         return None
     return reg
 

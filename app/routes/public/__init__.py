@@ -1,7 +1,7 @@
 """Public, attendee-facing pages."""
 
-from app.routes.public import events
+from app.routes.public import events, registration
 
 
 def blueprints():
-    return [events.bp]
+    return [events.bp, registration.bp]

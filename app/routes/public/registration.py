@@ -1,0 +1,207 @@
+"""Public registration: the form on an event page, inline field checks, the result, and email verification."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    get_template_attribute,
+    make_response,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from app.extensions import db, limiter
+from app.forms.registration import RegistrationForm, registration_form
+from app.models import Event, Registration
+from app.models.base import begin_write
+from app.routes._helpers import apply_domain_error
+from app.routes._loaders import load_public_event
+from app.services import catalog, ics, registrations
+from app.services.errors import DomainError
+from app.services.settings import get_privacy_notice
+from app.web import redirect_to, render_page_or_fragment, wants_fragment
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("public_registration", __name__)
+
+#: Session key holding the outcome shown on the "registered" page (PRG without putting tokens in URLs).
+RESULT_KEY = "registration_result"
+#: Inline checks post once per field the person leaves: allow many more than form submissions.
+VALIDATE_RATE_LIMIT = "120 per minute"
+#: Outcomes that all read "check your inbox", so a repeated address is never revealed.
+INBOX_KINDS = ("unverified", "duplicate", "inbox")
+
+
+def _registration_limit() -> str:
+    return current_app.config["REGISTRATION_RATE_LIMIT"]
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    """Results and verification pages carry personal links: never cached, never in a Referer."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _load_event(slug: str) -> Event:
+    event = load_public_event(slug)
+    if not catalog.is_public(event):
+        abort(404)
+    return event
+
+
+@bp.app_template_global("registration_form_for")
+def registration_form_for(event: Event) -> RegistrationForm:
+    """A fresh registration form for an event page (used by `public/_register.html`)."""
+    return _form(event, formdata=None)
+
+
+def _form(event: Event, **kwargs) -> RegistrationForm:
+    form = registration_form(event, privacy_url=url_for("public.privacy_GET"), **kwargs)
+    form.enable_inline_validation(url_for("public_registration.register_validate_POST", slug=event.slug))
+    form.allowed_domains = registrations.organization_domains() if event.who_can_register == "organization" else []
+    return form
+
+
+def _form_response(event: Event, form: RegistrationForm, status: int) -> Response:
+    return render_page_or_fragment(
+        "public/registration_form.html", "public/_register.html", "register_form",
+        status=status, event=event, form=form, window=catalog.registration_window(event),
+        seats=catalog.availability(event),
+    )
+
+
+def _result_response(event: Event, result: dict) -> Response:
+    """The outcome: a fragment in place of the form for htmx, else a redirect to the result page."""
+    session[RESULT_KEY] = result
+    if not wants_fragment():
+        return redirect_to(url_for(".registered_GET", slug=event.slug))
+    macro = get_template_attribute("public/_register.html", "register_result")
+    response = make_response(macro(event=event, result=_result_view(result), heading_level=3))
+    response.headers["HX-Push-Url"] = url_for(".registered_GET", slug=event.slug)
+    response.vary.add("HX-Request")
+    return response
+
+
+def _result_view(result: dict) -> dict:
+    """What the result page shows; the registration's *current* state when it has a personal link."""
+    view = {"kind": result.get("kind"), "email": result.get("email", ""), "registration": None, "manage_url": None,
+            "position": None, "has_invite": hasattr(ics, "registration_invite")}
+    if view["kind"] in INBOX_KINDS:
+        view["kind"] = "inbox"
+        return view
+    token = result.get("token")
+    reg: Registration | None = registrations.by_manage_token(token) if token else None
+    if reg is None:
+        view["kind"] = "inbox"
+        return view
+    view.update(kind=reg.state.value, registration=reg, manage_url=registrations.manage_url(token),
+                position=registrations.waitlist_position(reg))
+    return view
+
+
+@bp.get("/events/<slug>/register")
+def register_GET(slug: str):
+    """The registration form on its own page (the event page shows the same form)."""
+    event = _load_event(slug)
+    return _form_response(event, _form(event, formdata=None), 200)
+
+
+@bp.post("/events/<slug>/register")
+@limiter.limit(_registration_limit)
+def register_POST(slug: str):
+    """Register for an event; invalid input re-renders the form with field errors (422)."""
+    begin_write()  # one writer transaction from the first query (SQLite: BEGIN IMMEDIATE)
+    event = _load_event(slug)
+    form = _form(event)
+    if form.is_bot:
+        # Pretend it worked and store nothing: a bot learns nothing from the answer.
+        db.session.rollback()
+        logger.info("Honeypot filled on the registration form of event %s", event.id)
+        return _result_response(event, {"kind": "inbox", "email": (form.email.data or "")[:320]})
+    if not form.validate_on_submit():
+        db.session.rollback()
+        return _form_response(event, form, 422)
+    version = get_privacy_notice().version or None
+    try:
+        outcome = registrations.register(event, form.to_data(version))
+    except DomainError as exc:
+        db.session.rollback()
+        apply_domain_error(form, exc)
+        return _form_response(event, form, 422)
+    db.session.commit()
+    result = {"kind": outcome.kind, "email": form.email.data}
+    if outcome.kind not in INBOX_KINDS and outcome.manage_token:
+        result["token"] = outcome.manage_token
+    return _result_response(event, result)
+
+
+@bp.post("/events/<slug>/register/validate")
+@limiter.limit(VALIDATE_RATE_LIMIT)
+def register_validate_POST(slug: str):
+    """Check one field as the person leaves it (htmx); returns that field's fragment."""
+    event = _load_event(slug)
+    form = _form(event)
+    name = request.args.get("field", "")
+    if name not in form._fields or name in ("csrf_token", "homepage", "consent"):
+        return Response(status=204)
+    form.validate()
+    field = form[name]
+    if name == "email" and not field.errors:
+        try:
+            registrations.normalize_email(field.data or "")
+        except DomainError as exc:
+            field.errors = [exc.message]
+    macro = get_template_attribute("public/_register.html", "register_field")
+    response = make_response(macro(field))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/events/<slug>/registered")
+def registered_GET(slug: str):
+    """The outcome of a registration just made in this browser."""
+    event = _load_event(slug)
+    result = session.get(RESULT_KEY)
+    if not isinstance(result, dict):
+        return redirect_to(url_for("public.event_GET", slug=event.slug))
+    return render_template("public/registration_result.html", event=event, result=_result_view(result),
+                           heading_level=1)
+
+
+@bp.get("/registrations/verify/<token>")
+def verify_GET(token: str):
+    """The page an address-confirmation link opens: one button confirms (mail scanners only GET)."""
+    reg = registrations.by_verify_token(token)
+    if reg is None:
+        return render_template("public/registration_verify.html", reg=None, token=None), 404
+    return render_template("public/registration_verify.html", reg=reg, token=token)
+
+
+@bp.post("/registrations/verify/<token>")
+@limiter.limit(_registration_limit)
+def verify_POST(token: str):
+    """Confirm the address: the held registration is placed by the event's rules."""
+    begin_write()
+    try:
+        reg = registrations.verify_email(token)
+    except DomainError as exc:
+        db.session.rollback()
+        held = registrations.by_verify_token(token)
+        return render_template("public/registration_verify.html", reg=held, token=token, error=exc.message), 409
+    db.session.commit()
+    if reg is None:
+        return render_template("public/registration_verify.html", reg=None, token=None), 404
+    result = {"kind": reg.state.value, "email": reg.email, "token": registrations.manage_token_for(reg)}
+    db.session.commit()  # a registration without a stored token just got one
+    session[RESULT_KEY] = result
+    return redirect_to(url_for(".registered_GET", slug=reg.event.slug))
