@@ -80,6 +80,9 @@ class Config:
         self.ARGON2_PARALLELISM = _int(env("ARGON2_PARALLELISM"), 4)
         self.OUTBOX_POLL_SECONDS = float(env("OUTBOX_POLL_SECONDS") or 5)
         self.OUTBOX_BATCH = _int(env("OUTBOX_BATCH"), 50)
+        #: How long a worker's claim on an item lasts; a worker that dies mid-job leaves its items to
+        #: be taken over once the lease has run out.
+        self.OUTBOX_LEASE_SECONDS = float(env("OUTBOX_LEASE_SECONDS") or 300)
         #: Also perform queued work right after each request that queued some (handy for a single
         #: `flask run`; production runs `flask worker` and may turn this off).
         self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)

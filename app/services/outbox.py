@@ -98,10 +98,19 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def lease() -> timedelta:
+    """How long a claim lasts (`OUTBOX_LEASE_SECONDS`, default LEASE)."""
+    from flask import current_app
+
+    seconds = current_app.config.get("OUTBOX_LEASE_SECONDS")
+    return timedelta(seconds=seconds) if seconds else LEASE
+
+
 def claim_due(limit: int = 10, *, owner: str | None = None, now: datetime | None = None) -> list[int]:
     """Claim up to `limit` due items for this worker; commits the claim and returns their ids."""
     owner = owner or worker_id()
     now = now or utcnow()
+    locked_until = now + lease()
     begin_write()
     claimable = or_(
         (OutboxItem.status == OutboxStatus.pending) & (OutboxItem.next_attempt_at <= now),
@@ -116,7 +125,7 @@ def claim_due(limit: int = 10, *, owner: str | None = None, now: datetime | None
         result = db.session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == item_id, claimable)
-            .values(status=OutboxStatus.running, locked_by=owner, locked_until=now + LEASE,
+            .values(status=OutboxStatus.running, locked_by=owner, locked_until=locked_until,
                     attempts=OutboxItem.attempts + 1)
             .execution_options(synchronize_session=False)
         )
