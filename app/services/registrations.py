@@ -421,6 +421,9 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
                        timezone=data.timezone, consent_version=data.consent_version, created_at=now)
     reg.event = event
     token = _issue_manage_token(reg)
+    # Filled while the row is new, so no collection is loaded back from the database.
+    reg.transitions = []
+    _set_answers(reg, cleaned)
     try:
         with db.session.begin_nested():
             # Provisional state; the unique index only counts active ones, so a racing duplicate fails here.
@@ -431,7 +434,6 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
         logger.info("Concurrent duplicate registration for event %s", event.id)
         existing = _active_registration(event, email)
         return _duplicate(existing, now) if existing is not None else RegistrationOutcome("duplicate", None)
-    _set_answers(reg, cleaned)
 
     if needs_verification(event):
         verify = _issue_verify_token(reg, now)
