@@ -122,6 +122,18 @@ class EventForm(FlaskForm):
     )
     approval_required = BooleanField("Approve each registration by hand")
     waitlist_enabled = BooleanField("Offer a waitlist when the event is full", default=True)
+    who_can_register = SelectField(
+        "Who can register",
+        choices=[SelectChoice("everyone", "Anyone"),
+                 SelectChoice("organization", "Only people with an email address at the organization's domains")],
+        default="everyone",
+        description="The organization's domains are set by an admin. Organization-only events always ask people "
+        "to confirm their address.",
+    )
+    require_email_verification = BooleanField(
+        "Ask people to confirm their email address before their registration counts",
+        description="Foyer emails a link; the place is held for 24 hours until it is clicked.",
+    )
     attendee_lobby = SelectField(
         "How attendees enter the Teams meeting",
         choices=[SelectChoice("bypass", "Straight in"),
@@ -228,6 +240,8 @@ class EventForm(FlaskForm):
             registration_closes_at=self.utc.get("registration_closes_at"),
             approval_required=bool(self.approval_required.data),
             waitlist_enabled=bool(self.waitlist_enabled.data),
+            who_can_register=self.who_can_register.data or "everyone",
+            require_email_verification=bool(self.require_email_verification.data),
             attendee_lobby=self.attendee_lobby.data or "bypass",
             reminder_offsets=self.reminder_offsets,
             banner=self.banner_image,

@@ -95,6 +95,16 @@ class RegistrationForm(FlaskForm):
                            "hx-sync": "closest form:abort"}
 
 
+class OrganizationDomainsForm(FlaskForm):
+    """Admin: the email domains that count as "the organization" for organization-only events."""
+
+    domains = TextAreaField(
+        "Organization email domains", validators=[Length(max=5000)],
+        description="One per line or comma-separated, e.g. example.org. Only addresses at exactly these domains "
+        "may register for events open to the organization only.",
+    )
+
+
 def _question_field(question: Question):
     rule = AnswerRule(question)
     label = question.label

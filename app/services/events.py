@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import teams, uploads
+from app.services import registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -267,6 +267,9 @@ class EventData:
     co_organizer_ids: list[int] | None = None
     #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
     attendee_lobby: str = "bypass"
+    #: "everyone", or "organization" (only addresses at the organization's domains).
+    who_can_register: str = "everyone"
+    require_email_verification: bool = False
 
 
 def _check_event_data(data: EventData, *, event_id: int | None) -> str:
@@ -310,7 +313,13 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
     event.timezone = data.timezone
     event.starts_at = data.starts_at
     event.ends_at = data.ends_at
-    event.capacity = data.capacity
+    if event.id is None:
+        # An existing event changes capacity through registrations.set_capacity (update_event), which
+        # refuses going below the seats taken and promotes from the waitlist into new seats.
+        event.capacity = data.capacity
+    event.who_can_register = data.who_can_register if data.who_can_register in ("everyone", "organization") \
+        else "everyone"
+    event.require_email_verification = bool(data.require_email_verification)
     event.registration_opens_at = data.registration_opens_at
     event.registration_closes_at = data.registration_closes_at
     event.approval_required = data.approval_required
@@ -383,6 +392,8 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     if _apply_event_data(event, data, slug):
         event.ics_sequence += 1
     db.session.flush()
+    if data.capacity != event.capacity:
+        registrations.set_capacity(event, data.capacity, actor=actor)
     if _meeting_fields(event) != meeting_before:
         teams.queue_update(event)
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)

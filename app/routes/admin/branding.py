@@ -9,9 +9,10 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.forms.admin import BrandingForm, PrivacyNoticeForm
+from app.forms.registration import OrganizationDomainsForm
 from app.routes._helpers import apply_domain_error
 from app.routes.admin._guard import require_admin
-from app.services import settings
+from app.services import registrations, settings
 from app.services.errors import DomainError
 from app.web import redirect_to
 
@@ -22,7 +23,7 @@ require_admin(bp)
 
 
 def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoticeForm | None = None,
-            status: int = 200):
+            status: int = 200, domains_form: OrganizationDomainsForm | None = None):
     branding = settings.get_branding()
     notice = settings.get_privacy_notice()
     if branding_form is None:
@@ -33,8 +34,12 @@ def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoti
         )
     if privacy_form is None:
         privacy_form = PrivacyNoticeForm(privacy_text=notice.text)
+    domains = registrations.organization_domains()
+    if domains_form is None:
+        domains_form = OrganizationDomainsForm(domains="\n".join(domains))
     return render_template(
         "admin/branding.html", form=branding_form, privacy_form=privacy_form, saved=branding, notice=notice,
+        domains_form=domains_form, domains=domains,
     ), status
 
 
@@ -85,3 +90,22 @@ def privacy_POST():
             flash(f"The privacy notice is unchanged; it stays at version {notice.version}.", "info")
         return redirect_to(url_for("admin_branding.branding_GET", _anchor="privacy"))
     return _render(privacy_form=form, status=422)
+
+
+@bp.post("/organization")
+def organization_POST():
+    """Save the organization's email domains (who may register for organization-only events)."""
+    form = OrganizationDomainsForm()
+    if form.validate_on_submit():
+        try:
+            domains = registrations.parse_domains(form.domains.data or "")
+            registrations.save_organization_domains(domains, actor=current_user._get_current_object())
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Organization domains saved: {', '.join(domains)}." if domains
+                  else "Organization domains cleared: organization-only events accept no one.", "success")
+            return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
+    db.session.rollback()
+    return _render(domains_form=form, status=422)

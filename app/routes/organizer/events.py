@@ -126,6 +126,7 @@ def _initial_data(event: Event) -> dict:
         "registration_opens_at": utc_to_local(event.registration_opens_at, event.timezone),
         "registration_closes_at": utc_to_local(event.registration_closes_at, event.timezone),
         "approval_required": event.approval_required, "waitlist_enabled": event.waitlist_enabled,
+        "who_can_register": event.who_can_register, "require_email_verification": event.require_email_verification,
         "attendee_lobby": event.attendee_lobby,
         "reminders": [o for o in offsets if o in presets],
         "reminder_custom": ", ".join(events.describe_offset(o) for o in offsets if o not in presets),

@@ -89,7 +89,7 @@ def test_event_page_shows_details_in_event_zone_and_local_time_hook(client, make
     assert "12 seats left" in page
     assert 'id="register"' in page
     assert "Registration closes" in page and "Tue 12 Jan 2027, 21:00 (Asia/Tokyo)" in page
-    assert "<form" not in page.split('id="register"')[1].split("</section>")[0]
+    assert f'action="/events/{event.slug}/register"' in page.split('id="register"')[1].split("</section>")[0]
     assert f'href="/events/{event.slug}.ics"' in page
     assert '<meta property="og:url" content="http://localhost/events/' in page
 
