@@ -1,0 +1,172 @@
+"""Registration rush benchmark (not run in CI): many simultaneous sign-ups over HTTP for few seats.
+
+    .venv/bin/python bench/registration_rush.py --db sqlite
+    .venv/bin/python bench/registration_rush.py --db postgresql --clients 1000 --capacity 100
+
+Foyer is served on 127.0.0.1 by a threaded server with its own fresh database (a temporary SQLite
+file, or a PostgreSQL database created and dropped through FOYER_BENCH_PG_DSN, default
+postgresql://postgres@127.0.0.1:5432/postgres). Every client has its own session and CSRF token;
+10 % of them re-use another client's address. Prints the outcome as JSON, then a one-line summary,
+and exits non-zero unless exactly `capacity` were confirmed with no duplicates and no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import requests
+from sqlalchemy import func, select
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import create_app  # noqa: E402
+from app.config import Config  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.models import Event, EventStatus, Registration, RegistrationState, Role  # noqa: E402
+from app.services import accounts  # noqa: E402
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+OUTCOMES = {"You’re registered": "confirmed", "You’re on the waitlist": "waitlisted", "Check your inbox": "duplicates"}
+PG_DATABASE = "foyer_bench_rush"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+def _database_url(kind: str, tmp: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}"
+    dsn = os.environ.get("FOYER_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    host = dsn.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+psycopg://{host}/{PG_DATABASE}"
+
+
+def _drop_postgres() -> None:
+    dsn = os.environ.get("FOYER_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+
+
+def _setup(app, capacity: int) -> str:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+        owner = accounts.create_user("bench@example.org", role=Role.organizer, password="bench password 123",
+                                     name="Bench")
+        now = datetime.now(UTC)
+        event = Event(title="Rush", slug="rush", timezone="Europe/Berlin", starts_at=now + timedelta(days=7),
+                      ends_at=now + timedelta(days=7, hours=1), status=EventStatus.published, published_at=now,
+                      capacity=capacity, waitlist_enabled=True, owner=owner)
+        db.session.add(event)
+        db.session.commit()
+        return event.slug
+
+
+def _client(base_url: str, slug: str, index: int, email: str, start: threading.Event) -> str:
+    with requests.Session() as http:
+        try:
+            page = http.get(f"{base_url}/events/{slug}/register", timeout=120)
+            token = CSRF.search(page.text)
+            start.wait()
+            if token is None:
+                return "errors"
+            response = http.post(f"{base_url}/events/{slug}/register", timeout=300, data={
+                "csrf_token": token.group(1), "first_name": f"Person{index}", "last_name": "Bench", "email": email,
+                "timezone": "Europe/Berlin", "consent": "y",
+            })
+        except requests.RequestException:
+            return "errors"
+    if response.status_code >= 500:
+        return "errors"
+    return next((kind for text, kind in OUTCOMES.items() if text in response.text), "errors")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--capacity", type=int, default=100)
+    parser.add_argument("--duplicate-share", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=200, help="client threads in flight at once")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        url = _database_url(args.db, tmp)
+        environ = {"DATABASE_URL": url, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "LOG_LEVEL": "WARNING",
+                   "REGISTRATION_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1"}
+        app = create_app(Config, instance_path=tmp / "instance", environ=environ)
+        try:
+            slug = _setup(app, args.capacity)
+            server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+            server.request_queue_size = max(args.concurrency, 128)
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            base_url = f"http://127.0.0.1:{server.server_port}"
+
+            repeats = int(args.clients * args.duplicate_share)
+            unique = [f"person{i}@example.org" for i in range(args.clients - repeats)]
+            emails = unique + [unique[i % len(unique)].upper() for i in range(repeats)]
+            start = threading.Event()
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                futures = [pool.submit(_client, base_url, slug, i, email, start) for i, email in enumerate(emails)]
+                time.sleep(0.5)  # let the first wave fetch their forms
+                began = time.perf_counter()
+                start.set()
+                outcomes = Counter(f.result() for f in futures)
+                seconds = time.perf_counter() - began
+            server.shutdown()
+
+            with app.app_context():
+                rows = dict(db.session.execute(select(Registration.state, func.count()).group_by(
+                    Registration.state)).all())
+                distinct = db.session.scalar(select(func.count(func.distinct(Registration.email))))
+                total = db.session.scalar(select(func.count()).select_from(Registration))
+                seat_counter = db.session.scalar(select(Event.confirmed_count))
+                db.session.remove()
+                db.engine.dispose()
+        finally:
+            if args.db == "postgresql":
+                _drop_postgres()
+
+    result = {
+        "db": args.db, "clients": args.clients, "capacity": args.capacity,
+        "confirmed": outcomes.get("confirmed", 0), "waitlisted": outcomes.get("waitlisted", 0),
+        "duplicates": outcomes.get("duplicates", 0), "errors": outcomes.get("errors", 0),
+        "seconds": round(seconds, 2),
+        "stored": {"confirmed": rows.get(RegistrationState.confirmed, 0),
+                   "waitlisted": rows.get(RegistrationState.waitlisted, 0),
+                   "rows": total, "distinct_emails": distinct, "seat_counter": seat_counter},
+        "duplicate_rows": total - distinct,
+    }
+    print(json.dumps(result, indent=2))
+    ok = (result["confirmed"] == args.capacity == result["stored"]["confirmed"] == seat_counter
+          and result["errors"] == 0 and result["duplicate_rows"] == 0
+          and result["duplicates"] == repeats)
+    print(f"{'OK' if ok else 'FAIL'}: {args.db} {args.clients} sign-ups for {args.capacity} seats -> "
+          f"{result['confirmed']} confirmed, {result['waitlisted']} waitlisted, {result['duplicates']} duplicates, "
+          f"{result['errors']} errors in {result['seconds']} s ({args.clients / seconds:.0f}/s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
