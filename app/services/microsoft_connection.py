@@ -113,7 +113,7 @@ def alert_admins_if_needed() -> int:
         return 0
     row.admins_alerted_at = utcnow()
     admins = db.session.scalars(select(User).where(User.role == Role.admin, User.is_active_account.is_(True))).all()
-    stamp = row.admins_alerted_at.strftime("%Y%m%d%H%M%S")
+    stamp = row.admins_alerted_at.strftime("%Y%m%d%H%M%S%f")  # one alert per breakage, however close
     for admin in admins:
         notifications.queue_plain_email(
             to=admin.email, name=admin.name,
