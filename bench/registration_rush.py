@@ -3,9 +3,10 @@
     .venv/bin/python bench/registration_rush.py --db sqlite
     .venv/bin/python bench/registration_rush.py --db postgresql --clients 1000 --capacity 100
 
-Foyer is served on 127.0.0.1 by a threaded server with its own fresh database (a temporary SQLite
-file, or a PostgreSQL database created and dropped through FOYER_BENCH_PG_DSN, default
-postgresql://postgres@127.0.0.1:5432/postgres). Every client has its own session and CSRF token;
+Foyer is served on 127.0.0.1 as in production, by gunicorn sync workers (`--workers`, default 4), or
+with `--server werkzeug` by one threaded development server; either way with its own fresh database
+(a temporary SQLite file, or a PostgreSQL database created and dropped through FOYER_BENCH_PG_DSN,
+default postgresql://postgres@127.0.0.1:5432/postgres). Every client has its own session and CSRF token;
 10 % of them re-use another client's address. Prints the outcome as JSON, then a one-line summary,
 and exits non-zero unless exactly `capacity` were confirmed with no duplicates and no errors.
 """
@@ -16,6 +17,8 @@ import argparse
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,13 +33,16 @@ import requests
 from sqlalchemy import func, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
 from app import create_app  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Event, EventStatus, Registration, RegistrationState, Role  # noqa: E402
 from app.services import accounts  # noqa: E402
+from app.services.crypto import generate_key  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 OUTCOMES = {"You’re registered": "confirmed", "You’re on the waitlist": "waitlisted", "Check your inbox": "duplicates"}
@@ -70,7 +76,7 @@ def _setup(app, capacity: int) -> str:
 
     with app.app_context():
         upgrade()
-        owner = accounts.create_user("bench@example.org", role=Role.organizer, password="bench password 123",
+        owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None,
                                      name="Bench")
         now = datetime.now(UTC)
         event = Event(title="Rush", slug="rush", timezone="Europe/Berlin", starts_at=now + timedelta(days=7),
@@ -79,6 +85,47 @@ def _setup(app, capacity: int) -> str:
         db.session.add(event)
         db.session.commit()
         return event.slug
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}")
+        try:
+            requests.get(base_url + "/", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def _serve(args, app, environ: dict[str, str], instance: Path):
+    """Start the server; returns (base URL, a function that stops it)."""
+    if args.server == "werkzeug":
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return f"http://127.0.0.1:{server.server_port}", server.shutdown
+    port = _free_port()
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
+               "--backlog", "4096", "--timeout", "300", "--log-level", "warning",
+               f"app:create_app(instance_path={str(instance)!r})"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environ})  # noqa: S603
+    base_url = f"http://127.0.0.1:{port}"
+    _wait_until_up(base_url, process)
+
+    def stop() -> None:
+        process.terminate()
+        process.wait(timeout=30)
+
+    return base_url, stop
 
 
 def _client(base_url: str, slug: str, index: int, email: str, start: threading.Event) -> str:
@@ -106,22 +153,22 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--capacity", type=int, default=100)
     parser.add_argument("--duplicate-share", type=float, default=0.1)
-    parser.add_argument("--concurrency", type=int, default=200, help="client threads in flight at once")
+    parser.add_argument("--concurrency", type=int, default=500, help="client threads in flight at once")
+    parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         url = _database_url(args.db, tmp)
         environ = {"DATABASE_URL": url, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "LOG_LEVEL": "WARNING",
-                   "REGISTRATION_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1"}
-        app = create_app(Config, instance_path=tmp / "instance", environ=environ)
+                   "REGISTRATION_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1",
+                   "SECRET_KEY": "bench-" + generate_key(), "ENCRYPTION_KEYS": generate_key()}
+        instance = tmp / "instance"
+        app = create_app(Config, instance_path=instance, environ=environ)
         try:
             slug = _setup(app, args.capacity)
-            server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-            server.request_queue_size = max(args.concurrency, 128)
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
-            thread.start()
-            base_url = f"http://127.0.0.1:{server.server_port}"
+            base_url, stop = _serve(args, app, environ, instance)
 
             repeats = int(args.clients * args.duplicate_share)
             unique = [f"person{i}@example.org" for i in range(args.clients - repeats)]
@@ -134,7 +181,7 @@ def main() -> int:
                 start.set()
                 outcomes = Counter(f.result() for f in futures)
                 seconds = time.perf_counter() - began
-            server.shutdown()
+            stop()
 
             with app.app_context():
                 rows = dict(db.session.execute(select(Registration.state, func.count()).group_by(
@@ -149,7 +196,7 @@ def main() -> int:
                 _drop_postgres()
 
     result = {
-        "db": args.db, "clients": args.clients, "capacity": args.capacity,
+        "db": args.db, "server": args.server, "clients": args.clients, "capacity": args.capacity,
         "confirmed": outcomes.get("confirmed", 0), "waitlisted": outcomes.get("waitlisted", 0),
         "duplicates": outcomes.get("duplicates", 0), "errors": outcomes.get("errors", 0),
         "seconds": round(seconds, 2),

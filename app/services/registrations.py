@@ -30,6 +30,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.routing import BuildError
 
 from app.models import (
@@ -301,23 +302,28 @@ def _lock_event(event: Event) -> Event:
 
 def _take_seat(event: Event) -> bool:
     """Take one seat if one is free; the database decides (guarded UPDATE)."""
-    result = db.session.execute(
+    taken = db.session.execute(
         update(Event)
         .where(Event.id == event.id, (Event.capacity.is_(None)) | (Event.confirmed_count < Event.capacity))
         .values(confirmed_count=Event.confirmed_count + 1)
+        .returning(Event.confirmed_count)
         .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(event, ["confirmed_count"])
-    return result.rowcount == 1
+    ).scalar_one_or_none()
+    if taken is None:
+        return False
+    set_committed_value(event, "confirmed_count", taken)
+    return True
 
 
 def _free_seat(event: Event) -> None:
-    db.session.execute(
+    left = db.session.execute(
         update(Event).where(Event.id == event.id, Event.confirmed_count > 0)
         .values(confirmed_count=Event.confirmed_count - 1)
+        .returning(Event.confirmed_count)
         .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(event, ["confirmed_count"])
+    ).scalar_one_or_none()
+    if left is not None:
+        set_committed_value(event, "confirmed_count", left)
 
 
 # --- transitions --------------------------------------------------------------------------------
@@ -389,6 +395,11 @@ def expire_unverified(now: datetime | None = None, *, event: Event | None = None
     return len(expired)
 
 
+def _lapsed(reg: Registration, now: datetime) -> bool:
+    return (reg.state == RegistrationState.unverified and reg.verify_expires_at is not None
+            and reg.verify_expires_at <= now)
+
+
 def _active_registration(event: Event, email: str) -> Registration | None:
     return db.session.scalar(select(Registration).where(
         Registration.event_id == event.id, Registration.email == email, Registration.state.in_(ACTIVE_STATES)))
@@ -412,8 +423,11 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     if not event.approval_required and not event.waitlist_enabled and seats_left(event) == 0:
         raise EventFull("Sorry, this event is fully booked.")
 
-    expire_unverified(now, event=event, email=email)
     existing = _active_registration(event, email)
+    if existing is not None and _lapsed(existing, now):
+        # An expired hold never blocks signing up again: sweep it first.
+        expire_unverified(now, event=event, email=email)
+        existing = None
     if existing is not None:
         return _duplicate(existing, now)
 
@@ -441,18 +455,18 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
                           note="Registered; address not yet confirmed")
         _send_verification(reg, verify)
     else:
-        _place(event, reg, actor_kind="attendee", note="Registered")
+        _place(event, reg, actor_kind="attendee", note="Registered", token=token)
     return RegistrationOutcome(reg.state.value, reg, token)
 
 
-def _place(event: Event, reg: Registration, *, actor_kind: str, note: str) -> None:
+def _place(event: Event, reg: Registration, *, actor_kind: str, note: str, token: str | None = None) -> None:
     """Pending when approval is required, else a seat or the waitlist; queues the matching email."""
     if event.approval_required:
         record_transition(reg, RegistrationState.pending, actor_kind=actor_kind, note=note)
-        _notify(reg, "pending")
+        _notify(reg, "pending", token=token)
         return
     state = _seat_or_wait(event, reg, actor=None, actor_kind=actor_kind, note=note)
-    _notify(reg, "confirmed" if state == RegistrationState.confirmed else "waitlisted")
+    _notify(reg, "confirmed" if state == RegistrationState.confirmed else "waitlisted", token=token)
 
 
 def _duplicate(existing: Registration, now: datetime) -> RegistrationOutcome:
@@ -771,7 +785,7 @@ def _invite(reg: Registration, method: str) -> list[tuple[str, str, bytes]]:
 
 
 def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | None = None,
-            cancel_invite: bool = False) -> None:
+            cancel_invite: bool = False, token: str | None = None) -> None:
     """Queue the plain email for a transition: event, time in the attendee's zone, personal link."""
     event = reg.event
     subject, opening = _MESSAGES[kind]
@@ -786,7 +800,7 @@ def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | 
               "Where: online, in Microsoft Teams — join from your personal link."]
     if kind not in ("denied", "cancelled"):
         lines += ["", "View, change or cancel your registration (keep this link to yourself):",
-                  manage_url(manage_token_for(reg))]
+                  manage_url(token or manage_token_for(reg))]
     lines += ["", f"Event page: {_event_url(event)}"]
     attachments: list[tuple[str, str, bytes]] = []
     if kind in ("confirmed", "approved", "promoted"):

@@ -16,6 +16,7 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db, limiter
 from app.forms.registration import RegistrationForm, registration_form
@@ -38,6 +39,15 @@ RESULT_KEY = "registration_result"
 VALIDATE_RATE_LIMIT = "120 per minute"
 #: Outcomes that all read "check your inbox", so a repeated address is never revealed.
 INBOX_KINDS = ("unverified", "duplicate", "inbox")
+
+
+#: Tries when the database stays locked past its busy timeout (SQLite's 10 s each): only an extreme
+#: rush into one process with hundreds of threads gets there; the person's input is never lost.
+BUSY_ATTEMPTS = 6
+
+
+def _database_busy(exc: OperationalError) -> bool:
+    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
 
 
 def _registration_limit() -> str:
@@ -120,25 +130,36 @@ def register_GET(slug: str):
 @limiter.limit(_registration_limit)
 def register_POST(slug: str):
     """Register for an event; invalid input re-renders the form with field errors (422)."""
-    begin_write()  # one writer transaction from the first query (SQLite: BEGIN IMMEDIATE)
     event = _load_event(slug)
     form = _form(event)
     if form.is_bot:
         # Pretend it worked and store nothing: a bot learns nothing from the answer.
-        db.session.rollback()
         logger.info("Honeypot filled on the registration form of event %s", event.id)
         return _result_response(event, {"kind": "inbox", "email": (form.email.data or "")[:320]})
     if not form.validate_on_submit():
-        db.session.rollback()
         return _form_response(event, form, 422)
-    version = get_privacy_notice().version or None
-    try:
-        outcome = registrations.register(event, form.to_data(version))
-    except DomainError as exc:
-        db.session.rollback()
-        apply_domain_error(form, exc)
-        return _form_response(event, form, 422)
-    db.session.commit()
+    data = form.to_data(get_privacy_notice().version or None)
+    # End the read-only transaction so the registration runs as one writer transaction from its first
+    # statement (SQLite: BEGIN IMMEDIATE); the write lock is then held only for the registration itself.
+    db.session.rollback()
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            outcome = registrations.register(event, data)
+            db.session.commit()
+            break
+        except DomainError as exc:
+            db.session.rollback()
+            apply_domain_error(form, exc)
+            return _form_response(event, form, 422)
+        except OperationalError as exc:
+            db.session.rollback()
+            if not _database_busy(exc):
+                raise
+            logger.warning("Database busy registering for event %s (attempt %s)", event.id, attempt)
+    else:
+        form.form_errors.append("We are very busy right now and could not save your registration. "
+                                "Nothing was stored; please press Register again.")
+        return _form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
     result = {"kind": outcome.kind, "email": form.email.data}
     if outcome.kind not in INBOX_KINDS and outcome.manage_token:
         result["token"] = outcome.manage_token
