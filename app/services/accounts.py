@@ -44,8 +44,20 @@ def normalize_email(email: str) -> str:
     try:
         info = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
+        local, _, domain = email.strip().rpartition("@")
+        if local and _is_emulated_tenant(domain):
+            # The built-in emulator's staff (e.g. adele.vance@contoso.emulator.invalid) sit on a reserved
+            # domain; they may be Foyer users so that "Sign in with Microsoft" can be tried without Azure.
+            return normalize_email(f"{local}@example.com").rsplit("@", 1)[0] + "@" + domain.lower()
         raise DomainError(str(exc), field="email") from exc
     return info.normalized.lower()
+
+
+def _is_emulated_tenant(domain: str) -> bool:
+    from app.services.microsoft.wiring import get_microsoft
+
+    emulator = get_microsoft().emulator
+    return emulator is not None and domain.lower() == emulator.config.tenant_domain.lower()
 
 
 def hash_password(password: str) -> str:
