@@ -1,0 +1,154 @@
+"""Staff "Sign in with Microsoft": switched on by an admin, through the emulated tenant's real sign-in
+page, matched to existing Foyer accounts only, restricted to the configured tenant."""
+
+from __future__ import annotations
+
+from html import unescape
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Role, User
+from tests.microsoft_helpers import _FORM, hidden_fields
+
+ADELE = "adele.vance@contoso.emulator.invalid"
+MEGAN = "megan.bowen@contoso.emulator.invalid"
+ALEX = "alex.wilber@contoso.emulator.invalid"
+NO_ACCOUNT = "There is no active Foyer account for that Microsoft account. Ask an administrator."
+
+
+@pytest.fixture
+def emulator(app):
+    return app.extensions["microsoft"].emulator
+
+
+@pytest.fixture
+def oid(emulator):
+    return {u.upn: u.oid for u in emulator.config.users}.__getitem__
+
+
+@pytest.fixture
+def switched_on(client, auth):
+    """An admin turns staff sign-in on from Admin → Microsoft 365, then signs out."""
+    auth.login_as_admin()
+    assert "Currently <strong>off</strong>" in client.get("/admin/microsoft/").get_data(as_text=True)
+    response = client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Staff can now sign in with Microsoft." in page and "Currently <strong>on</strong>" in page
+    auth.logout()
+
+
+def emulator_answer(client, user_oid: str) -> tuple[str, dict[str, str]]:
+    """Press "Sign in with Microsoft", pick `user_oid` on the emulator's page; return the form post
+    the emulator's answer page would send back to Foyer (path and fields), without sending it."""
+    start = client.submit("/login/microsoft", form_url="/login")
+    assert start.status_code == 303, start.get_data(as_text=True)[:500]
+    parts = urlsplit(start.headers["Location"])
+    assert parts.path.startswith("/_microsoft-emulator/")  # Foyer serves the emulated sign-in page
+    page = client.get(parts.path + "?" + parts.query)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    answer = client.post(unescape(_FORM.search(html).group(1)), data={**hidden_fields(html), "user": user_oid})
+    assert answer.status_code == 200
+    body = answer.get_data(as_text=True)
+    return urlsplit(unescape(_FORM.search(body).group(1))).path, hidden_fields(body)
+
+
+def sign_in_with_microsoft(client, user_oid: str):
+    path, fields = emulator_answer(client, user_oid)
+    return client.post(path, data=fields)
+
+
+def refusal(client, response) -> str:
+    """Where a refused sign-in leads: the login page with a message, nobody signed in."""
+    assert response.status_code == 303 and urlsplit(response.headers["Location"]).path == "/login"
+    page = client.get("/login")
+    assert page.status_code == 200  # not redirected to /manage/events: no session
+    return page.get_data(as_text=True)
+
+
+def user_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(User.id)))
+
+
+def test_organizer_signs_in_with_their_work_account(app, client, auth, switched_on, oid):
+    # The admin invites Adele by her work address (in the emulated tenant's reserved domain).
+    auth.login("admin@example.org")
+    invited = client.submit("/admin/users/invite", {"name": "Adele Vance", "role": "organizer",
+                                                    "email": "Adele.Vance@Contoso.Emulator.Invalid"})
+    assert invited.status_code == 303, invited.get_data(as_text=True)[-1500:]
+    other = client.submit("/admin/users/invite", {"name": "Nobody", "email": "nobody@elsewhere.invalid",
+                                                  "role": "organizer"}, form_url="/admin/users/invite")
+    assert other.status_code == 422  # only the emulated tenant's domain is let through
+    auth.logout()
+    with app.app_context():
+        adele = db.session.scalar(select(User).where(User.email == ADELE))
+        assert adele is not None and adele.role == Role.organizer
+    login = client.get("/login").get_data(as_text=True)
+    assert "Sign in with Microsoft" in login
+
+    done = sign_in_with_microsoft(client, oid(ADELE))
+
+    assert done.status_code == 303 and done.headers["Location"].endswith("/manage/events/")
+    events = client.get("/manage/events/")
+    assert events.status_code == 200 and "Your events" in events.get_data(as_text=True)
+    with app.app_context():
+        user = db.session.get(User, adele.id)
+        assert user.entra_object_id == oid(ADELE)  # bound: later sign-ins match by object id
+        assert user.last_login_at is not None
+
+
+def test_emulated_user_without_foyer_account_is_refused_and_nothing_is_created(app, client, switched_on, oid):
+    before = user_count(app)
+    page = refusal(client, sign_in_with_microsoft(client, oid(MEGAN)))
+    assert NO_ACCOUNT in page
+    assert user_count(app) == before
+    with app.app_context():
+        assert db.session.scalar(select(User).where(func.lower(User.email) == MEGAN)) is None
+
+
+def test_deactivated_user_is_refused(client, switched_on, make_user, oid):
+    make_user(ALEX, Role.admin, active=False)
+    assert NO_ACCOUNT in refusal(client, sign_in_with_microsoft(client, oid(ALEX)))
+    assert client.get("/manage/events/").status_code in (302, 303)  # still signed out
+
+
+def test_account_from_another_tenant_is_refused(app, client, switched_on, make_user, oid, monkeypatch):
+    # The emulator hosts one tenant; Foyer configured for a different tenant sees its users as outsiders.
+    make_user(ADELE, Role.organizer)
+    monkeypatch.setitem(app.config, "ENTRA_TENANT_ID", "0ddba11-0000-4000-8000-000000000099")
+    page = refusal(client, sign_in_with_microsoft(client, oid(ADELE)))
+    assert "That Microsoft account belongs to another organization." in page
+
+
+def test_replayed_or_forged_callback_is_refused(app, client, switched_on, make_user, oid):
+    make_user(ADELE, Role.organizer)
+    path, fields = emulator_answer(client, oid(ADELE))
+    forged = client.post(path, data={**fields, "state": "forged-state"})
+    assert "That sign-in has expired. Please try again." in refusal(client, forged)
+
+    assert client.post(path, data=fields).status_code == 303  # the genuine answer works once
+    client.submit("/logout", form_url="/manage/events/")
+    replayed = client.post(path, data=fields)
+    assert "That sign-in has expired. Please try again." in refusal(client, replayed)
+
+
+def test_sign_in_is_refused_when_switched_off(app, client, auth, make_user, oid):
+    make_user(ADELE, Role.organizer)
+    assert "Sign in with Microsoft" not in client.get("/login").get_data(as_text=True)
+    started = client.submit("/login/microsoft", form_url="/login")
+    assert "Sign in with Microsoft is not switched on." in refusal(client, started)
+
+    # Switched off between pressing the button and Microsoft's answer: the answer is refused too.
+    admin = auth.login_as_admin()
+    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
+    auth.logout()
+    path, fields = emulator_answer(client, oid(ADELE))
+    auth.login(admin.email)
+    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "0"}, form_url="/admin/microsoft/")
+    auth.logout()
+    assert "Sign in with Microsoft is not switched on." in refusal(client, client.post(path, data=fields))
