@@ -9,6 +9,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from app.forms.events import MultiCheckboxField, ZoneSelect
@@ -113,11 +114,12 @@ def _question_field(question: Question):
         return TextAreaField(label, description=description, validators=[rule],
                              render_kw={"maxlength": registrations.LONG_TEXT_MAX})
     if question.kind == QuestionKind.single_choice:
-        return RadioField(label, description=description, choices=[(o, o) for o in question.options],
+        return RadioField(label, description=description, choices=[SelectChoice(o, o) for o in question.options],
                           validate_choice=False, validators=[rule])
     if question.kind == QuestionKind.multiple_choice:
-        return MultiCheckboxField(label, description=description, choices=[(o, o) for o in question.options],
-                                  validate_choice=False, validators=[rule])
+        choices = [SelectChoice(o, o) for o in question.options]
+        return MultiCheckboxField(label, description=description, choices=choices, validate_choice=False,
+                                  validators=[rule])
     if question.kind == QuestionKind.checkbox:
         return BooleanField(label, description=description, validators=[rule])
     return StringField(label, description=description, validators=[rule],

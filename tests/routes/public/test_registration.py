@@ -1,0 +1,438 @@
+"""The public registration form over HTTP with real CSRF: without JavaScript and with htmx, invalid and
+hostile input, closed events, duplicates that reveal nothing, the honeypot, address confirmation,
+the rate limit, and the organizer/admin settings that shape registration."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import (
+    Event,
+    EventStatus,
+    OutboxItem,
+    Question,
+    QuestionKind,
+    Registration,
+    RegistrationState,
+    Role,
+    Setting,
+    User,
+)
+from app.services import registrations
+from app.services.settings import update_privacy_notice
+
+
+def _text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.org")
+
+
+@pytest.fixture
+def event_with(app, make_event, owner):
+    """A published event; `questions=True` adds one question of every kind."""
+
+    def _make(questions: bool = False, **columns) -> Event:
+        columns.setdefault("status", EventStatus.published)
+        columns.setdefault("published_at", datetime.now(UTC))
+        event = make_event(owner, **columns)
+        if questions:
+            with app.app_context():
+                row = db.session.get(Event, event.id)
+                row.questions = [
+                    Question(position=0, kind=QuestionKind.short_text, label="Company", required=True,
+                             help_text="Where you work"),
+                    Question(position=1, kind=QuestionKind.long_text, label="Anything else?"),
+                    Question(position=2, kind=QuestionKind.single_choice, label="Track", options=["Dev", "Ops"],
+                             required=True),
+                    Question(position=3, kind=QuestionKind.multiple_choice, label="Topics",
+                             options=["APIs", "Security", "UX"]),
+                    Question(position=4, kind=QuestionKind.checkbox, label="I accept the code of conduct",
+                             required=True),
+                ]
+                db.session.commit()
+        return event
+
+    return _make
+
+
+def _question_ids(app, event) -> dict[str, int]:
+    with app.app_context():
+        return {q.label: q.id for q in db.session.get(Event, event.id).questions}
+
+
+def _form(email="ada@example.org", **extra) -> dict:
+    data = {"first_name": "Ada", "last_name": "Lovelace", "email": email, "timezone": "Asia/Tokyo", "consent": "y"}
+    data.update(extra)
+    return data
+
+
+def _answers(app, event, **by_label) -> dict:
+    ids = _question_ids(app, event)
+    return {f"q_{ids[label]}": value for label, value in by_label.items()}
+
+
+def _full_answers(app, event) -> dict:
+    return _answers(app, event, Company="Analytical Engines Ltd", Track="Ops", Topics=["APIs", "UX"],
+                    **{"I accept the code of conduct": "y"})
+
+
+def _register(client, event, data, **kwargs):
+    kwargs.setdefault("form_url", f"/events/{event.slug}")
+    return client.submit(f"/events/{event.slug}/register", data, **kwargs)
+
+
+def _count(app, model=Registration) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def _emails(app, to: str | None = None) -> list[dict]:
+    with app.app_context():
+        items = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send").order_by(OutboxItem.id))
+        return [i.payload for i in items if to is None or i.payload["to"] == to]
+
+
+# --- the form ------------------------------------------------------------------------------------------
+
+
+def test_event_page_shows_the_form_with_every_question_kind(client, app, event_with):
+    event = event_with(questions=True, capacity=10)
+    page = _text(client.get(f"/events/{event.slug}"))
+    form = page.split('id="register-form"')[1].split("</form>")[0]
+    ids = _question_ids(app, event)
+    assert f'action="/events/{event.slug}/register"' in page and 'method="post"' in page
+    assert f'hx-post="/events/{event.slug}/register"' in page
+    for name in ("first_name", "last_name", "email", "timezone", "consent"):
+        assert f'name="{name}"' in form
+    assert f'<input aria-describedby="q_{ids["Company"]}-help"' in form and "Where you work" in form
+    assert '<textarea' in form and f'name="q_{ids["Anything else?"]}"' in form
+    assert form.count('type="radio"') == 2 and "<legend>Track" in form and "(required)" in form
+    assert form.count(f'name="q_{ids["Topics"]}" type="checkbox"') == 3
+    assert f'name="q_{ids["I accept the code of conduct"]}" required type="checkbox"' in form
+    assert 'select aria-describedby="timezone-help" data-default-browser-zone=""' in form
+    assert 'href="/privacy" target="_blank"' in form
+    assert re.search(r'<div class="honeypot" hidden>.*name="homepage"', form, re.S)
+    assert f'hx-post="/events/{event.slug}/register/validate?field=email"' in form
+
+
+def test_registration_without_javascript_redirects_to_the_result(client, app, event_with, make_user):
+    admin = make_user("admin@example.org", role=Role.admin)
+    with app.app_context():
+        update_privacy_notice("We keep your name and email.", actor=db.session.get(User, admin.id))
+        update_privacy_notice("We keep your name and email until the event ends.", actor=db.session.get(User, admin.id))
+        db.session.commit()
+    event = event_with(questions=True, capacity=10)
+    response = _register(client, event, _form(**_full_answers(app, event)))
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/events/{event.slug}/registered"
+
+    result = client.get(f"/events/{event.slug}/registered")
+    page = _text(result)
+    assert "You’re registered" in page
+    assert result.headers["Cache-Control"] == "no-store" and result.headers["Referrer-Policy"] == "no-referrer"
+    link = re.search(r'href="(http://localhost/r/[A-Za-z0-9_-]{43})"', page)
+    assert link, page
+    # The time is shown in the attendee's own zone, named.
+    assert "(Asia/Tokyo)" in page.split('id="register-result"')[1]
+    with app.app_context():
+        reg = db.session.scalars(select(Registration)).one()
+        assert (reg.state, reg.email, reg.timezone, reg.consent_version) == (
+            RegistrationState.confirmed, "ada@example.org", "Asia/Tokyo", 2)
+        assert {a.question_label: a.value for a in reg.answers} == {
+            "Company": "Analytical Engines Ltd", "Track": "Ops", "Topics": ["APIs", "UX"],
+            "I accept the code of conduct": True}
+        assert registrations.by_manage_token(link.group(1).rsplit("/", 1)[1]).id == reg.id
+    assert [m["subject"] for m in _emails(app, "ada@example.org")] == [f"You're registered: {event.title}"]
+
+
+def test_registration_with_htmx_swaps_in_the_result(client, app, event_with):
+    event = event_with(capacity=1)
+    token = client.csrf_token(f"/events/{event.slug}")
+    response = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": token},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    body = _text(response)
+    assert "<html" not in body and 'id="register-result"' in body and "You’re registered" in body
+    assert "autofocus" in body
+    assert response.headers["HX-Push-Url"] == f"/events/{event.slug}/registered"
+
+    second = client.post(f"/events/{event.slug}/register", data=_form("bob@example.org") | {"csrf_token": token},
+                         headers={"HX-Request": "true"})
+    assert "You’re on the waitlist" in _text(second) and "number 1 in line" in _text(second)
+
+
+def test_invalid_input_rerenders_with_errors_and_stores_nothing(client, app, event_with):
+    event = event_with(questions=True)
+    bad = _form("not-an-email", first_name="", timezone="Mars/Base", consent="") | _answers(
+        app, event, Company="", Track="Marketing", Topics=["APIs", "Gossip"])
+    response = _register(client, event, bad)
+    assert response.status_code == 422
+    page = _text(response)
+    for message in ("Enter your first name.", "Enter a valid email address", "Choose your time zone from the list.",
+                    "Please agree to the privacy notice", "Answer this question.", "Choose one of the options listed.",
+                    "Choose from the options listed.", "Tick this box to continue."):
+        assert message in page, message
+    assert 'aria-invalid="true"' in page and 'aria-describedby="first_name-error"' in page
+    assert 'value="not-an-email"' in page  # what was typed is kept
+    assert _count(app) == 0 and _emails(app) == []
+
+    fragment = client.post(f"/events/{event.slug}/register", data=bad | {"csrf_token": client.csrf_token()},
+                           headers={"HX-Request": "true"})
+    assert fragment.status_code == 422
+    assert _text(fragment).lstrip().startswith("<form") and "Enter your first name." in _text(fragment)
+
+
+def test_inline_validation_returns_one_field(client, app, event_with):
+    event = event_with()
+    token = client.csrf_token(f"/events/{event.slug}")
+    url = f"/events/{event.slug}/register/validate"
+    bad = client.post(url + "?field=email", data={"csrf_token": token, "email": "nope@"},
+                      headers={"HX-Request": "true"})
+    assert bad.status_code == 200
+    body = _text(bad)
+    assert body.strip().startswith('<div class="field') and 'id="email-error"' in body and "<form" not in body
+    good = client.post(url + "?field=email", data={"csrf_token": token, "email": "ok@example.org"},
+                       headers={"HX-Request": "true"})
+    assert "error" not in _text(good) and 'value="ok@example.org"' in _text(good)
+    assert client.post(url + "?field=csrf_token", data={"csrf_token": token}).status_code == 204
+    assert client.post(url + "?field=nonsense", data={"csrf_token": token}).status_code == 204
+    assert _count(app) == 0
+
+
+def test_register_page_works_on_its_own(client, event_with):
+    event = event_with()
+    page = _text(client.get(f"/events/{event.slug}/register"))
+    assert f"<h1>Register: {event.title}</h1>" in page and 'id="register-form"' in page
+
+
+# --- closed, cancelled, full ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    ({"registration_closes_at": datetime.now(UTC) - timedelta(minutes=1)}, "Registration for this event has closed."),
+    ({"registration_opens_at": datetime.now(UTC) + timedelta(days=1)}, "Registration has not opened yet."),
+    ({"status": EventStatus.cancelled, "cancelled_at": datetime.now(UTC)}, "this event has been cancelled"),
+    ({"capacity": 0, "waitlist_enabled": False}, "fully booked"),
+])
+def test_closed_cancelled_or_full_events_say_so_and_store_nothing(client, app, event_with, columns, message):
+    open_event = event_with()
+    event = event_with(**columns)
+    # The token comes from an open event's page: the form may have been loaded before things changed.
+    response = _register(client, event, _form(), form_url=f"/events/{open_event.slug}")
+    assert response.status_code == 422
+    assert message in _text(response)
+    assert _count(app) == 0 and _emails(app) == []
+
+
+def test_full_event_without_waitlist_shows_no_form(client, event_with):
+    event = event_with(capacity=0, waitlist_enabled=False)
+    page = _text(client.get(f"/events/{event.slug}"))
+    assert "Fully booked" in page and 'id="register-form"' not in page
+
+
+def test_forged_or_missing_csrf_changes_nothing(client, app, event_with):
+    event = event_with()
+    response = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": "forged"})
+    assert response.status_code == 400 and "Please go back, reload the page" in _text(response)
+    assert client.post(f"/events/{event.slug}/register", data=_form()).status_code == 400
+    assert _count(app) == 0
+
+
+def test_drafts_are_not_found(client, app, make_event, owner):
+    event = make_event(owner)
+    assert client.get(f"/events/{event.slug}/register").status_code == 404
+    assert client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": client.csrf_token()}
+                       ).status_code == 404
+    assert _count(app) == 0
+
+
+# --- privacy: duplicates and the honeypot ---------------------------------------------------------------
+
+
+def test_repeat_signup_reveals_nothing_and_resends_the_link(client, app, event_with):
+    """On an event with address confirmation, a new sign-up and a repeat read exactly the same."""
+    event = event_with(require_email_verification=True)
+    first = client.get(_register(client, event, _form("ada@example.org")).headers["Location"])
+    again = _register(client, event, _form("ADA@example.org"))
+    repeat = client.get(again.headers["Location"])
+    assert again.status_code == 303
+    assert "Check your inbox" in _text(first)
+    strip = lambda page: _text(page).replace("ADA@example.org", "ada@example.org")  # noqa: E731
+    assert strip(first) == strip(repeat)
+    assert _count(app) == 1
+    subjects = [m["subject"] for m in _emails(app, "ada@example.org")]
+    assert subjects == [f"Confirm your email address: {event.title}"] * 2
+    # A flood does not become a flood of emails.
+    for _ in range(3):
+        _register(client, event, _form("ada@example.org"))
+    assert len(_emails(app, "ada@example.org")) == 2 and _count(app) == 1
+
+
+def test_repeat_signup_on_an_open_event_resends_the_personal_link(client, app, event_with):
+    event = event_with()
+    _register(client, event, _form())
+    repeat = _register(client, event, _form())
+    assert "Check your inbox" in _text(client.get(repeat.headers["Location"]))
+    last = _emails(app, "ada@example.org")[-1]
+    assert last["subject"] == f"Your registration link: {event.title}" and "/r/" in last["text"]
+    assert _count(app) == 1
+
+
+def test_honeypot_pretends_success_and_stores_nothing(client, app, event_with):
+    event = event_with()
+    response = _register(client, event, _form(homepage="http://spam.example"))
+    assert response.status_code == 303
+    assert "Check your inbox" in _text(client.get(response.headers["Location"]))
+    assert _count(app) == 0 and _emails(app) == []
+
+
+# --- hostile input -------------------------------------------------------------------------------------
+
+
+def test_hostile_text_is_stored_safely_and_rendered_inert(client, app, event_with):
+    event = event_with(questions=True)
+    hostile = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+    data = _form(first_name=hostile, last_name="O'Brien\r\nBcc: victim@example.org",
+                 **_answers(app, event, Company="\u202eevil\u0000 Corp", Track="Dev",
+                            **{"Anything else?": "a" * 4000, "I accept the code of conduct": "y"}))
+    response = _register(client, event, data)
+    assert response.status_code == 303
+    with app.app_context():
+        reg = db.session.scalars(select(Registration)).one()
+        assert reg.first_name == hostile
+        assert reg.last_name == "O'Brien Bcc: victim@example.org"
+        assert {a.question_label: a.value for a in reg.answers}["Company"] == "evil Corp"
+    mail = _emails(app)[0]
+    assert "\n" not in mail["name"] and "<script>" in mail["text"]  # plain text; the HTML part escapes it
+    page = _text(client.get(f"/events/{event.slug}/registered"))
+    assert "<script>alert" not in page and "<img src=x" not in page
+
+
+def test_very_long_values_are_refused_with_a_message(client, app, event_with):
+    event = event_with()
+    response = _register(client, event, _form(first_name="x" * 5000, email="a" * 400 + "@example.org"))
+    assert response.status_code == 422
+    assert "Field cannot be longer than 100 characters." in _text(response)
+    assert _count(app) == 0
+
+
+# --- address confirmation ------------------------------------------------------------------------------
+
+
+def _verify_link(app, to: str) -> str:
+    text = [m for m in _emails(app, to) if m["subject"].startswith("Confirm")][-1]["text"]
+    return re.search(r"http://localhost(/registrations/verify/\S+)", text).group(1)
+
+
+def test_confirming_the_address_completes_the_registration(client, app, event_with):
+    event = event_with(require_email_verification=True, capacity=5)
+    _register(client, event, _form())
+    link = _verify_link(app, "ada@example.org")
+    page = client.get(link)
+    assert page.status_code == 200 and "Confirm my address" in _text(page)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    with app.app_context():
+        assert db.session.scalars(select(Registration)).one().state == RegistrationState.unverified
+
+    response = client.submit(link, {}, form_url=link)
+    assert response.status_code == 303
+    result = _text(client.get(response.headers["Location"]))
+    assert "You’re registered" in result and "/r/" in result
+    with app.app_context():
+        assert db.session.scalars(select(Registration)).one().state == RegistrationState.confirmed
+    assert "already confirmed" in _text(client.get(link))
+    assert client.get("/registrations/verify/" + "x" * 43).status_code == 404
+
+
+def test_organization_only_event_refuses_outside_addresses(client, app, event_with, auth):
+    auth.login_as_admin()
+    saved = client.submit("/admin/branding/organization", {"domains": "staff.example.org\n@Example.edu"},
+                          form_url="/admin/branding")
+    assert saved.status_code == 303
+    with app.app_context():
+        assert db.session.get(Setting, "organization").value == {"domains": ["staff.example.org", "example.edu"]}
+    assert "staff.example.org" in _text(client.get("/admin/branding"))
+    bad = client.submit("/admin/branding/organization", {"domains": "example.org, <b>nope</b>"},
+                        form_url="/admin/branding")
+    assert bad.status_code == 422 and "is not a domain name" in _text(bad)
+
+    event = event_with(who_can_register="organization")
+    page = _text(client.get(f"/events/{event.slug}"))
+    assert "staff.example.org, example.edu" in page
+    refused = _register(client, event, _form("someone@gmail.example"))
+    assert refused.status_code == 422 and "only open to members of the organization" in _text(refused)
+    accepted = _register(client, event, _form("member@staff.example.org"))
+    assert "Check your inbox" in _text(client.get(accepted.headers["Location"]))
+    with app.app_context():
+        assert db.session.scalars(select(Registration.state)).all() == [RegistrationState.unverified]
+
+
+# --- rate limit -----------------------------------------------------------------------------------------
+
+
+def test_registration_posts_are_rate_limited_per_client(client, app, event_with, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTRATION_RATE_LIMIT", "2 per minute")
+    event = event_with()
+    token = client.csrf_token(f"/events/{event.slug}")
+    statuses = [client.post(f"/events/{event.slug}/register",
+                            data=_form(f"p{i}@example.org") | {"csrf_token": token}).status_code for i in range(3)]
+    assert statuses == [303, 303, 429]
+    assert _count(app) == 2
+
+
+# --- organizer settings ---------------------------------------------------------------------------------
+
+
+def test_organizer_sets_who_can_register_and_verification(client, app, auth):
+    user = auth.login_as_organizer()
+    form = {"title": "Members' call", "timezone": "Europe/Berlin", "starts_at": "2031-05-01T10:00",
+            "ends_at": "2031-05-01T11:00", "capacity": "5", "waitlist_enabled": "y", "reminders": ["60"],
+            "who_can_register": "organization", "require_email_verification": "y", "attendee_lobby": "bypass"}
+    response = client.submit("/manage/events/new", form)
+    assert response.status_code == 303, _text(response)
+    with app.app_context():
+        event = db.session.scalars(select(Event).where(Event.owner_id == user.id)).one()
+        assert (event.who_can_register, event.require_email_verification) == ("organization", True)
+        event_id = event.id
+    edit = _text(client.get(f"/manage/events/{event_id}/edit"))
+    assert '<option selected value="organization">' in edit
+    assert re.search(r'<input [^>]*checked id="require_email_verification"', edit)
+
+
+def test_capacity_edit_promotes_from_the_waitlist_and_refuses_going_below_seats(client, app, auth, event_with):
+    user = auth.login_as_organizer()
+    event = event_with(capacity=1)
+    with app.app_context():
+        row = db.session.get(Event, event.id)
+        row.owner_id = user.id
+        db.session.commit()
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        _register(client, event, _form(email))
+    url = f"/manage/events/{event.id}/edit"
+
+    def edit(capacity: str):
+        local = event.starts_at.astimezone(event.zone)
+        return client.submit(url, {
+            "title": event.title, "timezone": event.timezone, "starts_at": f"{local:%Y-%m-%dT%H:%M}",
+            "ends_at": f"{event.ends_at.astimezone(event.zone):%Y-%m-%dT%H:%M}", "capacity": capacity,
+            "waitlist_enabled": "y", "reminders": ["60"], "who_can_register": "everyone", "attendee_lobby": "bypass",
+            "slug": event.slug})
+
+    assert edit("2").status_code == 303
+    with app.app_context():
+        states = dict(db.session.execute(select(Registration.email, Registration.state)).all())
+        assert states == {"a@example.org": RegistrationState.confirmed, "b@example.org": RegistrationState.confirmed,
+                          "c@example.org": RegistrationState.waitlisted}
+    refused = edit("1")
+    assert refused.status_code == 422 and "2 people already have a seat" in _text(refused)
+    with app.app_context():
+        assert db.session.get(Event, event.id).capacity == 2
