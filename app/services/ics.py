@@ -1,21 +1,23 @@
 """iCalendar output for events, built with the `icalendar` package (never by hand).
 
 `event_vevent` makes one VEVENT; `event_calendar` wraps events in a VCALENDAR with the VTIMEZONEs
-they need. The public feed, the per-event download and (later) the confirmation emails share them.
+they need. The public feed and the per-event download share them; `registration_invite` is one
+registrant's personal invitation (iTIP REQUEST / CANCEL), attached to emails and downloadable
+from the manage page.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode, urlsplit
 
 from flask import current_app
-from icalendar import Calendar
+from icalendar import Alarm, Calendar, vCalAddress
 from icalendar import Event as VEvent
 
-from app.models import Event, utcnow
+from app.models import Event, Registration, utcnow
 from app.services.catalog import event_url, markdown_to_text
 from app.services.settings import get_branding
 
@@ -94,3 +96,121 @@ def event_calendar(events: Iterable[Event], method: str | None = "PUBLISH", *, n
 def calendar_bytes(calendar: Calendar) -> bytes:
     """The calendar serialised as RFC 5545 text (CRLF, folded lines)."""
     return calendar.to_ical()
+
+
+# --- a registrant's personal invitation (iTIP) ----------------------------------------------------
+
+#: How long before the start the invitation's reminder pops up.
+INVITE_ALARM_BEFORE = timedelta(minutes=15)
+INVITE_METHODS = ("REQUEST", "CANCEL")
+
+
+def registration_uid(reg: Registration) -> str:
+    """The stable UID of one registrant's invitation: the same for every update and the cancellation."""
+    return f"registration-{reg.id}@{uid_host()}"
+
+
+def registration_sequence(reg: Registration, method: str = "REQUEST") -> int:
+    """SEQUENCE of the invitation: event changes plus changes to this registration.
+
+    A cancellation counts one more, so calendars rank it above the last invitation they received
+    even when nothing else changed (a registrant cancelling their own seat changes neither counter).
+    """
+    return (reg.event.ics_sequence or 0) + (reg.ics_sequence or 0) + (1 if method == "CANCEL" else 0)
+
+
+def _personal_link(reg: Registration) -> str:
+    # The personal join link (/j/<token>) comes with the join page; until then the manage link is the
+    # attendee's own way in, so the invite points there rather than at the raw Teams URL.
+    from app.services import registrations
+
+    return registrations.manage_url(registrations.manage_token_for(reg))
+
+
+def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: datetime | None = None,
+                        link: str | None = None) -> VEvent:
+    """The VEVENT of a registrant's invitation: ORGANIZER, ATTENDEE, personal link, a 15-minute alarm."""
+    if method not in INVITE_METHODS:
+        raise ValueError(f"unsupported iTIP method {method!r}")
+    event = reg.event
+    link = link or _personal_link(reg)
+    cancelled = method == "CANCEL"
+    site = get_branding().site_name
+    organizer = vCalAddress(f"mailto:{current_app.config['ACS_SENDER_ADDRESS']}")
+    organizer.params["CN"] = site
+    attendee = vCalAddress(f"mailto:{reg.email}")
+    attendee.params.update({"CN": reg.full_name or reg.email, "ROLE": "REQ-PARTICIPANT",
+                            "PARTSTAT": "DECLINED" if cancelled else "ACCEPTED", "RSVP": "FALSE",
+                            "CUTYPE": "INDIVIDUAL"})
+    parts = []
+    if event.is_cancelled:
+        parts.append(f"This event has been cancelled. {event.cancellation_reason.strip()}".strip())
+    elif cancelled:
+        parts.append("Your registration has been cancelled.")
+    text = markdown_to_text(event.description)
+    if text:
+        parts.append(text)
+    parts.append(f"Your registration (personal link, keep it to yourself): {link}")
+    parts.append(f"Event page: {event_url(event)}")
+    vevent = VEvent.new(
+        uid=registration_uid(reg),
+        sequence=registration_sequence(reg, method),
+        start=event.local_starts_at,
+        end=event.local_ends_at,
+        summary=f"Cancelled: {event.title}" if cancelled else event.title,
+        description="\n\n".join(parts),
+        location=link,
+        url=link,
+        organizer=organizer,
+        attendees=[attendee],
+        status="CANCELLED" if cancelled else "CONFIRMED",
+        transparency="TRANSPARENT" if cancelled else "OPAQUE",
+        stamp=stamp or utcnow(),
+        last_modified=max(t for t in (event.updated_at, reg.updated_at, event.created_at) if t is not None),
+        created=reg.created_at,
+    )
+    if not cancelled:
+        alarm = Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", f"{event.title} starts in 15 minutes")
+        alarm.add("TRIGGER", -INVITE_ALARM_BEFORE)
+        vevent.add_component(alarm)
+    return vevent
+
+
+def registration_invite(reg: Registration, method: str = "REQUEST", *, link: str | None = None) -> bytes:
+    """A registrant's calendar invitation (METHOD:REQUEST) or its cancellation (METHOD:CANCEL), as bytes.
+
+    `link` is the personal link to put in it (default: the registration's stored manage link).
+    """
+    calendar = Calendar.new(prodid=PRODID, method=method)
+    calendar.add_component(registration_vevent(reg, method, link=link))
+    start = reg.event.local_starts_at.date()
+    end = reg.event.local_ends_at.date()
+    calendar.add_missing_timezones(first_date=date(start.year - 1, 1, 1), last_date=date(end.year + 2, 1, 1))
+    return calendar.to_ical()
+
+
+# --- add-to-calendar links --------------------------------------------------------------------------
+
+GOOGLE_TEMPLATE_URL = "https://calendar.google.com/calendar/render"
+OUTLOOK_COM_COMPOSE_URL = "https://outlook.live.com/calendar/0/action/compose"
+OUTLOOK_WORK_COMPOSE_URL = "https://outlook.office.com/calendar/0/action/compose"
+
+
+def add_to_calendar_links(reg: Registration, *, link: str) -> dict[str, str]:
+    """Links that open Google Calendar / Outlook with the event filled in (every value URL-encoded)."""
+    event = reg.event
+    details = f"Your registration (personal link, keep it to yourself): {link}\n\nEvent page: {event_url(event)}"
+    utc = "%Y%m%dT%H%M%SZ"
+    google = {"action": "TEMPLATE", "text": event.title,
+              "dates": f"{event.starts_at.astimezone(UTC):{utc}}/{event.ends_at.astimezone(UTC):{utc}}",
+              "ctz": event.timezone, "details": details, "location": link}
+    outlook = {"path": "/calendar/action/compose", "rru": "addevent", "subject": event.title,
+               "startdt": event.starts_at.astimezone(UTC).isoformat(),
+               "enddt": event.ends_at.astimezone(UTC).isoformat(), "body": details, "location": link}
+    return {
+        "google": f"{GOOGLE_TEMPLATE_URL}?{urlencode(google)}",
+        "outlook_com": f"{OUTLOOK_COM_COMPOSE_URL}?{urlencode(outlook)}",
+        "outlook_work": f"{OUTLOOK_WORK_COMPOSE_URL}?{urlencode(outlook)}",
+    }

@@ -1,7 +1,7 @@
 """Public, attendee-facing pages."""
 
-from app.routes.public import events, registration
+from app.routes.public import events, manage, registration
 
 
 def blueprints():
-    return [events.bp, registration.bp]
+    return [events.bp, registration.bp, manage.bp]

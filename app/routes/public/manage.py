@@ -1,0 +1,217 @@
+"""An attendee's personal link `/r/<token>`: see the registration, change details, cancel or leave the
+waitlist, take the invitation to a calendar, download or delete their data.
+
+The token is the only credential: looked up by its hash and compared in constant time
+(`registrations.by_manage_token`). Anything unknown gets the same friendly 404, whatever the reason.
+Pages are never cached and never leak the link in a Referer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, flash, render_template, url_for
+
+from app.extensions import db
+from app.forms.manage import CancelRegistrationForm, EraseRegistrationForm, details_form
+from app.models import Registration, RegistrationState, utcnow
+from app.models.base import begin_write
+from app.routes._helpers import apply_domain_error
+from app.services import ics, privacy, registrations
+from app.services.errors import DomainError
+from app.web import redirect_to
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("public_registration_manage", __name__, url_prefix="/r")
+
+#: What each state means, in the attendee's words: (heading, explanation).
+STATE_TEXT = {
+    RegistrationState.confirmed: ("You’re registered", "Your seat is confirmed."),
+    RegistrationState.waitlisted: (
+        "You’re on the waitlist",
+        "The event is fully booked. If a seat frees up it goes to the next person in line automatically, "
+        "and we will email you.",
+    ),
+    RegistrationState.pending: (
+        "Awaiting approval",
+        "The organizer approves each registration by hand. We will email you as soon as they decide.",
+    ),
+    RegistrationState.unverified: (
+        "Awaiting email confirmation",
+        "Please follow the link in the email we sent you to confirm your address; until then your place is held.",
+    ),
+    RegistrationState.cancelled: ("Cancelled", "This registration has been cancelled. You no longer have a place."),
+    RegistrationState.denied: ("Not accepted", "The organizer did not accept this registration."),
+}
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    """The URL is a credential: never cache these pages, never send the link on in a Referer."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+class _Missing(Exception):
+    """No registration behind this link."""
+
+
+def _load(token: str) -> Registration:
+    reg = registrations.by_manage_token(token)
+    if reg is None:
+        raise _Missing
+    return reg
+
+
+@bp.errorhandler(_Missing)
+def _missing(_exc: _Missing):
+    db.session.rollback()
+    return render_template("public/manage_missing.html"), 404
+
+
+def _privacy_url() -> str:
+    return url_for("public.privacy_GET")
+
+
+def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tuple[str, int]:
+    """The manage page: state, times in both zones, calendar links, details form, data actions."""
+    event = reg.event
+    link = url_for(".manage_GET", token=token, _external=False)
+    manage_link = registrations.manage_url(token)
+    active = reg.is_active
+    invite = reg.state == RegistrationState.confirmed and not event.is_cancelled
+    body = render_template(
+        "public/manage.html", reg=reg, event=event, token=token, link=link,
+        state_text=STATE_TEXT[reg.state], position=registrations.waitlist_position(reg),
+        form=form if form is not None else (details_form(reg, privacy_url=_privacy_url()) if active else None),
+        calendar_links=ics.add_to_calendar_links(reg, link=manage_link) if invite else None,
+        has_invite=invite, ended=event.ends_at <= utcnow(), zones_differ=reg.timezone != event.timezone,
+        when_attendee=registrations.describe_when(event, reg.timezone),
+        when_event=registrations.describe_when(event, event.timezone),
+    )
+    return body, status
+
+
+@bp.get("/<token>")
+def manage_GET(token: str):
+    """The attendee's registration, in their own zone and the event's."""
+    return _page(_load(token), token)
+
+
+@bp.post("/<token>/details")
+def details_POST(token: str):
+    """Change name, time zone and answers (never the email); invalid input re-renders with errors."""
+    reg = _load(token)
+    if not reg.is_active:
+        flash("A cancelled registration cannot be changed.", "error")
+        return redirect_to(url_for(".manage_GET", token=token))
+    form = details_form(reg, privacy_url=_privacy_url())
+    if not form.validate_on_submit():
+        return _page(reg, token, form=form, status=422)
+    try:
+        registrations.update_details(reg, first_name=form.first_name.data or "", last_name=form.last_name.data or "",
+                                     answers=form.answers(), timezone=form.timezone.data or "")
+    except DomainError as exc:
+        db.session.rollback()
+        apply_domain_error(form, exc)
+        return _page(_load(token), token, form=form, status=422)
+    db.session.commit()
+    flash("Your details are saved.", "success")
+    return redirect_to(url_for(".manage_GET", token=token))
+
+
+@bp.get("/<token>/cancel")
+def cancel_GET(token: str):
+    """Ask before cancelling (or leaving the waitlist)."""
+    reg = _load(token)
+    if not reg.is_active:
+        flash("This registration is already cancelled.", "info")
+        return redirect_to(url_for(".manage_GET", token=token))
+    return render_template("public/manage_cancel.html", reg=reg, event=reg.event, token=token,
+                           form=CancelRegistrationForm())
+
+
+@bp.post("/<token>/cancel")
+def cancel_POST(token: str):
+    """Cancel the registration or leave the waitlist; a freed seat goes to the next in line."""
+    begin_write()  # the cancel frees a seat: one writer transaction from the first statement
+    reg = _load(token)
+    form = CancelRegistrationForm()
+    if not form.validate_on_submit():
+        return render_template("public/manage_cancel.html", reg=reg, event=reg.event, token=token, form=form), 422
+    was_waitlisted = reg.state == RegistrationState.waitlisted
+    try:
+        registrations.cancel(reg, actor=None)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect_to(url_for(".manage_GET", token=token))
+    db.session.commit()
+    flash("You have left the waitlist." if was_waitlisted else "Your registration is cancelled. We have emailed you "
+          "a confirmation.", "success")
+    return redirect_to(url_for(".manage_GET", token=token))
+
+
+@bp.get("/<token>/invite.ics")
+def invite_GET(token: str):
+    """The personal calendar invitation; its cancellation once the place is gone."""
+    reg = _load(token)
+    if reg.state == RegistrationState.confirmed and not reg.event.is_cancelled:
+        method = "REQUEST"
+    elif reg.state in (RegistrationState.cancelled, RegistrationState.denied) or reg.event.is_cancelled:
+        method = "CANCEL"
+    else:
+        flash("Your calendar invitation is ready as soon as your seat is confirmed.", "info")
+        return redirect_to(url_for(".manage_GET", token=token))
+    body = ics.registration_invite(reg, method, link=registrations.manage_url(token))
+    response = Response(body, content_type=f"text/calendar; charset=utf-8; method={method}")
+    name = "cancel" if method == "CANCEL" else "invite"
+    response.headers["Content-Disposition"] = f'attachment; filename="{reg.event.slug}-{name}.ics"'
+    return response
+
+
+@bp.get("/<token>/data.json")
+def data_GET(token: str):
+    """Everything Foyer holds about this registration, as a JSON download."""
+    reg = _load(token)
+    body = json.dumps(privacy.export_registration(reg), ensure_ascii=False, indent=2)
+    response = Response(body, content_type="application/json; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{reg.event.slug}-my-data.json"'
+    return response
+
+
+@bp.get("/<token>/erase")
+def erase_GET(token: str):
+    """Ask before deleting the person's data for good."""
+    reg = _load(token)
+    return render_template("public/manage_erase.html", reg=reg, event=reg.event, token=token,
+                           form=EraseRegistrationForm())
+
+
+@bp.post("/<token>/erase")
+def erase_POST(token: str):
+    """Delete the registration and everything about the person; the seat goes to the next in line."""
+    begin_write()
+    reg = _load(token)
+    form = EraseRegistrationForm()
+    if not form.validate_on_submit():
+        return render_template("public/manage_erase.html", reg=reg, event=reg.event, token=token, form=form), 422
+    try:
+        event = privacy.erase_registration(reg, actor=None)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect_to(url_for(".manage_GET", token=token))
+    logger.info("Attendee erased their registration for event %s", event.id)
+    db.session.commit()
+    return redirect_to(url_for(".erased_GET"))
+
+
+@bp.get("/erased")
+def erased_GET():
+    """After erasure: what happened, and nothing about whom."""
+    return render_template("public/manage_erased.html")
