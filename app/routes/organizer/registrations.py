@@ -1,0 +1,233 @@
+"""An event's registrations for its organizers: counts, a filtered and searched table, approve / deny /
+cancel / move from the waitlist one at a time or in bulk, and the capacity (raising it promotes).
+
+Every action is a POST. Without JavaScript it redirects back to the same view of the table with a
+flash message; with htmx it answers with the refreshed table fragment, the message inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.forms.registrants import BulkActionForm, CancelForm, CapacityForm, DenyForm, RowActionForm
+from app.models import Event, Registration
+from app.models.base import begin_write
+from app.routes._helpers import apply_domain_error
+from app.routes._loaders import load_managed_event
+from app.services import registrations, roster
+from app.services.errors import DomainError
+from app.web import redirect_to, render_page_or_fragment, wants_fragment
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("organizer_registrations", __name__, url_prefix="/manage/events")
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    """Every organizer page needs a signed-in staff user."""
+
+
+def _people(n: int) -> str:
+    return "1 person was" if n == 1 else f"{n} people were"
+
+
+def _view(source) -> dict:
+    """The table's filter, search and page, from the query string (GET) or hidden fields (POST)."""
+    state, q, page = roster.clean_filters(source.get("state"), source.get("q"), source.get("page"))
+    return {"state": state, "q": q, "page": page}
+
+
+def _list_url(event: Event, view: dict) -> str:
+    args = {k: v for k, v in view.items() if v not in ("all", "", 1)}
+    return url_for(".registrations_GET", event_id=event.id, **args)
+
+
+def _context(event: Event, view: dict, **extra) -> dict:
+    listing = roster.list_registrations(event, **view)
+    return {
+        "event": event, "listing": listing, "view": view, "counts": registrations.state_counts(event),
+        "seats_left": registrations.seats_left(event), "filters": roster.STATE_FILTERS,
+        "labels": roster.STATE_LABELS, "summary": roster.answers_summary,
+        "bulk_form": extra.pop("bulk_form", None) or BulkActionForm(formdata=None),
+        "row_form": RowActionForm(formdata=None), "message": extra.pop("message", None), **extra,
+    }
+
+
+def _page(event: Event, view: dict, *, status: int = 200, capacity_form: CapacityForm | None = None, **extra):
+    ctx = _context(event, view, **extra)
+    ctx["capacity_form"] = capacity_form or CapacityForm(formdata=None, data={"capacity": event.capacity})
+    return render_page_or_fragment("organizer/registrations.html", "organizer/_registrations.html",
+                                   "registrations_board", status=status, **ctx)
+
+
+def _start_writing() -> None:
+    """End the read transaction the sign-in check opened, so seat changes run as one writer transaction."""
+    db.session.rollback()
+    begin_write()
+
+
+def _load_registration(event: Event, reg_id: int) -> Registration:
+    reg = roster.get_registration(event, reg_id)
+    if reg is None:
+        abort(404)
+    return reg
+
+
+def _describe(result: roster.BulkResult, done_text: str) -> tuple[str, str]:
+    """One message for what happened: changed, refused (with reasons) and promoted."""
+    parts = []
+    if result.done:
+        parts.append(f"{_people(len(result.done))} {done_text}.")
+    for reg, reason in result.failed[:5]:
+        parts.append(f"{reg.full_name or reg.email}: {reason}")
+    if len(result.failed) > 5:
+        parts.append(f"…and {len(result.failed) - 5} more could not be changed.")
+    if result.promoted:
+        parts.append(f"{_people(len(result.promoted))} promoted from the waitlist.")
+    return " ".join(parts), "success" if result.done and not result.failed else "error"
+
+
+DONE_TEXT = {"approve": "approved", "move": "moved from the waitlist", "deny": "denied", "cancel": "cancelled"}
+
+
+def _finish(event: Event, view: dict, text: str, category: str):
+    """After an action: the refreshed table for htmx, else a flash and a redirect to the same view."""
+    if wants_fragment():
+        return _page(event, view, message=(text, category))
+    flash(text, category)
+    return redirect_to(_list_url(event, view))
+
+
+def _act(event_id: int, reg_id: int, action: str, message: str = ""):
+    """Run one action on one registration and report it; refusals become a clear message."""
+    _start_writing()
+    event = load_managed_event(event_id)
+    reg = _load_registration(event, reg_id)
+    view = _view(request.form)
+    try:
+        result = roster.apply(event, reg, action, actor=current_user, message=message)
+    except DomainError as exc:
+        db.session.rollback()
+        return _finish(load_managed_event(event_id), view, f"{reg.full_name or reg.email}: {exc.message}", "error")
+    text, category = _describe(result, DONE_TEXT[action])
+    db.session.commit()
+    return _finish(event, view, text, category)
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:event_id>/registrations")
+def registrations_GET(event_id: int):
+    """Counts, filters, search and one page of the event's registrations."""
+    event = load_managed_event(event_id)
+    return _page(event, _view(request.args))
+
+
+# --- one registration -----------------------------------------------------------------------------------
+
+
+@bp.post("/<int:event_id>/registrations/<int:reg_id>/approve")
+def registration_approve_POST(event_id: int, reg_id: int):
+    """Approve a registration awaiting approval (a seat, or the waitlist when full)."""
+    return _act(event_id, reg_id, "approve")
+
+
+@bp.post("/<int:event_id>/registrations/<int:reg_id>/move")
+def registration_move_POST(event_id: int, reg_id: int):
+    """Give a waitlisted person a free seat now."""
+    return _act(event_id, reg_id, "move")
+
+
+@bp.get("/<int:event_id>/registrations/<int:reg_id>/deny")
+def registration_deny_GET(event_id: int, reg_id: int):
+    """Ask before denying, with room for a message to the person."""
+    event = load_managed_event(event_id)
+    reg = _load_registration(event, reg_id)
+    return render_template("organizer/registration_action.html", event=event, reg=reg, action="deny",
+                           form=DenyForm(formdata=None), view=_view(request.args))
+
+
+@bp.post("/<int:event_id>/registrations/<int:reg_id>/deny")
+def registration_deny_POST(event_id: int, reg_id: int):
+    """Deny a registration, with an optional message; a freed seat goes to the waitlist."""
+    form = DenyForm()
+    if not form.validate_on_submit():
+        event = load_managed_event(event_id)
+        return render_template("organizer/registration_action.html", event=event, action="deny", form=form,
+                               reg=_load_registration(event, reg_id), view=_view(request.form)), 422
+    return _act(event_id, reg_id, "deny", form.message.data or "")
+
+
+@bp.get("/<int:event_id>/registrations/<int:reg_id>/cancel")
+def registration_cancel_GET(event_id: int, reg_id: int):
+    """Ask before cancelling someone's registration."""
+    event = load_managed_event(event_id)
+    reg = _load_registration(event, reg_id)
+    return render_template("organizer/registration_action.html", event=event, reg=reg, action="cancel",
+                           form=CancelForm(formdata=None), view=_view(request.args))
+
+
+@bp.post("/<int:event_id>/registrations/<int:reg_id>/cancel")
+def registration_cancel_POST(event_id: int, reg_id: int):
+    """Cancel someone's registration, with an optional note; a freed seat goes to the waitlist."""
+    form = CancelForm()
+    if not form.validate_on_submit():
+        event = load_managed_event(event_id)
+        return render_template("organizer/registration_action.html", event=event, action="cancel", form=form,
+                               reg=_load_registration(event, reg_id), view=_view(request.form)), 422
+    return _act(event_id, reg_id, "cancel", form.message.data or "")
+
+
+# --- many at once ------------------------------------------------------------------------------------------
+
+
+@bp.post("/<int:event_id>/registrations/bulk")
+def registrations_bulk_POST(event_id: int):
+    """Apply one action to the ticked registrations; each refusal is reported, the rest go ahead."""
+    form = BulkActionForm()
+    view = _view(request.form)
+    if not form.validate_on_submit():
+        return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
+    _start_writing()
+    event = load_managed_event(event_id)
+    try:
+        result = roster.apply_bulk(event, form.ids.data, form.action.data, actor=current_user,
+                                   message=form.message.data or "")
+    except DomainError as exc:
+        db.session.rollback()
+        apply_domain_error(form, exc)
+        return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
+    text, category = _describe(result, DONE_TEXT[form.action.data])
+    db.session.commit()
+    return _finish(event, view, text, category)
+
+
+@bp.post("/<int:event_id>/registrations/capacity")
+def capacity_POST(event_id: int):
+    """Change the capacity; new seats go to the waitlist at once, first come first served."""
+    form = CapacityForm()
+    view = _view(request.form)
+    if not form.validate_on_submit():
+        return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
+    _start_writing()
+    event = load_managed_event(event_id)
+    try:
+        promoted = roster.change_capacity(event, form.capacity.data, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        apply_domain_error(form, exc)
+        return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
+    capacity = event.capacity
+    db.session.commit()
+    text = "Capacity set to unlimited." if capacity is None else f"Capacity set to {capacity}."
+    if promoted:
+        text += f" {_people(len(promoted))} promoted from the waitlist."
+    flash(text, "success")
+    return redirect_to(_list_url(event, view))
