@@ -1,0 +1,157 @@
+"""An attendee's journey with the keyboard only: register for a published event with custom questions,
+see the confirmation, open the personal link, cancel. Tab / Shift+Tab move, Space ticks, Enter
+activates; nothing is clicked. Every page is audited. Once with JavaScript (htmx swaps the result
+into the event page) and once without (plain form posts and redirects)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import (
+    Event,
+    EventStatus,
+    OutboxItem,
+    Question,
+    QuestionKind,
+    Registration,
+    RegistrationState,
+    Role,
+)
+from app.services import accounts
+
+TITLE = "Accessible design clinic"
+SLUG = "accessible-design-clinic"
+MAX_TABS = 80
+
+
+def _require_endpoints(live_server, *endpoints: str) -> None:
+    missing = [e for e in endpoints if e not in live_server.app.view_functions]
+    if missing:
+        pytest.xfail(f"not built yet: {', '.join(missing)}")
+
+
+def _published_event(app) -> int:
+    """An organizer's published event (Berlin) with a required text, a required choice and a checkbox."""
+    with app.app_context():
+        owner = accounts.create_user("organizer@example.org", role=Role.admin, password="a long secret pw",
+                                     name="Olive Organizer")
+        start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=14)
+        event = Event(title=TITLE, slug=SLUG, description="Bring your **questions**.", timezone="Europe/Berlin",
+                      starts_at=start, ends_at=start + timedelta(hours=1), status=EventStatus.published,
+                      published_at=datetime.now(UTC), capacity=20, owner_id=owner.id)
+        event.questions = [
+            Question(position=0, kind=QuestionKind.short_text, label="Organization", required=True),
+            Question(position=1, kind=QuestionKind.single_choice, label="Which session?",
+                     options=["Morning", "Afternoon"], required=True),
+            Question(position=2, kind=QuestionKind.checkbox, label="I need captions"),
+        ]
+        db.session.add(event)
+        db.session.commit()
+        return event.id
+
+
+def _is_focused(target: Locator) -> bool:
+    return target.evaluate("el => el === document.activeElement")
+
+
+def tab_to(page: Page, target: Locator, *, backwards: bool = False) -> None:
+    """Press Tab (or Shift+Tab) until `target` has the focus, as a keyboard user would."""
+    expect(target).to_be_visible()
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(MAX_TABS):
+        if _is_focused(target):
+            return
+        page.keyboard.press(key)
+    raise AssertionError(f"{target} never received the focus after {MAX_TABS} presses of {key}")
+
+
+def _type_into(page: Page, target: Locator, text: str) -> None:
+    tab_to(page, target)
+    page.keyboard.type(text)
+
+
+def _register_with_keyboard(page: Page, audit) -> None:
+    form = page.locator("#register-form")
+    _type_into(page, form.get_by_label("First name"), "Ada")
+    _type_into(page, form.get_by_label("Last name"), "Lovelace")
+    _type_into(page, form.get_by_label("Email", exact=True), "ada@example.org")
+    _type_into(page, form.get_by_label("Organization"), "Analytical Engines")
+    # Into the radio group, then the arrow keys choose within it (the way radios work).
+    tab_to(page, form.get_by_role("radio", name="Morning"))
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowDown")
+    expect(form.get_by_role("radio", name="Afternoon")).to_be_checked()
+    tab_to(page, form.get_by_role("checkbox", name="I need captions"))
+    page.keyboard.press("Space")
+    # Overshoot to the consent box, then come back with Shift+Tab: both directions work.
+    consent = form.get_by_role("checkbox", name=re.compile("I have read the"))
+    tab_to(page, form.get_by_role("button", name="Register"))
+    tab_to(page, consent, backwards=True)
+    page.keyboard.press("Space")
+    expect(consent).to_be_checked()
+    expect(form.get_by_role("checkbox", name="I need captions")).to_be_checked()
+    tab_to(page, form.get_by_role("button", name="Register"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="You’re registered")).to_be_visible()
+    audit()
+
+
+def _journey(page: Page, visit, audit, live_server, *, javascript: bool) -> None:
+    _require_endpoints(live_server, "public_registration.register_POST", "public_registration_manage.manage_GET")
+    app = live_server.app
+    event_id = _published_event(app)
+    visit(f"/events/{SLUG}")
+    expect(page.get_by_role("heading", name=TITLE, level=1)).to_be_visible()
+
+    _register_with_keyboard(page, audit)
+    with app.app_context():
+        reg = db.session.scalar(select(Registration).where(Registration.event_id == event_id))
+        assert reg.state == RegistrationState.confirmed
+        assert {a.question_label: a.value for a in reg.answers} == {
+            "Organization": "Analytical Engines", "Which session?": "Afternoon", "I need captions": True}
+        emails = [row.payload for row in db.session.scalars(select(OutboxItem)) if row.kind == "email.send"]
+        zone = reg.timezone
+    if javascript:
+        assert zone == "Europe/London"  # foyer.js pre-filled the browser's zone; without it the default stays
+    (confirmation,) = emails
+    emailed_link = re.search(r"(http://localhost:\d+/r/\S+)", confirmation["text"]).group(1)
+
+    # The confirmation's personal link is the one in the email.
+    open_link = page.get_by_role("link", name="Open your registration")
+    expect(open_link).to_have_attribute("href", emailed_link)
+    tab_to(page, open_link)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Your registration", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="You’re registered", level=2)).to_be_visible()
+    expect(page.get_by_text(f"({zone})").first).to_be_visible()  # the attendee's own zone, named
+    expect(page.get_by_text("(Europe/Berlin)").first).to_be_visible()  # and the event's
+    expect(page.get_by_role("link", name=re.compile("Download the calendar invitation"))).to_be_visible()
+    audit()
+
+    tab_to(page, page.get_by_role("link", name="Cancel my registration…"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Cancel your registration?")).to_be_visible()
+    audit()
+    tab_to(page, page.get_by_role("button", name="Yes, cancel my registration"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("Your registration is cancelled.")
+    expect(page.get_by_role("heading", name="Cancelled", level=2)).to_be_visible()
+    expect(page.get_by_role("link", name="Cancel my registration…")).to_have_count(0)
+    audit()
+    with app.app_context():
+        assert db.session.scalar(select(Registration.state).where(Registration.event_id == event_id)) == "cancelled"
+
+
+def test_register_manage_and_cancel_with_the_keyboard(page, visit, audit, live_server):
+    _journey(page, visit, audit, live_server, javascript=True)
+
+
+@pytest.mark.parametrize("context_options", [{"java_script_enabled": False}], ids=["no-js"])
+def test_register_manage_and_cancel_with_the_keyboard_without_javascript(page, visit, audit, live_server):
+    _journey(page, visit, audit, live_server, javascript=False)
