@@ -23,7 +23,7 @@ from app.models import (
     RegistrationState,
     Role,
 )
-from app.services import accounts
+from app.services import accounts, registrations
 
 TITLE = "Accessible design clinic"
 SLUG = "accessible-design-clinic"
@@ -155,3 +155,67 @@ def test_register_manage_and_cancel_with_the_keyboard(page, visit, audit, live_s
 @pytest.mark.parametrize("context_options", [{"java_script_enabled": False}], ids=["no-js"])
 def test_register_manage_and_cancel_with_the_keyboard_without_javascript(page, visit, audit, live_server):
     _journey(page, visit, audit, live_server, javascript=False)
+
+
+def _register_people(app, event_id: int, *names: str) -> list[str]:
+    """Sign people up through the engine; returns their personal-link tokens."""
+    tokens = []
+    with app.app_context():
+        for name in names:
+            first, last = name.split(" ", 1)
+            event = db.session.get(Event, event_id)
+            outcome = registrations.register(event, registrations.RegistrationData(
+                first_name=first, last_name=last, email=f"{first.lower()}@example.org", timezone="Asia/Tokyo",
+                answers={q.id: "Morning" if q.options else "Acme" for q in event.questions if q.required}))
+            db.session.commit()
+            tokens.append(outcome.manage_token)
+    return tokens
+
+
+def test_organizer_table_bulk_cancel_and_attendee_erasure_pass_the_audit(page, visit, audit, live_server):
+    _require_endpoints(live_server, "organizer_registrations.registrations_GET")
+    app = live_server.app
+    event_id = _published_event(app)
+    with app.app_context():
+        db.session.get(Event, event_id).capacity = 2
+        db.session.commit()
+    ada, bob, cleo = _register_people(app, event_id, "Ada Lovelace", "Bob Babbage", "Cleo Curie")
+
+    visit("/login")
+    page.get_by_label("Email").fill("organizer@example.org")
+    page.get_by_label("Password").fill("a long secret pw")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Your events", level=1)).to_be_visible()
+    visit(f"/manage/events/{event_id}")
+    page.get_by_role("link", name="Registrations", exact=True).click()
+    expect(page.get_by_role("heading", name="Registrations", level=1)).to_be_visible()
+    expect(page.get_by_text("2 confirmed · 1 on the waitlist")).to_be_visible()
+    audit()
+
+    page.get_by_label("Tick Ada Lovelace").check()
+    page.get_by_label("Tick Bob Babbage").check()
+    page.get_by_label("With the selected").select_option("cancel")
+    page.get_by_role("button", name="Apply to ticked").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "2 people were cancelled. 1 person was promoted from the waitlist.")
+    expect(page.get_by_text("1 confirmed · 0 on the waitlist")).to_be_visible()
+    audit()
+
+    page.get_by_label("Search by name or email").fill("cleo")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("table")).to_contain_text("cleo@example.org")
+    expect(page.get_by_role("table")).not_to_contain_text("ada@example.org")
+    audit()
+
+    # Cleo deletes her data from her personal link; the organizer is left with a count.
+    visit(f"/r/{cleo}/erase")
+    page.get_by_role("button", name="Delete my data").click()
+    expect(page.get_by_text("Tick the box to confirm")).to_be_visible()
+    audit()
+    page.get_by_label(re.compile("I understand")).check()
+    page.get_by_role("button", name="Delete my data").click()
+    expect(page.get_by_role("heading", name="Your data has been deleted")).to_be_visible()
+    audit()
+    visit(f"/manage/events/{event_id}/registrations")
+    expect(page.get_by_text("1 registration erased at the attendee’s request")).to_be_visible()
+    expect(page.get_by_role("table")).not_to_contain_text("cleo@example.org")
