@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import (
     Blueprint,
@@ -43,7 +44,7 @@ INBOX_KINDS = ("unverified", "duplicate", "inbox")
 
 #: Tries when the database stays locked past its busy timeout (SQLite's 10 s each): only an extreme
 #: rush into one process with hundreds of threads gets there; the person's input is never lost.
-BUSY_ATTEMPTS = 6
+BUSY_ATTEMPTS = 10
 
 
 def _database_busy(exc: OperationalError) -> bool:
@@ -156,6 +157,8 @@ def register_POST(slug: str):
             if not _database_busy(exc):
                 raise
             logger.warning("Database busy registering for event %s (attempt %s)", event.id, attempt)
+            # A lock refused at once (not after the busy timeout) clears within moments: back off a little.
+            time.sleep(min(1.0, 0.02 * 2**attempt))
     else:
         form.form_errors.append("We are very busy right now and could not save your registration. "
                                 "Nothing was stored; please press Register again.")
