@@ -15,13 +15,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import text
 
 from app import create_app
 from app.config import TestConfig
-from app.extensions import db, limiter
+from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
 from app.services import accounts
+from tests.database import empty_database
 
 PG_ADMIN_DSN = os.environ.get("FOYER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DATABASES = [d for d in os.environ.get("FOYER_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
@@ -106,15 +106,7 @@ def _clean_database(request) -> Iterator[None]:
         return
     application: Flask = request.getfixturevalue("app")
     with application.app_context():
-        db.session.remove()
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(text(f'DELETE FROM "{table}"'))
-        limiter.reset()
+        empty_database(application)
         microsoft = application.extensions["microsoft"]
         if microsoft.emulator is not None:
             microsoft.emulator.reset()

@@ -35,12 +35,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import text
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
 from app import create_app
-from app.extensions import db, limiter
+from app.extensions import db
+from tests.database import empty_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("FOYER_CHROMIUM", "/usr/bin/chromium"))
@@ -138,15 +138,7 @@ def _empty_live_database(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     app: Flask = request.getfixturevalue("live_server").app
     with app.app_context():
-        db.session.remove()
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(text(f'DELETE FROM "{table}"'))
-        limiter.reset()
+        empty_database(app)
 
 
 # --- the browser ----------------------------------------------------------------------------------

@@ -1,0 +1,21 @@
+"""Emptying the test database between tests (shared by the HTTP and the browser fixtures)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import text
+
+from app.extensions import db, limiter
+
+
+def empty_database(app: Flask) -> None:
+    """Delete every row of every table and forget rate-limit counters. Tests commit for real."""
+    db.session.remove()
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+    limiter.reset()
