@@ -163,10 +163,10 @@ def register_POST(slug: str):
         form.form_errors.append("We are very busy right now and could not save your registration. "
                                 "Nothing was stored; please press Register again.")
         return _form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
-    result = {"kind": outcome.kind, "email": form.email.data}
-    if outcome.kind not in INBOX_KINDS and outcome.manage_token:
-        result["token"] = outcome.manage_token
-    return _result_response(event, result)
+    # Every outcome reads "check your inbox": the personal link travels only by email, so the page
+    # never tells a new sign-up from an address that was already registered.
+    logger.info("Registration for event %s: %s", event.id, outcome.kind)
+    return _result_response(event, {"kind": "inbox", "email": form.email.data})
 
 
 @bp.post("/events/<slug>/register/validate")
