@@ -30,6 +30,22 @@ def drain_outbox(app: Flask) -> None:
             db.session.remove()
 
 
+def expire_unverified_holds(app: Flask) -> None:
+    """Cancel registrations whose address was never confirmed before the link lapsed."""
+    from app.models.base import begin_write
+    from app.services import registrations
+
+    with app.app_context():
+        try:
+            begin_write()
+            expired = registrations.expire_unverified()
+            db.session.commit()
+            if expired:
+                logger.info("Expired %s unconfirmed registration(s)", expired)
+        finally:
+            db.session.remove()
+
+
 def heartbeat(app: Flask) -> None:
     """Record that a worker is alive (shown on the admin health page)."""
     with app.app_context():

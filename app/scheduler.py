@@ -35,6 +35,7 @@ def schedule(app: Flask) -> list[Job]:
     return [
         Job("drain_outbox", jobs.drain_outbox, app.config["OUTBOX_POLL_SECONDS"]),
         Job("heartbeat", jobs.heartbeat, 30),
+        Job("expire_unverified_holds", jobs.expire_unverified_holds, 300),
     ]
 
 

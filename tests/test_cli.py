@@ -40,3 +40,33 @@ def test_help_lists_foyer_commands(app):
     assert "foyer" in result.output and "worker" in result.output and "db" in result.output
     sub = app.test_cli_runner().invoke(args=["foyer", "--help"])
     assert "create-admin" in sub.output and "rotate-key" in sub.output
+
+
+def test_worker_cancels_unconfirmed_holds_once_their_link_lapses(app, client, make_user, make_event):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import EventStatus, Registration, RegistrationState
+
+    owner = make_user("owner@example.org")
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC),
+                       require_email_verification=True)
+    for email in ("stale@example.org", "fresh@example.org"):
+        response = client.submit(f"/events/{event.slug}/register", {
+            "first_name": "Ada", "last_name": "Lovelace", "email": email, "timezone": "Europe/Berlin",
+            "consent": "y"}, form_url=f"/events/{event.slug}")
+        assert response.status_code == 303
+    with app.app_context():
+        stale = db.session.scalar(select(Registration).where(Registration.email == "stale@example.org"))
+        assert stale.state == RegistrationState.unverified
+        stale.verify_expires_at = datetime.now(UTC) - timedelta(minutes=1)  # the link lapsed a minute ago
+        db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        states = dict(db.session.execute(select(Registration.email, Registration.state)).all())
+        assert states == {"stale@example.org": RegistrationState.cancelled,
+                          "fresh@example.org": RegistrationState.unverified}
+        stale = db.session.scalar(select(Registration).where(Registration.email == "stale@example.org"))
+        assert stale.verify_token_hash is None
+        assert stale.transitions[-1].note == "Email address not confirmed in time"
