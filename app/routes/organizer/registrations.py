@@ -14,7 +14,7 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.forms.registrants import BulkActionForm, CancelForm, CapacityForm, DenyForm, RowActionForm
-from app.models import Event, Registration
+from app.models import Event, Registration, RegistrationState
 from app.models.base import begin_write
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
@@ -82,7 +82,15 @@ def _load_registration(event: Event, reg_id: int) -> Registration:
 def _describe(result: roster.BulkResult, done_text: str) -> tuple[str, str]:
     """One message for what happened: changed, refused (with reasons) and promoted."""
     parts = []
-    if result.done:
+    if done_text == DONE_TEXT["approve"]:
+        # Approval takes a seat when one is free, else a place on the waitlist: say which.
+        seated = [reg for reg in result.done if reg.state == RegistrationState.confirmed]
+        waiting = [reg for reg in result.done if reg.state == RegistrationState.waitlisted]
+        if seated:
+            parts.append(f"{_people(len(seated))} approved.")
+        if waiting:
+            parts.append(f"{_people(len(waiting))} approved onto the waitlist: the event is full.")
+    elif result.done:
         parts.append(f"{_people(len(result.done))} {done_text}.")
     for reg, reason in result.failed[:5]:
         parts.append(f"{reg.full_name or reg.email}: {reason}")

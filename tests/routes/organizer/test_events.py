@@ -41,6 +41,8 @@ def test_list_shows_own_and_shared_events_with_zone_status_and_provisioning(clie
     assert "Fri 10 Jan 2031, 10:00 (America/New_York)" in page
     assert "Ready" in page and "Not requested" in page
     assert "Published" in page and "Draft" in page
+    # Each row counts its confirmed seats against the capacity and links to the registrations.
+    assert f'href="/manage/events/{shared.id}/registrations">0 confirmed' in page
 
 
 def test_list_filters_are_links_and_narrow_by_status(client, auth, make_event):

@@ -206,7 +206,8 @@ def test_bulk_with_htmx_swaps_the_table(app, client, event, register):
     assert response.status_code == 200
     body = _text(response)
     assert body.lstrip().startswith('<div id="registrations-board">') and "<html" not in body
-    assert "3 people were approved." in body
+    # Two seats: the third approval lands on the waitlist, and the message says so.
+    assert "2 people were approved. 1 person was approved onto the waitlist: the event is full." in body
     assert "<strong>0</strong> of 2 seats left" in body
     assert _states(app, ada, bob, cleo) == [S.confirmed, S.confirmed, S.waitlisted]
     assert response.headers["Vary"] == "HX-Request" or "HX-Request" in response.headers["Vary"]
