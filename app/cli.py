@@ -32,6 +32,23 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(f"Admin {user.email} created.")
 
+    @foyer.command("deploy-check")
+    def deploy_check() -> None:
+        """Check the configuration for production: debug off, real secrets, https links, secure cookies.
+
+        Exits non-zero when something must be fixed; warnings are advice.
+        """
+        from app.config import deploy_problems
+
+        problems, warnings = deploy_problems(current_app.config, debug=current_app.debug)
+        for text in problems:
+            click.echo(f"FAIL  {text}")
+        for text in warnings:
+            click.echo(f"WARN  {text}")
+        if problems:
+            raise click.ClickException(f"{len(problems)} problem(s) to fix before going live.")
+        click.echo("OK    Ready for production." + (" Mind the warnings above." if warnings else ""))
+
     register_security(foyer)
 
 

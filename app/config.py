@@ -51,6 +51,8 @@ class Config:
             environ = dict(os.environ)
         env = environ.get
         self.INSTANCE_PATH = instance_path
+        #: Which of these came from the environment (the deploy check wants them there, the same on every host).
+        self.SET_IN_ENVIRONMENT = {name for name in ("SECRET_KEY", "ENCRYPTION_KEYS", "PUBLIC_BASE_URL") if env(name)}
         self.SECRET_KEY = env("SECRET_KEY") or instance_secret(instance_path, "secret_key")
         self.SQLALCHEMY_DATABASE_URI = env("DATABASE_URL") or f"sqlite:///{instance_path / 'foyer.db'}"
         if self.SQLALCHEMY_DATABASE_URI.startswith("postgres://"):
@@ -140,3 +142,48 @@ class TestConfig(Config):
         self.ACS_EMAIL_POLL_SECONDS = 0.01
         # Tests drain the outbox explicitly (as the worker would), so each step is observable.
         self.OUTBOX_DRAIN_AFTER_REQUEST = False
+
+
+#: Values that show up in tutorials and .env templates; a real deployment never uses one.
+WELL_KNOWN_SECRETS = {"dev", "development", "secret", "changeme", "change-me", "please-change-me", "secret-key",
+                      "your-secret-key", "foyer", "test", "testing"}
+
+
+def deploy_problems(config, *, debug: bool) -> tuple[list[str], list[str]]:
+    """What stands between this configuration and a safe production deployment.
+
+    Returns (problems, warnings): problems make `flask foyer deploy-check` fail; warnings are advice.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    if debug or config.get("DEBUG"):
+        problems.append("Debug mode is on (FLASK_DEBUG): it exposes an interactive debugger. Turn it off.")
+    if config.get("TESTING"):
+        problems.append("The test configuration is loaded.")
+    secret = str(config.get("SECRET_KEY") or "")
+    from_env = config.get("SET_IN_ENVIRONMENT", set())
+    if "SECRET_KEY" not in from_env:
+        problems.append("SECRET_KEY is not set: set a long random value (the same on every host).")
+    elif secret.lower() in WELL_KNOWN_SECRETS or len(secret) < 32:
+        problems.append("SECRET_KEY is a default or too short: use at least 32 random characters.")
+    if "ENCRYPTION_KEYS" not in from_env:
+        problems.append("ENCRYPTION_KEYS is not set: generate one with `flask foyer rotate-key --print-new-key`.")
+    base_url = str(config.get("PUBLIC_BASE_URL") or "")
+    if "PUBLIC_BASE_URL" not in from_env:
+        problems.append("PUBLIC_BASE_URL is not set: emails and calendar invites need Foyer's public address.")
+    elif not base_url.startswith("https://"):
+        problems.append(f"PUBLIC_BASE_URL ({base_url}) is not https: attendees' links would travel in the clear.")
+    if not config.get("SESSION_COOKIE_SECURE") or not config.get("REMEMBER_COOKIE_SECURE"):
+        problems.append("Cookies are not marked Secure: serve Foyer over https (SESSION_COOKIE_SECURE).")
+    if not config.get("SESSION_COOKIE_HTTPONLY") or config.get("SESSION_COOKIE_SAMESITE") not in ("Lax", "Strict"):
+        problems.append("The session cookie must be HttpOnly with SameSite=Lax or Strict.")
+    if not config.get("RATELIMIT_ENABLED", True):
+        problems.append("Rate limits are turned off (RATELIMIT_ENABLED).")
+    if str(config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
+        warnings.append("The database is SQLite: fine for one host; use PostgreSQL to run several web hosts.")
+    if str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
+        warnings.append("Rate limits are counted per process (memory://): with several processes set "
+                        "RATELIMIT_STORAGE_URI to shared storage such as redis://.")
+    if ".emulator.invalid" in str(config.get("GRAPH_BASE_URL", "")):
+        warnings.append("Microsoft is emulated: no Teams meetings are created and no email is delivered.")
+    return problems, warnings
