@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event as sa_event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import logs
 from app.config import Config
 from app.models.base import IMMEDIATE_OPTION
 
@@ -26,7 +26,7 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     app.config.update(overrides)
     instance.mkdir(parents=True, exist_ok=True)
 
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install(app.config["LOG_LEVEL"])
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
         proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
