@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 
 from app.extensions import db
-from app.models import EventStatus, MicrosoftConnection, OutboxItem
+from app.models import MicrosoftConnection, OutboxItem
 from app.services import crypto, outbox
 from tests.conftest import PASSWORD
 from tests.routes.admin.test_microsoft import connect_service_account
@@ -57,7 +57,8 @@ def test_no_secret_in_logs_or_in_the_database(app, client, auth, make_event, cap
     with app.app_context():
         emails = [row.payload for row in db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send"))]
     verify = re.search(r"/registrations/verify/([A-Za-z0-9_-]+)", emails[-1]["text"]).group(1)
-    assert client.submit(f"/registrations/verify/{verify}", {}, form_url=f"/registrations/verify/{verify}").status_code == 303
+    confirm = f"/registrations/verify/{verify}"
+    assert client.submit(confirm, {}, form_url=confirm).status_code == 303
     with app.app_context():
         emails = [row.payload for row in db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send"))]
     manage = re.search(r"/r/([A-Za-z0-9_-]{43})", emails[-1]["text"]).group(1)
