@@ -70,7 +70,8 @@ class Config:
         self.WTF_CSRF_TIME_LIMIT = _int(env("CSRF_TIME_LIMIT"), 3600 * 8)
         self.MAX_CONTENT_LENGTH = _int(env("MAX_UPLOAD_MB"), 8) * 1024 * 1024
         self.UPLOAD_FOLDER = Path(env("UPLOAD_FOLDER") or instance_path / "uploads")
-        self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or "memory://"
+        #: Foyer's own database by default, so every process shares the counts (app/ratelimit.py).
+        self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or "database://"
         self.RATELIMIT_ENABLED = _bool(env("RATELIMIT_ENABLED"), True)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT") or "10 per minute;50 per hour"
         self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"

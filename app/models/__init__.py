@@ -19,6 +19,7 @@ from app.models.registration import (
     RegistrationState,
     RegistrationTransition,
 )
+from app.models.rate_limit import RateLimitCounter
 from app.models.setting import Setting
 from app.models.user import Role, User
 
@@ -33,6 +34,7 @@ __all__ = [
     "MicrosoftConnection",
     "OutboxItem",
     "OutboxStatus",
+    "RateLimitCounter",
     "Event",
     "EventOrganizer",
     "EventStatus",

@@ -1,0 +1,128 @@
+"""A Flask-Limiter (`limits`) storage in Foyer's own database: `RATELIMIT_STORAGE_URI=database://`.
+
+The default in-memory store counts per process, so four gunicorn workers would allow four times the
+limit. Counting in the database shares the count between every process and host without another
+service to run; Redis (`redis://…`) remains an option for large installations.
+
+Fixed windows only (Flask-Limiter's default strategy). Each hit is one atomic upsert on its own
+connection, outside the request's transaction. On PostgreSQL the counters live in Foyer's database.
+On SQLite they live in a file beside it (`foyer.db` → `foyer.db-ratelimits`): a write to the main file
+from another connection would end the request's read snapshot, and SQLite would then refuse the
+request's own write ("database is locked").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from limits.storage import Storage
+from sqlalchemy import Engine, case, create_engine, delete, event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from app.models.rate_limit import RateLimitCounter
+
+#: Expired counters are deleted every this many hits (per process), so the table stays small.
+PRUNE_EVERY = 500
+
+
+class DatabaseStorage(Storage):
+    STORAGE_SCHEME = ["database"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options) -> None:
+        self._hits = 0
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return SQLAlchemyError
+
+    _side_engines: dict[str, Engine] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def _engine(cls) -> Engine:
+        from app.extensions import db  # the current app's engine: limits are checked inside requests
+
+        main = db.engine
+        if main.dialect.name != "sqlite":
+            return main
+        with cls._lock:
+            key = main.url.render_as_string(hide_password=False)
+            if key not in cls._side_engines:
+                cls._side_engines[key] = _sqlite_side_engine(main)
+            return cls._side_engines[key]
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        engine = self._engine()
+        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        table = RateLimitCounter.__table__
+        stmt = insert(table).values(key=key, count=amount, expires_at=now + expiry)
+        lapsed = table.c.expires_at <= now
+        stmt = stmt.on_conflict_do_update(index_elements=[table.c.key], set_={
+            "count": case((lapsed, amount), else_=table.c.count + amount),
+            "expires_at": case((lapsed, now + expiry), else_=table.c.expires_at),
+        }).returning(table.c.count)
+        with engine.begin() as conn:
+            count = conn.execute(stmt).scalar_one()
+            self._hits += 1
+            if self._hits % PRUNE_EVERY == 0:
+                conn.execute(delete(table).where(table.c.expires_at <= now))
+        return count
+
+    def _row(self, key: str) -> tuple[int, float] | None:
+        table = RateLimitCounter.__table__
+        with self._engine().connect() as conn:
+            row = conn.execute(select(table.c.count, table.c.expires_at).where(table.c.key == key)).first()
+        if row is None or row.expires_at <= time.time():
+            return None
+        return row.count, row.expires_at
+
+    def get(self, key: str) -> int:
+        row = self._row(key)
+        return row[0] if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        row = self._row(key)
+        return row[1] if row else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self._engine().connect() as conn:
+                conn.execute(select(1))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def reset(self) -> int | None:
+        with self._engine().begin() as conn:
+            return conn.execute(delete(RateLimitCounter.__table__)).rowcount
+
+    def clear(self, key: str) -> None:
+        table = RateLimitCounter.__table__
+        with self._engine().begin() as conn:
+            conn.execute(delete(table).where(table.c.key == key))
+
+
+def _sqlite_side_engine(main: Engine) -> Engine:
+    """The counters' own SQLite file next to the main one (in memory for an in-memory database)."""
+    database = main.url.database
+    if not database or database == ":memory:":
+        engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(make_url(main.url).set(database=f"{database}-ratelimits"))
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    RateLimitCounter.__table__.create(engine, checkfirst=True)
+    return engine
