@@ -32,8 +32,8 @@ def test_a_production_configuration_passes_with_advice(tmp_path, good):
     result = _check(tmp_path, good)
     assert result.exit_code == 0, result.output
     assert "FAIL" not in result.output and "Ready for production." in result.output
-    # SQLite, per-process rate limits and the emulator are allowed, but said.
-    assert result.output.count("WARN") == 3 and "Microsoft is emulated" in result.output
+    # SQLite and the emulator are allowed, but said.
+    assert result.output.count("WARN") == 2 and "Microsoft is emulated" in result.output
 
 
 def test_postgresql_drops_the_database_warning(tmp_path, good):
@@ -41,7 +41,13 @@ def test_postgresql_drops_the_database_warning(tmp_path, good):
                      SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     result = app.test_cli_runner().invoke(args=["foyer", "deploy-check"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("WARN") == 2 and "SQLite" not in result.output
+    assert result.output.count("WARN") == 1 and "SQLite" not in result.output
+
+
+def test_per_process_rate_limits_are_warned_about(tmp_path, good):
+    result = _check(tmp_path, good | {"RATELIMIT_STORAGE_URI": "memory://"})
+    assert result.exit_code == 0, result.output
+    assert "Rate limits are counted per process" in result.output
 
 
 @pytest.mark.parametrize(("change", "overrides", "expected"), [
