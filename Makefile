@@ -39,11 +39,13 @@ help:
 	@echo "make lint   ruff check"
 	@echo "make clean  remove the virtualenv and node_modules"
 
+# The worker (reminders, retries, scheduled jobs) runs beside the web server and stops with it.
 run: setup
 	$(FLASK) db upgrade
 	@echo
 	@echo "  Foyer is running at http://$(HOST):$(PORT)  (Ctrl+C to stop)"
 	@echo
+	$(FLASK) worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 test: setup-dev chromium postgres

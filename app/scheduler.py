@@ -60,6 +60,8 @@ def register(app: Flask) -> None:
                 job.func(flask_app)
             return
         scheduler = build_scheduler(flask_app)
+        # One line per job run every few seconds drowns the log; jobs log what they actually did.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
         def _stop(signum, _frame):
             logger.info("Worker stopping (signal %s)", signum)
