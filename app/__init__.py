@@ -57,8 +57,10 @@ def _install_microsoft(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from app import models  # noqa: F401  (registers every model on the metadata)
-    from app import ratelimit  # noqa: F401  (registers the database:// rate-limit storage)
+    from app import (
+        models,  # noqa: F401  (registers every model on the metadata)
+        ratelimit,  # noqa: F401  (registers the database:// rate-limit storage)
+    )
     from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)

@@ -75,6 +75,8 @@ class Config:
         self.RATELIMIT_ENABLED = _bool(env("RATELIMIT_ENABLED"), True)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT") or "10 per minute;50 per hour"
         self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"
+        #: A registration sent back sooner than this after the form was shown is asked to press again.
+        self.REGISTRATION_MIN_FILL_SECONDS = float(env("REGISTRATION_MIN_FILL_SECONDS") or 3)
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
         self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
         self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
@@ -135,6 +137,8 @@ class TestConfig(Config):
         # Limits stay on (so throttling is testable) but are generous; a test lowers one as needed.
         self.LOGIN_RATE_LIMIT = "1000 per minute"
         self.REGISTRATION_RATE_LIMIT = "1000 per minute"
+        # Tests post forms at once; the minimum fill time has its own tests that turn it on.
+        self.REGISTRATION_MIN_FILL_SECONDS = 0
         self.PUBLIC_BASE_URL = "http://localhost"
         # Cheap hashing keeps hundreds of sign-ins fast; the production profile is asserted separately.
         self.ARGON2_TIME_COST = 1

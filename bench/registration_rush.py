@@ -164,6 +164,7 @@ def main() -> int:
         url = _database_url(args.db, tmp)
         environ = {"DATABASE_URL": url, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "LOG_LEVEL": "WARNING",
                    "REGISTRATION_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1",
+                   "REGISTRATION_MIN_FILL_SECONDS": "0",
                    "SECRET_KEY": "bench-" + generate_key(), "ENCRYPTION_KEYS": generate_key()}
         instance = tmp / "instance"
         app = create_app(Config, instance_path=instance, environ=environ)

@@ -4,11 +4,14 @@ honeypot. One form class per event, built from its questions.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from flask import current_app
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, TimestampSigner
 from markupsafe import Markup, escape
-from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
@@ -59,6 +62,8 @@ class RegistrationForm(FlaskForm):
     #: The honeypot: hidden from people (and assistive technology); bots fill it in.
     homepage = StringField("Leave this field empty", validators=[Optional()],
                            render_kw={"autocomplete": "off", "tabindex": "-1"})
+    #: When the form was first shown (signed): a submission within seconds of that is a bot's.
+    started = HiddenField()
 
     questions: list[Question]
     #: The organization's domains, shown on organization-only events.
@@ -72,6 +77,29 @@ class RegistrationForm(FlaskForm):
     def is_bot(self) -> bool:
         """True when the honeypot was filled in."""
         return bool((self.homepage.data or "").strip())
+
+    @staticmethod
+    def _signer() -> TimestampSigner:
+        return TimestampSigner(current_app.config["SECRET_KEY"], salt="foyer.registration-form-started")
+
+    def stamp_start(self) -> None:
+        """Mark the form as shown now (kept across re-renders, so the clock runs from the first view)."""
+        self.started.data = self._signer().sign(b"shown").decode()
+
+    def seconds_since_shown(self) -> float | None:
+        """Seconds since the form was first shown, or None when the stamp is missing or forged."""
+        try:
+            _, signed_at = self._signer().unsign(self.started.data or "", return_timestamp=True)
+        except BadSignature:
+            return None
+        return time.time() - signed_at.timestamp()
+
+    def filled_too_fast(self, min_seconds: float) -> bool:
+        """True when the form came back quicker than a person fills it in (or without a valid stamp)."""
+        if min_seconds <= 0:
+            return False
+        elapsed = self.seconds_since_shown()
+        return elapsed is None or elapsed < min_seconds
 
     def question_fields(self) -> list[tuple[Question, Any]]:
         return [(q, self[registrations.answer_field(q)]) for q in self.questions]

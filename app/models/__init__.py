@@ -12,6 +12,7 @@ from app.models.event import (
 )
 from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
+from app.models.rate_limit import RateLimitCounter
 from app.models.registration import (
     ACTIVE_STATES,
     Registration,
@@ -19,7 +20,6 @@ from app.models.registration import (
     RegistrationState,
     RegistrationTransition,
 )
-from app.models.rate_limit import RateLimitCounter
 from app.models.setting import Setting
 from app.models.user import Role, User
 

@@ -73,7 +73,9 @@ def _load_event(slug: str) -> Event:
 @bp.app_template_global("registration_form_for")
 def registration_form_for(event: Event) -> RegistrationForm:
     """A fresh registration form for an event page (used by `public/_register.html`)."""
-    return _form(event, formdata=None)
+    form = _form(event, formdata=None)
+    form.stamp_start()
+    return form
 
 
 def _form(event: Event, **kwargs) -> RegistrationForm:
@@ -124,7 +126,9 @@ def _result_view(result: dict) -> dict:
 def register_GET(slug: str):
     """The registration form on its own page (the event page shows the same form)."""
     event = _load_event(slug)
-    return _form_response(event, _form(event, formdata=None), 200)
+    form = _form(event, formdata=None)
+    form.stamp_start()
+    return _form_response(event, form, 200)
 
 
 @bp.post("/events/<slug>/register")
@@ -138,6 +142,13 @@ def register_POST(slug: str):
         logger.info("Honeypot filled on the registration form of event %s", event.id)
         return _result_response(event, {"kind": "inbox", "email": (form.email.data or "")[:320]})
     if not form.validate_on_submit():
+        return _form_response(event, form, 422)
+    if form.filled_too_fast(current_app.config["REGISTRATION_MIN_FILL_SECONDS"]):
+        # Bots post at once; a person this quick (autofill) just presses again. Nothing is lost.
+        logger.info("Registration form for event %s sent back within seconds of being shown", event.id)
+        if form.seconds_since_shown() is None:
+            form.stamp_start()
+        form.form_errors.append("That was quick! Please check your details, then press Register again.")
         return _form_response(event, form, 422)
     data = form.to_data(get_privacy_notice().version or None)
     # End the read-only transaction so the registration runs as one writer transaction from its first

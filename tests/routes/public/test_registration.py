@@ -472,3 +472,45 @@ def test_capacity_edit_promotes_from_the_waitlist_and_refuses_going_below_seats(
     assert refused.status_code == 422 and "2 people already have a seat" in _text(refused)
     with app.app_context():
         assert db.session.get(Event, event.id).capacity == 2
+
+
+# --- minimum fill time ---------------------------------------------------------------------------------
+
+
+def _hidden(page: str, name: str) -> str:
+    match = re.search(rf'id="{name}" name="{name}" type="hidden" value="([^"]*)"', page)
+    assert match, f"no {name} field"
+    return match.group(1)
+
+
+def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(client, app, event_with, monkeypatch):
+    import time
+
+    monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)
+    event = event_with()
+    page = _text(client.get(f"/events/{event.slug}/register"))
+    form = _form() | {"csrf_token": _hidden(page, "csrf_token"), "started": _hidden(page, "started")}
+
+    quick = client.post(f"/events/{event.slug}/register", data=form)
+    assert quick.status_code == 422
+    body = _text(quick)
+    assert "That was quick! Please check your details, then press Register again." in body
+    assert 'value="ada@example.org"' in body  # nothing typed is lost
+    assert _hidden(body, "started") == form["started"]  # the clock keeps running from the first view
+    assert _count(app) == 0 and _emails(app) == []
+
+    time.sleep(1.1)
+    done = client.post(f"/events/{event.slug}/register", data=form | {"started": _hidden(body, "started")})
+    assert done.status_code == 303 and _count(app) == 1
+
+
+@pytest.mark.parametrize("started", ["", "forged.value.here", "c2hvd24.ZzZzZz.bad-signature"])
+def test_a_missing_or_forged_start_stamp_counts_as_too_quick(client, app, event_with, monkeypatch, started):
+    monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)
+    event = event_with()
+    page = _text(client.get(f"/events/{event.slug}"))
+    response = client.post(f"/events/{event.slug}/register",
+                           data=_form() | {"csrf_token": _hidden(page, "csrf_token"), "started": started})
+    assert response.status_code == 422 and "press Register again" in _text(response)
+    assert _hidden(_text(response), "started") != started  # a fresh, valid stamp: a person can go on
+    assert _count(app) == 0
