@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event as sa_event
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from app import logs
 from app.config import Config
@@ -34,6 +35,8 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
 
     _init_extensions(app)
     _install_microsoft(app)
+    # Ids in URLs fit a database integer: /users/99999999999999999999 is a 404, not an overflow.
+    app.url_map.converters["int"] = DatabaseIdConverter
     _register_blueprints(app)
 
     from app import cli, errors, scheduler, web
@@ -109,6 +112,14 @@ def _tune_sqlite(engine) -> None:
         # reads and then writes fails at once with "database is locked" when another writer is active.
         immediate = conn.get_execution_options().get(IMMEDIATE_OPTION)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:…>` limited to what an integer id column holds (PostgreSQL `integer`)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's signature)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _register_blueprints(app: Flask) -> None:

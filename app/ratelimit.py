@@ -21,7 +21,7 @@ from sqlalchemy import Engine, case, create_engine, delete, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.models.rate_limit import RateLimitCounter
@@ -124,5 +124,9 @@ def _sqlite_side_engine(main: Engine) -> Engine:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
-    RateLimitCounter.__table__.create(engine, checkfirst=True)
+    try:
+        RateLimitCounter.__table__.create(engine, checkfirst=True)
+    except OperationalError as exc:  # another process created it between the check and the CREATE
+        if "already exists" not in str(exc):
+            raise
     return engine
