@@ -204,7 +204,7 @@ OUTLOOK_WORK_COMPOSE_URL = "https://outlook.office.com/calendar/0/action/compose
 def add_to_calendar_links(reg: Registration, *, link: str) -> dict[str, str]:
     """Links that open Google Calendar / Outlook with the event filled in (every value URL-encoded)."""
     event = reg.event
-    details = f"Your registration (personal link, keep it to yourself): {link}\n\nEvent page: {event_url(event)}"
+    details = f"Join the event (personal link, keep it to yourself): {link}\n\nEvent page: {event_url(event)}"
     utc = "%Y%m%dT%H%M%SZ"
     google = {"action": "TEMPLATE", "text": event.title,
               "dates": f"{event.starts_at.astimezone(UTC):{utc}}/{event.ends_at.astimezone(UTC):{utc}}",
