@@ -84,7 +84,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CALL_BUNDLE): $(NPM_STAMP) frontend/join-call.js
+$(CALL_BUNDLE): $(NPM_STAMP) $(wildcard frontend/*.js)
 	npm run --silent build
 endif
 

@@ -93,6 +93,17 @@
     if (button) { button.textContent = "Join the call again"; button.focus(); }
   }
 
+  function failed(text) {
+    stopHeartbeat();
+    if (inCall) post(presenceUrl, { left: "1" }).catch(function () {});
+    inCall = false;
+    controller = null;
+    area.hidden = true;
+    var box = stateBox();
+    if (box) box.hidden = false;
+    showMessage(text + " Try again, or use “Open in Teams”.", true);
+  }
+
   function browserSupported() {
     return !!(window.isSecureContext && window.RTCPeerConnection && navigator.mediaDevices &&
               navigator.mediaDevices.getUserMedia);
@@ -161,12 +172,13 @@
       return window.FoyerCall.mount({
         container: container, session: session, experience: page.getAttribute("data-experience"),
         accent: page.getAttribute("data-accent"), nonce: nonceMeta ? nonceMeta.getAttribute("content") : null,
-        refresh: requestSession, onLeave: left
+        refresh: requestSession, onLeave: left, onError: failed
       });
     }).then(function (mounted) {
       controller = mounted;
       startHeartbeat();
     }).catch(function (error) {
+      if (window.console) console.warn("Foyer: the call did not start:", error && (error.stack || error));
       area.hidden = true;
       var box = stateBox();
       if (box) box.hidden = false;
