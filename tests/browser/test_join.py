@@ -94,6 +94,26 @@ def test_keyboard_only_join_shows_the_sandbox_stage(live_server, page: Page, vis
     audit()
 
 
+def test_a_failed_token_request_says_so_and_try_again_recovers(live_server, page: Page, visit, audit,
+                                                                browser_errors):
+    browser_errors.allow(r"HTTP 503 for POST http://localhost:\d+/j/[^/]+/session")
+    token = _seed(live_server.app, starts_in=timedelta(minutes=5))
+    emulator = live_server.app.extensions["microsoft"].emulator
+    emulator.faults.add(kind="status", group="acs", path="/identities", status=503, count=20)
+    try:
+        visit(f"/j/{token}")
+        page.get_by_role("button", name="Join the call").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("We could not connect you to the call service just now.", timeout=30_000)
+        expect(alert.get_by_role("button", name="Try again")).to_be_focused()  # the message takes the focus
+        audit()
+    finally:
+        emulator.faults.clear()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("region", name="You would be in the call now")).to_be_visible()
+    expect(page.get_by_role("alert")).to_be_hidden()
+
+
 def test_countdown_opens_the_call_by_itself(live_server, page: Page, visit):
     # Joining opens 15 minutes before the start: here, four seconds from now.
     token = _seed(live_server.app, starts_in=timedelta(minutes=15, seconds=4))
@@ -151,6 +171,23 @@ def call_server(live_server, tmp_path_factory):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_blocked_microphone_gets_help_not_a_silent_call(call_server, page: Page, audit):
+    app, emulator = call_server
+    # As if the person had clicked "Block" on the browser's permission prompt.
+    page.add_init_script("""navigator.mediaDevices.getUserMedia = () =>
+        Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));""")
+    token = _seed(app, starts_in=timedelta(minutes=5))
+    page.goto(f"{app.config['PUBLIC_BASE_URL']}/j/{token}")
+    page.wait_for_function("() => typeof window.FoyerCall === 'object'")
+    page.get_by_role("button", name="Join the call").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Your browser blocked the microphone.")
+    expect(alert.get_by_role("button", name="Try again")).to_be_visible()
+    expect(page.get_by_role("link", name="Check your camera and microphone")).to_be_visible()
+    assert _acs_user(app) is None  # no token was issued for a call that could not start
+    audit()
 
 
 @pytest.mark.parametrize("experience", ["call_with_chat", "call_only"])

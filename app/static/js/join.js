@@ -53,11 +53,17 @@
   function stateBox() { return document.getElementById("join-state"); }
 
   function showMessage(text, retry) {
+    var button = document.getElementById("call-retry");
     messageText.textContent = text;
-    document.getElementById("call-retry").hidden = !retry;
+    button.hidden = !retry;
     message.hidden = false;
-    message.focus && message.setAttribute("tabindex", "-1");
-    message.focus();
+    // role="alert" announces the text; the focus goes where a keyboard user acts next.
+    if (retry) {
+      button.focus();
+    } else {
+      message.setAttribute("tabindex", "-1");
+      message.focus();
+    }
   }
 
   function hideMessage() { message.hidden = true; }
