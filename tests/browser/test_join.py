@@ -231,3 +231,44 @@ def test_bundle_mounts_the_composite_and_falls_back_when_teams_is_unreachable(ca
     expect(alert.get_by_role("button", name="Try again")).to_be_visible()
     expect(alert.get_by_role("link", name="Open in Teams instead (new tab)")).to_have_attribute("href", TEAMS_URL)
     audit()
+
+
+# --- the organizer: copy, revoke and reissue, who is in the call ---------------------------------------------
+
+
+def test_organizer_copies_reissues_and_sees_who_is_in_the_call(live_server, page: Page, visit, audit, context):
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    token = _seed(live_server.app, starts_in=timedelta(minutes=5))
+    # The attendee joins (the sandbox stage) in another tab and stays there.
+    attendee = context.new_page()
+    attendee.goto(f"/j/{token}")
+    attendee.get_by_role("button", name="Join the call").click()
+    expect(attendee.get_by_role("region", name="You would be in the call now")).to_be_visible()
+
+    visit("/login")
+    page.get_by_label("Email").fill("organizer@example.org")
+    page.get_by_label("Password").fill("a long secret pw")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Your events", level=1)).to_be_visible()
+    with live_server.app.app_context():
+        event_id = db.session.query(Event.id).scalar()
+    visit(f"/manage/events/{event_id}/registrations")
+    page.get_by_role("link", name="Who is in the call now").click()
+    expect(page.get_by_role("heading", name="In the call now: 1")).to_be_visible()
+    expect(page.get_by_role("cell", name="Ada Lovelace")).to_be_visible()
+    expect(page.get_by_text("Attendees go straight in (no lobby).")).to_be_visible()
+    audit()
+
+    visit(f"/manage/events/{event_id}/registrations")
+    page.get_by_role("link", name="Join link… Ada Lovelace").click()
+    field = page.get_by_label("Personal join link")
+    assert field.input_value().endswith(f"/j/{token}")
+    audit()
+    page.get_by_role("button", name="Copy join link").click()
+    expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert page.evaluate("() => navigator.clipboard.readText()") == field.input_value()
+    page.get_by_role("button", name="Revoke this link and issue a new one").click()
+    expect(page.get_by_text("no longer works. We emailed them the new one.")).to_be_visible()
+    assert not page.get_by_label("Personal join link").input_value().endswith(f"/j/{token}")
+    audit()
+    attendee.close()
