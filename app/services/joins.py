@@ -25,7 +25,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from app.models import Event, Registration, RegistrationState, User, db, utcnow
-from app.services import crypto, tokens
+from app.services import crypto, outbox, tokens
 from app.services.errors import Conflict, DomainError
 from app.services.microsoft.errors import AcsError
 
@@ -142,8 +142,28 @@ def reissue(reg: Registration, *, actor: User) -> str:
     token = _issue(reg)
     db.session.flush()
     _send_new_link(reg, token)
+    if reg.acs_user_id:
+        # Whoever held the old link may still hold a call token from it: ACS revokes every token issued
+        # so far (a join from the new link gets a fresh one).
+        outbox.enqueue("acs.revoke_tokens", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
+                       dedupe_key=f"acs.revoke_tokens:{reg.id}:{reg.join_token_hash}")
     logger.info("Join link of registration %s revoked and reissued by %s", reg.id, actor.id)
     return token
+
+
+@outbox.handler("acs.revoke_tokens")
+def revoke_acs_tokens(payload: dict[str, Any]) -> None:
+    """Perform a queued token revocation; throttling and outages are retried."""
+    from app.services.microsoft.wiring import get_microsoft
+
+    try:
+        get_microsoft().acs_identity.revoke_tokens(payload["user_id"])
+    except AcsError as exc:
+        if exc.transient:
+            raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+        if exc.status == 404:
+            return  # the identity is gone, and its tokens with it
+        raise outbox.PermanentFailure(str(exc)) from exc
 
 
 def _send_new_link(reg: Registration, token: str) -> None:

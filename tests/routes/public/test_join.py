@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Registration, RegistrationState
-from app.services import registrations
+from app.services import outbox, registrations
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -345,7 +346,10 @@ def test_organizer_copies_and_reissues_a_join_link(app, client, event, register,
     revoked = client.get(f"/j/{old}")
     assert revoked.status_code == 410 and "This link has been replaced" in _text(revoked)
     assert "Ada" not in _text(revoked)
-    assert _session(client, old).status_code == 409
+    old_session = _session(client, old)
+    assert old_session.status_code == 409
+    emulator = app.extensions["microsoft"].emulator
+    assert not emulator.acs.identities  # never joined: no identity, nothing to revoke
     assert _session(client, new).status_code == 200
     with app.app_context():
         texts = [i.payload["text"] for i in db.session.scalars(select(OutboxItem).where(
@@ -383,3 +387,21 @@ def test_join_settings_are_validated_on_the_event_form(app, client, event, auth)
     page = _text(client.get(url))
     assert 'name="call_experience"' in page and 'name="join_opens_minutes"' in page
     assert 'name="recording_url"' in page and 'name="join_grace_minutes"' in page
+
+
+def test_reissue_revokes_call_tokens_issued_from_the_old_link(app, client, event, register, auth):
+    reg_id, old = register(event)
+    _set_times(app, event.id, starts_in=timedelta(minutes=-5))
+    stolen = _session(client, old).get_json()["token"]
+    emulator = app.extensions["microsoft"].emulator
+    assert emulator.acs.token_is_valid(stolen)
+    auth.login("owner@example.org")
+    url = f"/manage/events/{event.id}/registrations/{reg_id}/join-link"
+    assert client.submit(url, {}).status_code == 303
+    with app.app_context():
+        outbox.drain()  # what the worker does
+    assert not emulator.acs.token_is_valid(stolen)
+    new = JOIN_LINK.search(_text(client.get(url))).group(1)
+    time.sleep(1.1)  # ACS revokes tokens issued up to the revocation instant (whole seconds in the emulator)
+    fresh = _session(client, new).get_json()
+    assert fresh["userId"] == _reg(app, reg_id).acs_user_id and emulator.acs.token_is_valid(fresh["token"])
