@@ -134,6 +134,13 @@ def join_url_for_token(token: str) -> str:
         return current_app.config["PUBLIC_BASE_URL"] + "/j/" + token
 
 
+def device_check_url(reg: Registration) -> str:
+    """The absolute link of the attendee's camera and microphone check (for reminders)."""
+    from app.services import catalog
+
+    return catalog.public_url("public_join.device_check_GET", token=join_token_for(reg))
+
+
 def reissue(reg: Registration, *, actor: User) -> str:
     """Revoke the registration's join link and issue a new one; the old link stops working at once."""
     if reg.state != RegistrationState.confirmed:

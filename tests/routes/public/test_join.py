@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Registration, RegistrationState
-from app.services import outbox, registrations
+from app.services import joins, outbox, registrations
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -167,6 +167,12 @@ def test_open_page_offers_join_and_open_in_teams(app, client, event, register):
     assert "Join the call" in page and "You join as <strong>Ada Lovelace</strong>" in page
     assert TEAMS_URL.replace("&", "&amp;") in page and "Open in Teams" in page
     assert f"/j/{token}/device-check" in page
+    with app.app_context():
+        reg = db.session.scalars(select(Registration)).one()
+        assert joins.device_check_url(reg) == f"http://localhost/j/{token}/device-check"
+    check = client.get(f"/j/{token}/device-check")
+    assert check.status_code == 200 and "Start the check" in _text(check)
+    assert "media-src 'self' blob: mediastream:" in check.headers["Content-Security-Policy"]
 
 
 def test_ended_page_thanks_and_links_the_recording(app, client, event, register):
