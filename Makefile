@@ -29,6 +29,8 @@ DEV_STAMP := $(VENV)/.installed-dev-$(DEV_HASH)
 ifneq ($(wildcard package.json),)
 NPM_HASH := $(shell cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
 NPM_STAMP := node_modules/.installed-$(NPM_HASH)
+# The join page's call bundle (the ACS UI Library), built by esbuild from the locked packages.
+CALL_BUNDLE := app/static/build/join-call.js
 endif
 
 .PHONY: help run test setup setup-dev chromium postgres lint clean
@@ -56,9 +58,9 @@ test: setup-dev chromium postgres
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 
-setup: $(RUN_STAMP) $(NPM_STAMP)
+setup: $(RUN_STAMP) $(NPM_STAMP) $(CALL_BUNDLE)
 
-setup-dev: $(DEV_STAMP) $(NPM_STAMP)
+setup-dev: $(DEV_STAMP) $(NPM_STAMP) $(CALL_BUNDLE)
 
 $(VENV)/bin/python:
 	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
@@ -83,6 +85,9 @@ ifneq ($(wildcard package.json),)
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(CALL_BUNDLE): $(NPM_STAMP) $(wildcard frontend/*.js)
+	npm run --silent build
 endif
 
 chromium:
@@ -106,4 +111,4 @@ postgres:
 	fi
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules app/static/build

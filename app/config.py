@@ -77,6 +77,10 @@ class Config:
         self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"
         #: A registration sent back sooner than this after the form was shown is asked to press again.
         self.REGISTRATION_MIN_FILL_SECONDS = float(env("REGISTRATION_MIN_FILL_SECONDS") or 3)
+        #: Join-session requests (ACS token issuance) per client address.
+        self.JOIN_SESSION_RATE_LIMIT = env("JOIN_SESSION_RATE_LIMIT") or "10 per minute;60 per hour"
+        #: Lifetime of an attendee's ACS token in minutes (ACS allows 60–1440; never longer than the event needs).
+        self.JOIN_TOKEN_MINUTES = max(60, min(1440, _int(env("JOIN_TOKEN_MINUTES"), 60)))
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
         self.PASSWORD_MIN_LENGTH = _int(env("PASSWORD_MIN_LENGTH"), 10)
         self.LOG_LEVEL = env("LOG_LEVEL") or "INFO"
@@ -139,6 +143,7 @@ class TestConfig(Config):
         self.REGISTRATION_RATE_LIMIT = "1000 per minute"
         # Tests post forms at once; the minimum fill time has its own tests that turn it on.
         self.REGISTRATION_MIN_FILL_SECONDS = 0
+        self.JOIN_SESSION_RATE_LIMIT = "1000 per minute"
         self.PUBLIC_BASE_URL = "http://localhost"
         # Cheap hashing keeps hundreds of sign-ins fast; the production profile is asserted separately.
         self.ARGON2_TIME_COST = 1

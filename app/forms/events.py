@@ -10,10 +10,10 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields import DateTimeLocalField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget, html_params
 
 from app.models import QuestionKind
@@ -141,6 +141,26 @@ class EventForm(FlaskForm):
         default="bypass",
         description="Applies to people joining from their Foyer link.",
     )
+    call_experience = SelectField(
+        "What attendees see on the join page",
+        choices=[SelectChoice("call_with_chat", "The call with the meeting chat"),
+                 SelectChoice("call_only", "The call only")],
+        default="call_with_chat",
+    )
+    join_opens_minutes = IntegerField(
+        "Joining opens (minutes before the start)", default=15,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="Enter between 0 and 1440 minutes.")],
+        description="The join page counts down until then and opens the call by itself.",
+    )
+    join_grace_minutes = IntegerField(
+        "Join link keeps working (minutes after the end)", default=30,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="Enter between 0 and 1440 minutes.")],
+        description="For overruns. After that the link shows a thank-you page.",
+    )
+    recording_url = StringField(
+        "Recording link", filters=[_strip], validators=[Optional(), Length(max=2000)],
+        description="Optional. Shown on the join page once the event has ended.",
+    )
     reminders = MultiCheckboxField(
         "Reminders", coerce=int,
         choices=[SelectChoice(m, event_rules.describe_offset(m)) for m in event_rules.REMINDER_PRESETS],
@@ -243,6 +263,10 @@ class EventForm(FlaskForm):
             who_can_register=self.who_can_register.data or "everyone",
             require_email_verification=bool(self.require_email_verification.data),
             attendee_lobby=self.attendee_lobby.data or "bypass",
+            call_experience=self.call_experience.data or "call_with_chat",
+            join_opens_minutes=15 if self.join_opens_minutes.data is None else self.join_opens_minutes.data,
+            join_grace_minutes=30 if self.join_grace_minutes.data is None else self.join_grace_minutes.data,
+            recording_url=self.recording_url.data or "",
             reminder_offsets=self.reminder_offsets,
             banner=self.banner_image,
             banner_alt=self.banner_alt.data or "",

@@ -113,6 +113,15 @@ class Event(db.Model):
     erased_registrations: Mapped[int] = mapped_column(default=0, server_default="0")
     #: How Foyer attendees enter the Teams meeting: "bypass" (straight in) or "lobby" (wait to be admitted).
     attendee_lobby: Mapped[str] = mapped_column(String(20), default="bypass", server_default="bypass")
+    #: What the join page embeds: "call_with_chat" (the CallWithChat composite) or "call_only" (CallComposite).
+    call_experience: Mapped[str] = mapped_column(String(20), default="call_with_chat",
+                                                 server_default="call_with_chat")
+    #: How many minutes before the start attendees may join.
+    join_opens_minutes: Mapped[int] = mapped_column(default=15, server_default="15")
+    #: How many minutes after the end the join link keeps working (overruns).
+    join_grace_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
+    #: Where the recording can be watched, shown on the join page once the event has ended.
+    recording_url: Mapped[str] = mapped_column(Text, default="", server_default="")
     provisioning_status: Mapped[ProvisioningStatus] = mapped_column(
         Enum(ProvisioningStatus, name="provisioning_status", native_enum=False, length=20),
         default=ProvisioningStatus.not_requested,

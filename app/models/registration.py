@@ -62,6 +62,10 @@ class Registration(db.Model):
     manage_token_encrypted: Mapped[str | None] = mapped_column(Text)
     #: sha256 of the personal join-link token, while one is issued.
     join_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The join-link token encrypted at rest, so emails, invites and organizers can repeat the link.
+    join_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: sha256 of the last join token the organizer revoked, so that link says "replaced" rather than "unknown".
+    join_token_revoked_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     #: sha256 of the email-verification token, and when the unverified hold lapses.
     verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     verify_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -71,6 +75,8 @@ class Registration(db.Model):
     acs_user_id: Mapped[str | None] = mapped_column(String(200))
     first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the attendee last left the call from the join page (None while in it or never joined).
+    last_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

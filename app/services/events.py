@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import registrations, teams, uploads
+from app.services import joins, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -270,6 +270,12 @@ class EventData:
     #: "everyone", or "organization" (only addresses at the organization's domains).
     who_can_register: str = "everyone"
     require_email_verification: bool = False
+    #: The join page: "call_with_chat" or "call_only", when it opens, how long after the end it stays
+    #: open, and the recording link shown once the event has ended.
+    call_experience: str = "call_with_chat"
+    join_opens_minutes: int | None = 15
+    join_grace_minutes: int | None = 30
+    recording_url: str = ""
 
 
 def _check_event_data(data: EventData, *, event_id: int | None) -> str:
@@ -287,6 +293,10 @@ def _check_event_data(data: EventData, *, event_id: int | None) -> str:
     if data.capacity is not None and not 1 <= data.capacity <= CAPACITY_MAX:
         raise DomainError(f"Capacity must be between 1 and {CAPACITY_MAX:,}, or blank for unlimited.", field="capacity")
     data.reminder_offsets = normalize_reminder_offsets(data.reminder_offsets)
+    (data.call_experience, data.join_opens_minutes, data.join_grace_minutes,
+     data.recording_url) = joins.check_settings(
+        call_experience=data.call_experience, join_opens_minutes=data.join_opens_minutes,
+        join_grace_minutes=data.join_grace_minutes, recording_url=data.recording_url)
     if data.slug:
         problem = slug_problem(data.slug)
         if problem:
@@ -325,6 +335,10 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
     event.approval_required = data.approval_required
     event.waitlist_enabled = data.waitlist_enabled
     event.reminder_offsets = list(data.reminder_offsets)
+    event.call_experience = data.call_experience
+    event.join_opens_minutes = data.join_opens_minutes
+    event.join_grace_minutes = data.join_grace_minutes
+    event.recording_url = data.recording_url
     event.banner_alt = (data.banner_alt or "").strip()[:300]
     if data.banner is not None:
         uploads.discard_upload(event.banner_filename)
@@ -465,6 +479,9 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         approval_required=event.approval_required,
         waitlist_enabled=event.waitlist_enabled,
         attendee_lobby=event.attendee_lobby,
+        call_experience=event.call_experience,
+        join_opens_minutes=event.join_opens_minutes,
+        join_grace_minutes=event.join_grace_minutes,
         reminder_offsets=list(event.reminder_offsets or []),
         banner_filename=uploads.copy_upload(event.banner_filename),
         banner_alt=event.banner_alt,

@@ -17,7 +17,7 @@ from flask import current_app
 from icalendar import Alarm, Calendar, vCalAddress
 from icalendar import Event as VEvent
 
-from app.models import Event, Registration, utcnow
+from app.models import Event, Registration, RegistrationState, utcnow
 from app.services.catalog import event_url, markdown_to_text
 from app.services.settings import get_branding
 
@@ -120,10 +120,13 @@ def registration_sequence(reg: Registration, method: str = "REQUEST") -> int:
 
 
 def _personal_link(reg: Registration) -> str:
-    # The personal join link (/j/<token>) comes with the join page; until then the manage link is the
-    # attendee's own way in, so the invite points there rather than at the raw Teams URL.
-    from app.services import registrations
+    """The attendee's personal join link (/j/<token>) for a place that has one; else the manage link.
+    Never the raw Teams URL: the join link checks the registration and can be revoked.
+    """
+    from app.services import joins, registrations
 
+    if reg.state == RegistrationState.confirmed or reg.join_token_hash:
+        return joins.join_url(reg)
     return registrations.manage_url(registrations.manage_token_for(reg))
 
 
@@ -150,7 +153,7 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
     text = markdown_to_text(event.description)
     if text:
         parts.append(text)
-    parts.append(f"Your registration (personal link, keep it to yourself): {link}")
+    parts.append(f"Join the event (personal link, keep it to yourself): {link}")
     parts.append(f"Event page: {event_url(event)}")
     vevent = VEvent.new(
         uid=registration_uid(reg),
@@ -181,7 +184,7 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
 def registration_invite(reg: Registration, method: str = "REQUEST", *, link: str | None = None) -> bytes:
     """A registrant's calendar invitation (METHOD:REQUEST) or its cancellation (METHOD:CANCEL), as bytes.
 
-    `link` is the personal link to put in it (default: the registration's stored manage link).
+    `link` is the personal link to put in it (default: the attendee's join link).
     """
     calendar = Calendar.new(prodid=PRODID, method=method)
     calendar.add_component(registration_vevent(reg, method, link=link))
@@ -201,7 +204,7 @@ OUTLOOK_WORK_COMPOSE_URL = "https://outlook.office.com/calendar/0/action/compose
 def add_to_calendar_links(reg: Registration, *, link: str) -> dict[str, str]:
     """Links that open Google Calendar / Outlook with the event filled in (every value URL-encoded)."""
     event = reg.event
-    details = f"Your registration (personal link, keep it to yourself): {link}\n\nEvent page: {event_url(event)}"
+    details = f"Join the event (personal link, keep it to yourself): {link}\n\nEvent page: {event_url(event)}"
     utc = "%Y%m%dT%H%M%SZ"
     google = {"action": "TEMPLATE", "text": event.title,
               "dates": f"{event.starts_at.astimezone(UTC):{utc}}/{event.ends_at.astimezone(UTC):{utc}}",

@@ -798,6 +798,11 @@ def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | 
         lines += ["", "Note from the organizer:", extra]
     lines += ["", f"Event: {event.title}", f"When: {describe_when(event, reg.timezone)}",
               "Where: online, in Microsoft Teams — join from your personal link."]
+    if reg.state == RegistrationState.confirmed and kind not in ("denied", "cancelled"):
+        from app.services import joins
+
+        lines += ["", "Join the event from your personal join link (it opens "
+                  f"{event.join_opens_minutes} minutes before the start; keep it to yourself):", joins.join_url(reg)]
     if kind not in ("denied", "cancelled"):
         lines += ["", "View, change or cancel your registration (keep this link to yourself):",
                   manage_url(token or manage_token_for(reg))]

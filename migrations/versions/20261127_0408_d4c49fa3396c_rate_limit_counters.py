@@ -1,7 +1,7 @@
 """Rate-limit counters in the database, shared by every process and host.
 
 Revision ID: d4c49fa3396c
-Revises: e9e26ccd994a
+Revises: 180fba8e52f8
 Create Date: 2026-11-27 04:08:10.296899
 
 """
@@ -13,7 +13,7 @@ import app.models.base
 
 # revision identifiers, used by Alembic.
 revision = 'd4c49fa3396c'
-down_revision = 'e9e26ccd994a'
+down_revision = '180fba8e52f8'
 branch_labels = None
 depends_on = None
 

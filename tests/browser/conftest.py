@@ -50,6 +50,9 @@ AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
+    # The join page's call needs a camera and microphone: fake ones (a test pattern and a tone),
+    # granted without a prompt.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 BROWSER_DATABASES = [d for d in os.environ.get("FOYER_BROWSER_DATABASES", "sqlite,postgresql").split(",") if d]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, User
-from app.services import events, ics, registrations
+from app.services import events, ics, joins, registrations
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -66,7 +66,9 @@ def test_invite_has_stable_uid_people_alarm_and_personal_link(app, published, ow
         assert vevent["SEQUENCE"] == 0
         assert str(vevent["STATUS"]) == "CONFIRMED"
         assert str(vevent["SUMMARY"]) == "Spring call"
-        link = f"http://localhost/r/{token}"
+        # The attendee's personal join link (never the raw Teams URL, never the manage link).
+        link = joins.join_url(reg)
+        assert link.startswith("http://localhost/j/") and token not in link
         assert str(vevent["URL"]) == link and str(vevent["LOCATION"]) == link
         assert link in str(vevent["DESCRIPTION"])
         organizer = vevent["ORGANIZER"]

@@ -18,7 +18,7 @@ from app.models import Event, Registration, RegistrationState
 from app.models.base import begin_write
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import registrations, roster
+from app.services import joins, registrations, roster
 from app.services.errors import DomainError
 from app.web import redirect_to, render_page_or_fragment, wants_fragment
 
@@ -239,3 +239,47 @@ def capacity_POST(event_id: int):
         text += f" {_people(len(promoted))} promoted from the waitlist."
     flash(text, "success")
     return redirect_to(_list_url(event, view))
+
+
+# --- joining the call ----------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:event_id>/registrations/<int:reg_id>/join-link")
+def registration_join_link_GET(event_id: int, reg_id: int):
+    """A confirmed attendee's personal join link, to copy, or to revoke and replace."""
+    event = load_managed_event(event_id)
+    reg = _load_registration(event, reg_id)
+    link = joins.join_url(reg) if reg.state.value == "confirmed" else None
+    body = render_template("organizer/registration_join_link.html", event=event, reg=reg, link=link,
+                           form=RowActionForm(formdata=None))
+    db.session.commit()  # a link issued on first view is kept
+    return body
+
+
+@bp.post("/<int:event_id>/registrations/<int:reg_id>/join-link")
+def registration_join_link_POST(event_id: int, reg_id: int):
+    """Revoke the attendee's join link and issue a new one (emailed to them); the old one stops working."""
+    form = RowActionForm()
+    event = load_managed_event(event_id)
+    reg = _load_registration(event, reg_id)
+    if not form.validate_on_submit():
+        return render_template("organizer/registration_join_link.html", event=event, reg=reg, form=form,
+                               link=None), 422
+    try:
+        joins.reissue(reg, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect_to(url_for(".registration_join_link_GET", event_id=event_id, reg_id=reg_id))
+    db.session.commit()
+    flash(f"The old join link of {reg.full_name} no longer works. We emailed them the new one.", "success")
+    return redirect_to(url_for(".registration_join_link_GET", event_id=event_id, reg_id=reg_id))
+
+
+@bp.get("/<int:event_id>/in-call")
+def in_call_GET(event_id: int):
+    """Who is in the call now (from Foyer's join records), and how attendees enter the meeting."""
+    event = load_managed_event(event_id)
+    ctx = {"event": event, "people": joins.in_call_now(event), "joined": joins.joined_count(event),
+           "window": joins.window(event)}
+    return render_page_or_fragment("organizer/in_call.html", "organizer/_in_call.html", "in_call_list", **ctx)

@@ -18,7 +18,7 @@ from app.forms.manage import CancelRegistrationForm, EraseRegistrationForm, deta
 from app.models import Registration, RegistrationState, utcnow
 from app.models.base import begin_write
 from app.routes._helpers import apply_domain_error
-from app.services import ics, privacy, registrations
+from app.services import ics, joins, privacy, registrations
 from app.services.errors import DomainError
 from app.web import redirect_to
 
@@ -81,18 +81,19 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
     """The manage page: state, times in both zones, calendar links, details form, data actions."""
     event = reg.event
     link = url_for(".manage_GET", token=token, _external=False)
-    manage_link = registrations.manage_url(token)
     active = reg.is_active
     invite = reg.state == RegistrationState.confirmed and not event.is_cancelled
+    join_link = joins.join_url(reg) if invite else None
     body = render_template(
         "public/manage.html", reg=reg, event=event, token=token, link=link,
         state_text=STATE_TEXT[reg.state], position=registrations.waitlist_position(reg),
         form=form if form is not None else (details_form(reg, privacy_url=_privacy_url()) if active else None),
-        calendar_links=ics.add_to_calendar_links(reg, link=manage_link) if invite else None,
+        calendar_links=ics.add_to_calendar_links(reg, link=join_link) if invite else None, join_link=join_link,
         has_invite=invite, ended=event.ends_at <= utcnow(), zones_differ=reg.timezone != event.timezone,
         when_attendee=registrations.describe_when(event, reg.timezone),
         when_event=registrations.describe_when(event, event.timezone),
     )
+    db.session.commit()  # a join link issued on first view is kept
     return body, status
 
 
@@ -167,7 +168,8 @@ def invite_GET(token: str):
     else:
         flash("Your calendar invitation is ready as soon as your seat is confirmed.", "info")
         return redirect_to(url_for(".manage_GET", token=token))
-    body = ics.registration_invite(reg, method, link=registrations.manage_url(token))
+    body = ics.registration_invite(reg, method)
+    db.session.commit()  # a join link issued for the invite is kept
     response = Response(body, content_type=f"text/calendar; charset=utf-8; method={method}")
     name = "cancel" if method == "CANCEL" else "invite"
     response.headers["Content-Disposition"] = f'attachment; filename="{reg.event.slug}-{name}.ics"'

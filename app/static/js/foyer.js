@@ -27,6 +27,27 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); });
-  document.addEventListener("htmx:load", function (evt) { localiseTimes(evt.target); });
+  // "Copy" buttons next to read-only fields (e.g. an attendee's join link). Without JavaScript the field
+  // can be selected and copied by hand, so the button stays hidden.
+  function enableCopyButtons(root) {
+    root.querySelectorAll("[data-copy-from]").forEach(function (button) {
+      var field = document.getElementById(button.getAttribute("data-copy-from"));
+      var status = button.parentElement.querySelector("[data-copy-status]");
+      if (!field || button.dataset.copyReady) return;
+      button.dataset.copyReady = "1";
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var say = function (text) { if (status) status.textContent = text; };
+        var byHand = function () { field.select(); say("Press Ctrl+C (or ⌘+C) to copy the selected link."); };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(function () { say("Copied to the clipboard."); }, byHand);
+        } else {
+          byHand();
+        }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); enableCopyButtons(document); });
+  document.addEventListener("htmx:load", function (evt) { localiseTimes(evt.target); enableCopyButtons(evt.target); });
 })();

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Question, QuestionKind, Registration, RegistrationState
-from app.services import registrations
+from app.services import joins, registrations
 
 
 def _text(response) -> str:
@@ -213,6 +213,13 @@ def test_leave_the_waitlist(app, client, event, register):
     assert "You have left the waitlist." in _text(client.get(f"/r/{token}"))
 
 
+def _join_link(app, reg_id) -> str:
+    with app.app_context():
+        link = joins.join_url(db.session.get(Registration, reg_id))
+        db.session.commit()
+        return link
+
+
 def test_invite_download_and_cancellation(app, client, event, register):
     reg_id, token = register(event)
     response = client.get(f"/r/{token}/invite.ics")
@@ -223,7 +230,7 @@ def test_invite_download_and_cancellation(app, client, event, register):
     (vevent,) = calendar.walk("VEVENT")
     assert str(calendar["METHOD"]) == "REQUEST"
     assert str(vevent["UID"]) == f"registration-{reg_id}@localhost"
-    assert str(vevent["URL"]) == f"http://localhost/r/{token}"
+    assert str(vevent["URL"]) == _join_link(app, reg_id)  # the personal join link, not the manage link
     client.submit(f"/r/{token}/cancel", form_url=f"/r/{token}/cancel")
     calendar = Calendar.from_ical(client.get(f"/r/{token}/invite.ics").data)
     (cancelled,) = calendar.walk("VEVENT")
@@ -235,7 +242,7 @@ def test_calendar_links_are_encoded_not_concatenated(app, client, make_event, ow
     made = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC),
                       title='Q&A #1 "rock" & <roll>?', starts_at=datetime(2031, 6, 1, 8, 0, tzinfo=UTC),
                       ends_at=datetime(2031, 6, 1, 9, 30, tzinfo=UTC))
-    _, token = register(made)
+    reg_id, token = register(made)
     page = _text(client.get(f"/r/{token}"))
 
     def href(base: str) -> str:
@@ -249,7 +256,7 @@ def test_calendar_links_are_encoded_not_concatenated(app, client, make_event, ow
     assert google["text"] == ['Q&A #1 "rock" & <roll>?']
     assert google["dates"] == ["20310601T080000Z/20310601T093000Z"]
     assert google["ctz"] == ["Europe/Berlin"]
-    assert f"http://localhost/r/{token}" in google["details"][0]
+    assert _join_link(app, reg_id) in google["details"][0]
     outlook = parse_qs(urlsplit(hrefs["Outlook.com"]).query)
     assert outlook["subject"] == ['Q&A #1 "rock" & <roll>?']
     assert outlook["startdt"] == ["2031-06-01T08:00:00+00:00"]

@@ -1,0 +1,372 @@
+"""Attendee join: the personal join link `/j/<token>`, the join page's state, ACS sessions for the
+embedded Teams meeting, and Foyer's own join records (first join, last seen, left).
+
+The join token is separate from the manage token. Like it, only its sha256 is looked up and the token
+itself is kept encrypted (MultiFernet) so that emails, calendar invites and organizers can repeat the
+link. An organizer can revoke a link and issue a new one; the revoked link then says so.
+
+A session is an ACS identity (created once per registration, then reused) and a user access token
+for `voip` and `chat`, valid 60–1440 minutes (ACS's bounds): `JOIN_TOKEN_MINUTES` by default, never
+longer than the event still needs, never shorter than ACS allows. The browser asks again before the
+token expires (long events).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.routing import BuildError
+
+from app.models import Event, Registration, RegistrationState, User, db, utcnow
+from app.services import crypto, outbox, tokens
+from app.services.errors import Conflict, DomainError
+from app.services.microsoft.errors import AcsError
+
+logger = logging.getLogger(__name__)
+
+#: Scopes of the attendee's ACS token: calling, and the meeting chat (CallWithChat).
+TOKEN_SCOPES = ["voip", "chat"]
+#: ACS's bounds on a token's lifetime, in minutes.
+TOKEN_MIN_MINUTES = 60
+TOKEN_MAX_MINUTES = 1440
+#: Someone whose join page reported in within this long is "in the call now".
+PRESENCE_WINDOW = timedelta(minutes=2)
+#: Seconds between the join page's "still here" reports while in the call.
+HEARTBEAT_SECONDS = 45
+CALL_EXPERIENCES = ("call_with_chat", "call_only")
+JOIN_OPENS_MAX_MINUTES = 24 * 60
+GRACE_MAX_MINUTES = 24 * 60
+
+
+class JoinState:
+    """What the join page shows for a link at a given moment."""
+
+    too_early = "too_early"
+    open = "open"
+    ended = "ended"
+    cancelled = "cancelled"  # the registration or the whole event was cancelled (or denied)
+    not_confirmed = "not_confirmed"  # pending, waitlisted or awaiting email confirmation
+    revoked = "revoked"  # the organizer replaced this link
+
+
+class JoinUnavailable(DomainError):
+    """No session can be issued right now (wrong state, or ACS failed); `state` says why."""
+
+    def __init__(self, message: str, *, state: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.state = state
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class JoinLink:
+    """The registration a link leads to; `revoked` when it is an organizer-replaced link."""
+
+    registration: Registration
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class JoinStatus:
+    state: str
+    opens_at: datetime
+    closes_at: datetime
+
+    @property
+    def can_join(self) -> bool:
+        return self.state == JoinState.open
+
+
+@dataclass(frozen=True)
+class JoinSession:
+    """What the browser needs to mount the call; nothing else about the meeting."""
+
+    user_id: str
+    token: str
+    expires_on: datetime
+    display_name: str
+    meeting_link: str
+    endpoint: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"userId": self.user_id, "token": self.token, "expiresOn": self.expires_on.isoformat(),
+                "displayName": self.display_name, "meetingLink": self.meeting_link, "endpoint": self.endpoint}
+
+
+# --- the link ---------------------------------------------------------------------------------------
+
+
+def _issue(reg: Registration) -> str:
+    token = tokens.new_token()
+    reg.join_token_hash = tokens.hash_token(token)
+    reg.join_token_encrypted = crypto.encrypt(token)
+    return token
+
+
+def join_token_for(reg: Registration) -> str:
+    """The plain join token (decrypted), issuing one when the registration has none yet."""
+    if reg.join_token_hash and reg.join_token_encrypted:
+        try:
+            return crypto.decrypt(reg.join_token_encrypted)
+        except crypto.SecretUnreadable:
+            logger.warning("Join token of registration %s unreadable; issuing a new one", reg.id)
+    return _issue(reg)
+
+
+def join_url(reg: Registration) -> str:
+    """The absolute personal join link of a registration (issued on first use)."""
+    return join_url_for_token(join_token_for(reg))
+
+
+def join_url_for_token(token: str) -> str:
+    from app.services import catalog
+
+    try:
+        return catalog.public_url("public_join.join_GET", token=token)
+    except BuildError:
+        return current_app.config["PUBLIC_BASE_URL"] + "/j/" + token
+
+
+def device_check_url(reg: Registration) -> str:
+    """The absolute link of the attendee's camera and microphone check (for reminders)."""
+    from app.services import catalog
+
+    return catalog.public_url("public_join.device_check_GET", token=join_token_for(reg))
+
+
+def reissue(reg: Registration, *, actor: User) -> str:
+    """Revoke the registration's join link and issue a new one; the old link stops working at once."""
+    if reg.state != RegistrationState.confirmed:
+        raise Conflict("Only confirmed registrations have a join link.")
+    reg.join_token_revoked_hash = reg.join_token_hash
+    token = _issue(reg)
+    db.session.flush()
+    _send_new_link(reg, token)
+    if reg.acs_user_id:
+        # Whoever held the old link may still hold a call token from it: ACS revokes every token issued
+        # so far (a join from the new link gets a fresh one).
+        outbox.enqueue("acs.revoke_tokens", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
+                       dedupe_key=f"acs.revoke_tokens:{reg.id}:{reg.join_token_hash}")
+    logger.info("Join link of registration %s revoked and reissued by %s", reg.id, actor.id)
+    return token
+
+
+@outbox.handler("acs.revoke_tokens")
+def revoke_acs_tokens(payload: dict[str, Any]) -> None:
+    """Perform a queued token revocation; throttling and outages are retried."""
+    from app.services.microsoft.wiring import get_microsoft
+
+    try:
+        get_microsoft().acs_identity.revoke_tokens(payload["user_id"])
+    except AcsError as exc:
+        if exc.transient:
+            raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+        if exc.status == 404:
+            return  # the identity is gone, and its tokens with it
+        raise outbox.PermanentFailure(str(exc)) from exc
+
+
+def _send_new_link(reg: Registration, token: str) -> None:
+    """Email the attendee their new join link (the old one stopped working)."""
+    from app.services import notifications, registrations
+
+    event = reg.event
+    lines = [f"Hello {reg.first_name},", "",
+             f"The organizer of {event.title} has issued you a new personal join link. The previous link no "
+             "longer works.", "",
+             f"Event: {event.title}", f"When: {registrations.describe_when(event, reg.timezone)}", "",
+             "Join the event from your new link (keep it to yourself):", join_url_for_token(token), ""]
+    notifications.queue_plain_email(to=reg.email, name=reg.full_name, subject=f"Your new join link: {event.title}",
+                                    text="\n".join(lines), dedupe_key=f"registration:{reg.id}:join-link:"
+                                    f"{reg.join_token_hash}", event_id=event.id)
+
+
+def _plausible(token: Any) -> bool:
+    return isinstance(token, str) and 20 <= len(token) <= 100
+
+
+def by_join_token(token: str) -> JoinLink | None:
+    """The registration behind a join link (or a revoked one); None for anything unknown."""
+    if not _plausible(token):
+        return None
+    digest = tokens.hash_token(token)
+    reg = db.session.scalar(select(Registration).where(Registration.join_token_hash == digest))
+    if reg is not None and tokens.token_matches(token, reg.join_token_hash):
+        return JoinLink(reg)
+    reg = db.session.scalar(select(Registration).where(Registration.join_token_revoked_hash == digest))
+    if reg is not None and tokens.token_matches(token, reg.join_token_revoked_hash):
+        return JoinLink(reg, revoked=True)
+    return None
+
+
+# --- the state machine ----------------------------------------------------------------------------
+
+
+def window(event: Event) -> tuple[datetime, datetime]:
+    """When joining opens (minutes before the start) and closes (grace period after the end)."""
+    opens = event.starts_at - timedelta(minutes=event.join_opens_minutes if event.join_opens_minutes is not None
+                                        else 15)
+    closes = event.ends_at + timedelta(minutes=event.join_grace_minutes if event.join_grace_minutes is not None
+                                       else 30)
+    return opens, closes
+
+
+def status(link: JoinLink, now: datetime | None = None) -> JoinStatus:
+    """The link's state right now: revoked, cancelled, not confirmed, too early, open or ended."""
+    now = now or utcnow()
+    reg = link.registration
+    event = reg.event
+    opens, closes = window(event)
+    if link.revoked:
+        state = JoinState.revoked
+    elif event.is_cancelled or reg.state in (RegistrationState.cancelled, RegistrationState.denied):
+        state = JoinState.cancelled
+    elif reg.state != RegistrationState.confirmed:
+        state = JoinState.not_confirmed
+    elif now >= closes:
+        state = JoinState.ended
+    elif now < opens:
+        state = JoinState.too_early
+    else:
+        state = JoinState.open
+    return JoinStatus(state=state, opens_at=opens, closes_at=closes)
+
+
+_REFUSALS = {
+    JoinState.revoked: "This join link has been replaced. Use the link in your most recent email.",
+    JoinState.cancelled: "This registration or event has been cancelled, so the link no longer opens the call.",
+    JoinState.not_confirmed: "Your place is not confirmed yet, so you cannot join the call.",
+    JoinState.too_early: "The call has not opened yet.",
+    JoinState.ended: "This event has ended.",
+}
+
+
+# --- sessions ---------------------------------------------------------------------------------------
+
+
+def token_minutes(event: Event, now: datetime) -> int:
+    """The token's lifetime: the configured length, never longer than the event still needs,
+    within ACS's 60–1440 minutes.
+    """
+    configured = int(current_app.config["JOIN_TOKEN_MINUTES"])
+    _, closes = window(event)
+    needed = math.ceil((closes - now).total_seconds() / 60)
+    minutes = min(configured, needed)
+    return max(TOKEN_MIN_MINUTES, min(TOKEN_MAX_MINUTES, minutes))
+
+
+def acs_endpoint() -> str:
+    """The ACS resource URL the browser's chat client talks to."""
+    from app.services.microsoft.acs import AcsSettings
+
+    return AcsSettings.from_connection_string(current_app.config["ACS_CONNECTION_STRING"]).endpoint + "/"
+
+
+def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession:
+    """Issue an ACS session for an open link: the registration's identity (created once, then reused)
+    and a fresh token; records the join. JoinUnavailable when the link cannot join now or ACS fails.
+    """
+    from app.services.microsoft.wiring import get_microsoft
+
+    now = now or utcnow()
+    current = status(link, now)
+    if not current.can_join:
+        raise JoinUnavailable(_REFUSALS[current.state], state=current.state)
+    reg = link.registration
+    event = reg.event
+    if not event.join_url:
+        raise JoinUnavailable("The online meeting for this event is not ready yet. Please try again in a minute.",
+                              state=JoinState.open, retry=True)
+    identity = get_microsoft().acs_identity
+    try:
+        if not reg.acs_user_id:
+            reg.acs_user_id = identity.create_user()
+            db.session.flush()
+        issued = identity.issue_token(reg.acs_user_id, scopes=list(TOKEN_SCOPES), minutes=token_minutes(event, now))
+    except AcsError as exc:
+        logger.warning("No join session for registration %s: %s", reg.id, exc)
+        raise JoinUnavailable("We could not connect you to the call service just now. Please try again.",
+                              state=JoinState.open, retry=True) from exc
+    if reg.first_joined_at is None:
+        reg.first_joined_at = now
+    reg.last_seen_at = now
+    reg.last_left_at = None
+    db.session.flush()
+    logger.info("Join session issued for registration %s (event %s)", reg.id, event.id)
+    return JoinSession(user_id=issued.user_id, token=issued.token, expires_on=issued.expires_on,
+                       display_name=reg.full_name[:256] or "Guest", meeting_link=event.join_url,
+                       endpoint=acs_endpoint())
+
+
+def record_presence(link: JoinLink, *, left: bool = False, now: datetime | None = None) -> bool:
+    """The join page reports the attendee still in the call (or leaving it); False when not joinable."""
+    now = now or utcnow()
+    if not status(link, now).can_join and not left:
+        return False
+    reg = link.registration
+    if reg.first_joined_at is None:
+        return False
+    if left:
+        reg.last_left_at = now
+    else:
+        reg.last_seen_at = now
+        reg.last_left_at = None
+    db.session.flush()
+    return True
+
+
+def in_call_now(event: Event, now: datetime | None = None) -> list[Registration]:
+    """Confirmed registrations whose join page reported in recently and has not left: who is in the call."""
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(Registration).where(
+            Registration.event_id == event.id,
+            Registration.state == RegistrationState.confirmed,
+            Registration.last_seen_at >= now - PRESENCE_WINDOW,
+        ).order_by(Registration.first_joined_at, Registration.id)
+    )
+    return [r for r in rows if r.last_left_at is None or r.last_left_at < r.last_seen_at]
+
+
+def joined_count(event: Event) -> int:
+    """How many registrations have joined the call at least once."""
+    from sqlalchemy import func
+
+    return db.session.scalar(select(func.count()).select_from(Registration).where(
+        Registration.event_id == event.id, Registration.first_joined_at.is_not(None))) or 0
+
+
+# --- event settings -----------------------------------------------------------------------------------
+
+
+def check_settings(*, call_experience: str, join_opens_minutes: Any, join_grace_minutes: Any,
+                   recording_url: str) -> tuple[str, int, int, str]:
+    """Validated join settings of an event; DomainError naming the field otherwise."""
+    if call_experience not in CALL_EXPERIENCES:
+        raise DomainError("Choose how attendees join the call.", field="call_experience")
+    try:
+        opens = int(join_opens_minutes if join_opens_minutes not in (None, "") else 15)
+    except (TypeError, ValueError):
+        raise DomainError("Enter a number of minutes.", field="join_opens_minutes") from None
+    if not 0 <= opens <= JOIN_OPENS_MAX_MINUTES:
+        raise DomainError(f"Enter between 0 and {JOIN_OPENS_MAX_MINUTES} minutes.", field="join_opens_minutes")
+    try:
+        grace = int(join_grace_minutes if join_grace_minutes not in (None, "") else 30)
+    except (TypeError, ValueError):
+        raise DomainError("Enter a number of minutes.", field="join_grace_minutes") from None
+    if not 0 <= grace <= GRACE_MAX_MINUTES:
+        raise DomainError(f"Enter between 0 and {GRACE_MAX_MINUTES} minutes.", field="join_grace_minutes")
+    url = (recording_url or "").strip()
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > 2000 or any(
+                c.isspace() or ord(c) < 32 for c in url):
+            raise DomainError("Enter a web address starting with https://.", field="recording_url")
+    return call_experience, opens, grace, url
