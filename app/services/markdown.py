@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -23,6 +25,12 @@ def render_markdown(text: str | None) -> Markup:
     """Render Markdown to safe HTML; raw HTML in the source is escaped, then the output is sanitised."""
     if not text:
         return Markup("")
+    return _render(text)
+
+
+@lru_cache(maxsize=512)
+def _render(text: str) -> Markup:
+    """Rendering is a pure function of the text: popular event pages render their description once."""
     html = _md.render(text)
     # Demote h1 so the page keeps a single top-level heading.
     html = html.replace("<h1>", "<h2>").replace("</h1>", "</h2>")
