@@ -254,6 +254,33 @@ class Server:
                 pass
         return pids
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the master and its live workers."""
+        total = 0
+        for pid in [self.process.pid, *self.worker_pids()]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, timeout: float = 120, window: float = 1.0, idle_share: float = 0.05) -> float:
+        """Wait until the server is idle (requests left in flight by the last run finished); returns the wait.
+
+        wrk stops counting at the end of a run, but the server still answers what was sent: without this,
+        the next run would start behind that queue.
+        """
+        began = time.monotonic()
+        previous = self.cpu_seconds()
+        while time.monotonic() - began < timeout:
+            time.sleep(window)
+            now = self.cpu_seconds()
+            if now - previous < idle_share * window:
+                break
+            previous = now
+        return round(time.monotonic() - began, 1)
+
     def sample_memory(self) -> None:
         for pid in self.worker_pids():
             kb = vm_hwm_kb(pid)

@@ -56,8 +56,12 @@ def _run_phases(args, stack: ExitStack, phases: dict[str, str]) -> dict[str, dic
     for i in range(args.runs):
         for label, s in setups.items():
             path = f"/events/{s['slug']}/register"
+            for other in setups.values():  # every server idle: nothing left over from the last run
+                other["server"].settle()
             s["runs"].append(c.run_wrk(s["server"].base_url + path, script=c.BENCH / "register.lua",
                                        env=s["tokens"].wrk_env(path, f"{label}{i}", args.threads), **wrk))
+    for s in setups.values():
+        s["server"].settle()
     results = {}
     for label, s in setups.items():
         server_errors = s["server"].errors_in_log()

@@ -11,7 +11,9 @@ bench/register.lua) and a unique email, so each is a real new sign-up; REGISTRAT
 so the limiter counts (in the database, the default store) but never throttles. Bars (docs/quality.md):
 event page >= 0.6x, registration >= 0.4x hello, and a web worker's peak RSS <= 150 MB (VmHWM of every
 gunicorn worker seen during the runs, sampled every 0.5 s since workers are recycled after max_requests).
-Prints JSON, then a one-line summary; exits non-zero on any error response or a missed bar.
+Before each run the bench waits for the server to go idle, so a run never starts behind the
+requests the previous one left in flight. Prints JSON, then a one-line summary; exits non-zero on any
+error response or a missed bar.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def main() -> int:
             hello = c.Server(environ, tmp, app_uri="bench.hello_app:app", workers=args.workers, name="hello")
             try:
                 hello.wait_until_up("/")
-                hello_runs = [c.run_wrk(hello.base_url + "/", **wrk) for _ in range(args.runs)]
+                hello_runs = [_settled(hello, c.run_wrk, hello.base_url + "/", **wrk) for _ in range(args.runs)]
             finally:
                 hello.stop()
 
@@ -69,13 +71,16 @@ def main() -> int:
                 foyer.start_sampling()
                 c.check_csrf_pair_over_http(foyer.base_url, slug)
                 c.warm_registration(foyer.base_url, slug)
-                page_runs = [c.run_wrk(f"{foyer.base_url}/events/{slug}", **wrk) for _ in range(args.runs)]
+                page_runs = [_settled(foyer, c.run_wrk, f"{foyer.base_url}/events/{slug}", **wrk)
+                             for _ in range(args.runs)]
                 before = c.count_rows(app, _registration())
+                register = f"/events/{slug}/register"
                 register_runs = [
-                    c.run_wrk(f"{foyer.base_url}/events/{slug}/register", script=c.BENCH / "register.lua",
-                              env=tokens.wrk_env(f"/events/{slug}/register", f"t{i}", args.threads), **wrk)
+                    _settled(foyer, c.run_wrk, foyer.base_url + register, script=c.BENCH / "register.lua",
+                             env=tokens.wrk_env(register, f"t{i}", args.threads), **wrk)
                     for i in range(args.runs)
                 ]
+                foyer.settle()
                 memory = foyer.memory_report()
                 server_errors = foyer.errors_in_log()
             finally:
@@ -112,6 +117,14 @@ def main() -> int:
                    f"RSS {memory['peak_rss_mb_any_worker']} MB (bar {RSS_BAR_MB}), {errors} errors"
                    + (f" -- missed: {missed}" if missed else ""))
     return 0 if ok else 1
+
+
+def _settled(server: c.Server, run, *args, **kwargs) -> dict:
+    """A wrk run on an idle server (the previous run's requests still in flight are answered first)."""
+    waited = server.settle()
+    result = run(*args, **kwargs)
+    result["settled_before_s"] = waited
+    return result
 
 
 def _registration():
