@@ -394,6 +394,7 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, script: P
     non_ok = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     p50 = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", text)
+    wraps = re.search(r"token_wraps: (\d+)", text)
     return {
         "rps": float(match.group(1)),
         "requests": int(completed.group(1)) if completed else 0,
@@ -403,6 +404,7 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, script: P
         "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
         if sock else {},
         "p50_ms": _to_ms(*p50.groups()) if p50 else None,
+        **({"token_wraps": int(wraps.group(1))} if wraps else {}),
     }
 
 

@@ -68,6 +68,7 @@ def _run_phases(args, stack: ExitStack, phases: dict[str, str]) -> dict[str, dic
         results[label] = {
             "faults": s["faults"] or "(none)", "rps": c.median_rps(s["runs"]), "runs": s["runs"],
             "posted": sum(r["requests"] for r in s["runs"]),
+            "csrf_pairs_reused": sum(r.get("token_wraps", 0) for r in s["runs"]),
             "stored": c.count_rows(s["app"], _model("Registration")) - s["before"],
             "errors": sum(c.wrk_errors(r) for r in s["runs"]), "server_log_errors": server_errors[:20],
             "outbox_during_runs": _outbox_states(s["app"]),

@@ -97,7 +97,9 @@ def main() -> int:
         "event_page_ratio": round(page_rps / hello_rps, 3), "registration_ratio": round(register_rps / hello_rps, 3),
         "bars": {"event_page_ratio": EVENT_PAGE_BAR, "registration_ratio": REGISTRATION_BAR, "rss_mb": RSS_BAR_MB},
         "memory": memory,
-        "registrations": {"posted": posted, "stored": stored, "csrf_pairs": len(pairs)},
+        # A POST after the prepared pairs ran out re-uses one (still a valid token, a new email): raise --tokens.
+        "registrations": {"posted": posted, "stored": stored, "csrf_pairs": len(pairs),
+                          "csrf_pairs_reused": sum(r.get("token_wraps", 0) for r in register_runs)},
         "errors": errors, "server_log_errors": server_errors[:20], "server_log": foyer.kept_log,
         "runs_detail": {"hello": hello_runs, "event_page": page_runs, "registration": register_runs},
     }
