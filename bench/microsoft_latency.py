@@ -43,7 +43,7 @@ def _run_phases(args, stack: ExitStack, phases: dict[str, str]) -> dict[str, dic
         c.migrate(environ)
         app = c.make_app(environ, tmp)
         slug = c.seed_event(app)
-        cookie_name, pairs = c.csrf_pairs(app, args.tokens or 600 * args.seconds * args.runs)
+        cookie_name, pairs = c.csrf_pairs(app, args.tokens or 300 * args.seconds * args.runs)
         tokens = c.TokenFile(tmp, cookie_name, pairs)
         server = c.Server(environ, tmp, workers=args.workers, name=label)
         stack.callback(server.stop)
