@@ -3,48 +3,40 @@
     .venv/bin/python bench/registration_rush.py --db sqlite
     .venv/bin/python bench/registration_rush.py --db postgresql --clients 1000 --capacity 100
 
-Foyer is served on 127.0.0.1 as in production, by gunicorn sync workers (`--workers`, default 4), or
-with `--server werkzeug` by one threaded development server; either way with its own fresh database
+Foyer is served on 127.0.0.1 as in production, by gunicorn with the repository's gunicorn.conf.py
+(`--workers` sync workers, default 4, a deeper backlog and a longer timeout for the burst), or with
+`--server werkzeug` by one threaded development server; either way with its own fresh database
 (a temporary SQLite file, or a PostgreSQL database created and dropped through FOYER_BENCH_PG_DSN,
-default postgresql://postgres@127.0.0.1:5432/postgres). Every client has its own session and CSRF token;
-10 % of them re-use another client's address. Prints the outcome as JSON, then a one-line summary,
-and exits non-zero unless exactly `capacity` were confirmed with no duplicates and no errors.
+default postgresql://postgres@127.0.0.1:5432/postgres) migrated with `flask db upgrade`, and the event
+created and published through Foyer's services (see bench/_common.py). Every client has its own session
+and CSRF token; 10 % of them re-use another client's address. Prints the outcome as JSON, then a
+one-line summary, and exits non-zero unless exactly `capacity` were confirmed with no duplicates and no
+errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
 from sqlalchemy import func, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app import create_app  # noqa: E402
-from app.config import Config  # noqa: E402
+import _common as c  # noqa: E402  (puts the repository on sys.path)
+
 from app.extensions import db  # noqa: E402
-from app.models import Event, EventStatus, OutboxItem, Registration, RegistrationState, Role  # noqa: E402
-from app.services import accounts  # noqa: E402
-from app.services.crypto import generate_key  # noqa: E402
+from app.models import Event, OutboxItem, Registration, RegistrationState  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+CSRF = c.CSRF
 PG_DATABASE = "foyer_bench_rush"
 
 
@@ -53,78 +45,18 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _database_url(kind: str, tmp: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'bench.db'}"
-    dsn = os.environ.get("FOYER_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-    host = dsn.split("://", 1)[1].rsplit("/", 1)[0]
-    return f"postgresql+psycopg://{host}/{PG_DATABASE}"
-
-
-def _drop_postgres() -> None:
-    dsn = os.environ.get("FOYER_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-
-
-def _setup(app, capacity: int) -> str:
-    from flask_migrate import upgrade
-
-    with app.app_context():
-        upgrade()
-        owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None,
-                                     name="Bench")
-        now = datetime.now(UTC)
-        event = Event(title="Rush", slug="rush", timezone="Europe/Berlin", starts_at=now + timedelta(days=7),
-                      ends_at=now + timedelta(days=7, hours=1), status=EventStatus.published, published_at=now,
-                      capacity=capacity, waitlist_enabled=True, owner=owner)
-        db.session.add(event)
-        db.session.commit()
-        return event.slug
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(base_url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}")
-        try:
-            requests.get(base_url + "/", timeout=2)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
-
-
-def _serve(args, app, environ: dict[str, str], instance: Path):
+def _serve(args, app, environ: dict[str, str], tmp: Path):
     """Start the server; returns (base URL, a function that stops it)."""
     if args.server == "werkzeug":
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         return f"http://127.0.0.1:{server.server_port}", server.shutdown
-    port = _free_port()
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
-               "--backlog", "4096", "--timeout", "300", "--log-level", "warning",
-               f"app:create_app(instance_path={str(instance)!r})"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environ})  # noqa: S603
-    base_url = f"http://127.0.0.1:{port}"
-    _wait_until_up(base_url, process)
-
-    def stop() -> None:
-        process.terminate()
-        process.wait(timeout=30)
-
-    return base_url, stop
+    # gunicorn.conf.py, with a deeper backlog and a longer timeout: every client connects at once, and a
+    # sign-up may wait its turn for SQLite's write lock for longer than the production timeout.
+    server = c.Server(environ, tmp, workers=args.workers, extra_args=["--backlog", "4096", "--timeout", "300"])
+    server.wait_until_up("/")
+    return server.base_url, server.stop
 
 
 def _client(base_url: str, slug: str, index: int, email: str, start: threading.Event) -> str:
@@ -159,45 +91,37 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with c.temporary_directory() as tmpdir, c.fresh_database(args.db, Path(tmpdir), PG_DATABASE) as url:
         tmp = Path(tmpdir)
-        url = _database_url(args.db, tmp)
-        environ = {"DATABASE_URL": url, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "LOG_LEVEL": "WARNING",
-                   "REGISTRATION_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1",
-                   "REGISTRATION_MIN_FILL_SECONDS": "0",
-                   "SECRET_KEY": "bench-" + generate_key(), "ENCRYPTION_KEYS": generate_key()}
-        instance = tmp / "instance"
-        app = create_app(Config, instance_path=instance, environ=environ)
-        try:
-            slug = _setup(app, args.capacity)
-            base_url, stop = _serve(args, app, environ, instance)
+        environ = c.foyer_environ(url)
+        c.migrate(environ)
+        app = c.make_app(environ, tmp)
+        slug = c.seed_event(app, slug="rush", title="Rush", capacity=args.capacity, waitlist=True)
+        base_url, stop = _serve(args, app, environ, tmp)
 
-            repeats = int(args.clients * args.duplicate_share)
-            unique = [f"person{i}@example.org" for i in range(args.clients - repeats)]
-            emails = unique + [unique[i % len(unique)].upper() for i in range(repeats)]
-            start = threading.Event()
-            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-                futures = [pool.submit(_client, base_url, slug, i, email, start) for i, email in enumerate(emails)]
-                time.sleep(0.5)  # let the first wave fetch their forms
-                began = time.perf_counter()
-                start.set()
-                outcomes = Counter(f.result() for f in futures)
-                seconds = time.perf_counter() - began
-            stop()
+        repeats = int(args.clients * args.duplicate_share)
+        unique = [f"person{i}@example.org" for i in range(args.clients - repeats)]
+        emails = unique + [unique[i % len(unique)].upper() for i in range(repeats)]
+        start = threading.Event()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            futures = [pool.submit(_client, base_url, slug, i, email, start) for i, email in enumerate(emails)]
+            time.sleep(0.5)  # let the first wave fetch their forms
+            began = time.perf_counter()
+            start.set()
+            outcomes = Counter(f.result() for f in futures)
+            seconds = time.perf_counter() - began
+        stop()
 
-            with app.app_context():
-                rows = dict(db.session.execute(select(Registration.state, func.count()).group_by(
-                    Registration.state)).all())
-                distinct = db.session.scalar(select(func.count(func.distinct(Registration.email))))
-                total = db.session.scalar(select(func.count()).select_from(Registration))
-                seat_counter = db.session.scalar(select(Event.confirmed_count))
-                resent = db.session.scalar(select(func.count()).select_from(OutboxItem).where(
-                    OutboxItem.dedupe_key.like("%:resend:%")))
-                db.session.remove()
-                db.engine.dispose()
-        finally:
-            if args.db == "postgresql":
-                _drop_postgres()
+        with app.app_context():
+            rows = dict(db.session.execute(select(Registration.state, func.count()).group_by(
+                Registration.state)).all())
+            distinct = db.session.scalar(select(func.count(func.distinct(Registration.email))))
+            total = db.session.scalar(select(func.count()).select_from(Registration))
+            seat_counter = db.session.scalar(select(Event.confirmed_count))
+            resent = db.session.scalar(select(func.count()).select_from(OutboxItem).where(
+                OutboxItem.dedupe_key.like("%:resend:%")))
+            db.session.remove()
+            db.engine.dispose()
 
     result = {
         "db": args.db, "server": args.server, "clients": args.clients, "capacity": args.capacity,
