@@ -41,6 +41,7 @@ class Registration(db.Model):
         Index("uq_registrations_active_email", "event_id", "email", unique=True,
               postgresql_where=db.text(_ACTIVE_SQL), sqlite_where=db.text(_ACTIVE_SQL)),
         Index("ix_registrations_event_state", "event_id", "state", "created_at"),
+        Index("ix_registrations_event_attended", "event_id", "attended"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +72,12 @@ class Registration(db.Model):
     acs_user_id: Mapped[str | None] = mapped_column(String(200))
     first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: After the event: True / False once attendance is known (Graph reports merged with Foyer's own join
+    #: records), NULL before that.
+    attended: Mapped[bool | None]
+    #: Earliest join over every source, and the time present (overlapping intervals counted once).
+    attendance_first_join_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attendance_seconds: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -91,6 +98,10 @@ class Registration(db.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def attendance_minutes(self) -> int | None:
+        return None if self.attendance_seconds is None else round(self.attendance_seconds / 60)
 
     def __repr__(self) -> str:
         return f"<Registration {self.id} {self.state}>"
