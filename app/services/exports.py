@@ -76,8 +76,12 @@ def registrations_csv(event: Event) -> Iterator[str]:
     """The registrations CSV, chunk by chunk: one column per current question, then any answers to
     questions deleted since ("Other answers").
     """
+    # Read what the header needs now: the rows are produced later, while the response streams.
     questions = [(q.id, q.label) for q in event.questions]
-    event_id = event.id
+    return _registration_chunks(event.id, questions)
+
+
+def _registration_chunks(event_id: int, questions: list[tuple[int, str]]) -> Iterator[str]:
     header = ["Registration id", "First name", "Last name", "Email", "State", "Registered (UTC)", "Confirmed (UTC)",
               "Cancelled (UTC)", "Time zone", "Attended", "First join (UTC)", "Minutes present",
               *[label for _, label in questions], "Other answers"]
@@ -97,7 +101,10 @@ def registrations_csv(event: Event) -> Iterator[str]:
 
 def attendance_csv(event: Event) -> Iterator[str]:
     """Who attended: attended yes/no, first join and minutes present per registration."""
-    event_id = event.id
+    return _attendance_chunks(event.id)
+
+
+def _attendance_chunks(event_id: int) -> Iterator[str]:
     yield "\ufeff" + _encode([["Registration id", "First name", "Last name", "Email", "State", "Attended",
                                 "First join (UTC)", "Minutes present"]])
     for rows in _batches(event_id, answers=False):
