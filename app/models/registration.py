@@ -42,6 +42,10 @@ class Registration(db.Model):
               postgresql_where=db.text(_ACTIVE_SQL), sqlite_where=db.text(_ACTIVE_SQL)),
         Index("ix_registrations_event_state", "event_id", "state", "created_at"),
         Index("ix_registrations_event_attended", "event_id", "attended"),
+        # The organizer's table sorts by these within one event (see services/roster.py).
+        Index("ix_registrations_event_created", "event_id", "created_at", "id"),
+        Index("ix_registrations_event_email", "event_id", "email", "id"),
+        Index("ix_registrations_event_name", "event_id", "last_name", "first_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -54,11 +54,18 @@ def upgrade():
         batch_op.add_column(sa.Column('attendance_first_join_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('attendance_seconds', sa.Integer(), nullable=True))
         batch_op.create_index('ix_registrations_event_attended', ['event_id', 'attended'], unique=False)
+        batch_op.create_index('ix_registrations_event_created', ['event_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_registrations_event_email', ['event_id', 'email', 'id'], unique=False)
+        batch_op.create_index('ix_registrations_event_name', ['event_id', 'last_name', 'first_name', 'id'],
+                              unique=False)
 
 
 
 def downgrade():
     with op.batch_alter_table('registrations', schema=None) as batch_op:
+        batch_op.drop_index('ix_registrations_event_name')
+        batch_op.drop_index('ix_registrations_event_email')
+        batch_op.drop_index('ix_registrations_event_created')
         batch_op.drop_index('ix_registrations_event_attended')
         batch_op.drop_column('attendance_seconds')
         batch_op.drop_column('attendance_first_join_at')
