@@ -127,7 +127,12 @@ def _act(event_id: int, reg_id: int, action: str, message: str = ""):
 def registrations_GET(event_id: int):
     """Counts, filters, search and one page of the event's registrations."""
     event = load_managed_event(event_id)
-    return _page(event, _view(event, request.args))
+    view = _view(event, request.args)
+    response = _page(event, view)
+    if wants_fragment():
+        # Active search and filters push the clean address of this view (no empty fields) to history.
+        response.headers["HX-Push-Url"] = _list_url(event, view)
+    return response
 
 
 # --- one registration -----------------------------------------------------------------------------------

@@ -166,6 +166,8 @@ def test_active_search_answers_htmx_with_the_table_fragment(client, event, peopl
     assert body.lstrip().startswith('<div id="registrations-board">') and "<html" not in body
     assert _emails(body) == ["zoe@example.org"]
     assert "HX-Request" in response.headers.get("Vary", "")
+    pushed = hx(client, "GET", _url(event, q="zoe", attended="", sort="registered")).headers["HX-Push-Url"]
+    assert pushed == f"/manage/events/{event.id}/registrations?q=zoe"  # the clean address goes to history
     page = _text(client.get(_url(event)))
     assert 'hx-trigger="submit, input changed delay:400ms from:#registrations-search' in page
     assert 'hx-push-url="true"' in page
