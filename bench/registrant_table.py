@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import statistics
 import sys
@@ -51,7 +50,7 @@ from bench import registration_rush  # noqa: E402
 from bench.registration_rush import CSRF, _drop_postgres, _serve  # noqa: E402
 
 BAR_MS = 200.0
-PASSWORD = "bench password 123"
+PASSWORD = "bench password 123"  # noqa: S105 - a throwaway account in a throwaway database
 FIRST = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jun", "Kim", "Lea", "Max", "Noor"]
 LAST = ["Lovelace", "Babbage", "Curie", "Hopper", "Turing", "Noether", "Meitner", "Franklin", "Ride", "Sagan"]
 TRACKS = ["Development", "Operations", "Design", "Management"]

@@ -30,11 +30,13 @@ def seed_registrations(event_id: int, count: int, *, questions: list[tuple[int, 
         first, last = rnd.choice(FIRST), rnd.choice(LAST)
         attended = rnd.random() < attended_share if attended_share else None
         rows.append({
-            "event_id": event_id, "state": rnd.choice(states), "email": f"{first.lower()}.{last.lower()}.{i}@example.org",
+            "event_id": event_id, "state": rnd.choice(states),
+            "email": f"{first.lower()}.{last.lower()}.{i}@example.org",
             "first_name": first, "last_name": f"{last}{i}", "timezone": "UTC", "ics_sequence": 0,
             "manage_token_hash": hashlib.sha256(f"{event_id}:{i}:{seed}".encode()).hexdigest(),
             "created_at": start + timedelta(minutes=7 * i), "updated_at": start + timedelta(minutes=7 * i),
-            "attended": attended, "attendance_seconds": (rnd.randint(60, 3600) if attended else (0 if attended is False else None)),
+            "attended": attended,
+            "attendance_seconds": rnd.randint(60, 3600) if attended else (0 if attended is False else None),
         })
     for chunk in range(0, len(rows), 2000):
         db.session.execute(insert(Registration), rows[chunk:chunk + 2000])

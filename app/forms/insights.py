@@ -33,7 +33,8 @@ class DefaultRetentionForm(FlaskForm):
     days = IntegerField(
         "Purge attendee data this many days after each event",
         validators=[DataRequired("Enter a number of days."),
-                    NumberRange(min=1, max=MAX_RETENTION_DAYS, message=f"Enter between 1 and {MAX_RETENTION_DAYS:,} days.")],
+                    NumberRange(min=1, max=MAX_RETENTION_DAYS,
+                                message=f"Enter between 1 and {MAX_RETENTION_DAYS:,} days.")],
         description="Registrations, answers, emails and their log entries are deleted; only anonymous counts stay. "
         "Organizers can choose a different period per event.", render_kw={"inputmode": "numeric"},
     )

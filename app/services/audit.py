@@ -114,7 +114,8 @@ class AuditFilters:
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query-string arguments for this view (empty ones left out), with some changed."""
         values = {"category": self.category, "actor": self.actor, "event": self.event_id,
-                  "since": self.since.isoformat() if self.since else "", "until": self.until.isoformat() if self.until else "",
+                  "since": self.since.isoformat() if self.since else "",
+                  "until": self.until.isoformat() if self.until else "",
                   "q": self.q, "page": self.page}
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None, 1)}

@@ -94,7 +94,8 @@ def _registration_chunks(event_id: int, questions: list[tuple[int, str]]) -> Ite
             others = [f"{a.question_label}: {_answer_text(a.value)}" for a in reg.answers if a.question_id not in known]
             lines.append([reg.id, reg.first_name, reg.last_name, reg.email, reg.state.value, _iso(reg.created_at),
                           _iso(reg.confirmed_at), _iso(reg.cancelled_at), reg.timezone, _attended(reg),
-                          _iso(reg.attendance_first_join_at), "" if reg.attendance_minutes is None else reg.attendance_minutes,
+                          _iso(reg.attendance_first_join_at),
+                          "" if reg.attendance_minutes is None else reg.attendance_minutes,
                           *[_answer_text(by_question.get(qid)) for qid, _ in questions], " | ".join(others)])
         yield _encode(lines)
 

@@ -5,12 +5,11 @@ one refusal does not undo the others).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import json
 from typing import Any
 
 from sqlalchemy import Select, Text, cast, func, or_, select
@@ -238,7 +237,8 @@ def list_registrations(event: Event, *, state: str = "all", q: str = "", page: i
     query = _query(event, state, q, view)
     # Two cheap queries rather than one window count: the count reads only ids (an index, or the
     # materialised answer filter), and the page walks the sort's index and stops after one page.
-    total = db.session.scalar(select(func.count()).select_from(query.with_only_columns(Registration.id).subquery())) or 0
+    ids = query.with_only_columns(Registration.id).subquery()
+    total = db.session.scalar(select(func.count()).select_from(ids)) or 0
     pages = max(math.ceil(total / per_page), 1)
     page = min(page, pages)
     rows = db.session.scalars(

@@ -154,8 +154,9 @@ def test_organizer_can_import_again_after_new_reports(app, client, emulator, end
     response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
     assert response.status_code == 303
     drain(app)
+    eight_minutes = (_iso(ctx["start"]), _iso(ctx["start"] + timedelta(minutes=8)))
     emulator.graph.add_attendance_report(ctx["meeting"], start=_iso(ctx["start"]), end=_iso(ctx["end"]), records=[
-        {"emailAddress": "dan@example.org", "intervals": [(_iso(ctx["start"]), _iso(ctx["start"] + timedelta(minutes=8)))]}])
+        {"emailAddress": "dan@example.org", "intervals": [eight_minutes]}])
     client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
     drain(app)
     with app.app_context():
@@ -194,9 +195,9 @@ def test_only_the_50_most_recent_reports_are_read(app, emulator, ended_event):
     ctx = ended_event
     for i in range(55):
         start = ctx["start"] - timedelta(days=55 - i)
+        minute = (_iso(start), _iso(start + timedelta(minutes=1)))
         emulator.graph.add_attendance_report(ctx["meeting"], start=_iso(start), end=_iso(start + timedelta(hours=1)),
-                                             records=[{"emailAddress": "bob@example.org",
-                                                       "intervals": [(_iso(start), _iso(start + timedelta(minutes=1)))]}])
+                                             records=[{"emailAddress": "bob@example.org", "intervals": [minute]}])
     jobs.queue_attendance_imports(app)
     drain(app)
     with app.app_context():

@@ -59,7 +59,8 @@ def _context(event: Event, view: roster.RosterView, **extra) -> dict:
     }
 
 
-def _page(event: Event, view: roster.RosterView, *, status: int = 200, capacity_form: CapacityForm | None = None, **extra):
+def _page(event: Event, view: roster.RosterView, *, status: int = 200, capacity_form: CapacityForm | None = None,
+          **extra):
     ctx = _context(event, view, **extra)
     ctx["capacity_form"] = capacity_form or CapacityForm(formdata=None, data={"capacity": event.capacity})
     return render_page_or_fragment("organizer/registrations.html", "organizer/_registrations.html",
