@@ -75,6 +75,7 @@ def test_dashboard_table_and_admin_tools(page, visit, audit, live_server):
     expect(table).not_to_contain_text("bob@example.org")
     expect(page).to_have_url(live_server.url(f"/manage/events/{event_id}/registrations?sort=name&attended=yes"))
     page.get_by_label("Track").select_option("Code")
+    expect(page).to_have_url(re.compile(r"attended=yes&answer_\d+=Code$"))  # the swap has landed
     expect(table.locator("tbody tr")).to_have_count(2)
     page.get_by_label("Search by name or email").fill("cleo")
     expect(table.locator("tbody tr")).to_have_count(1)
