@@ -590,6 +590,7 @@ def move_question(question: Question, direction: str, *, actor: User) -> None:
     if _move(event.questions, question, direction):
         db.session.flush()
         db.session.expire(event, ["questions"])
+        audit.record("event.question_moved", actor=actor, target=event, summary=f"Question moved {direction}")
         logger.info("Question %s of event %s moved %s by %s", question.id, event.id, direction, actor.id)
 
 
@@ -672,4 +673,5 @@ def move_speaker(speaker: Speaker, direction: str, *, actor: User) -> None:
     if _move(event.speakers, speaker, direction):
         db.session.flush()
         db.session.expire(event, ["speakers"])
+        audit.record("event.speaker_moved", actor=actor, target=event, summary=f"Speaker moved {direction}")
         logger.info("Speaker %s of event %s moved %s by %s", speaker.id, event.id, direction, actor.id)
