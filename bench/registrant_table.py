@@ -104,7 +104,7 @@ def _setup(app, count: int) -> tuple[int, tuple[int, int, int]]:
         for chunk in range(0, len(answers), 5000):
             db.session.execute(insert(RegistrationAnswer), answers[chunk:chunk + 5000])
         db.session.commit()
-        with db.engine.connect() as conn:  # fresh statistics, as a live database would have
+        with db.engine.begin() as conn:  # fresh statistics, as autovacuum / a live database would have
             conn.exec_driver_sql("ANALYZE")
         event_id = event.id
         db.session.remove()

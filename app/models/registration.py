@@ -113,6 +113,8 @@ class Registration(db.Model):
 
 class RegistrationAnswer(db.Model):
     __tablename__ = "registration_answers"
+    #: The organizer's answer filters look up one registration's answer to one question.
+    __table_args__ = (Index("ix_registration_answers_registration_question", "registration_id", "question_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"), index=True)

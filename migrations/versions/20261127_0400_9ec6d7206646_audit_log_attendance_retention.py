@@ -49,6 +49,10 @@ def upgrade():
         batch_op.add_column(sa.Column('followup_enabled', sa.Boolean(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('followup_recording_url', sa.String(length=2000), server_default='', nullable=False))
 
+    with op.batch_alter_table('registration_answers', schema=None) as batch_op:
+        batch_op.create_index('ix_registration_answers_registration_question', ['registration_id', 'question_id'],
+                              unique=False)
+
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('attended', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('attendance_first_join_at', app.models.base.UTCDateTime(timezone=True), nullable=True))
@@ -70,6 +74,9 @@ def downgrade():
         batch_op.drop_column('attendance_seconds')
         batch_op.drop_column('attendance_first_join_at')
         batch_op.drop_column('attended')
+
+    with op.batch_alter_table('registration_answers', schema=None) as batch_op:
+        batch_op.drop_index('ix_registration_answers_registration_question')
 
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_column('followup_recording_url')
