@@ -59,3 +59,39 @@ def heartbeat(app: Flask) -> None:
             db.session.commit()
         finally:
             db.session.remove()
+
+
+def queue_attendance_imports(app: Flask) -> None:
+    """Queue the attendance import of events that have ended (the outbox performs it)."""
+    from app.models.base import begin_write
+    from app.services import attendance
+
+    with app.app_context():
+        try:
+            begin_write()
+            queued = attendance.queue_due_imports()
+            db.session.commit()
+            if queued:
+                logger.info("Queued attendance import for %s event(s)", queued)
+        finally:
+            db.session.remove()
+
+
+def purge_personal_data(app: Flask) -> None:
+    """Purge attendee data of events past their retention period, one event per transaction."""
+    from app.models import Event
+    from app.models.base import begin_write
+    from app.services import privacy
+
+    with app.app_context():
+        try:
+            for event_id in privacy.due_for_purge():
+                db.session.rollback()
+                begin_write()
+                event = db.session.get(Event, event_id)
+                if event is None or event.personal_data_purged_at is not None:
+                    continue  # another worker got there first
+                privacy.purge_event(event)
+                db.session.commit()
+        finally:
+            db.session.remove()

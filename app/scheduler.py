@@ -36,6 +36,8 @@ def schedule(app: Flask) -> list[Job]:
         Job("drain_outbox", jobs.drain_outbox, app.config["OUTBOX_POLL_SECONDS"]),
         Job("heartbeat", jobs.heartbeat, 30),
         Job("expire_unverified_holds", jobs.expire_unverified_holds, 300),
+        Job("queue_attendance_imports", jobs.queue_attendance_imports, 300),
+        Job("purge_personal_data", jobs.purge_personal_data, 3600),
     ]
 
 

@@ -1,5 +1,6 @@
 """All models, imported here so that Alembic and the app see the whole metadata."""
 
+from app.models.audit import AuditEntry
 from app.models.base import db, utcnow
 from app.models.event import (
     Event,
@@ -24,6 +25,7 @@ from app.models.setting import Setting
 from app.models.user import Role, User
 
 __all__ = [
+    "AuditEntry",
     "ACTIVE_STATES",
     "Registration",
     "RegistrationAnswer",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, func
@@ -131,6 +132,19 @@ class Event(db.Model):
     online_meeting_id: Mapped[str | None] = mapped_column(String(512))
     #: Stored verbatim: Teams join URLs carry %-escapes that must not be decoded.
     join_url: Mapped[str | None] = mapped_column(Text)
+
+    #: Days after the end when attendees' personal data is purged; NULL uses the admin's default.
+    retention_days: Mapped[int | None]
+    #: When the retention purge ran; afterwards only `purged_counts` remain.
+    personal_data_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Anonymous counts kept by the purge: registrations by state, attended, no-shows.
+    purged_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: When attendance was last imported from the meeting's Graph attendance reports, and what it found.
+    attendance_imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attendance_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Optional follow-up after the attendance import: "thanks" to attendees, "sorry we missed you" to no-shows.
+    followup_enabled: Mapped[bool] = mapped_column(default=False, server_default="0")
+    followup_recording_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -41,6 +41,11 @@ class Registration(db.Model):
         Index("uq_registrations_active_email", "event_id", "email", unique=True,
               postgresql_where=db.text(_ACTIVE_SQL), sqlite_where=db.text(_ACTIVE_SQL)),
         Index("ix_registrations_event_state", "event_id", "state", "created_at"),
+        Index("ix_registrations_event_attended", "event_id", "attended"),
+        # The organizer's table sorts by these within one event (see services/roster.py).
+        Index("ix_registrations_event_created", "event_id", "created_at", "id"),
+        Index("ix_registrations_event_email", "event_id", "email", "id"),
+        Index("ix_registrations_event_name", "event_id", "last_name", "first_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,6 +82,12 @@ class Registration(db.Model):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When the attendee last left the call from the join page (None while in it or never joined).
     last_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: After the event: True / False once attendance is known (Graph reports merged with Foyer's own join
+    #: records), NULL before that.
+    attended: Mapped[bool | None]
+    #: Earliest join over every source, and the time present (overlapping intervals counted once).
+    attendance_first_join_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attendance_seconds: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -98,12 +109,18 @@ class Registration(db.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 
+    @property
+    def attendance_minutes(self) -> int | None:
+        return None if self.attendance_seconds is None else round(self.attendance_seconds / 60)
+
     def __repr__(self) -> str:
         return f"<Registration {self.id} {self.state}>"
 
 
 class RegistrationAnswer(db.Model):
     __tablename__ = "registration_answers"
+    #: The organizer's answer filters look up one registration's answer to one question.
+    __table_args__ = (Index("ix_registration_answers_registration_question", "registration_id", "question_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"), index=True)

@@ -59,6 +59,7 @@ def login_POST():
             db.session.commit()
             _start_session(user)
             return redirect_to(target)
+        db.session.commit()  # keep the audit entry of the refused attempt
         form.form_errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
                            microsoft_sign_in=staff_sso.is_enabled()), 422
@@ -113,6 +114,9 @@ def microsoft_callback_POST():
 @bp.post("/logout")
 def logout_POST():
     """End the session."""
+    if current_user.is_authenticated:
+        accounts.record_sign_out(current_user._get_current_object())
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You have been signed out.", "info")

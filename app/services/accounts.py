@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.models import Role, User, db, utcnow
+from app.services import audit
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.tokens import hash_token, new_token
 
@@ -93,14 +94,31 @@ def authenticate(email: str, password: str) -> User | None:
     try:
         _hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):
+        _record_failed_sign_in(user)
         return None
     if user is None or not user.password_hash or not user.is_active_account:
+        _record_failed_sign_in(user)
         return None
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
+    audit.record("auth.login", actor=user, target=user, summary="Signed in with a password")
     logger.info("User %s signed in", user.id)
     return user
+
+
+def record_sign_out(user: User) -> None:
+    """Audit a sign-out."""
+    audit.record("auth.logout", actor=user, target=user, summary="Signed out")
+
+
+def _record_failed_sign_in(user: User | None) -> None:
+    """Audit a refused password sign-in; the address typed is kept only when it is a staff account's."""
+    if user is not None:
+        audit.record("auth.login_failed", actor_kind="anonymous", target=user,
+                     summary=f"Refused sign-in for {user.email}")
+    else:
+        audit.record("auth.login_failed", actor_kind="anonymous", summary="Refused sign-in for an unknown address")
 
 
 def has_any_user() -> bool:
@@ -172,6 +190,8 @@ def set_active(user: User, active: bool, *, actor: User) -> None:
         raise NotAllowed("You cannot deactivate your own account.")
     user.is_active_account = active
     user.session_version += 1
+    audit.record("user.reactivate" if active else "user.deactivate", actor=actor, target=user,
+                 summary=f"{'Reactivated' if active else 'Deactivated'} {user.email}")
     logger.info("User %s %s by %s", user.id, "reactivated" if active else "deactivated", actor.id)
 
 
@@ -201,6 +221,7 @@ def invite_user(email: str, *, name: str, role: Role, actor: User) -> tuple[User
     """Create an account without a password and return it with its one-time invitation token."""
     user = create_user(email, role=role, name=name)
     token = issue_invitation(user)
+    audit.record("user.invite", actor=actor, target=user, summary=f"Invited {user.email} as {role.value}")
     logger.info("User %s invited as %s by %s", user.id, role, actor.id)
     return user, token
 
@@ -209,6 +230,7 @@ def create_user_with_password(email: str, *, name: str, role: Role, password: st
                               min_length: int) -> User:
     """Create an account that can sign in straight away with the password the admin chose."""
     user = create_user(email, role=role, name=name, password=password, min_length=min_length)
+    audit.record("user.create", actor=actor, target=user, summary=f"Created {user.email} as {role.value}")
     logger.info("User %s created with a password by %s", user.id, actor.id)
     return user
 
@@ -225,6 +247,7 @@ def reissue_invitation(user: User, *, actor: User) -> str:
     if not user.is_active_account:
         raise Conflict("Reactivate this account before sending it a new link.")
     token = issue_invitation(user)
+    audit.record("user.reinvite", actor=actor, target=user, summary=f"New invitation link for {user.email}")
     logger.info("Invitation for user %s re-issued by %s", user.id, actor.id)
     return token
 
@@ -238,6 +261,7 @@ def reset_password(user: User, *, actor: User) -> str:
     user.password_hash = None
     user.session_version += 1
     token = issue_invitation(user)
+    audit.record("user.reset_password", actor=actor, target=user, summary=f"Reset the password of {user.email}")
     logger.info("Password of user %s reset by %s", user.id, actor.id)
     return token
 
@@ -249,6 +273,7 @@ def change_role(user: User, role: Role, *, actor: User) -> None:
     if role != Role.admin:
         _ensure_not_last_admin(user, "This is the last active admin. Make someone else an admin first.")
     user.role = role
+    audit.record("user.role", actor=actor, target=user, summary=f"{user.email} is now {role.value}")
     logger.info("User %s is now %s (changed by %s)", user.id, role, actor.id)
 
 

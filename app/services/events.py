@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import joins, registrations, teams, uploads
+from app.services import audit, joins, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -362,6 +362,8 @@ def _set_co_organizers(event: Event, user_ids: Sequence[int], *, actor: User) ->
     before = {u.id for u in event.co_organizers}
     event.co_organizers = users
     if before != wanted:
+        audit.record("event.co_organizers", actor=actor, target=event, summary="Changed the co-organizers",
+                     details={"user_ids": sorted(wanted)})
         logger.info("Co-organizers of event %s set to %s by %s", event.id, sorted(wanted), actor.id)
 
 
@@ -383,6 +385,7 @@ def create_event(data: EventData, *, actor: User) -> Event:
     if data.co_organizer_ids:
         _set_co_organizers(event, data.co_organizer_ids, actor=actor)
     db.session.flush()
+    audit.record("event.create", actor=actor, target=event, summary=f"Created “{event.title}”")
     logger.info("Event %s (%s) created by %s", event.id, event.slug, actor.id)
     return event
 
@@ -410,6 +413,7 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
         registrations.set_capacity(event, data.capacity, actor=actor)
     if _meeting_fields(event) != meeting_before:
         teams.queue_update(event)
+    audit.record("event.update", actor=actor, target=event, summary=f"Edited “{event.title}”")
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
     return event
 
@@ -426,6 +430,7 @@ def publish_event(event: Event, *, actor: User, now: datetime | None = None) -> 
     event.published_at = now or utcnow()
     db.session.flush()
     teams.queue_provisioning(event)
+    audit.record("event.publish", actor=actor, target=event, summary=f"Published “{event.title}”")
     logger.info("Event %s published by %s", event.id, actor.id)
 
 
@@ -437,6 +442,7 @@ def unpublish_event(event: Event, *, actor: User) -> None:
         raise Conflict("This event is not published.")
     event.status = EventStatus.draft
     db.session.flush()
+    audit.record("event.unpublish", actor=actor, target=event, summary=f"Unpublished “{event.title}”")
     logger.info("Event %s unpublished by %s", event.id, actor.id)
 
 
@@ -454,6 +460,7 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     event.ics_sequence += 1
     db.session.flush()
     teams.queue_cancellation(event, reason)
+    audit.record("event.cancel", actor=actor, target=event, summary=f"Cancelled “{event.title}”")
     logger.info("Event %s cancelled by %s", event.id, actor.id)
 
 
@@ -501,6 +508,8 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
                                       photo_filename=uploads.copy_upload(s.photo_filename)))
     db.session.add(clone)
     db.session.flush()
+    audit.record("event.clone", actor=actor, target=clone, summary=f"Cloned from event {event.id}",
+                 details={"source_event_id": event.id})
     logger.info("Event %s cloned to %s by %s", event.id, clone.id, actor.id)
     return clone
 
@@ -556,6 +565,7 @@ def add_question(event: Event, data: QuestionData, *, actor: User) -> Question:
                         required=data.required, options=options, position=len(event.questions))
     event.questions.append(question)
     db.session.flush()
+    audit.record("event.question_added", actor=actor, target=event, summary=f"Question added: {question.label}")
     logger.info("Question %s added to event %s by %s", question.id, event.id, actor.id)
     return question
 
@@ -572,6 +582,7 @@ def update_question(question: Question, data: QuestionData, *, actor: User) -> Q
     question.required = data.required
     question.options = options
     db.session.flush()
+    audit.record("event.question_edited", actor=actor, target=event, summary=f"Question edited: {question.label}")
     logger.info("Question %s of event %s edited by %s", question.id, event.id, actor.id)
     return question
 
@@ -584,6 +595,7 @@ def remove_question(question: Question, *, actor: User) -> None:
     event.questions.remove(question)
     _renumber(sorted(event.questions, key=lambda q: q.position))
     db.session.flush()
+    audit.record("event.question_removed", actor=actor, target=event, summary=f"Question removed: {question.label}")
     logger.info("Question %s removed from event %s by %s", question.id, event.id, actor.id)
 
 
@@ -595,6 +607,7 @@ def move_question(question: Question, direction: str, *, actor: User) -> None:
     if _move(event.questions, question, direction):
         db.session.flush()
         db.session.expire(event, ["questions"])
+        audit.record("event.question_moved", actor=actor, target=event, summary=f"Question moved {direction}")
         logger.info("Question %s of event %s moved %s by %s", question.id, event.id, direction, actor.id)
 
 
@@ -639,6 +652,7 @@ def add_speaker(event: Event, data: SpeakerData, *, actor: User) -> Speaker:
     _apply_speaker(speaker, data, name)
     event.speakers.append(speaker)
     db.session.flush()
+    audit.record("event.speaker_added", actor=actor, target=event, summary=f"Speaker added: {speaker.name}")
     logger.info("Speaker %s added to event %s by %s", speaker.id, event.id, actor.id)
     return speaker
 
@@ -650,6 +664,7 @@ def update_speaker(speaker: Speaker, data: SpeakerData, *, actor: User) -> Speak
     _require_editable(event)
     _apply_speaker(speaker, data, _check_speaker(data))
     db.session.flush()
+    audit.record("event.speaker_edited", actor=actor, target=event, summary=f"Speaker edited: {speaker.name}")
     logger.info("Speaker %s of event %s edited by %s", speaker.id, event.id, actor.id)
     return speaker
 
@@ -663,6 +678,7 @@ def remove_speaker(speaker: Speaker, *, actor: User) -> None:
     event.speakers.remove(speaker)
     _renumber(sorted(event.speakers, key=lambda s: s.position))
     db.session.flush()
+    audit.record("event.speaker_removed", actor=actor, target=event, summary=f"Speaker removed: {speaker.name}")
     logger.info("Speaker %s removed from event %s by %s", speaker.id, event.id, actor.id)
 
 
@@ -674,4 +690,5 @@ def move_speaker(speaker: Speaker, direction: str, *, actor: User) -> None:
     if _move(event.speakers, speaker, direction):
         db.session.flush()
         db.session.expire(event, ["speakers"])
+        audit.record("event.speaker_moved", actor=actor, target=event, summary=f"Speaker moved {direction}")
         logger.info("Speaker %s of event %s moved %s by %s", speaker.id, event.id, direction, actor.id)

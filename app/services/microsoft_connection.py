@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from app.models import Role, User, db, utcnow
 from app.models.base import begin_write
 from app.models.microsoft import ConnectionStatus, MicrosoftConnection
-from app.services import crypto, outbox
+from app.services import audit, crypto, outbox
 from app.services.errors import NotAllowed
 from app.services.microsoft.entra import SERVICE_SCOPES, SignedInAccount
 from app.services.microsoft.errors import NotConnected, ReconnectRequired
@@ -148,6 +148,8 @@ def finish_connect(flow: dict[str, Any], auth_response: dict[str, str], *, actor
     row.last_error = ""
     row.admins_alerted_at = None
     resumed = outbox.resume_waiting()
+    audit.record("microsoft.connect", actor=actor, target=("setting", "microsoft"),
+                 summary=f"Connected the Microsoft 365 service account {account.username}")
     logger.info("Microsoft 365 service account %s connected by %s; %s parked item(s) resumed",
                 account.username, actor.id, resumed)
     return account
@@ -161,6 +163,8 @@ def disconnect(*, actor: User) -> None:
     row.access_token_expires_at = None
     row.home_account_id = ""
     row.last_error = ""
+    audit.record("microsoft.disconnect", actor=actor, target=("setting", "microsoft"),
+                 summary="Disconnected the Microsoft 365 service account")
     logger.info("Microsoft 365 connection removed by %s", actor.id)
 
 

@@ -9,13 +9,28 @@ addressed to the person is removed (unsent) or emptied (sent: only the fact and 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
-from app.models import Event, OutboxItem, OutboxStatus, Registration, User, db, utcnow
-from app.services import catalog, registrations
+from app.models import (
+    AuditEntry,
+    Event,
+    OutboxItem,
+    OutboxStatus,
+    Registration,
+    RegistrationAnswer,
+    RegistrationState,
+    RegistrationTransition,
+    Setting,
+    User,
+    db,
+    utcnow,
+)
+from app.services import audit, catalog, registrations
+from app.services.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -130,5 +145,204 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
     )
     db.session.flush()
     db.session.refresh(event, ["erased_registrations"])
+    audit.record("privacy.erase", actor=actor, actor_kind="attendee", target=("registration", reg_id), event=event,
+                 summary=f"Erased registration {reg_id}" + ("" if actor else " at the attendee's request"))
     logger.info("Registration %s of event %s erased by %s", reg_id, event.id, actor.id if actor else "the attendee")
     return event
+
+
+def record_self_export(reg: Registration) -> None:
+    """Audit an attendee downloading their own data from their manage page."""
+    audit.record("privacy.export", actor_kind="attendee", target=reg,
+                 summary=f"Registration {reg.id} exported by the attendee")
+
+
+# --- per person (admin) ---------------------------------------------------------------------------------
+
+
+def find_person(email: str) -> list[Registration]:
+    """Every registration held for an address, across events (newest first)."""
+    address = (email or "").strip().lower()
+    if not address or len(address) > 320:
+        return []
+    return list(db.session.scalars(select(Registration).where(Registration.email == address)
+                                   .order_by(Registration.created_at.desc(), Registration.id.desc())))
+
+
+def export_person(email: str, *, actor: User) -> dict[str, Any]:
+    """Everything Foyer holds about one address, across events, as JSON-ready data (audited)."""
+    regs = find_person(email)
+    if not regs:
+        raise DomainError("Foyer holds no registration for that address.", field="email")
+    audit.record("privacy.export_person", actor=actor, target=("person", f"{len(regs)} registration(s)"),
+                 summary=f"Exported the data of {len(regs)} registration(s) for one person",
+                 details={"registration_ids": [r.id for r in regs]})
+    return {"export_version": EXPORT_VERSION, "exported_at": _iso(utcnow()), "email": regs[0].email,
+            "registrations": [export_registration(reg) for reg in regs]}
+
+
+def erase_person(email: str, *, actor: User) -> int:
+    """Erase every registration of one address (each as the attendee's own erasure would); returns how many."""
+    regs = find_person(email)
+    if not regs:
+        raise DomainError("Foyer holds no registration for that address.", field="email")
+    ids = [r.id for r in regs]
+    for reg in regs:
+        erase_registration(reg, actor=actor)
+    audit.record("privacy.erase_person", actor=actor, target=("person", f"{len(ids)} registration(s)"),
+                 summary=f"Erased {len(ids)} registration(s) of one person", details={"registration_ids": ids})
+    return len(ids)
+
+
+# --- retention ------------------------------------------------------------------------------------------
+
+RETENTION_SETTING = "retention"
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3650
+
+#: Each purger removes or empties the personal data one table holds about an event's attendees.
+#: They run in order, registrations last (the others may still look at them). A new table that
+#: holds attendee data adds one function here with @purger.
+PURGERS: list[tuple[str, Callable[[Event], int]]] = []
+
+
+def purger(name: str):
+    """Register a function that purges one table's personal data for an event; returns rows touched."""
+
+    def decorate(fn: Callable[[Event], int]) -> Callable[[Event], int]:
+        PURGERS.append((name, fn))
+        return fn
+
+    return decorate
+
+
+def default_retention_days() -> int:
+    """The admin's default: days after an event's end when attendee data is purged."""
+    row = db.session.get(Setting, RETENTION_SETTING)
+    try:
+        return int(row.value["days"]) if row is not None else DEFAULT_RETENTION_DAYS
+    except (KeyError, TypeError, ValueError):
+        return DEFAULT_RETENTION_DAYS
+
+
+def _check_days(days: Any, field: str) -> int:
+    try:
+        value = int(days)
+    except (TypeError, ValueError):
+        raise DomainError("Enter a whole number of days.", field=field) from None
+    if not 1 <= value <= MAX_RETENTION_DAYS:
+        raise DomainError(f"Enter between 1 and {MAX_RETENTION_DAYS:,} days.", field=field)
+    return value
+
+
+def set_default_retention(days: Any, *, actor: User) -> int:
+    """Set the default retention period (admins)."""
+    value = _check_days(days, "days")
+    row = db.session.get(Setting, RETENTION_SETTING)
+    if row is None:
+        db.session.add(Setting(key=RETENTION_SETTING, value={"days": value}))
+    else:
+        row.value = {"days": value}
+    audit.record("settings.retention", actor=actor, target=("setting", RETENTION_SETTING),
+                 summary=f"Default retention set to {value} days")
+    db.session.flush()
+    return value
+
+
+def set_event_retention(event: Event, days: Any, *, actor: User) -> None:
+    """Set an event's own retention period, or None / "" for the admin's default."""
+    value = None if days in (None, "") else _check_days(days, "retention_days")
+    event.retention_days = value
+    audit.record("event.retention", actor=actor, target=event,
+                 summary=f"Retention set to {value} days" if value else "Retention set to the default")
+    db.session.flush()
+
+
+def retention_for(event: Event) -> int:
+    return event.retention_days or default_retention_days()
+
+
+def purge_date(event: Event) -> datetime:
+    """When the event's attendee data is (or was) due for purging."""
+    return event.ends_at + timedelta(days=retention_for(event))
+
+
+def _anonymous_counts(event: Event) -> dict[str, Any]:
+    rows = db.session.execute(select(Registration.state, Registration.attended, func.count())
+                              .where(Registration.event_id == event.id)
+                              .group_by(Registration.state, Registration.attended)).all()
+    by_state = {state.value: 0 for state in RegistrationState}
+    attended = no_shows = 0
+    for state, was_there, count in rows:
+        by_state[RegistrationState(state).value] += count
+        if was_there is True:
+            attended += count
+        elif was_there is False and RegistrationState(state) == RegistrationState.confirmed:
+            no_shows += count
+    return {"by_state": by_state, "total": sum(by_state.values()), "attended": attended, "no_shows": no_shows,
+            "erased_on_request": event.erased_registrations or 0}
+
+
+def _event_registration_ids(event: Event):
+    return select(Registration.id).where(Registration.event_id == event.id).scalar_subquery()
+
+
+@purger("outbox")
+def _purge_outbox(event: Event) -> int:
+    """Emails about the event: sent ones keep only that they happened; unsent ones go."""
+    emails = (OutboxItem.kind == "email.send") & (OutboxItem.event_id == event.id)
+    emptied = db.session.execute(
+        update(OutboxItem).where(emails, OutboxItem.status.in_(_KEEP_STATUSES))
+        .values(payload=dict(ERASED_PAYLOAD), last_error="").execution_options(synchronize_session=False)
+    ).rowcount or 0
+    deleted = db.session.execute(
+        delete(OutboxItem).where(emails, OutboxItem.status.not_in(_KEEP_STATUSES))
+        .execution_options(synchronize_session=False)
+    ).rowcount or 0
+    return emptied + deleted
+
+
+@purger("audit_log")
+def _purge_audit_details(event: Event) -> int:
+    """Audit entries about the event's registrations keep what was done and when, not the details."""
+    return db.session.execute(
+        update(AuditEntry).where(AuditEntry.event_id == event.id, AuditEntry.target_type == "registration")
+        .values(details={}).execution_options(synchronize_session=False)
+    ).rowcount or 0
+
+
+@purger("registrations")
+def _purge_registrations(event: Event) -> int:
+    """Registrations with their answers and state history."""
+    ids = _event_registration_ids(event)
+    db.session.execute(delete(RegistrationAnswer).where(RegistrationAnswer.registration_id.in_(ids))
+                       .execution_options(synchronize_session=False))
+    db.session.execute(delete(RegistrationTransition).where(RegistrationTransition.registration_id.in_(ids))
+                       .execution_options(synchronize_session=False))
+    return db.session.execute(delete(Registration).where(Registration.event_id == event.id)
+                              .execution_options(synchronize_session=False)).rowcount or 0
+
+
+def purge_event(event: Event, *, actor: User | None = None) -> dict[str, Any]:
+    """Remove every attendee's personal data for the event, keeping anonymous counts (flushes)."""
+    counts = _anonymous_counts(event)
+    touched = {name: fn(event) for name, fn in PURGERS}
+    db.session.expire_all()
+    event = db.session.get(Event, event.id)
+    event.purged_counts = counts
+    event.personal_data_purged_at = utcnow()
+    audit.record("privacy.purge", actor=actor, target=event,
+                 summary=f"Purged attendee data of “{event.title}” ({counts['total']} registration(s))",
+                 details={"rows": touched, "counts": counts})
+    db.session.flush()
+    logger.info("Personal data of event %s purged: %s", event.id, touched)
+    return counts
+
+
+def due_for_purge(now: datetime | None = None) -> list[int]:
+    """Ids of events whose retention period has passed and whose data is still held."""
+    now = now or utcnow()
+    default = default_retention_days()
+    rows = db.session.execute(select(Event.id, Event.ends_at, Event.retention_days)
+                              .where(Event.personal_data_purged_at.is_(None), Event.ends_at < now)).all()
+    return [eid for eid, ends_at, days in rows if ends_at + timedelta(days=days or default) <= now]

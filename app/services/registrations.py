@@ -50,7 +50,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import begin_write
-from app.services import crypto, notifications, tokens
+from app.services import audit, crypto, notifications, tokens
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import is_valid_zone
 
@@ -153,6 +153,8 @@ def save_organization_domains(domains: list[str], *, actor: User) -> list[str]:
         db.session.add(Setting(key=ORGANIZATION_SETTING, value=value))
     else:
         row.value = value
+    audit.record("settings.organization_domains", actor=actor, target=("setting", ORGANIZATION_SETTING),
+                 summary="Changed the organization's email domains", details={"domains": list(domains)})
     logger.info("Organization domains set to %s by %s", domains, actor.id)
     return list(domains)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import IO
 
 from app.models import Setting, User, db, utcnow
-from app.services import uploads
+from app.services import audit, uploads
 from app.services.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def update_branding(
         logo_alt=(logo_alt or "").strip(),
     )
     save_branding(branding)
+    audit.record("settings.branding", actor=actor, target=("setting", "branding"), summary="Changed the branding")
     logger.info("Branding updated by %s", actor.id)
     return branding
 
@@ -211,5 +212,7 @@ def update_privacy_notice(text: str, *, actor: User) -> PrivacyNotice:
         db.session.add(Setting(key="privacy", value=value))
     else:
         row.value = value
+    audit.record("settings.privacy_notice", actor=actor, target=("setting", "privacy"),
+                 summary=f"Saved privacy notice version {version.version}")
     logger.info("Privacy notice version %s saved by %s", version.version, actor.id)
     return PrivacyNotice(versions=versions)

@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.models import Setting, User, db
+from app.services import audit
 from app.services.errors import NotAllowed
 from app.services.microsoft.entra import SIGN_IN_SCOPES
 from app.services.microsoft.wiring import get_microsoft
@@ -31,6 +32,8 @@ def set_enabled(enabled: bool, *, actor: User) -> None:
         db.session.add(Setting(key=SETTING_KEY, value={"enabled": enabled}))
     else:
         row.value = {"enabled": enabled}
+    audit.record("settings.staff_sign_in", actor=actor, target=("setting", SETTING_KEY),
+                 summary=f"Sign in with Microsoft for staff switched {'on' if enabled else 'off'}")
     logger.info("Staff sign-in with Microsoft %s by %s", "enabled" if enabled else "disabled", actor.id)
 
 
@@ -62,5 +65,6 @@ def finish_sign_in(flow: dict[str, Any], auth_response: dict[str, str]) -> User:
     from app.models import utcnow
 
     user.last_login_at = utcnow()
+    audit.record("auth.login", actor=user, target=user, summary="Signed in with Microsoft")
     logger.info("User %s signed in with Microsoft", user.id)
     return user

@@ -24,7 +24,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
 from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
-from app.models import Event
+from app.models import Event, utcnow
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
 from app.services import events, microsoft_connection
@@ -228,12 +228,26 @@ def _mention_lost_upload(form: EventForm) -> None:
 # --- overview and edit ---------------------------------------------------------------------------
 
 
+def event_page(event: Event, *, status: int = 200, **forms) -> Response:
+    """The overview with its dashboard; `forms` replaces a dashboard form that did not validate."""
+    from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
+    from app.services import insights
+
+    forms.setdefault("followup_form", FollowupForm(formdata=None, data={
+        "enabled": event.followup_enabled, "recording_url": event.followup_recording_url}))
+    forms.setdefault("retention_form", RetentionForm(formdata=None, data={"retention_days": event.retention_days}))
+    forms.setdefault("import_form", ImportAttendanceForm(formdata=None))
+    body = render_template("organizer/event.html", event=event, public_url=public_event_url(event),
+                           can_share=events.can_share(current_user, event), user=current_user,
+                           dashboard=insights.event_dashboard(event), now=utcnow(), **forms)
+    return make_response(body, status)
+
+
 @bp.get("/<int:event_id>")
 def event_GET(event_id: int):
-    """An overview of one event: status, times, links, actions."""
+    """An overview of one event: how it is going (dashboard), status, times, links, actions."""
     event = load_managed_event(event_id)
-    return render_template("organizer/event.html", event=event, public_url=public_event_url(event),
-                           can_share=events.can_share(current_user, event), user=current_user)
+    return event_page(event)
 
 
 @bp.get("/<int:event_id>/edit")

@@ -37,29 +37,30 @@ def _people(n: int) -> str:
     return "1 person was" if n == 1 else f"{n} people were"
 
 
-def _view(source) -> dict:
-    """The table's filter, search and page, from the query string (GET) or hidden fields (POST)."""
-    state, q, page = roster.clean_filters(source.get("state"), source.get("q"), source.get("page"))
-    return {"state": state, "q": q, "page": page}
+def _view(event: Event, source) -> roster.RosterView:
+    """The table's filters, search, sort and page, from the query string (GET) or hidden fields (POST)."""
+    return roster.clean_view(event, source)
 
 
-def _list_url(event: Event, view: dict) -> str:
-    args = {k: v for k, v in view.items() if v not in ("all", "", 1)}
-    return url_for(".registrations_GET", event_id=event.id, **args)
+def _list_url(event: Event, view: roster.RosterView) -> str:
+    return url_for(".registrations_GET", event_id=event.id, **view.args())
 
 
-def _context(event: Event, view: dict, **extra) -> dict:
-    listing = roster.list_registrations(event, **view)
+def _context(event: Event, view: roster.RosterView, **extra) -> dict:
+    listing = roster.list_registrations(event, view=view)
     return {
         "event": event, "listing": listing, "view": view, "counts": registrations.state_counts(event),
         "seats_left": registrations.seats_left(event), "filters": roster.STATE_FILTERS,
         "labels": roster.STATE_LABELS, "summary": roster.answers_summary,
+        "options": {"sorts": roster.SORT_LABELS, "attended": roster.ATTENDED_FILTERS,
+                    "questions": [(q, roster.answer_choices(q)) for q in roster.filterable_questions(event)]},
         "bulk_form": extra.pop("bulk_form", None) or BulkActionForm(formdata=None),
         "row_form": RowActionForm(formdata=None), "message": extra.pop("message", None), **extra,
     }
 
 
-def _page(event: Event, view: dict, *, status: int = 200, capacity_form: CapacityForm | None = None, **extra):
+def _page(event: Event, view: roster.RosterView, *, status: int = 200, capacity_form: CapacityForm | None = None,
+          **extra):
     ctx = _context(event, view, **extra)
     ctx["capacity_form"] = capacity_form or CapacityForm(formdata=None, data={"capacity": event.capacity})
     return render_page_or_fragment("organizer/registrations.html", "organizer/_registrations.html",
@@ -104,7 +105,7 @@ def _describe(result: roster.BulkResult, done_text: str) -> tuple[str, str]:
 DONE_TEXT = {"approve": "approved", "move": "moved from the waitlist", "deny": "denied", "cancel": "cancelled"}
 
 
-def _finish(event: Event, view: dict, text: str, category: str):
+def _finish(event: Event, view: roster.RosterView, text: str, category: str):
     """After an action: the refreshed table for htmx, else a flash and a redirect to the same view."""
     if wants_fragment():
         return _page(event, view, message=(text, category))
@@ -117,7 +118,7 @@ def _act(event_id: int, reg_id: int, action: str, message: str = ""):
     _start_writing()
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
-    view = _view(request.form)
+    view = _view(event, request.form)
     try:
         result = roster.apply(event, reg, action, actor=current_user, message=message)
     except DomainError as exc:
@@ -135,7 +136,12 @@ def _act(event_id: int, reg_id: int, action: str, message: str = ""):
 def registrations_GET(event_id: int):
     """Counts, filters, search and one page of the event's registrations."""
     event = load_managed_event(event_id)
-    return _page(event, _view(request.args))
+    view = _view(event, request.args)
+    response = _page(event, view)
+    if wants_fragment():
+        # Active search and filters push the clean address of this view (no empty fields) to history.
+        response.headers["HX-Push-Url"] = _list_url(event, view)
+    return response
 
 
 # --- one registration -----------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ def registration_deny_GET(event_id: int, reg_id: int):
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
     return render_template("organizer/registration_action.html", event=event, reg=reg, action="deny",
-                           form=DenyForm(formdata=None), view=_view(request.args))
+                           form=DenyForm(formdata=None), view=_view(event, request.args))
 
 
 @bp.post("/<int:event_id>/registrations/<int:reg_id>/deny")
@@ -169,7 +175,7 @@ def registration_deny_POST(event_id: int, reg_id: int):
     if not form.validate_on_submit():
         event = load_managed_event(event_id)
         return render_template("organizer/registration_action.html", event=event, action="deny", form=form,
-                               reg=_load_registration(event, reg_id), view=_view(request.form)), 422
+                               reg=_load_registration(event, reg_id), view=_view(event, request.form)), 422
     return _act(event_id, reg_id, "deny", form.message.data or "")
 
 
@@ -179,7 +185,7 @@ def registration_cancel_GET(event_id: int, reg_id: int):
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
     return render_template("organizer/registration_action.html", event=event, reg=reg, action="cancel",
-                           form=CancelForm(formdata=None), view=_view(request.args))
+                           form=CancelForm(formdata=None), view=_view(event, request.args))
 
 
 @bp.post("/<int:event_id>/registrations/<int:reg_id>/cancel")
@@ -189,7 +195,7 @@ def registration_cancel_POST(event_id: int, reg_id: int):
     if not form.validate_on_submit():
         event = load_managed_event(event_id)
         return render_template("organizer/registration_action.html", event=event, action="cancel", form=form,
-                               reg=_load_registration(event, reg_id), view=_view(request.form)), 422
+                               reg=_load_registration(event, reg_id), view=_view(event, request.form)), 422
     return _act(event_id, reg_id, "cancel", form.message.data or "")
 
 
@@ -200,7 +206,7 @@ def registration_cancel_POST(event_id: int, reg_id: int):
 def registrations_bulk_POST(event_id: int):
     """Apply one action to the ticked registrations; each refusal is reported, the rest go ahead."""
     form = BulkActionForm()
-    view = _view(request.form)
+    view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
     _start_writing()
@@ -221,7 +227,7 @@ def registrations_bulk_POST(event_id: int):
 def capacity_POST(event_id: int):
     """Change the capacity; new seats go to the waitlist at once, first come first served."""
     form = CapacityForm()
-    view = _view(request.form)
+    view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
     _start_writing()

@@ -181,6 +181,8 @@ def data_GET(token: str):
     """Everything Foyer holds about this registration, as a JSON download."""
     reg = _load(token)
     body = json.dumps(privacy.export_registration(reg), ensure_ascii=False, indent=2)
+    privacy.record_self_export(reg)
+    db.session.commit()
     response = Response(body, content_type="application/json; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{reg.event.slug}-my-data.json"'
     return response

@@ -1,0 +1,90 @@
+"""Dashboard actions on an event's overview page: import attendance now, the automatic follow-up, and
+how long attendee data is kept. The overview itself is organizer_events.event_GET.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, url_for
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
+from app.routes._loaders import load_managed_event
+from app.services import attendance, privacy
+from app.services.errors import DomainError
+from app.web import redirect_to
+
+bp = Blueprint("organizer_insights", __name__, url_prefix="/manage/events")
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    """Every organizer page needs a signed-in staff user."""
+
+
+def _back(event_id: int, anchor: str):
+    return redirect_to(url_for("organizer_events.event_GET", event_id=event_id, _anchor=anchor))
+
+
+def _invalid(event_id: int, form, anchor: str):
+    """Dashboard forms are small: report the problem at the top of the page and go back to it."""
+    from app.routes.organizer.events import event_page
+
+    event = load_managed_event(event_id)
+    return event_page(event, status=422, **{f"{anchor}_form": form})
+
+
+@bp.post("/<int:event_id>/attendance/import")
+def attendance_import_POST(event_id: int):
+    """Ask the worker to import the meeting's attendance now (after the event)."""
+    event = load_managed_event(event_id)
+    if not ImportAttendanceForm().validate_on_submit():
+        flash("Your session expired. Please try again.", "error")
+        return _back(event_id, "attendance")
+    try:
+        attendance.request_import(event, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash("Attendance will be imported in a moment. Refresh this page to see it.", "success")
+    return _back(event_id, "attendance")
+
+
+@bp.post("/<int:event_id>/followup")
+def followup_POST(event_id: int):
+    """Switch the automatic follow-up on or off and set the recording link."""
+    event = load_managed_event(event_id)
+    form = FollowupForm()
+    if form.validate_on_submit():
+        try:
+            attendance.update_followup(event, enabled=form.enabled.data, recording_url=form.recording_url.data or "",
+                                       actor=current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            form.recording_url.errors = [exc.message]
+        else:
+            db.session.commit()
+            flash("Follow-up settings saved.", "success")
+            return _back(event_id, "followup")
+    return _invalid(event_id, form, "followup")
+
+
+@bp.post("/<int:event_id>/retention")
+def retention_POST(event_id: int):
+    """Set how long this event's attendee data is kept."""
+    event = load_managed_event(event_id)
+    form = RetentionForm()
+    if form.validate_on_submit():
+        try:
+            privacy.set_event_retention(event, form.retention_days.data, actor=current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            form.retention_days.errors = [exc.message]
+        else:
+            db.session.commit()
+            flash("Retention period saved.", "success")
+            return _back(event_id, "retention")
+    return _invalid(event_id, form, "retention")

@@ -1,0 +1,150 @@
+"""Retention: the worker purges attendee data N days after an event (N from the admin, or the event's
+own), leaving anonymous counts and no personal data in any table; events not yet due keep theirs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import jobs
+from app.extensions import db
+from app.models import AuditEntry, Event, EventStatus, OutboxItem, Question, QuestionKind, Registration
+from app.services import outbox, privacy, registrations, roster
+
+SECRET_WORDS = ["Ada", "Lovelace", "ada@example.org", "Bob", "Babbage", "bob@example.org", "Cleo", "cleo@example.org",
+                "Analytical Engines", "Difference Corp"]
+
+
+def _scan_all_tables() -> str:
+    """Every row of every table, as text."""
+    dump = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(select(table)).all():
+            dump.append(f"{table.name}: {json.dumps([str(v) for v in row], ensure_ascii=False)}")
+    return "\n".join(dump)
+
+
+def _make_event(app, owner, slug, *, retention_days=None):
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    with app.app_context():
+        event = Event(title=f"Event {slug}", slug=slug, timezone="Europe/Berlin", starts_at=start,
+                      ends_at=start + timedelta(hours=1), status=EventStatus.published, owner_id=owner.id, capacity=2,
+                      retention_days=retention_days, published_at=datetime.now(UTC))
+        event.questions = [Question(position=0, kind=QuestionKind.short_text, label="Company")]
+        db.session.add(event)
+        db.session.commit()
+        return event.id
+
+
+def _register(event_id, first, last, company):
+    row = db.session.get(Event, event_id)
+    outcome = registrations.register(row, registrations.RegistrationData(
+        first_name=first, last_name=last, email=f"{first.lower()}@example.org", timezone="UTC",
+        answers={row.questions[0].id: company}))
+    db.session.commit()
+    return outcome.registration.id
+
+
+def _end_days_ago(event_id, days):
+    row = db.session.get(Event, event_id)
+    row.ends_at = datetime.now(UTC) - timedelta(days=days)
+    row.starts_at = row.ends_at - timedelta(hours=1)
+    db.session.commit()
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.org")
+
+
+def test_purge_leaves_no_personal_data_anywhere_and_keeps_counts(app, owner):
+    with app.app_context():
+        actor = db.session.get(type(owner), owner.id)
+        privacy.set_default_retention(30, actor=actor)
+        db.session.commit()
+        event_id = _make_event(app, owner, "old-event")
+        ada = _register(event_id, "Ada", "Lovelace", "Analytical Engines")
+        bob = _register(event_id, "Bob", "Babbage", "Difference Corp")
+        cleo = _register(event_id, "Cleo", "Curie", "Analytical Engines")  # waitlisted
+    with app.app_context():
+        outbox.drain()  # some emails sent (kept as a bare fact), more queued below (deleted)
+        db.session.remove()
+    with app.app_context():
+        actor = db.session.get(type(owner), owner.id)
+        event = db.session.get(Event, event_id)
+        roster.apply(event, db.session.get(Registration, bob), "cancel", actor=actor, message="Sorry Bob Babbage")
+        db.session.commit()  # Cleo promoted; the cancellation and promotion emails stay queued
+        ada_reg = db.session.get(Registration, ada)
+        ada_reg.attended, ada_reg.attendance_seconds = True, 600
+        cleo_reg = db.session.get(Registration, cleo)
+        cleo_reg.attended, cleo_reg.attendance_seconds = False, 0
+        db.session.commit()
+        _end_days_ago(event_id, 31)
+        keep_id = _make_event(app, owner, "recent-event")
+        _register(keep_id, "Dan", "Keeper", "Still Here Ltd")
+        _end_days_ago(keep_id, 29)
+        before = _scan_all_tables()
+        assert all(word in before for word in SECRET_WORDS)  # the scan does see personal data
+
+    jobs.purge_personal_data(app)
+    jobs.purge_personal_data(app)  # a second run finds nothing to do
+
+    with app.app_context():
+        after = _scan_all_tables()
+        for word in SECRET_WORDS:
+            assert word not in after, word
+        assert "Still Here Ltd" in after and "dan@example.org" in after  # not due yet
+        event = db.session.get(Event, event_id)
+        assert event.personal_data_purged_at is not None
+        assert event.purged_counts == {
+            "by_state": {"unverified": 0, "pending": 0, "confirmed": 2, "waitlisted": 0, "denied": 0, "cancelled": 1},
+            "total": 3, "attended": 1, "no_shows": 1, "erased_on_request": 0}
+        assert event.confirmed_count == 2  # the seat counter is anonymous and stays
+        assert db.session.scalar(select(Registration).where(Registration.event_id == event_id)) is None
+        emails = db.session.scalars(select(OutboxItem).where(OutboxItem.event_id == event_id,
+                                                             OutboxItem.kind == "email.send")).all()
+        assert emails and all(item.payload == {"erased": True} for item in emails)
+        purges = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "privacy.purge")).all()
+        assert len(purges) == 1 and purges[0].event_id == event_id and purges[0].actor_label == "system"
+
+
+def test_event_retention_overrides_the_default(app, owner):
+    with app.app_context():
+        short = _make_event(app, owner, "short", retention_days=2)
+        long = _make_event(app, owner, "long")  # default 90
+        _register(short, "Ada", "Lovelace", "X")
+        _register(long, "Bob", "Babbage", "Y")
+        _end_days_ago(short, 3)
+        _end_days_ago(long, 3)
+        assert privacy.due_for_purge() == [short]
+
+
+def test_dashboard_after_purge_shows_only_counts(app, client, auth):
+    organizer = auth.login_as_organizer("org@example.org")
+    with app.app_context():
+        event_id = _make_event(app, organizer, "purged-event", retention_days=1)
+        _register(event_id, "Ada", "Lovelace", "Analytical Engines")
+        _end_days_ago(event_id, 2)
+    jobs.purge_personal_data(app)
+    page = client.get(f"/manage/events/{event_id}").get_data(as_text=True)
+    assert "Attendee data was purged on" in page and "1 registration (1 confirmed" in page
+    table = client.get(f"/manage/events/{event_id}/registrations").get_data(as_text=True)
+    assert "ada@example.org" not in table and "No registrations yet." in table
+    csv_text = client.get(f"/manage/events/{event_id}/registrations.csv").get_data(as_text=True)
+    assert "Lovelace" not in csv_text and csv_text.count("\n") == 1
+    response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    assert response.status_code == 303
+
+
+def test_purgers_cover_every_table_that_references_registrations():
+    """A new table pointing at registrations must get a purger (or cascade with them)."""
+    from app.models import Registration as R
+
+    covered = {"registrations", "registration_answers", "registration_transitions", "outbox", "audit_log"}
+    referencing = {t.name for t in db.metadata.sorted_tables
+                   if any(fk.column.table is R.__table__ for fk in t.foreign_keys)}
+    assert referencing <= covered
+    assert [name for name, _ in privacy.PURGERS][-1] == "registrations"
