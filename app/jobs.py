@@ -30,6 +30,21 @@ def drain_outbox(app: Flask) -> None:
             db.session.remove()
 
 
+def send_reminders(app: Flask) -> None:
+    """Queue every reminder that is due (one sweeping worker at a time on PostgreSQL)."""
+    from app.services import reminders
+
+    with app.app_context():
+        try:
+            reminders.sweep()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
 def heartbeat(app: Flask) -> None:
     """Record that a worker is alive (shown on the admin health page)."""
     with app.app_context():

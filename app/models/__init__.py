@@ -10,6 +10,7 @@ from app.models.event import (
     QuestionKind,
     Speaker,
 )
+from app.models.message import Message, MessageChannel, MessageOverride, MessageStatus
 from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
 from app.models.registration import (
@@ -31,6 +32,10 @@ __all__ = [
     "AuthFlow",
     "ConnectionStatus",
     "MicrosoftConnection",
+    "Message",
+    "MessageChannel",
+    "MessageOverride",
+    "MessageStatus",
     "OutboxItem",
     "OutboxStatus",
     "Event",

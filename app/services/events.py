@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import registrations, teams, uploads
+from app.services import messages, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -381,6 +381,11 @@ def _meeting_fields(event: Event) -> tuple:
     return (event.title, event.starts_at, event.ends_at, event.timezone, event.slug, event.attendee_lobby)
 
 
+def _attendee_fields(event: Event) -> tuple:
+    """What registrants are told about when it changes (with an updated invitation)."""
+    return (event.title, event.starts_at, event.ends_at)
+
+
 def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     """Change an event's details; attendee-visible changes bump its iCalendar sequence."""
     _require_manager(actor, event)
@@ -389,6 +394,7 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     if data.co_organizer_ids is not None:
         _set_co_organizers(event, data.co_organizer_ids, actor=actor)
     meeting_before = _meeting_fields(event)
+    attendee_before = _attendee_fields(event)
     if _apply_event_data(event, data, slug):
         event.ics_sequence += 1
     db.session.flush()
@@ -396,6 +402,8 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
         registrations.set_capacity(event, data.capacity, actor=actor)
     if _meeting_fields(event) != meeting_before:
         teams.queue_update(event)
+    if event.is_published and _attendee_fields(event) != attendee_before:
+        messages.queue_event_changed(event)
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
     return event
 
@@ -440,6 +448,8 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     event.ics_sequence += 1
     db.session.flush()
     teams.queue_cancellation(event, reason)
+    if event.published_at is not None:
+        messages.queue_event_cancelled(event)
     logger.info("Event %s cancelled by %s", event.id, actor.id)
 
 
