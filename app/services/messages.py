@@ -750,7 +750,8 @@ def poll_status(payload: dict[str, Any]) -> None:
     if result is None:
         raise outbox.PermanentFailure("ACS does not know this operation")
     if result.status not in _TERMINAL:
-        raise outbox.RetryLater(f"operation still {result.status}", retry_after=60)
+        raise outbox.RetryLater(f"operation still {result.status}",
+                                retry_after=current_app.config.get("ACS_STATUS_POLL_SECONDS", STATUS_POLL_DELAY))
     if result.status == "Succeeded":
         _settle(payload["message_id"], delivery_status="Succeeded")
     else:
