@@ -385,6 +385,34 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     return Rendered(subject=subject_text or event.title, html=html, text=body.strip() + "\n")
 
 
+def save_override(event: Event, kind: str, subject: str, intro: str, *, actor: User) -> MessageOverride | None:
+    """Set an event's own subject / opening paragraph for one email type; both empty removes it."""
+    from app.services.events import can_manage
+
+    if not can_manage(actor, event):
+        raise NotAllowed("You cannot change this event's emails.")
+    if kind not in OVERRIDABLE:
+        raise DomainError("This email cannot be changed.")
+    subject = clean_header(subject)
+    intro = (intro or "").replace("\r\n", "\n").strip()
+    if len(subject) > SUBJECT_MAX:
+        raise DomainError(f"Keep the subject under {SUBJECT_MAX} characters.", field="subject")
+    if len(intro) > INTRO_MAX:
+        raise DomainError(f"Keep the paragraph under {INTRO_MAX:,} characters.", field="intro")
+    override = get_override(event, kind)
+    if not subject and not intro:
+        if override is not None:
+            db.session.delete(override)
+        return None
+    if override is None:
+        override = MessageOverride(event_id=event.id, kind=kind)
+        db.session.add(override)
+    override.subject, override.intro = subject, intro
+    db.session.flush()
+    logger.info("Email %s of event %s reworded by %s", kind, event.id, actor.id)
+    return override
+
+
 def nl2br(value: str) -> Markup:
     """Escape text and keep its line breaks (for organizer notes in HTML)."""
     return Markup("<br>\n").join(escape(line) for line in (value or "").splitlines())

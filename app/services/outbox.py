@@ -45,7 +45,8 @@ class PermanentFailure(Exception):
 
 class Defer(Exception):
     """Not now, and not a failure (e.g. the send quota is used up): run again after `seconds`,
-    without counting this turn as an attempt."""
+    without counting this turn as an attempt.
+    """
 
     def __init__(self, message: str, *, seconds: float) -> None:
         super().__init__(message)

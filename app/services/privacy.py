@@ -56,7 +56,8 @@ def _email_rows(reg: Registration) -> list[OutboxItem]:
 
 def _message_rows(reg: Registration) -> list[Message]:
     """The messages to this registration: its own, and others for this event to the person's address
-    (unless another registration of theirs for the event shares it)."""
+    (unless another registration of theirs for the event shares it).
+    """
     shared = db.session.scalar(
         select(Registration.id).where(Registration.event_id == reg.event_id, Registration.email == reg.email,
                                       Registration.id != reg.id).limit(1)

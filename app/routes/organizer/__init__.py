@@ -1,7 +1,7 @@
 """Organizer pages under /manage."""
 
-from app.routes.organizer import events, questions, registrations, speakers, teams
+from app.routes.organizer import events, messages, questions, registrations, speakers, teams
 
 
 def blueprints():
-    return [events.bp, questions.bp, speakers.bp, teams.bp, registrations.bp]
+    return [events.bp, questions.bp, speakers.bp, teams.bp, registrations.bp, messages.bp]

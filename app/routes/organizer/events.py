@@ -24,10 +24,10 @@ from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
 from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
-from app.models import Event
+from app.models import Event, utcnow
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import events, microsoft_connection
+from app.services import events, microsoft_connection, reminders
 from app.services.errors import DomainError
 from app.services.timezones import DEFAULT_ZONE, utc_to_local
 from app.web import redirect_to, render_page_or_fragment, wants_fragment
@@ -230,8 +230,10 @@ def _mention_lost_upload(form: EventForm) -> None:
 def event_GET(event_id: int):
     """An overview of one event: status, times, links, actions."""
     event = load_managed_event(event_id)
+    plans = reminders.plan(event) if event.is_published and event.starts_at > utcnow() else []
     return render_template("organizer/event.html", event=event, public_url=public_event_url(event),
-                           can_share=events.can_share(current_user, event), user=current_user)
+                           can_share=events.can_share(current_user, event), user=current_user,
+                           reminder_plans=[p for p in plans if p.due_at > utcnow()])
 
 
 @bp.get("/<int:event_id>/edit")
