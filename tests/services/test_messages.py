@@ -288,3 +288,26 @@ def test_urgent_messages_take_the_free_slots_first(app, client, published, emula
     drain_all(app)
     subjects = [e.subject for e in emulator.acs.sent_emails]
     assert len(subjects) == 2 and "Soon" in subjects  # queued last, sent among the first two
+
+
+def test_a_revoked_acs_key_keeps_messages_queued_and_shows_on_health(app, client, published, emulator, monkeypatch,
+                                                                      auth):
+    event = published()
+    register(client, event, "ada@example.org")
+    monkeypatch.setattr(emulator.config, "acs_access_key", base64.b64encode(b"rotated-key-xxxxxxxxxxxxxxxxxxxx").decode())
+    with app.app_context():
+        outbox.drain()
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.queued and "ACS refused" in message.last_error
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        assert item.status == OutboxStatus.pending and item.next_attempt_at > datetime.now(UTC) + timedelta(minutes=4)
+    auth.login_as_admin()
+    health = client.get("/admin/health/").get_data(as_text=True)
+    assert "Refused" in health and "ACS refused" in health
+    monkeypatch.undo()
+    with app.app_context():
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        item.next_attempt_at = datetime.now(UTC)
+        db.session.commit()
+    drain_all(app)
+    assert len(emulator.acs.sent_emails) == 1
