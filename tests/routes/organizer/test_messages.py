@@ -108,7 +108,7 @@ def test_wording_override_with_live_preview_is_used_in_emails(app, client, auth,
     event = _event(make_event, organizer, title="Spring meetup")
     url = f"/manage/events/{event.id}/emails/confirmed"
     page = client.get(url).get_data(as_text=True)
-    assert "hx-post=\"/manage/events/%d/emails/confirmed/preview\"" % event.id in page
+    assert f'hx-post="/manage/events/{event.id}/emails/confirmed/preview"' in page
     preview = client.htmx("POST", f"{url}/preview", csrf_from=url,
                           data={"subject": "See you at {title}!", "intro": "We *can't wait*. <img src=x onerror=1>"})
     text = preview.get_data(as_text=True)
