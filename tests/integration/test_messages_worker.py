@@ -30,13 +30,15 @@ from app.models import (
     User,
 )
 from app.services import messages, registrations
-from tests.integration.test_worker_process import run_worker_once, start_worker, wait_for, worker_env  # noqa: F401
+from tests.integration import test_worker_process as worker_process
+from tests.integration.test_worker_process import run_worker_once, start_worker, wait_for
 from tests.services.microsoft import conftest as tls_fixtures
 
 tls_emulator = tls_fixtures.tls_emulator
 tls_app = tls_fixtures.tls_app
 emulator = tls_fixtures.emulator
 tls_ctx = tls_fixtures.tls_ctx
+worker_env = worker_process.worker_env
 
 
 def _event(*, starts_in: timedelta, offsets: list[int], people: int) -> int:

@@ -294,7 +294,8 @@ def test_a_revoked_acs_key_keeps_messages_queued_and_shows_on_health(app, client
                                                                       auth):
     event = published()
     register(client, event, "ada@example.org")
-    monkeypatch.setattr(emulator.config, "acs_access_key", base64.b64encode(b"rotated-key-xxxxxxxxxxxxxxxxxxxx").decode())
+    rotated = base64.b64encode(b"rotated-key-xxxxxxxxxxxxxxxxxxxx").decode()
+    monkeypatch.setattr(emulator.config, "acs_access_key", rotated)
     with app.app_context():
         outbox.drain()
         message = db.session.scalar(select(Message))
