@@ -100,6 +100,8 @@ def export_registration(reg: Registration) -> dict[str, Any]:
             "last_name": reg.last_name,
             "email": reg.email,
             "timezone": reg.timezone,
+            "phone": reg.phone,
+            "sms_reminders": reg.sms_opt_in,
             "state": reg.state.value,
             "waitlist_position": registrations.waitlist_position(reg),
             "consent_version": reg.consent_version,

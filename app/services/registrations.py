@@ -101,6 +101,9 @@ class RegistrationData:
     answers: dict[int, Any] = field(default_factory=dict)
     #: The privacy-notice version the attendee agreed to.
     consent_version: int | None = None
+    #: A mobile number for SMS reminders, kept only with its own consent (`sms_opt_in`).
+    phone: str = ""
+    sms_opt_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,25 @@ def normalize_email(email: str) -> str:
     except EmailNotValidError as exc:
         raise DomainError(f"Enter a valid email address: {exc}", field="email") from exc
     return result.normalized.lower()
+
+
+def normalize_phone(value: str) -> str:
+    """A mobile number in E.164 (+4915123456789); DomainError(field="phone") otherwise."""
+    import phonenumbers
+
+    raw = clean_line(value)
+    if not raw:
+        raise DomainError("Enter your mobile number to get reminders by SMS.", field="phone")
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise DomainError("Enter a mobile number with its country code, like +44 7911 123456.", field="phone")
+    if phonenumbers.number_type(number) not in (phonenumbers.PhoneNumberType.MOBILE,
+                                                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise DomainError("This is not a mobile number; SMS reminders need one.", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _clean_name(value: str, field_name: str, label: str) -> str:
@@ -414,6 +436,8 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     email = normalize_email(data.email)
     if not is_valid_zone(data.timezone):
         raise DomainError("Choose your time zone from the list.", field="timezone")
+    # The number is kept only with its own consent; without it, nothing typed there is stored.
+    phone = normalize_phone(data.phone) if data.sms_opt_in else None
     event = _lock_event(event)
     check_open(event, now)
     _check_allowed(event, email)
@@ -431,7 +455,8 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
         return _duplicate(existing, now)
 
     reg = Registration(event_id=event.id, email=email, first_name=first_name, last_name=last_name,
-                       timezone=data.timezone, consent_version=data.consent_version, created_at=now)
+                       timezone=data.timezone, consent_version=data.consent_version, created_at=now,
+                       phone=phone, sms_opt_in=phone is not None)
     reg.event = event
     token = _issue_manage_token(reg)
     # Filled while the row is new, so no collection is loaded back from the database.
