@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app, render_template
+from flask import current_app
 from markupsafe import Markup, escape
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.models import (
@@ -218,11 +218,13 @@ def eta(extra: int = 0, *, now: datetime | None = None) -> datetime:
 
 
 def _used(now: datetime) -> tuple[int, int]:
-    def count(window: float) -> int:
-        return db.session.scalar(select(func.count(Message.id)).where(
-            Message.channel == MessageChannel.email, Message.reserved_at > now - timedelta(seconds=window))) or 0
-
-    return count(MINUTE_WINDOW), count(HOUR_WINDOW)
+    """Slots taken in the last minute and hour (one query)."""
+    minute_ago, hour_ago = now - timedelta(seconds=MINUTE_WINDOW), now - timedelta(seconds=HOUR_WINDOW)
+    row = db.session.execute(select(
+        func.coalesce(func.sum(case((Message.reserved_at > minute_ago, 1), else_=0)), 0),
+        func.count(Message.id),
+    ).where(Message.channel == MessageChannel.email, Message.reserved_at > hour_ago)).one()
+    return int(row[0]), int(row[1])
 
 
 def _lock(key: int) -> None:
@@ -232,10 +234,13 @@ def _lock(key: int) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _slot_wait(now: datetime, quota: Quota) -> float:
+def _slot_wait(now: datetime, quota: Quota, used_minute: int, used_hour: int) -> float:
     """Seconds until a slot frees (0 when one is free now)."""
     wait = 0.0
-    for window, limit in ((MINUTE_WINDOW, quota.per_minute), (HOUR_WINDOW, quota.per_hour)):
+    for window, limit, used in ((MINUTE_WINDOW, quota.per_minute, used_minute),
+                                (HOUR_WINDOW, quota.per_hour, used_hour)):
+        if used < limit:
+            continue
         nth = db.session.scalar(
             select(Message.reserved_at)
             .where(Message.channel == MessageChannel.email, Message.reserved_at > now - timedelta(seconds=window))
@@ -246,16 +251,19 @@ def _slot_wait(now: datetime, quota: Quota) -> float:
     return wait
 
 
-def _ahead(message: Message, now: datetime) -> int:
-    """Queued emails more urgent than this one (earlier deadline, then older)."""
-    return db.session.scalar(select(func.count(Message.id)).where(
+def _ahead(message_id: int, deadline: datetime, now: datetime, *, cap: int | None = None) -> int:
+    """Queued emails more urgent than this one (earlier deadline, then older); counted up to `cap`."""
+    query = select(Message.id).where(
         Message.channel == MessageChannel.email,
         Message.status == MessageStatus.queued,
         Message.reserved_at.is_(None),
-        Message.id != message.id,
+        Message.id != message_id,
         Message.created_at <= now,
-        (Message.deadline < message.deadline) | ((Message.deadline == message.deadline) & (Message.id < message.id)),
-    )) or 0
+        (Message.deadline < deadline) | ((Message.deadline == deadline) & (Message.id < message_id)),
+    )
+    if cap is not None:
+        query = query.limit(cap)
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
@@ -263,24 +271,25 @@ def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
     now = now or utcnow()
     db.session.rollback()
     _lock(QUOTA_LOCK_KEY)
-    message = db.session.get(Message, message_id)
+    deadline = db.session.scalar(select(Message.deadline).where(Message.id == message_id))
     quota = get_quota()
-    wait = _slot_wait(now, quota)
+    used_minute, used_hour = _used(now)
+    wait = _slot_wait(now, quota, used_minute, used_hour)
     if wait <= 0:
-        used_minute, used_hour = _used(now)
         free = min(quota.per_minute - used_minute, quota.per_hour - used_hour)
-        ahead = _ahead(message, now)
+        ahead = _ahead(message_id, deadline, now, cap=free)
         if ahead < free:
-            message.reserved_at = now
-            message.status = MessageStatus.sending
-            message.attempts += 1
+            db.session.execute(update(Message).where(Message.id == message_id).values(
+                reserved_at=now, status=MessageStatus.sending, attempts=Message.attempts + 1, updated_at=now)
+                .execution_options(synchronize_session=False))
             db.session.commit()
             return 0.0
         # More urgent messages take the free slots first; come back after them.
+        ahead = _ahead(message_id, deadline, now)
         wait = 1.0 + ((ahead - free) // quota.per_minute) * MINUTE_WINDOW
     else:
         # Come back roughly when this message's turn is, not all at the same instant.
-        ahead = _ahead(message, now)
+        ahead = _ahead(message_id, deadline, now)
         wait += (ahead // quota.per_minute) * MINUTE_WINDOW
         if ahead >= quota.per_hour:
             wait = max(wait, (ahead // quota.per_hour) * HOUR_WINDOW)
@@ -338,6 +347,16 @@ def get_override(event: Event | None, kind: str) -> MessageOverride | None:
                                                            MessageOverride.kind == kind))
 
 
+def _cached(key: tuple, compute):
+    """Per app context (one request, one worker job): branding and wording do not change mid-batch."""
+    from flask import g
+
+    cache = g.setdefault("_message_render_cache", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
 def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage_link: str | None = None,
            extra: str = "", position: int | None = None, link: str | None = None, now: datetime | None = None,
            subject: str | None = None, intro: str | None = None, attachment_note: bool = False,
@@ -353,7 +372,8 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     spec = KINDS[kind]
     now = now or utcnow()
     zone = zone if is_valid_zone(zone) else "UTC"
-    override = get_override(event, kind) if subject is None and intro is None else None
+    override = (_cached(("override", event.id, kind), lambda: get_override(event, kind))
+                if subject is None and intro is None else None)
     when_relative = relative_start(event, now, zone)
     values = {"title": event.title, "position": f" (number {position} in line)" if position else "",
               "when": when_relative}
@@ -366,7 +386,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     else:
         intro_text = _fill(spec.intro, values)
         intro_html = Markup("<p>{}</p>").format(intro_text)
-    branding = get_branding()
+    branding = _cached(("branding",), get_branding)
     logo_url = (catalog.public_url("public.upload_GET", filename=branding.logo_filename)
                 if branding.logo_filename else None)
     expires_text = ""
@@ -380,8 +400,10 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
         "link": link, "intro_html": intro_html, "intro_text": intro_text, "extra": (extra or "").strip(),
         "subject": subject_text, "attachment_note": attachment_note, "expires": expires_text,
     }
-    html = render_template(f"emails/{kind}.html", **context)
-    body = render_template(f"emails/{kind}.txt", **context)
+    # The environment's own render (not render_template): emails need no request context processors.
+    env = current_app.jinja_env
+    html = env.get_template(f"emails/{kind}.html").render(**context)
+    body = env.get_template(f"emails/{kind}.txt").render(**context)
     return Rendered(subject=subject_text or event.title, html=html, text=body.strip() + "\n")
 
 
@@ -649,16 +671,13 @@ def fanout(payload: dict[str, Any]) -> None:
 # --- sending ------------------------------------------------------------------------------------------
 
 
-def _settle(message_id: int, **values: Any) -> Message | None:
+def _settle(message_id: int, **values: Any) -> None:
+    """Record a step of the send in its own short transaction."""
     db.session.rollback()
     begin_write()
-    message = db.session.get(Message, message_id)
-    if message is None:
-        return None
-    for name, value in values.items():
-        setattr(message, name, value)
+    db.session.execute(update(Message).where(Message.id == message_id).values(**values, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
     db.session.commit()
-    return message
 
 
 def _mark_failed(payload: dict[str, Any], error: str) -> None:
@@ -669,17 +688,24 @@ def _mark_failed(payload: dict[str, Any], error: str) -> None:
         message.last_error = error[:2000]
 
 
-def _still_wanted(message: Message, now: datetime) -> str:
+_SEND_COLUMNS = (Message.id, Message.status, Message.kind, Message.channel, Message.attempts, Message.operation_id,
+                 Message.recipient, Message.recipient_name, Message.subject, Message.body_text, Message.body_html,
+                 Message.event_id, Message.registration_id)
+
+
+def _still_wanted(row, now: datetime) -> str:
     """Why a queued reminder should no longer go out ('' when it should)."""
-    if message.kind != "reminder":
+    if row.kind != "reminder":
         return ""
-    event = message.event
+    event = db.session.execute(select(Event.status, Event.starts_at).where(Event.id == row.event_id)).first() \
+        if row.event_id else None
     if event is None or event.status != EventStatus.published:
         return "The event is no longer published."
     if event.starts_at <= now:
         return "The event had already started."
-    reg = db.session.get(Registration, message.registration_id) if message.registration_id else None
-    if reg is None or reg.state != RegistrationState.confirmed:
+    state = db.session.scalar(select(Registration.state).where(Registration.id == row.registration_id)) \
+        if row.registration_id else None
+    if state != RegistrationState.confirmed:
         return "The registration is no longer confirmed."
     return ""
 
@@ -689,47 +715,44 @@ def send_message(payload: dict[str, Any]) -> None:
     """Send one message: check ACS for an earlier attempt first, take a quota slot, submit, record."""
     message_id = payload["message_id"]
     db.session.rollback()
-    message = db.session.get(Message, message_id)
-    if message is None or message.status in (MessageStatus.sent, MessageStatus.suppressed, MessageStatus.failed):
+    row = db.session.execute(select(*_SEND_COLUMNS).where(Message.id == message_id)).first()
+    if row is None or row.status in (MessageStatus.sent, MessageStatus.suppressed, MessageStatus.failed):
         return
     now = utcnow()
-    reason = _still_wanted(message, now)
+    reason = _still_wanted(row, now)
     if reason:
         _settle(message_id, status=MessageStatus.suppressed, last_error=reason)
         logger.info("Message %s suppressed: %s", message_id, reason)
         return
-    if message.channel == MessageChannel.sms:
-        _send_sms(message)
+    if row.channel == MessageChannel.sms:
+        _send_sms(row)
         return
     client = get_microsoft().acs_email
-    if message.attempts > 0 and message.operation_id:
+    if row.attempts > 0 and row.operation_id:
         # An earlier attempt may have reached ACS (crash, timeout): ask before sending again.
+        db.session.commit()
         try:
-            previous = client.operation_status(message.operation_id)
+            previous = client.operation_status(row.operation_id)
         except AcsError as exc:
             _raise_for(message_id, exc)
         if previous is not None:
-            _accepted(message_id, previous.status, previous.error, first_check=True)
+            _accepted(message_id, row.operation_id, row.event_id, previous.status, previous.error)
             logger.info("Message %s was already accepted by ACS (operation %s); not sent again",
-                        message_id, message.operation_id)
+                        message_id, row.operation_id)
             return
     wait = reserve_slot(message_id, now=now)
     if wait > 0:
         raise outbox.Defer("email quota in use", seconds=wait)
-    message = db.session.get(Message, message_id)
-    email = EmailMessage(to=[(message.recipient, message.recipient_name)], subject=message.subject,
-                         plain_text=message.body_text, html=message.body_html,
-                         attachments=payload.get("attachments") or None)
-    operation_id = message.operation_id
-    db.session.commit()
+    email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
+                         html=row.body_html, attachments=payload.get("attachments") or None)
     try:
-        result = client.submit(email, operation_id=operation_id)
+        result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
         if exc.status == 429:
             # ACS did not count it: give the slot back.
             _settle(message_id, reserved_at=None)
         _raise_for(message_id, exc)
-    _accepted(message_id, result.status, result.error)
+    _accepted(message_id, row.operation_id, row.event_id, result.status, result.error)
 
 
 def _raise_for(message_id: int, exc: AcsError) -> None:
@@ -748,21 +771,23 @@ def _raise_for(message_id: int, exc: AcsError) -> None:
 _TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
-def _accepted(message_id: int, status: str, error: str, *, first_check: bool = False) -> None:
+def _accepted(message_id: int, operation_id: str, event_id: int | None, status: str, error: str) -> None:
     """ACS has the operation: the message is sent; its final status is recorded now or polled later."""
     if status in ("Failed", "Canceled"):
         _settle(message_id, status=MessageStatus.failed, delivery_status=status, sent_at=utcnow(),
                 last_error=f"ACS could not deliver: {error or status}"[:2000])
         return
-    message = _settle(message_id, status=MessageStatus.sent, sent_at=utcnow(), last_error="",
-                      delivery_status=status if status in _TERMINAL else "Running")
-    if message is not None and status not in _TERMINAL:
-        begin_write()
-        outbox.enqueue("message.status", {"message_id": message_id, "operation_id": message.operation_id},
-                       dedupe_key=f"message-status:{message.operation_id}", event_id=message.event_id,
+    db.session.rollback()
+    begin_write()
+    db.session.execute(update(Message).where(Message.id == message_id).values(
+        status=MessageStatus.sent, sent_at=utcnow(), last_error="", updated_at=utcnow(),
+        delivery_status=status if status in _TERMINAL else "Running").execution_options(synchronize_session=False))
+    if status not in _TERMINAL:
+        outbox.enqueue("message.status", {"message_id": message_id, "operation_id": operation_id},
+                       dedupe_key=f"message-status:{operation_id}", event_id=event_id,
                        run_at=utcnow() + timedelta(seconds=current_app.config.get("ACS_STATUS_POLL_SECONDS",
                                                                                   STATUS_POLL_DELAY)))
-        db.session.commit()
+    db.session.commit()
 
 
 @outbox.handler("message.status")
@@ -787,18 +812,15 @@ def poll_status(payload: dict[str, Any]) -> None:
                 last_error=f"ACS could not deliver: {result.error or result.status}"[:2000])
 
 
-def _send_sms(message: Message) -> None:
+def _send_sms(row) -> None:
     sms = get_microsoft().acs_sms
-    message_id = message.id
+    message_id = row.id
     if sms is None:
         _settle(message_id, status=MessageStatus.suppressed, last_error="No SMS sender number is configured.")
         return
-    _settle(message_id, status=MessageStatus.sending, attempts=message.attempts + 1)
-    message = db.session.get(Message, message_id)
-    to, body, tag = message.recipient, message.body_text, f"foyer-{message_id}"
-    db.session.commit()
+    _settle(message_id, status=MessageStatus.sending, attempts=row.attempts + 1)
     try:
-        results = sms.send([to], body, tag=tag)
+        results = sms.send([row.recipient], row.body_text, tag=f"foyer-{message_id}")
     except AcsError as exc:
         _raise_for(message_id, exc)
     result = results[0] if results else None
