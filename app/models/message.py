@@ -37,7 +37,9 @@ class Message(db.Model):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_event_kind_status", "event_id", "kind", "status"),
-        Index("ix_messages_status_reserved", "status", "reserved_at"),
+        #: The dispatcher's two questions: slots taken recently, and who is more urgent.
+        Index("ix_messages_reserved_at", "reserved_at"),
+        Index("ix_messages_status_deadline", "status", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

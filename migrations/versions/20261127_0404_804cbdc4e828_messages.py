@@ -64,7 +64,8 @@ def upgrade():
         batch_op.create_index('ix_messages_event_kind_status', ['event_id', 'kind', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_registration_id'), ['registration_id'], unique=False)
-        batch_op.create_index('ix_messages_status_reserved', ['status', 'reserved_at'], unique=False)
+        batch_op.create_index('ix_messages_reserved_at', ['reserved_at'], unique=False)
+        batch_op.create_index('ix_messages_status_deadline', ['status', 'deadline'], unique=False)
 
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('phone', sa.String(length=20), nullable=True))
@@ -78,7 +79,8 @@ def downgrade():
         batch_op.drop_column('phone')
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_messages_status_reserved')
+        batch_op.drop_index('ix_messages_status_deadline')
+        batch_op.drop_index('ix_messages_reserved_at')
         batch_op.drop_index(batch_op.f('ix_messages_registration_id'))
         batch_op.drop_index(batch_op.f('ix_messages_kind'))
         batch_op.drop_index('ix_messages_event_kind_status')
