@@ -104,6 +104,7 @@ def main() -> int:
     parser.add_argument("--per-hour", type=int, default=0, help="emails per hour (default: 60 × Q)")
     parser.add_argument("--workers", type=int, default=1, help="flask worker processes (PostgreSQL for more than 1)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--keep-logs", action="store_true", help="print the end of each worker's log")
     args = parser.parse_args()
     per_hour = args.per_hour or args.quota * 60
 
@@ -122,13 +123,15 @@ def main() -> int:
         app = create_app(Config, instance_path=tmp / "instance", environ=environ)
         event_id = _setup(app, args.registrants, args.quota, per_hour)
         worker_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-                      "LANG": "C.UTF-8", **environ, "REMINDER_SWEEP_SECONDS": "5", "OUTBOX_POLL_SECONDS": "0.5",
+                      "LANG": "C.UTF-8", **environ, "REMINDER_SWEEP_SECONDS": "15", "OUTBOX_POLL_SECONDS": "1",
                       "OUTBOX_BATCH": "200", "ACS_STATUS_POLL_SECONDS": "30", "LOG_LEVEL": "WARNING",
                       "OUTBOX_DRAIN_AFTER_REQUEST": "false"}
         started = time.monotonic()
+        # Worker logs go to files (a pipe nobody reads would fill up and stall the worker).
+        logs = [open(tmp / f"worker-{n}.log", "w") for n in range(args.workers)]  # noqa: SIM115
         procs = [subprocess.Popen(  # noqa: S603 - our own interpreter and command
             [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=worker_env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(args.workers)]
+            stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         try:
             while _sent(app) < args.registrants and time.monotonic() - started < args.timeout:
                 time.sleep(1)
@@ -137,9 +140,14 @@ def main() -> int:
                 proc.terminate()
             for proc in procs:
                 try:
-                    proc.communicate(timeout=30)
+                    proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            for log in logs:
+                log.close()
+            if args.keep_logs:
+                for n in range(args.workers):
+                    print((tmp / f"worker-{n}.log").read_text()[-5000:], file=sys.stderr)
         reminders = [e for e in emulator.acs.sent_emails if e.subject.startswith("Reminder")]
         per_recipient = Counter(e.to[0]["address"] for e in reminders)
         duplicates = sum(n - 1 for n in per_recipient.values() if n > 1) + len(emulator.acs.duplicate_operation_ids())

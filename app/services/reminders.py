@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.models import Event, EventStatus, Message, Registration, RegistrationState, db, utcnow
 from app.models.base import begin_write
@@ -89,10 +89,38 @@ def _try_lock() -> bool:
                                    {"k": messages.SWEEP_LOCK_KEY}).scalar())
 
 
+def _due_work(now: datetime) -> bool:
+    """Whether any due reminder is still missing (a read-only look, so an idle sweep takes no write lock)."""
+    events = db.session.execute(select(Event.id, Event.starts_at, Event.reminder_offsets, Event.confirmed_count)
+                                .where(Event.status == EventStatus.published, Event.starts_at > now - LOOKBACK,
+                                       Event.starts_at < now + LOOKAHEAD)).all()
+    quota = messages.get_quota()
+    for event_id, starts_at, offsets, confirmed in events:
+        lead = timedelta(seconds=messages.drain_seconds(confirmed or 0, quota))
+        for offset in {int(o) for o in (offsets or [])}:
+            due = starts_at - timedelta(minutes=offset)
+            if now < due - lead:
+                continue
+            wanted = db.session.scalar(select(func.count(Registration.id)).where(
+                Registration.event_id == event_id, Registration.state == RegistrationState.confirmed,
+                (Registration.confirmed_at.is_(None)) | (Registration.confirmed_at <= due))) or 0
+            have = db.session.scalar(select(func.count(Message.id)).where(
+                Message.event_id == event_id, Message.kind == "reminder",
+                Message.dedupe_key.like(f"reminder:{event_id}:{offset}:%"))) or 0
+            if wanted > have:
+                return True
+    return False
+
+
 def sweep(now: datetime | None = None) -> SweepResult:
     """Queue every due reminder (the caller commits)."""
     now = now or utcnow()
     result = SweepResult()
+    db.session.rollback()
+    if not _due_work(now):
+        db.session.rollback()
+        return result
+    db.session.rollback()
     begin_write()
     if not _try_lock():
         result.locked_out = True
