@@ -38,6 +38,7 @@ from app.models import (
     MessageOverride,
     MessageStatus,
     OutboxItem,
+    OutboxStatus,
     Registration,
     RegistrationState,
     Setting,
@@ -234,17 +235,22 @@ def _lock(key: int) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _slot_wait(now: datetime, quota: Quota, used_minute: int, used_hour: int) -> float:
-    """Seconds until a slot frees (0 when one is free now)."""
+#: When the quota is used up, queued sends wake up together once this many slots are free again.
+WAKE_BATCH = 10
+
+
+def _slot_wait(now: datetime, quota: Quota, used_minute: int, used_hour: int, need: int = 1) -> float:
+    """Seconds until `need` slots are free (0 when they are free now)."""
     wait = 0.0
     for window, limit, used in ((MINUTE_WINDOW, quota.per_minute, used_minute),
                                 (HOUR_WINDOW, quota.per_hour, used_hour)):
-        if used < limit:
+        need_here = min(need, limit)
+        if used + need_here <= limit:
             continue
         nth = db.session.scalar(
             select(Message.reserved_at)
             .where(Message.channel == MessageChannel.email, Message.reserved_at > now - timedelta(seconds=window))
-            .order_by(Message.reserved_at.desc()).offset(limit - 1).limit(1)
+            .order_by(Message.reserved_at.desc()).offset(limit - need_here).limit(1)
         )
         if nth is not None:
             wait = max(wait, (nth + timedelta(seconds=window) - now).total_seconds())
@@ -267,16 +273,19 @@ def _ahead(message_id: int, deadline: datetime, now: datetime, *, cap: int | Non
 
 
 def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
-    """Take a send slot for a message (commits). Returns 0 when taken, else seconds to wait first."""
+    """Take a send slot for a message (commits). Returns 0 when taken, else seconds to wait first.
+
+    When the quota is used up, every queued send is put back until a few slots are free again (one
+    UPDATE), rather than each of them waking up, finding no slot and going back to sleep.
+    """
     now = now or utcnow()
     db.session.rollback()
     _lock(QUOTA_LOCK_KEY)
     deadline = db.session.scalar(select(Message.deadline).where(Message.id == message_id))
     quota = get_quota()
     used_minute, used_hour = _used(now)
-    wait = _slot_wait(now, quota, used_minute, used_hour)
-    if wait <= 0:
-        free = min(quota.per_minute - used_minute, quota.per_hour - used_hour)
+    free = min(quota.per_minute - used_minute, quota.per_hour - used_hour)
+    if free > 0:
         ahead = _ahead(message_id, deadline, now, cap=free)
         if ahead < free:
             db.session.execute(update(Message).where(Message.id == message_id).values(
@@ -284,17 +293,17 @@ def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
                 .execution_options(synchronize_session=False))
             db.session.commit()
             return 0.0
-        # More urgent messages take the free slots first; come back after them.
-        ahead = _ahead(message_id, deadline, now)
-        wait = 1.0 + ((ahead - free) // quota.per_minute) * MINUTE_WINDOW
-    else:
-        # Come back roughly when this message's turn is, not all at the same instant.
-        ahead = _ahead(message_id, deadline, now)
-        wait += (ahead // quota.per_minute) * MINUTE_WINDOW
-        if ahead >= quota.per_hour:
-            wait = max(wait, (ahead // quota.per_hour) * HOUR_WINDOW)
+        # The free slots are owed to more urgent messages (queued, due now): let them have them.
+        db.session.commit()
+        return 1.0
+    wait = max(_slot_wait(now, quota, used_minute, used_hour, need=WAKE_BATCH), 0.5)
+    until = now + timedelta(seconds=wait)
+    db.session.execute(update(OutboxItem).where(
+        OutboxItem.kind == "message.send", OutboxItem.status == OutboxStatus.pending,
+        OutboxItem.next_attempt_at < until).values(next_attempt_at=until)
+        .execution_options(synchronize_session=False))
     db.session.commit()
-    return max(wait, 0.5)
+    return wait
 
 
 # --- rendering ---------------------------------------------------------------------------------------

@@ -81,6 +81,17 @@ def plan(event: Event, *, now: datetime | None = None) -> list[ReminderPlan]:
     return plans
 
 
+#: A large batch is committed in parts, so the worker starts sending (and SQLite lets other writers in).
+COMMIT_EVERY = 200
+
+
+def _checkpoint() -> bool:
+    """Commit what is queued so far and take the sweep lock again (False if another worker has it now)."""
+    db.session.commit()
+    begin_write()
+    return _try_lock()
+
+
 def _try_lock() -> bool:
     """PostgreSQL: only one worker sweeps at a time (released when the sweep's transaction ends)."""
     if db.session.get_bind().dialect.name != "postgresql":
@@ -171,6 +182,9 @@ def sweep(now: datetime | None = None) -> SweepResult:
                     continue
                 if messages.notify_registration(reg, "reminder", dedupe_key=key, deadline=due, batch=batch, now=now):
                     result.queued += 1
+                    if result.queued % COMMIT_EVERY == 0 and not _checkpoint():
+                        result.locked_out = True
+                        return result
                 if sms_on and reg.sms_opt_in and reg.phone:
                     when = messages.relative_start(event, now, reg.timezone)
                     body = f"Reminder: {event.title[:80]} starts {when}. Details: {messages_event_url(event)}"
