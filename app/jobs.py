@@ -9,6 +9,7 @@ import socket
 from flask import Flask
 
 from app.models import Setting, db, utcnow
+from app.models.base import begin_write
 from app.services import outbox
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def heartbeat(app: Flask) -> None:
     with app.app_context():
         try:
             value = {"at": utcnow().isoformat(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            begin_write()  # read-then-write: take SQLite's write lock first, as other writers do
             row = db.session.get(Setting, HEARTBEAT_KEY)
             if row is None:
                 db.session.add(Setting(key=HEARTBEAT_KEY, value=value))

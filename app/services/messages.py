@@ -258,14 +258,16 @@ def _slot_wait(now: datetime, quota: Quota, used_minute: int, used_hour: int, ne
 
 
 def _ahead(message_id: int, deadline: datetime, now: datetime, *, cap: int | None = None) -> int:
-    """Queued emails more urgent than this one (earlier deadline, then older); counted up to `cap`."""
+    """Queued emails more urgent than this one (an earlier deadline); counted up to `cap`.
+
+    Equally urgent messages are not ranked among themselves: whichever the worker picks up first goes.
+    """
     query = select(Message.id).where(
         Message.channel == MessageChannel.email,
         Message.status == MessageStatus.queued,
         Message.reserved_at.is_(None),
-        Message.id != message_id,
         Message.created_at <= now,
-        (Message.deadline < deadline) | ((Message.deadline == deadline) & (Message.id < message_id)),
+        Message.deadline < deadline,
     )
     if cap is not None:
         query = query.limit(cap)
