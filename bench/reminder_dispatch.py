@@ -35,8 +35,16 @@ from app import create_app  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.emulator import Emulator, EmulatorConfig, EmulatorServer  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Event, EventStatus, Message, MessageStatus, Registration, RegistrationState, Role  # noqa: E402
-from app.models import Setting  # noqa: E402
+from app.models import (  # noqa: E402
+    Event,
+    EventStatus,
+    Message,
+    MessageStatus,
+    Registration,
+    RegistrationState,
+    Role,
+    Setting,
+)
 from app.services import accounts, messages, tokens  # noqa: E402
 from app.services.crypto import generate_key  # noqa: E402
 
@@ -122,7 +130,7 @@ def main() -> int:
         }
         app = create_app(Config, instance_path=tmp / "instance", environ=environ)
         event_id = _setup(app, args.registrants, args.quota, per_hour)
-        worker_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+        worker_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
                       "LANG": "C.UTF-8", **environ, "REMINDER_SWEEP_SECONDS": "15", "OUTBOX_POLL_SECONDS": "1",
                       "OUTBOX_BATCH": "200", "ACS_STATUS_POLL_SECONDS": "30", "LOG_LEVEL": "WARNING",
                       "OUTBOX_DRAIN_AFTER_REQUEST": "false"}
