@@ -95,6 +95,8 @@ class Config:
         #: Also perform queued work right after each request that queued some (handy for a single
         #: `flask run`; production runs `flask worker` and may turn this off).
         self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)
+        #: How often the worker looks for due reminders.
+        self.REMINDER_SWEEP_SECONDS = float(env("REMINDER_SWEEP_SECONDS") or 60)
         self._microsoft(env)
         #: Fernet keys for secrets at rest, newest first; default: one generated in instance/.
         keys = env("ENCRYPTION_KEYS") or instance_secret(instance_path, "encryption_key", fernet=True)
@@ -125,6 +127,8 @@ class Config:
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
         #: Fallback seconds between email status polls when ACS sends no retry-after.
         self.ACS_EMAIL_POLL_SECONDS = float(env("ACS_EMAIL_POLL_SECONDS") or 1)
+        #: Seconds after a send before the email operation's final status is read from ACS.
+        self.ACS_STATUS_POLL_SECONDS = float(env("ACS_STATUS_POLL_SECONDS") or 30)
         #: Fault rules for the built-in emulator (see app/emulator/README.md); ignored for real Microsoft.
         self.FOYER_EMULATOR_FAULTS = env("FOYER_EMULATOR_FAULTS") or ""
 
@@ -150,6 +154,7 @@ class TestConfig(Config):
         self.ARGON2_MEMORY_KIB = 1024
         self.ARGON2_PARALLELISM = 1
         self.ACS_EMAIL_POLL_SECONDS = 0.01
+        self.ACS_STATUS_POLL_SECONDS = 0.0
         # Tests drain the outbox explicitly (as the worker would), so each step is observable.
         self.OUTBOX_DRAIN_AFTER_REQUEST = False
 

@@ -9,6 +9,7 @@ import socket
 from flask import Flask
 
 from app.models import Setting, db, utcnow
+from app.models.base import begin_write
 from app.services import outbox
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,27 @@ def expire_unverified_holds(app: Flask) -> None:
             db.session.remove()
 
 
+def send_reminders(app: Flask) -> None:
+    """Queue every reminder that is due (one sweeping worker at a time on PostgreSQL)."""
+    from app.services import reminders
+
+    with app.app_context():
+        try:
+            reminders.sweep()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
 def heartbeat(app: Flask) -> None:
     """Record that a worker is alive (shown on the admin health page)."""
     with app.app_context():
         try:
             value = {"at": utcnow().isoformat(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            begin_write()  # read-then-write: take SQLite's write lock first, as other writers do
             row = db.session.get(Setting, HEARTBEAT_KEY)
             if row is None:
                 db.session.add(Setting(key=HEARTBEAT_KEY, value=value))

@@ -33,6 +33,7 @@ class Job:
 def schedule(app: Flask) -> list[Job]:
     """Every scheduled job, with its interval."""
     return [
+        Job("send_reminders", jobs.send_reminders, app.config["REMINDER_SWEEP_SECONDS"]),
         Job("drain_outbox", jobs.drain_outbox, app.config["OUTBOX_POLL_SECONDS"]),
         Job("heartbeat", jobs.heartbeat, 30),
         Job("expire_unverified_holds", jobs.expire_unverified_holds, 300),

@@ -75,6 +75,9 @@ def format_time(value: datetime | None, zone: str | None = None) -> str:
 def register(app: Flask) -> None:
     """Install filters, globals, context processors and response headers."""
     app.jinja_env.filters["markdown"] = render_markdown
+    from app.services.messages import nl2br
+
+    app.jinja_env.filters["nl2br"] = nl2br
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["time"] = format_time
     app.jinja_env.globals["csrf_token"] = generate_csrf

@@ -59,6 +59,12 @@ class RegistrationForm(FlaskForm):
                            default=DEFAULT_ZONE, render_kw={"data-default-browser-zone": ""},
                            description="Times in your emails and on your registration page use this zone.")
     consent = BooleanField(validators=[DataRequired("Please agree to the privacy notice to register.")])
+    #: SMS reminders (only offered when the admin has configured an SMS sender number).
+    sms_opt_in = BooleanField("Also send me reminders by SMS",
+                              description="Optional. Your number is used for this event's reminders only.")
+    phone = StringField("Mobile number", filters=[_strip], validators=[Optional(), Length(max=40)],
+                        render_kw={"autocomplete": "tel", "inputmode": "tel"},
+                        description="With the country code, like +44 7911 123456. Needed only for SMS reminders.")
     #: The honeypot: hidden from people (and assistive technology); bots fill it in.
     homepage = StringField("Leave this field empty", validators=[Optional()],
                            render_kw={"autocomplete": "off", "tabindex": "-1"})
@@ -111,6 +117,7 @@ class RegistrationForm(FlaskForm):
         return registrations.RegistrationData(
             first_name=self.first_name.data or "", last_name=self.last_name.data or "", email=self.email.data or "",
             timezone=self.timezone.data or DEFAULT_ZONE, answers=self.answers(), consent_version=consent_version,
+            phone=self.phone.data or "", sms_opt_in=bool(self.sms_opt_in.data),
         )
 
     def enable_inline_validation(self, url: str) -> None:

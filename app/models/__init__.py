@@ -11,6 +11,7 @@ from app.models.event import (
     QuestionKind,
     Speaker,
 )
+from app.models.message import Message, MessageChannel, MessageOverride, MessageStatus
 from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
 from app.models.rate_limit import RateLimitCounter
@@ -34,6 +35,10 @@ __all__ = [
     "AuthFlow",
     "ConnectionStatus",
     "MicrosoftConnection",
+    "Message",
+    "MessageChannel",
+    "MessageOverride",
+    "MessageStatus",
     "OutboxItem",
     "OutboxStatus",
     "RateLimitCounter",

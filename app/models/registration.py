@@ -59,6 +59,10 @@ class Registration(db.Model):
     last_name: Mapped[str] = mapped_column(String(100))
     #: The attendee's own IANA zone, for emails and pages.
     timezone: Mapped[str] = mapped_column(String(64))
+    #: Mobile number in E.164 (e.g. +4915123456789) for SMS reminders; only kept with `sms_opt_in`.
+    phone: Mapped[str | None] = mapped_column(String(20))
+    #: The attendee asked for reminders by SMS (a consent of its own).
+    sms_opt_in: Mapped[bool] = mapped_column(default=False, server_default="0")
     #: Version of the privacy notice the attendee agreed to.
     consent_version: Mapped[int | None]
     #: sha256 of the personal manage-link token (the token itself is never stored).

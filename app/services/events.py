@@ -28,7 +28,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import audit, joins, registrations, teams, uploads
+from app.services import audit, joins, messages, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -398,6 +398,11 @@ def _meeting_fields(event: Event) -> tuple:
     return (event.title, event.starts_at, event.ends_at, event.timezone, event.slug, event.attendee_lobby)
 
 
+def _attendee_fields(event: Event) -> tuple:
+    """What registrants are told about when it changes (with an updated invitation)."""
+    return (event.title, event.starts_at, event.ends_at)
+
+
 def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     """Change an event's details; attendee-visible changes bump its iCalendar sequence."""
     _require_manager(actor, event)
@@ -406,6 +411,7 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     if data.co_organizer_ids is not None:
         _set_co_organizers(event, data.co_organizer_ids, actor=actor)
     meeting_before = _meeting_fields(event)
+    attendee_before = _attendee_fields(event)
     if _apply_event_data(event, data, slug):
         event.ics_sequence += 1
     db.session.flush()
@@ -414,6 +420,8 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
     if _meeting_fields(event) != meeting_before:
         teams.queue_update(event)
     audit.record("event.update", actor=actor, target=event, summary=f"Edited “{event.title}”")
+    if event.is_published and _attendee_fields(event) != attendee_before:
+        messages.queue_event_changed(event)
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
     return event
 
@@ -461,6 +469,8 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     db.session.flush()
     teams.queue_cancellation(event, reason)
     audit.record("event.cancel", actor=actor, target=event, summary=f"Cancelled “{event.title}”")
+    if event.published_at is not None:
+        messages.queue_event_cancelled(event)
     logger.info("Event %s cancelled by %s", event.id, actor.id)
 
 

@@ -28,6 +28,10 @@ class Health:
     outbox_failed: int
     connection: MicrosoftConnection | None
     emulated: bool
+    #: Emails and SMS waiting / failed, and why ACS last refused Foyer (revoked key), if it did.
+    messages_waiting: int = 0
+    messages_failed: int = 0
+    acs_problem: str = ""
 
 
 def check() -> Health:
@@ -51,6 +55,18 @@ def check() -> Health:
                 seen = None
         stats = outbox.queue_stats()
         connection = db.session.get(MicrosoftConnection, 1)
+    waiting = failed = 0
+    acs_problem = ""
+    if db_ok:
+        from sqlalchemy import func, select
+
+        from app.models import Message, MessageStatus
+
+        waiting = db.session.scalar(select(func.count(Message.id)).where(
+            Message.status.in_([MessageStatus.queued, MessageStatus.sending]))) or 0
+        failed = db.session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.failed)) or 0
+        acs_problem = db.session.scalar(select(Message.last_error).where(
+            Message.status == MessageStatus.queued, Message.last_error.like("ACS refused%")).limit(1)) or ""
     oldest = stats["oldest"]
     if oldest is not None and oldest.tzinfo is None:
         from datetime import UTC
@@ -61,4 +77,5 @@ def check() -> Health:
         worker_seen_at=seen, worker_name=name, worker_ok=seen is not None and utcnow() - seen < HEARTBEAT_STALE,
         outbox_depth=stats["depth"], outbox_oldest=oldest, outbox_failed=stats["failed"],
         connection=connection, emulated=get_microsoft().uses_emulator,
+        messages_waiting=waiting, messages_failed=failed, acs_problem=acs_problem,
     )

@@ -43,6 +43,16 @@ class PermanentFailure(Exception):
     """Retrying cannot help (bad request, unknown address): give up and show the error."""
 
 
+class Defer(Exception):
+    """Not now, and not a failure (e.g. the send quota is used up): run again after `seconds`,
+    without counting this turn as an attempt.
+    """
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 class WaitForReconnect(Exception):
     """The Microsoft connection needs an admin to sign in again; park the item, do not fail it."""
 
@@ -152,10 +162,14 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     kind, payload, attempts = item.kind, dict(item.payload), item.attempts
     db.session.commit()  # end the read transaction: the handler may take a while
     error: str = ""
+    deferred = False
     try:
         if fn is None:
             raise PermanentFailure(f"no handler for {kind!r}")
         fn(payload)
+    except Defer as exc:
+        status, error, delay = OutboxStatus.pending, "", max(0.0, exc.seconds)
+        deferred = True
     except RetryLater as exc:
         status, error = OutboxStatus.pending, str(exc)
         delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(attempts)
@@ -174,7 +188,10 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     item = db.session.get(OutboxItem, item_id)
     if item is None:
         return status
-    if status == OutboxStatus.pending and attempts >= item.max_attempts:
+    if deferred:  # the attempt is given back
+        item.attempts = max(0, item.attempts - 1)
+        error = item.last_error
+    elif status == OutboxStatus.pending and attempts >= item.max_attempts:
         status = OutboxStatus.failed
         error = f"gave up after {attempts} attempts: {error}"
     item.status = status
@@ -188,6 +205,9 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     if status == OutboxStatus.failed and kind in registry.on_failure:
         registry.on_failure[kind](payload, error)
     db.session.commit()
+    if deferred:
+        logger.debug("Outbox item %s (%s) deferred %.1f s", item_id, kind, delay)
+        return status
     log = logger.warning if status in (OutboxStatus.failed, OutboxStatus.waiting) else logger.info
     log("Outbox item %s (%s) -> %s%s", item_id, kind, status, f": {error}" if error else "")
     return status

@@ -18,6 +18,8 @@ from sqlalchemy import delete, func, select, update
 from app.models import (
     AuditEntry,
     Event,
+    Message,
+    MessageStatus,
     OutboxItem,
     OutboxStatus,
     Registration,
@@ -69,6 +71,19 @@ def _email_rows(reg: Registration) -> list[OutboxItem]:
     return mine
 
 
+def _message_rows(reg: Registration) -> list[Message]:
+    """The messages to this registration: its own, and others for this event to the person's address
+    (unless another registration of theirs for the event shares it).
+    """
+    shared = db.session.scalar(
+        select(Registration.id).where(Registration.event_id == reg.event_id, Registration.email == reg.email,
+                                      Registration.id != reg.id).limit(1)
+    ) is not None
+    query = select(Message).where(Message.event_id == reg.event_id).order_by(Message.id)
+    return [m for m in db.session.scalars(query)
+            if m.registration_id == reg.id or (not shared and m.recipient.lower() == reg.email.lower())]
+
+
 def export_registration(reg: Registration) -> dict[str, Any]:
     """Everything Foyer holds about one registration, as plain JSON-ready data."""
     event = reg.event
@@ -84,6 +99,16 @@ def export_registration(reg: Registration) -> dict[str, Any]:
             "queued_at": _iso(row.created_at),
             "sent_at": _iso(row.completed_at),
         })
+    for message in _message_rows(reg):
+        emails.append({
+            "subject": message.subject,
+            "to": message.recipient,
+            "text": message.body_text,
+            "attachments": [a.get("name", "") for a in message.attachments or [] if isinstance(a, dict)],
+            "status": message.status.value,
+            "queued_at": _iso(message.created_at),
+            "sent_at": _iso(message.sent_at),
+        })
     return {
         "export_version": EXPORT_VERSION,
         "exported_at": _iso(utcnow()),
@@ -92,6 +117,8 @@ def export_registration(reg: Registration) -> dict[str, Any]:
             "last_name": reg.last_name,
             "email": reg.email,
             "timezone": reg.timezone,
+            "phone": reg.phone,
+            "sms_reminders": reg.sms_opt_in,
             "state": reg.state.value,
             "waitlist_position": registrations.waitlist_position(reg),
             "consent_version": reg.consent_version,
@@ -137,6 +164,19 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
         else:
             # Never sent: an erased person gets no more email (the cancellation included).
             db.session.delete(row)
+    for message in _message_rows(reg):
+        if message.status in (MessageStatus.sent, MessageStatus.sending):
+            # Sent (or being sent right now): keep that it happened, not what or to whom.
+            message.recipient, message.recipient_name, message.subject = "(erased)", "", "(erased)"
+            message.body_text, message.body_html, message.attachments, message.last_error = "", "", [], ""
+            item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
+            if item is not None:
+                item.payload = {"message_id": message.id, "attachments": [], **ERASED_PAYLOAD}
+        else:
+            item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
+            if item is not None and item.status != OutboxStatus.running:
+                db.session.delete(item)
+            db.session.delete(message)
     db.session.delete(reg)  # answers and transitions go with it (ORM cascade and ON DELETE CASCADE)
     db.session.execute(
         update(Event).where(Event.id == event.id)

@@ -37,7 +37,6 @@ from app.models import (
     ACTIVE_STATES,
     Event,
     EventStatus,
-    OutboxItem,
     Question,
     QuestionKind,
     Registration,
@@ -50,7 +49,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import begin_write
-from app.services import audit, crypto, notifications, tokens
+from app.services import audit, crypto, tokens
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import is_valid_zone
 
@@ -102,6 +101,9 @@ class RegistrationData:
     answers: dict[int, Any] = field(default_factory=dict)
     #: The privacy-notice version the attendee agreed to.
     consent_version: int | None = None
+    #: A mobile number for SMS reminders, kept only with its own consent (`sms_opt_in`).
+    phone: str = ""
+    sms_opt_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,25 @@ def normalize_email(email: str) -> str:
     except EmailNotValidError as exc:
         raise DomainError(f"Enter a valid email address: {exc}", field="email") from exc
     return result.normalized.lower()
+
+
+def normalize_phone(value: str) -> str:
+    """A mobile number in E.164 (+4915123456789); DomainError(field="phone") otherwise."""
+    import phonenumbers
+
+    raw = clean_line(value)
+    if not raw:
+        raise DomainError("Enter your mobile number to get reminders by SMS.", field="phone")
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise DomainError("Enter a mobile number with its country code, like +44 7911 123456.", field="phone")
+    if phonenumbers.number_type(number) not in (phonenumbers.PhoneNumberType.MOBILE,
+                                                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise DomainError("This is not a mobile number; SMS reminders need one.", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _clean_name(value: str, field_name: str, label: str) -> str:
@@ -417,6 +438,8 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     email = normalize_email(data.email)
     if not is_valid_zone(data.timezone):
         raise DomainError("Choose your time zone from the list.", field="timezone")
+    # The number is kept only with its own consent; without it, nothing typed there is stored.
+    phone = normalize_phone(data.phone) if data.sms_opt_in else None
     event = _lock_event(event)
     check_open(event, now)
     _check_allowed(event, email)
@@ -434,7 +457,8 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
         return _duplicate(existing, now)
 
     reg = Registration(event_id=event.id, email=email, first_name=first_name, last_name=last_name,
-                       timezone=data.timezone, consent_version=data.consent_version, created_at=now)
+                       timezone=data.timezone, consent_version=data.consent_version, created_at=now,
+                       phone=phone, sms_opt_in=phone is not None)
     reg.event = event
     token = _issue_manage_token(reg)
     # Filled while the row is new, so no collection is loaded back from the database.
@@ -490,7 +514,9 @@ def _duplicate(existing: Registration, now: datetime) -> RegistrationOutcome:
 
 
 def _already_queued(dedupe_key: str) -> bool:
-    return db.session.scalar(select(OutboxItem.id).where(OutboxItem.dedupe_key == f"email:{dedupe_key}")) is not None
+    from app.models import Message
+
+    return db.session.scalar(select(Message.id).where(Message.dedupe_key == dedupe_key)) is not None
 
 
 def verify_email(token: str, *, now: datetime | None = None) -> Registration | None:
@@ -743,104 +769,28 @@ def describe_when(event: Event, zone_name: str) -> str:
     return f"{text} ({zone.key})"
 
 
-_MESSAGES = {
-    "confirmed": ("You're registered: {title}",
-                  "You're registered for {title}. Your seat is confirmed."),
-    "waitlisted": ("You're on the waitlist: {title}",
-                   "{title} is fully booked, so you're on the waitlist{position}. If a seat frees up, "
-                   "you'll get it automatically in the order people joined, and we'll email you."),
-    "pending": ("Registration received: {title}",
-                "Thanks for registering for {title}. The organizer approves each registration by hand; "
-                "we'll email you as soon as they decide."),
-    "approved": ("Approved: {title}",
-                 "Good news: your registration for {title} has been approved. Your seat is confirmed."),
-    "approved_waitlisted": ("Approved — on the waitlist: {title}",
-                            "Your registration for {title} has been approved, but the event is fully booked, "
-                            "so you're on the waitlist{position}. If a seat frees up, you'll get it "
-                            "automatically and we'll email you."),
-    "promoted": ("A seat is yours: {title}",
-                 "A seat has become free and it's yours: you're now confirmed for {title}."),
-    "denied": ("Registration declined: {title}",
-               "Sorry, your registration for {title} was not accepted."),
-    "cancelled": ("Registration cancelled: {title}",
-                  "Your registration for {title} has been cancelled."),
-    "resend": ("Your registration link: {title}",
-               "Someone — probably you — tried to register for {title} with this address, which is "
-               "already registered. Nothing has changed. Here is your personal link again."),
-}
-
-
-def _invite(reg: Registration, method: str) -> list[tuple[str, str, bytes]]:
-    """The registration's calendar invite as an attachment, once the calendar service provides it."""
-    from app.services import ics
-
-    maker = getattr(ics, "registration_invite", None)
-    if maker is None:
-        return []
-    try:
-        data = maker(reg, method=method)
-    except Exception:  # an invite must never stop a registration; the link still works
-        logger.exception("Could not build the calendar invite for registration %s", reg.id)
-        return []
-    name = "cancel.ics" if method == "CANCEL" else "invite.ics"
-    return [(name, f"text/calendar; method={method}; charset=utf-8", data)]
-
-
 def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | None = None,
             cancel_invite: bool = False, token: str | None = None) -> None:
-    """Queue the plain email for a transition: event, time in the attendee's zone, personal link."""
-    event = reg.event
-    subject, opening = _MESSAGES[kind]
-    position = waitlist_position(reg)
-    values = {"title": event.title, "position": f" (number {position} in line)" if position else ""}
-    lines = [f"Hello {reg.first_name},", "", opening.format(**values)]
-    if kind == "denied" and extra:
-        lines += ["", "Message from the organizer:", extra]
-    if kind == "cancelled" and extra:
-        lines += ["", "Note from the organizer:", extra]
-    lines += ["", f"Event: {event.title}", f"When: {describe_when(event, reg.timezone)}",
-              "Where: online, in Microsoft Teams — join from your personal link."]
-    if reg.state == RegistrationState.confirmed and kind not in ("denied", "cancelled"):
-        from app.services import joins
+    """Queue the email for a transition (branded, the attendee's zone, personal link, .ics when it applies)."""
+    from app.services import messages
 
-        lines += ["", "Join the event from your personal join link (it opens "
-                  f"{event.join_opens_minutes} minutes before the start; keep it to yourself):", joins.join_url(reg)]
-    if kind not in ("denied", "cancelled"):
-        lines += ["", "View, change or cancel your registration (keep this link to yourself):",
-                  manage_url(token or manage_token_for(reg))]
-    lines += ["", f"Event page: {_event_url(event)}"]
-    attachments: list[tuple[str, str, bytes]] = []
+    invite = None
     if kind in ("confirmed", "approved", "promoted"):
-        attachments = _invite(reg, "REQUEST")
+        invite = "REQUEST"
     elif cancel_invite:
-        attachments = _invite(reg, "CANCEL")
-    if attachments and kind != "cancelled":
-        lines += ["", "The calendar invitation is attached: open it to add the event to your calendar."]
+        invite = "CANCEL"
     key = dedupe_key or f"registration:{reg.id}:{kind}:{reg.transitions[-1].id if reg.transitions else 0}"
-    notifications.queue_plain_email(to=reg.email, name=reg.full_name, subject=subject.format(**values),
-                                    text="\n".join(lines) + "\n", dedupe_key=key, event_id=event.id,
-                                    attachments=attachments)
+    messages.notify_registration(reg, kind, dedupe_key=key, extra=extra, invite=invite, token=token,
+                                 position=waitlist_position(reg))
 
 
 def _send_verification(reg: Registration, token: str, *, dedupe_key: str | None = None) -> None:
-    event = reg.event
-    zone = ZoneInfo(reg.timezone if is_valid_zone(reg.timezone) else "UTC")
-    expires = reg.verify_expires_at.astimezone(zone) if reg.verify_expires_at else None
-    lines = [
-        f"Hello {reg.first_name},", "",
-        f"Please confirm your email address to complete your registration for {event.title}:", "",
-        verify_url(token), "",
-    ]
-    if expires is not None:
-        lines += [f"The link works until {expires:%A} {expires.day} {expires:%B %Y}, {expires:%H:%M} ({zone.key}). "
-                  "Until then your place is held.", ""]
-    lines += [f"Event: {event.title}", f"When: {describe_when(event, reg.timezone)}", "",
-              "If you did not register, ignore this email: nothing happens without the click.", "",
-              f"Event page: {_event_url(event)}"]
+    """Queue the address-confirmation email with its link and expiry in the attendee's zone."""
+    from app.services import messages
+
     key = dedupe_key or f"registration:{reg.id}:verify:{reg.verify_token_hash}"
-    notifications.queue_plain_email(to=reg.email, name=reg.full_name,
-                                    subject=f"Confirm your email address: {event.title}",
-                                    text="\n".join(lines) + "\n", dedupe_key=key, event_id=event.id)
+    messages.notify_registration(reg, "verify", dedupe_key=key, link=verify_url(token),
+                                 expires=reg.verify_expires_at)
 
 
 def _event_url(event: Event) -> str:

@@ -16,7 +16,6 @@ from app.extensions import db
 from app.models import (
     Event,
     EventStatus,
-    OutboxItem,
     Question,
     QuestionKind,
     Registration,
@@ -24,6 +23,7 @@ from app.models import (
     Role,
 )
 from app.services import accounts, registrations
+from tests.mail import queued_emails
 
 TITLE = "Accessible design clinic"
 SLUG = "accessible-design-clinic"
@@ -117,7 +117,7 @@ def _journey(page: Page, visit, audit, live_server, *, javascript: bool) -> None
         assert reg.state == RegistrationState.confirmed
         assert {a.question_label: a.value for a in reg.answers} == {
             "Organization": "Analytical Engines", "Which session?": "Afternoon", "I need captions": True}
-        emails = [row.payload for row in db.session.scalars(select(OutboxItem)) if row.kind == "email.send"]
+        emails = queued_emails()
         zone = reg.timezone
     if javascript:
         assert zone == "Europe/London"  # foyer.js pre-filled the browser's zone; without it the default stays

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Event, EventStatus, OutboxItem, User
+from app.models import Event, EventStatus, User
 from app.services import events, ics, joins, registrations
+from tests.mail import queued_emails
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -169,8 +169,7 @@ def test_confirmation_and_cancellation_emails_carry_the_invite(app, published):
         reg, _ = _register(event.id)
         registrations.cancel(reg)
         db.session.commit()
-        rows = {row.dedupe_key.split(":")[3]: row.payload for row in db.session.scalars(select(OutboxItem))
-                if row.kind == "email.send"}
+        rows = {p["dedupe_key"].split(":")[2]: p for p in queued_emails()}
     confirmed = Calendar.from_ical(base64.b64decode(rows["confirmed"]["attachments"][0]["contentInBase64"]))
     cancelled = Calendar.from_ical(base64.b64decode(rows["cancelled"]["attachments"][0]["contentInBase64"]))
     assert str(confirmed["METHOD"]) == "REQUEST" and str(cancelled["METHOD"]) == "CANCEL"

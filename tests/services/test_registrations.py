@@ -12,7 +12,6 @@ from app.extensions import db
 from app.models import (
     Event,
     EventStatus,
-    OutboxItem,
     Question,
     QuestionKind,
     Registration,
@@ -25,6 +24,7 @@ from app.models import (
 )
 from app.services import registrations as regs
 from app.services.errors import Conflict, DomainError, NotAllowed
+from tests.mail import queued_emails
 
 S = RegistrationState
 
@@ -63,12 +63,8 @@ def register(event, email, **overrides) -> regs.RegistrationOutcome:
 
 
 def emails(**filters) -> list[dict]:
-    """Queued emails (payloads, in order), optionally only those to one address."""
-    items = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send").order_by(OutboxItem.id))
-    payloads = [i.payload | {"dedupe_key": i.dedupe_key} for i in items]
-    if "to" in filters:
-        payloads = [p for p in payloads if p["to"] == filters["to"]]
-    return payloads
+    """Queued emails (in order), optionally only those to one address."""
+    return queued_emails(**filters)
 
 
 def subjects(to: str) -> list[str]:

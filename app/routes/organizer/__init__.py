@@ -1,7 +1,7 @@
 """Organizer pages under /manage."""
 
-from app.routes.organizer import events, exports, insights, questions, registrations, speakers, teams
+from app.routes.organizer import events, exports, insights, messages, questions, registrations, speakers, teams
 
 
 def blueprints():
-    return [events.bp, questions.bp, speakers.bp, teams.bp, registrations.bp, exports.bp, insights.bp]
+    return [events.bp, questions.bp, speakers.bp, teams.bp, registrations.bp, exports.bp, insights.bp, messages.bp]

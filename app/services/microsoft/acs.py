@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from azure.communication.email import EmailClient
@@ -154,6 +155,56 @@ class AcsEmailClient:
         self.poll_interval = poll_interval
         self._client = EmailClient(settings.endpoint, AzureKeyCredential(settings.access_key),
                                    **_client_kwargs(session, verify, timeout, retry_total))
+
+    def _body(self, message: EmailMessage) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "senderAddress": self.sender_address,
+            "content": {"subject": message.subject, "plainText": message.plain_text, "html": message.html},
+            "recipients": {"to": [{"address": a, "displayName": n} for a, n in message.to]},
+            "userEngagementTrackingDisabled": True,
+        }
+        if message.reply_to:
+            body["replyTo"] = [{"address": a, "displayName": n} for a, n in message.reply_to]
+        if message.attachments:
+            body["attachments"] = message.attachments
+        return body
+
+    def submit(self, message: EmailMessage, *, operation_id: str) -> SendResult:
+        """Hand a message to ACS without waiting for the operation (202 Accepted = "sent").
+
+        The operation's final status is read later with `operation_status`; the Operation-Id is ours,
+        so a repeated submit after a crash can be recognised first.
+        """
+        try:
+            poller = self._client.begin_send(self._body(message), operation_id=operation_id, polling=False)
+            result = poller.result()
+        except AzureError as exc:
+            raise _acs_error(exc, "Sending email") from exc
+        result = result or {}
+        return SendResult(operation_id=result.get("id") or operation_id, status=result.get("status") or "Running")
+
+    def operation_status(self, operation_id: str) -> SendResult | None:
+        """The status of an email operation (GET /emails/operations/{id}); None when ACS never saw it."""
+        from azure.core.rest import HttpRequest
+
+        api_version = getattr(self._client._config, "api_version", "2025-09-01")
+        api_version = getattr(api_version, "value", api_version)  # the SDK keeps an enum
+        request = HttpRequest("GET", f"/emails/operations/{quote(operation_id, safe='')}",
+                              params={"api-version": api_version})
+        try:
+            response = self._client.send_request(request)
+        except AzureError as exc:
+            raise _acs_error(exc, "Reading an email operation") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            exc = HttpResponseError(response=response)
+            raise _acs_error(exc, "Reading an email operation")
+        data = response.json() or {}
+        error = data.get("error") or {}
+        return SendResult(operation_id=data.get("id") or operation_id, status=data.get("status") or "",
+                          error=(f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+                                 if isinstance(error, dict) else str(error)))
 
     def send(self, message: EmailMessage, *, operation_id: str | None = None) -> SendResult:
         """Send and wait for a terminal status; the operation id is ours, so a resend is recognisable."""

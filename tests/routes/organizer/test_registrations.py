@@ -7,12 +7,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Event, EventStatus, OutboxItem, Question, QuestionKind, Registration
+from app.models import Event, EventStatus, Question, QuestionKind, Registration
 from app.models import RegistrationState as S
 from app.services import registrations
+from tests.mail import queued_emails
 
 from .conftest import hx
 
@@ -141,8 +141,7 @@ def test_cancel_with_note_promotes_and_says_so(app, client, event, register):
     page = _text(client.get(response.headers["Location"]))
     assert "1 person was cancelled. 1 person was promoted from the waitlist." in page
     with app.app_context():
-        texts = [r.payload["text"] for r in db.session.scalars(select(OutboxItem))
-                 if r.payload.get("to") == "ada@example.org" and "cancelled" in r.payload["subject"]]
+        texts = [p["text"] for p in queued_emails(to="ada@example.org") if "cancelled" in p["subject"]]
     assert any("Sorry, <b>room</b> change" in t for t in texts)
 
 
@@ -164,8 +163,7 @@ def test_approve_and_deny_with_message(app, client, event, register):
     assert response.status_code == 303
     assert _states(app, bob) == [S.denied]
     with app.app_context():
-        denied = [r.payload["text"] for r in db.session.scalars(select(OutboxItem))
-                  if r.payload.get("to") == "bob@example.org" and "declined" in r.payload["subject"]]
+        denied = [p["text"] for p in queued_emails(to="bob@example.org") if "declined" in p["subject"]]
     assert any("Members only, sorry." in t for t in denied)
 
 

@@ -14,7 +14,6 @@ from app.extensions import db
 from app.models import (
     Event,
     EventStatus,
-    OutboxItem,
     Question,
     QuestionKind,
     Registration,
@@ -25,6 +24,7 @@ from app.models import (
 )
 from app.services import registrations
 from app.services.settings import update_privacy_notice
+from tests.mail import queued_emails
 
 
 def _text(response) -> str:
@@ -97,8 +97,7 @@ def _count(app, model=Registration) -> int:
 
 def _emails(app, to: str | None = None) -> list[dict]:
     with app.app_context():
-        items = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send").order_by(OutboxItem.id))
-        return [i.payload for i in items if to is None or i.payload["to"] == to]
+        return [p for p in queued_emails() if to is None or p["to"] == to]
 
 
 # --- the form ------------------------------------------------------------------------------------------

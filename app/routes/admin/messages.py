@@ -1,0 +1,121 @@
+"""Admin → Messages: every email and SMS with its status, filtered by event, type and status; the
+rendered HTML in a sandboxed frame; retry a failed one; the ACS email quota and when the queue drains.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, flash, make_response, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.extensions import db
+from app.forms.messages import EmptyForm, QuotaForm
+from app.models import Event, Message, MessageStatus
+from app.routes._helpers import apply_domain_error
+from app.routes.admin._guard import require_admin
+from app.services import messages
+from app.services.errors import DomainError
+from app.web import redirect_to
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("admin_messages", __name__, url_prefix="/admin/messages")
+require_admin(bp)
+
+#: The frame's own policy: no scripts, no plugins, styles inline (emails need them), images from anywhere
+#: https (logos), and only Foyer's own pages may frame it.
+FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+             "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox")
+
+
+def _filters() -> dict:
+    try:
+        event_id = int(request.args.get("event") or 0)
+    except ValueError:
+        event_id = 0
+    try:
+        page = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        page = 1
+    kind = request.args.get("kind", "")
+    status = request.args.get("status", "")
+    return {"event_id": event_id or None, "kind": kind if kind in messages.KINDS else "",
+            "status": status if status in MessageStatus.__members__ else "", "page": page}
+
+
+def _page(quota_form: QuotaForm | None = None, status: int = 200):
+    filters = _filters()
+    rows, total = messages.list_messages(**filters)
+    quota = messages.get_quota()
+    quota_form = quota_form or QuotaForm(formdata=None, data={"per_minute": quota.per_minute,
+                                                               "per_hour": quota.per_hour})
+    events = db.session.scalars(select(Event).order_by(Event.starts_at.desc()).limit(200)).all()
+    return render_template("admin/messages.html", rows=rows, total=total, filters=filters, kinds=messages.KINDS,
+                           statuses=list(MessageStatus), events=events, quota=quota, quota_form=quota_form,
+                           backlog=messages.backlog(), eta=messages.eta(), page_size=messages.PAGE_SIZE), status
+
+
+@bp.get("")
+def messages_GET():
+    """Every message, newest first, with filters."""
+    return _page()
+
+
+@bp.post("/quota")
+def quota_POST():
+    """Save the ACS resource's email quota."""
+    form = QuotaForm()
+    if form.validate_on_submit():
+        try:
+            messages.save_quota(form.per_minute.data, form.per_hour.data, actor=current_user._get_current_object())
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Email quota saved.", "success")
+            return redirect_to(url_for(".messages_GET"))
+    return _page(quota_form=form, status=422)
+
+
+def _load(message_id: int) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None:
+        abort(404)
+    return message
+
+
+@bp.get("/<int:message_id>")
+def message_GET(message_id: int):
+    """One message: recipient, status, attempts, errors, the text and the HTML in a sandboxed frame."""
+    return render_template("admin/message.html", message=_load(message_id), form=EmptyForm(formdata=None),
+                           kinds=messages.KINDS)
+
+
+@bp.get("/<int:message_id>/html")
+def message_html_GET(message_id: int):
+    """The rendered HTML alone, for the sandboxed frame, under its own strict policy."""
+    message = _load(message_id)
+    response = make_response(message.body_html or "<p>(No HTML version.)</p>")
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = FRAME_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.post("/<int:message_id>/retry")
+def message_retry_POST(message_id: int):
+    """Send a failed message again."""
+    message = _load(message_id)
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        messages.retry(message, actor=current_user._get_current_object())
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash("The message is queued again.", "success")
+    return redirect_to(url_for(".message_GET", message_id=message.id))

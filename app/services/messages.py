@@ -1,0 +1,905 @@
+"""Messages to people: render (branded HTML + plain text, the recipient's own zone, absolute links),
+record one `Message` per logical message, and send it through ACS from the outbox at a pace the
+resource's quota allows, most urgent first.
+
+Guarantees:
+* one logical message -> one row (unique dedupe key) -> one outbox item -> one ACS operation whose
+  Operation-Id Foyer chooses (uuid5 of the dedupe key). Before any second attempt the worker asks ACS
+  for that operation; if ACS already has it, it is not sent again.
+* the dispatcher never lets the provider see more than the admin-set quota: every send first takes a
+  slot (a `reserved_at` stamp) under a lock (PostgreSQL advisory lock, SQLite's write lock), counted
+  over a slightly longer window than the provider's so clock skew cannot push it over.
+* when the quota is used up the send is deferred (not failed, not counted as an attempt), and messages
+  come back in deadline order: a reminder due in ten minutes goes before an organizer's newsletter.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from markupsafe import Markup, escape
+from sqlalchemy import case, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from app.models import (
+    ACTIVE_STATES,
+    Event,
+    EventStatus,
+    Message,
+    MessageChannel,
+    MessageOverride,
+    MessageStatus,
+    OutboxItem,
+    OutboxStatus,
+    Registration,
+    RegistrationState,
+    Setting,
+    User,
+    db,
+    utcnow,
+)
+from app.models.base import begin_write
+from app.services import outbox
+from app.services.errors import DomainError, NotAllowed
+from app.services.markdown import render_markdown
+from app.services.microsoft.acs import EmailMessage
+from app.services.microsoft.errors import AcsError
+from app.services.microsoft.wiring import get_microsoft
+from app.services.timezones import is_valid_zone
+
+logger = logging.getLogger(__name__)
+
+#: Same namespace as notifications.py: the same logical send always carries the same Operation-Id.
+OPERATION_NAMESPACE = uuid.UUID("6f2b7a52-3c1e-4f0e-9a57-0f6d2a9b1c11")
+QUOTA_SETTING = "acs_email_quota"
+#: ACS Email's documented default for a custom domain (microsoft.md F.3).
+DEFAULT_PER_MINUTE, DEFAULT_PER_HOUR = 30, 100
+#: Windows a little longer than the provider's, so a send that reaches ACS a moment after its slot
+#: was taken can never make ACS count one too many.
+MINUTE_WINDOW, HOUR_WINDOW = 61.0, 3601.0
+#: Advisory-lock keys (PostgreSQL): the quota slot counter and the reminder sweep.
+QUOTA_LOCK_KEY, SWEEP_LOCK_KEY = 0x466F7901, 0x466F7902
+#: How long after "sent" the operation's final status is read.
+STATUS_POLL_DELAY = 30.0
+#: An ACS key that is refused (revoked, rotated) keeps messages queued; they are tried again this often.
+CREDENTIALS_RETRY_SECONDS = 300.0
+
+SUBJECT_MAX = 200
+BODY_MAX = 20_000
+INTRO_MAX = 5_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    label: str
+    subject: str
+    intro: str
+    #: Show the personal manage link.
+    manage_link: bool = True
+
+
+#: Every message type. Subjects and intros may use {title}; the intro also {position} (waitlist).
+KINDS: dict[str, Kind] = {
+    "confirmed": Kind("Registration confirmed", "You're registered: {title}",
+                      "You're registered for {title}. Your seat is confirmed."),
+    "pending": Kind("Pending approval", "Registration received: {title}",
+                    "Thanks for registering for {title}. The organizer approves each registration by hand; "
+                    "we'll email you as soon as they decide."),
+    "approved": Kind("Approved", "Approved: {title}",
+                     "Good news: your registration for {title} has been approved. Your seat is confirmed."),
+    "approved_waitlisted": Kind("Approved, on the waitlist", "Approved — on the waitlist: {title}",
+                                "Your registration for {title} has been approved, but the event is fully booked, "
+                                "so you're on the waitlist{position}. If a seat frees up, you'll get it "
+                                "automatically and we'll email you."),
+    "denied": Kind("Declined", "Registration declined: {title}",
+                   "Sorry, your registration for {title} was not accepted.", manage_link=False),
+    "waitlisted": Kind("Waitlisted", "You're on the waitlist: {title}",
+                       "{title} is fully booked, so you're on the waitlist{position}. If a seat frees up, "
+                       "you'll get it automatically in the order people joined, and we'll email you."),
+    "promoted": Kind("Promoted from the waitlist", "A seat is yours: {title}",
+                     "A seat has become free and it's yours: you're now confirmed for {title}."),
+    "reminder": Kind("Reminder", "Reminder: {title} starts {when}",
+                     "This is a reminder: {title} starts {when}."),
+    "event_changed": Kind("Event changed", "Changed: {title}",
+                          "The organizer has changed the details of {title}. Please check the new date and "
+                          "time below; the updated calendar invitation is attached."),
+    "event_cancelled": Kind("Event cancelled", "Cancelled: {title}",
+                            "We're sorry: {title} has been cancelled.", manage_link=False),
+    "cancelled": Kind("Registration cancelled", "Registration cancelled: {title}",
+                      "Your registration for {title} has been cancelled.", manage_link=False),
+    "organizer": Kind("Organizer message", "{title}", ""),
+    "verify": Kind("Confirm email address", "Confirm your email address: {title}",
+                   "Please confirm your email address to complete your registration for {title}.",
+                   manage_link=False),
+    "resend": Kind("Link re-sent", "Your registration link: {title}",
+                   "Someone — probably you — tried to register for {title} with this address, which is already "
+                   "registered. Nothing has changed. Here is your personal link again."),
+}
+#: Types whose subject and intro an organizer may override per event.
+OVERRIDABLE = ("confirmed", "pending", "approved", "denied", "waitlisted", "promoted", "reminder", "event_changed",
+               "event_cancelled", "cancelled")
+
+#: Who an organizer message can go to: name -> (label, states). Attendance-based segments
+#: ("attended", "no-show") are added here once attendance is recorded.
+SEGMENTS: dict[str, tuple[str, tuple[RegistrationState, ...]]] = {
+    "all": ("Everyone registered", (RegistrationState.confirmed, RegistrationState.waitlisted,
+                                    RegistrationState.pending)),
+    "confirmed": ("Confirmed", (RegistrationState.confirmed,)),
+    "waitlisted": ("Waitlisted", (RegistrationState.waitlisted,)),
+    "pending": ("Awaiting approval", (RegistrationState.pending,)),
+}
+
+
+def clean_header(value: str) -> str:
+    """No CR/LF or control characters in anything that becomes a header (subject, names)."""
+    return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value or "").split())
+
+
+def operation_id_for(dedupe_key: str) -> str:
+    return str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key))
+
+
+# --- quota -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quota:
+    per_minute: int = DEFAULT_PER_MINUTE
+    per_hour: int = DEFAULT_PER_HOUR
+
+
+def get_quota() -> Quota:
+    row = db.session.get(Setting, QUOTA_SETTING)
+    if row is None or not isinstance(row.value, dict):
+        return Quota()
+    try:
+        return Quota(max(1, int(row.value["per_minute"])), max(1, int(row.value["per_hour"])))
+    except (KeyError, TypeError, ValueError):
+        return Quota()
+
+
+def save_quota(per_minute: Any, per_hour: Any, *, actor: User) -> Quota:
+    """Set the ACS resource's email quota (admins)."""
+    if not actor.is_admin:
+        raise NotAllowed("Only admins can change the email quota.")
+    values = {}
+    for name, raw, label in (("per_minute", per_minute, "per minute"), ("per_hour", per_hour, "per hour")):
+        try:
+            number = int(str(raw).strip())
+        except (TypeError, ValueError):
+            raise DomainError(f"Enter a whole number of emails {label}.", field=name) from None
+        if not 1 <= number <= 1_000_000:
+            raise DomainError(f"Enter between 1 and 1,000,000 emails {label}.", field=name)
+        values[name] = number
+    if values["per_hour"] < values["per_minute"]:
+        raise DomainError("The hourly quota cannot be smaller than the per-minute quota.", field="per_hour")
+    row = db.session.get(Setting, QUOTA_SETTING)
+    if row is None:
+        db.session.add(Setting(key=QUOTA_SETTING, value=values))
+    else:
+        row.value = values
+    logger.info("Email quota set to %s/min, %s/h by %s", values["per_minute"], values["per_hour"], actor.id)
+    return Quota(**values)
+
+
+def drain_seconds(count: int, quota: Quota | None = None, *, used_minute: int = 0, used_hour: int = 0) -> float:
+    """How long `count` more emails take to go out at the quota (seconds until the last one leaves)."""
+    quota = quota or get_quota()
+    if count <= 0:
+        return 0.0
+    first_hour = max(quota.per_hour - used_hour, 0)
+    if count <= first_hour:
+        return (math.ceil((count + used_minute) / quota.per_minute) - 1) * MINUTE_WINDOW
+    rest = count - first_hour
+    hours = math.ceil(rest / quota.per_hour)
+    last = rest - (hours - 1) * quota.per_hour
+    return hours * HOUR_WINDOW + (math.ceil(last / quota.per_minute) - 1) * MINUTE_WINDOW
+
+
+def backlog() -> int:
+    """Emails waiting to go out."""
+    return db.session.scalar(select(func.count(Message.id)).where(
+        Message.channel == MessageChannel.email,
+        Message.status.in_([MessageStatus.queued, MessageStatus.sending]))) or 0
+
+
+def eta(extra: int = 0, *, now: datetime | None = None) -> datetime:
+    """When the current backlog plus `extra` more emails will have gone out."""
+    now = now or utcnow()
+    used_minute, used_hour = _used(now)
+    return now + timedelta(seconds=drain_seconds(backlog() + extra, used_minute=used_minute, used_hour=used_hour))
+
+
+def _used(now: datetime) -> tuple[int, int]:
+    """Slots taken in the last minute and hour (one query)."""
+    minute_ago, hour_ago = now - timedelta(seconds=MINUTE_WINDOW), now - timedelta(seconds=HOUR_WINDOW)
+    row = db.session.execute(select(
+        func.coalesce(func.sum(case((Message.reserved_at > minute_ago, 1), else_=0)), 0),
+        func.count(Message.id),
+    ).where(Message.channel == MessageChannel.email, Message.reserved_at > hour_ago)).one()
+    return int(row[0]), int(row[1])
+
+
+def _lock(key: int) -> None:
+    """Serialise with other workers for the rest of this transaction."""
+    begin_write()
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+#: When the quota is used up, queued sends wake up together once this many slots are free again.
+WAKE_BATCH = 10
+
+
+def _slot_wait(now: datetime, quota: Quota, used_minute: int, used_hour: int, need: int = 1) -> float:
+    """Seconds until `need` slots are free (0 when they are free now)."""
+    wait = 0.0
+    for window, limit, used in ((MINUTE_WINDOW, quota.per_minute, used_minute),
+                                (HOUR_WINDOW, quota.per_hour, used_hour)):
+        need_here = min(need, limit)
+        if used + need_here <= limit:
+            continue
+        nth = db.session.scalar(
+            select(Message.reserved_at)
+            .where(Message.channel == MessageChannel.email, Message.reserved_at > now - timedelta(seconds=window))
+            .order_by(Message.reserved_at.desc()).offset(limit - need_here).limit(1)
+        )
+        if nth is not None:
+            wait = max(wait, (nth + timedelta(seconds=window) - now).total_seconds())
+    return wait
+
+
+def _ahead(message_id: int, deadline: datetime, now: datetime, *, cap: int | None = None) -> int:
+    """Queued emails more urgent than this one (an earlier deadline); counted up to `cap`.
+
+    Equally urgent messages are not ranked among themselves: whichever the worker picks up first goes.
+    """
+    query = select(Message.id).where(
+        Message.channel == MessageChannel.email,
+        Message.status == MessageStatus.queued,
+        Message.reserved_at.is_(None),
+        Message.created_at <= now,
+        Message.deadline < deadline,
+    )
+    if cap is not None:
+        query = query.limit(cap)
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
+    """Take a send slot for a message (commits). Returns 0 when taken, else seconds to wait first.
+
+    When the quota is used up, every queued send is put back until a few slots are free again (one
+    UPDATE), rather than each of them waking up, finding no slot and going back to sleep.
+    """
+    now = now or utcnow()
+    db.session.rollback()
+    _lock(QUOTA_LOCK_KEY)
+    deadline = db.session.scalar(select(Message.deadline).where(Message.id == message_id))
+    quota = get_quota()
+    used_minute, used_hour = _used(now)
+    free = min(quota.per_minute - used_minute, quota.per_hour - used_hour)
+    if free > 0:
+        ahead = _ahead(message_id, deadline, now, cap=free)
+        if ahead < free:
+            db.session.execute(update(Message).where(Message.id == message_id).values(
+                reserved_at=now, status=MessageStatus.sending, attempts=Message.attempts + 1, updated_at=now)
+                .execution_options(synchronize_session=False))
+            db.session.commit()
+            return 0.0
+        # The free slots are owed to more urgent messages (queued, due now): let them have them.
+        db.session.commit()
+        return 1.0
+    wait = max(_slot_wait(now, quota, used_minute, used_hour, need=WAKE_BATCH), 0.5)
+    until = now + timedelta(seconds=wait)
+    db.session.execute(update(OutboxItem).where(
+        OutboxItem.kind == "message.send", OutboxItem.status == OutboxStatus.pending,
+        OutboxItem.next_attempt_at < until).values(next_attempt_at=until)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return wait
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def describe_when(event: Event, zone_name: str) -> str:
+    """'Tuesday 3 March 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
+    from app.services.registrations import describe_when as when
+
+    return when(event, zone_name)
+
+
+def relative_start(event: Event, now: datetime, zone_name: str) -> str:
+    """'in 1 hour', 'in 15 minutes', 'tomorrow at 14:00', 'on Tuesday 3 March at 14:00' (recipient's zone)."""
+    zone = ZoneInfo(zone_name if is_valid_zone(zone_name) else "UTC")
+    minutes = max(0, round((event.starts_at - now).total_seconds() / 60))
+    if minutes < 1:
+        return "now"
+    if minutes < 90:
+        return f"in {minutes} minute{'s' if minutes != 1 else ''}" if minutes % 60 else "in 1 hour"
+    if minutes < 12 * 60:
+        hours = round(minutes / 60)
+        return f"in {hours} hours"
+    start, today = event.starts_at.astimezone(zone), now.astimezone(zone).date()
+    if start.date() == today:
+        return f"today at {start:%H:%M}"
+    if start.date() == today + timedelta(days=1):
+        return f"tomorrow at {start:%H:%M}"
+    return f"on {start:%A} {start.day} {start:%B} at {start:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Replace {name} placeholders by plain substitution (never str.format on organizer text)."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def get_override(event: Event | None, kind: str) -> MessageOverride | None:
+    if event is None or event.id is None or kind not in OVERRIDABLE:
+        return None
+    return db.session.scalar(select(MessageOverride).where(MessageOverride.event_id == event.id,
+                                                           MessageOverride.kind == kind))
+
+
+def _cached(key: tuple, compute):
+    """Per app context (one request, one worker job): branding and wording do not change mid-batch."""
+    from flask import g
+
+    cache = g.setdefault("_message_render_cache", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage_link: str | None = None,
+           extra: str = "", position: int | None = None, link: str | None = None, now: datetime | None = None,
+           subject: str | None = None, intro: str | None = None, attachment_note: bool = False,
+           expires: datetime | None = None) -> Rendered:
+    """Render one message: subject, inline-styled HTML and plain text.
+
+    `subject` / `intro` (Markdown) replace Foyer's wording (organizer overrides and messages);
+    None uses the event's saved override, then Foyer's default.
+    """
+    from app.services import catalog
+    from app.services.settings import get_branding
+
+    spec = KINDS[kind]
+    now = now or utcnow()
+    zone = zone if is_valid_zone(zone) else "UTC"
+    override = (_cached(("override", event.id, kind), lambda: get_override(event, kind))
+                if subject is None and intro is None else None)
+    when_relative = relative_start(event, now, zone)
+    values = {"title": event.title, "position": f" (number {position} in line)" if position else "",
+              "when": when_relative}
+    subject_text = subject if subject is not None else (override.subject if override and override.subject else "")
+    subject_text = clean_header(_fill(subject_text or spec.subject, {k: values[k] for k in ("title", "when")}))
+    intro_md = intro if intro is not None else (override.intro if override and override.intro else "")
+    if intro_md:
+        intro_html = render_markdown(_fill(intro_md, {"title": event.title}))
+        intro_text = catalog.markdown_to_text(_fill(intro_md, {"title": event.title}))
+    else:
+        intro_text = _fill(spec.intro, values)
+        intro_html = Markup("<p>{}</p>").format(intro_text)
+    branding = _cached(("branding",), get_branding)
+    logo_url = (catalog.public_url("public.upload_GET", filename=branding.logo_filename)
+                if branding.logo_filename else None)
+    expires_text = ""
+    if expires is not None:
+        local = expires.astimezone(ZoneInfo(zone))
+        expires_text = f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} ({zone})"
+    context = {
+        "kind": kind, "branding": branding, "logo_url": logo_url, "event": event, "name": clean_header(name),
+        "when": describe_when(event, zone), "when_relative": when_relative, "zone": zone,
+        "event_url": catalog.event_url(event), "manage_url": manage_link if spec.manage_link else None,
+        "link": link, "intro_html": intro_html, "intro_text": intro_text, "extra": (extra or "").strip(),
+        "subject": subject_text, "attachment_note": attachment_note, "expires": expires_text,
+    }
+    # The environment's own render (not render_template): emails need no request context processors.
+    env = current_app.jinja_env
+    html = env.get_template(f"emails/{kind}.html").render(**context)
+    body = env.get_template(f"emails/{kind}.txt").render(**context)
+    return Rendered(subject=subject_text or event.title, html=html, text=body.strip() + "\n")
+
+
+def save_override(event: Event, kind: str, subject: str, intro: str, *, actor: User) -> MessageOverride | None:
+    """Set an event's own subject / opening paragraph for one email type; both empty removes it."""
+    from app.services.events import can_manage
+
+    if not can_manage(actor, event):
+        raise NotAllowed("You cannot change this event's emails.")
+    if kind not in OVERRIDABLE:
+        raise DomainError("This email cannot be changed.")
+    subject = clean_header(subject)
+    intro = (intro or "").replace("\r\n", "\n").strip()
+    if len(subject) > SUBJECT_MAX:
+        raise DomainError(f"Keep the subject under {SUBJECT_MAX} characters.", field="subject")
+    if len(intro) > INTRO_MAX:
+        raise DomainError(f"Keep the paragraph under {INTRO_MAX:,} characters.", field="intro")
+    override = get_override(event, kind)
+    if not subject and not intro:
+        if override is not None:
+            db.session.delete(override)
+        return None
+    if override is None:
+        override = MessageOverride(event_id=event.id, kind=kind)
+        db.session.add(override)
+    override.subject, override.intro = subject, intro
+    db.session.flush()
+    logger.info("Email %s of event %s reworded by %s", kind, event.id, actor.id)
+    return override
+
+
+def nl2br(value: str) -> Markup:
+    """Escape text and keep its line breaks (for organizer notes in HTML)."""
+    return Markup("<br>\n").join(escape(line) for line in (value or "").splitlines())
+
+
+# --- queueing ------------------------------------------------------------------------------------
+
+
+def _existing(dedupe_key: str) -> Message | None:
+    return db.session.scalar(select(Message).where(Message.dedupe_key == dedupe_key))
+
+
+def _add(message: Message) -> Message | None:
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+            db.session.flush()
+    except IntegrityError:
+        return None  # a concurrent transaction recorded the same logical message first
+    return message
+
+
+def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str, rendered: Rendered,
+                registration: Registration | None = None, attachments: list[tuple[str, str, bytes]] | None = None,
+                deadline: datetime | None = None, batch: str | None = None) -> Message | None:
+    """Record one email and queue its sending, in the caller's transaction; a repeated key is a no-op."""
+    if _existing(dedupe_key) is not None:
+        return None
+    now = utcnow()
+    files = [{"name": clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
+             for n, t, b in (attachments or [])]
+    message = _add(Message(
+        dedupe_key=dedupe_key, channel=MessageChannel.email, kind=kind, status=MessageStatus.queued,
+        event_id=event.id, registration_id=registration.id if registration is not None else None, batch=batch,
+        recipient=to, recipient_name=clean_header(name), subject=rendered.subject, body_text=rendered.text,
+        body_html=rendered.html, attachments=[{"name": f["name"], "contentType": f["contentType"],
+                                               "size": len(b)} for f, (_, _, b) in zip(files, attachments or [],
+                                                                                        strict=True)],
+        deadline=deadline or now + timedelta(minutes=10), operation_id=operation_id_for(dedupe_key),
+        created_at=now,
+    ))
+    if message is None:
+        return None
+    outbox.enqueue("message.send", {"message_id": message.id, "attachments": files},
+                   dedupe_key=f"message:{dedupe_key}", event_id=event.id)
+    return message
+
+
+def queue_sms(kind: str, *, event: Event, registration: Registration, dedupe_key: str, body: str,
+              deadline: datetime | None = None, batch: str | None = None) -> Message | None:
+    """Record one SMS and queue its sending (the registrant opted in and gave a number)."""
+    if _existing(dedupe_key) is not None or not registration.phone:
+        return None
+    message = _add(Message(
+        dedupe_key=dedupe_key, channel=MessageChannel.sms, kind=kind, status=MessageStatus.queued,
+        event_id=event.id, registration_id=registration.id, batch=batch, recipient=registration.phone,
+        recipient_name=clean_header(registration.full_name), subject="", body_text=body, body_html="",
+        deadline=deadline or utcnow() + timedelta(minutes=10), created_at=utcnow(),
+    ))
+    if message is None:
+        return None
+    outbox.enqueue("message.send", {"message_id": message.id, "attachments": []},
+                   dedupe_key=f"message:{dedupe_key}", event_id=event.id)
+    return message
+
+
+def record_suppressed(kind: str, *, event: Event, registration: Registration, dedupe_key: str, reason: str,
+                      batch: str | None = None, channel: MessageChannel = MessageChannel.email) -> Message | None:
+    """Record a message deliberately not sent (e.g. a reminder for an event that already started)."""
+    if _existing(dedupe_key) is not None:
+        return None
+    return _add(Message(
+        dedupe_key=dedupe_key, channel=channel, kind=kind, status=MessageStatus.suppressed, event_id=event.id,
+        registration_id=registration.id, batch=batch, recipient=registration.email if channel == "email"
+        else (registration.phone or ""), recipient_name=clean_header(registration.full_name),
+        last_error=reason, operation_id="", created_at=utcnow(),
+    ))
+
+
+# --- registration messages -------------------------------------------------------------------------
+
+
+def _invite(reg: Registration, method: str) -> list[tuple[str, str, bytes]]:
+    from app.services import ics
+
+    try:
+        data = ics.registration_invite(reg, method=method)
+    except Exception:  # an invite must never stop a registration; the link still works
+        logger.exception("Could not build the calendar invite for registration %s", reg.id)
+        return []
+    name = "cancel.ics" if method == "CANCEL" else "invite.ics"
+    return [(name, f"text/calendar; method={method}; charset=utf-8", data)]
+
+
+def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra: str = "",
+                        invite: str | None = None, token: str | None = None, position: int | None = None,
+                        link: str | None = None, expires: datetime | None = None,
+                        deadline: datetime | None = None, batch: str | None = None,
+                        now: datetime | None = None) -> Message | None:
+    """Render and queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL)."""
+    from app.services import registrations
+
+    event = reg.event
+    if _existing(dedupe_key) is not None:
+        return None
+    manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
+        if KINDS[kind].manage_link else None
+    attachments = _invite(reg, invite) if invite else []
+    rendered = render(kind, event=event, name=reg.first_name, zone=reg.timezone, manage_link=manage, extra=extra,
+                      position=position, link=link, expires=expires, now=now,
+                      attachment_note=bool(attachments) and invite == "REQUEST")
+    return queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=dedupe_key, rendered=rendered,
+                       registration=reg, attachments=attachments, deadline=deadline, batch=batch)
+
+
+# --- event-wide messages (fan-out in the worker) -----------------------------------------------------
+
+
+def segment_query(event: Event, segment: str):
+    _, states = SEGMENTS[segment]
+    return (select(Registration).where(Registration.event_id == event.id, Registration.state.in_(states))
+            .order_by(Registration.id))
+
+
+def segment_count(event: Event, segment: str) -> int:
+    _, states = SEGMENTS[segment]
+    return db.session.scalar(select(func.count(Registration.id)).where(
+        Registration.event_id == event.id, Registration.state.in_(states))) or 0
+
+
+def queue_event_changed(event: Event) -> None:
+    """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics)."""
+    outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "event_changed", "sequence": event.ics_sequence,
+                                       "batch": f"event_changed:{event.id}:{event.ics_sequence}"},
+                   dedupe_key=f"fanout:event_changed:{event.id}:{event.ics_sequence}", event_id=event.id)
+
+
+def queue_event_cancelled(event: Event) -> None:
+    """Tell every active registrant the event is cancelled (confirmed ones get METHOD:CANCEL)."""
+    outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "event_cancelled",
+                                       "sequence": event.ics_sequence, "batch": f"event_cancelled:{event.id}"},
+                   dedupe_key=f"fanout:event_cancelled:{event.id}", event_id=event.id)
+
+
+@dataclass(frozen=True)
+class Composition:
+    segment: str
+    subject: str
+    body: str
+
+
+def check_composition(event: Event, segment: str, subject: str, body: str) -> Composition:
+    """Validate an organizer message; DomainError naming the field otherwise."""
+    if segment not in SEGMENTS:
+        raise DomainError("Choose who receives the message.", field="segment")
+    subject = clean_header(subject)
+    if not subject:
+        raise DomainError("Enter a subject.", field="subject")
+    if len(subject) > SUBJECT_MAX:
+        raise DomainError(f"Keep the subject under {SUBJECT_MAX} characters.", field="subject")
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not body:
+        raise DomainError("Write the message.", field="body")
+    if len(body) > BODY_MAX:
+        raise DomainError(f"Keep the message under {BODY_MAX:,} characters.", field="body")
+    return Composition(segment, subject, body)
+
+
+def render_organizer_message(event: Event, composition: Composition, *, name: str = "", zone: str | None = None,
+                             manage_link: str | None = None) -> Rendered:
+    return render("organizer", event=event, name=name, zone=zone or event.timezone, manage_link=manage_link,
+                  subject=composition.subject, intro=composition.body)
+
+
+def send_organizer_message(event: Event, composition: Composition, *, actor: User) -> str:
+    """Queue an organizer message to a segment; returns the batch key for the progress view."""
+    from app.services.events import can_manage
+
+    if not can_manage(actor, event):
+        raise NotAllowed("You cannot message this event's attendees.")
+    batch = f"organizer:{event.id}:{uuid.uuid4().hex[:12]}"
+    outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "organizer", "segment": composition.segment,
+                                       "subject": composition.subject, "body": composition.body, "batch": batch,
+                                       "expected": segment_count(event, composition.segment),
+                                       "actor_id": actor.id},
+                   dedupe_key=f"fanout:{batch}", event_id=event.id)
+    logger.info("Organizer message %s to %s of event %s queued by %s", batch, composition.segment, event.id,
+                actor.id)
+    return batch
+
+
+@outbox.handler("messages.fanout")
+def fanout(payload: dict[str, Any]) -> None:
+    """Queue one message per recipient of an event-wide send (idempotent: per-recipient dedupe keys)."""
+    db.session.rollback()
+    begin_write()
+    event = db.session.get(Event, payload["event_id"])
+    if event is None:
+        return
+    kind, batch = payload["kind"], payload["batch"]
+    if kind == "organizer":
+        query = segment_query(event, payload["segment"])
+    else:
+        query = (select(Registration).where(Registration.event_id == event.id,
+                                            Registration.state.in_(ACTIVE_STATES),
+                                            Registration.state != RegistrationState.unverified)
+                 .order_by(Registration.id))
+    count = 0
+    for reg in db.session.scalars(query):
+        if kind == "organizer":
+            from app.services import registrations
+
+            key = f"{batch}:{reg.id}"
+            if _existing(key) is not None:
+                continue
+            manage = registrations.manage_url(registrations.manage_token_for(reg))
+            rendered = render("organizer", event=event, name=reg.first_name, zone=reg.timezone, manage_link=manage,
+                              subject=payload["subject"], intro=payload["body"])
+            queued = queue_email("organizer", event=event, to=reg.email, name=reg.full_name, dedupe_key=key,
+                                 rendered=rendered, registration=reg, batch=batch,
+                                 deadline=utcnow() + timedelta(hours=6))
+        else:
+            confirmed = reg.state == RegistrationState.confirmed
+            method = ("CANCEL" if kind == "event_cancelled" else "REQUEST") if confirmed else None
+            key = f"{batch}:{reg.id}"
+            queued = notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch,
+                                         extra=event.cancellation_reason if kind == "event_cancelled" else "",
+                                         deadline=utcnow() + timedelta(minutes=30))
+        count += 1 if queued is not None else 0
+    db.session.commit()
+    logger.info("Fan-out %s queued %s message(s)", batch, count)
+
+
+# --- sending ------------------------------------------------------------------------------------------
+
+
+def _settle(message_id: int, **values: Any) -> None:
+    """Record a step of the send in its own short transaction."""
+    db.session.rollback()
+    begin_write()
+    db.session.execute(update(Message).where(Message.id == message_id).values(**values, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def _mark_failed(payload: dict[str, Any], error: str) -> None:
+    """The outbox gave up: the message shows as failed (perform() commits)."""
+    message = db.session.get(Message, payload.get("message_id"))
+    if message is not None and message.status not in (MessageStatus.sent, MessageStatus.suppressed):
+        message.status = MessageStatus.failed
+        message.last_error = error[:2000]
+
+
+_SEND_COLUMNS = (Message.id, Message.status, Message.kind, Message.channel, Message.attempts, Message.operation_id,
+                 Message.recipient, Message.recipient_name, Message.subject, Message.body_text, Message.body_html,
+                 Message.event_id, Message.registration_id)
+
+
+def _still_wanted(row, now: datetime) -> str:
+    """Why a queued reminder should no longer go out ('' when it should)."""
+    if row.kind != "reminder":
+        return ""
+    event = db.session.execute(select(Event.status, Event.starts_at).where(Event.id == row.event_id)).first() \
+        if row.event_id else None
+    if event is None or event.status != EventStatus.published:
+        return "The event is no longer published."
+    if event.starts_at <= now:
+        return "The event had already started."
+    state = db.session.scalar(select(Registration.state).where(Registration.id == row.registration_id)) \
+        if row.registration_id else None
+    if state != RegistrationState.confirmed:
+        return "The registration is no longer confirmed."
+    return ""
+
+
+@outbox.handler("message.send", on_failure=_mark_failed)
+def send_message(payload: dict[str, Any]) -> None:
+    """Send one message: check ACS for an earlier attempt first, take a quota slot, submit, record."""
+    message_id = payload["message_id"]
+    db.session.rollback()
+    row = db.session.execute(select(*_SEND_COLUMNS).where(Message.id == message_id)).first()
+    if row is None or row.status in (MessageStatus.sent, MessageStatus.suppressed, MessageStatus.failed):
+        return
+    now = utcnow()
+    reason = _still_wanted(row, now)
+    if reason:
+        _settle(message_id, status=MessageStatus.suppressed, last_error=reason)
+        logger.info("Message %s suppressed: %s", message_id, reason)
+        return
+    if row.channel == MessageChannel.sms:
+        _send_sms(row)
+        return
+    client = get_microsoft().acs_email
+    if row.attempts > 0 and row.operation_id:
+        # An earlier attempt may have reached ACS (crash, timeout): ask before sending again.
+        db.session.commit()
+        try:
+            previous = client.operation_status(row.operation_id)
+        except AcsError as exc:
+            _raise_for(message_id, exc)
+        if previous is not None:
+            _accepted(message_id, row.operation_id, row.event_id, previous.status, previous.error)
+            logger.info("Message %s was already accepted by ACS (operation %s); not sent again",
+                        message_id, row.operation_id)
+            return
+    wait = reserve_slot(message_id, now=now)
+    if wait > 0:
+        raise outbox.Defer("email quota in use", seconds=wait)
+    email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
+                         html=row.body_html, attachments=payload.get("attachments") or None)
+    try:
+        result = client.submit(email, operation_id=row.operation_id)
+    except AcsError as exc:
+        if exc.status == 429:
+            # ACS did not count it: give the slot back.
+            _settle(message_id, reserved_at=None)
+        _raise_for(message_id, exc)
+    _accepted(message_id, row.operation_id, row.event_id, result.status, result.error)
+
+
+def _raise_for(message_id: int, exc: AcsError) -> None:
+    """Turn an ACS error into the outbox's verdict, recording it on the message."""
+    if exc.status in (401, 403):
+        _settle(message_id, status=MessageStatus.queued,
+                last_error="ACS refused Foyer's credentials (check ACS_CONNECTION_STRING); kept queued.")
+        raise outbox.RetryLater(str(exc), retry_after=CREDENTIALS_RETRY_SECONDS) from exc
+    if exc.transient:
+        _settle(message_id, status=MessageStatus.queued, last_error=str(exc)[:2000])
+        raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+    _settle(message_id, status=MessageStatus.failed, last_error=str(exc)[:2000])
+    raise outbox.PermanentFailure(str(exc)) from exc
+
+
+_TERMINAL = ("Succeeded", "Failed", "Canceled")
+
+
+def _accepted(message_id: int, operation_id: str, event_id: int | None, status: str, error: str) -> None:
+    """ACS has the operation: the message is sent; its final status is recorded now or polled later."""
+    if status in ("Failed", "Canceled"):
+        _settle(message_id, status=MessageStatus.failed, delivery_status=status, sent_at=utcnow(),
+                last_error=f"ACS could not deliver: {error or status}"[:2000])
+        return
+    db.session.rollback()
+    begin_write()
+    db.session.execute(update(Message).where(Message.id == message_id).values(
+        status=MessageStatus.sent, sent_at=utcnow(), last_error="", updated_at=utcnow(),
+        delivery_status=status if status in _TERMINAL else "Running").execution_options(synchronize_session=False))
+    if status not in _TERMINAL:
+        outbox.enqueue("message.status", {"message_id": message_id, "operation_id": operation_id},
+                       dedupe_key=f"message-status:{operation_id}", event_id=event_id,
+                       run_at=utcnow() + timedelta(seconds=current_app.config.get("ACS_STATUS_POLL_SECONDS",
+                                                                                  STATUS_POLL_DELAY)))
+    db.session.commit()
+
+
+@outbox.handler("message.status")
+def poll_status(payload: dict[str, Any]) -> None:
+    """Record an email operation's final status (Succeeded / Failed) from ACS."""
+    client = get_microsoft().acs_email
+    try:
+        result = client.operation_status(payload["operation_id"])
+    except AcsError as exc:
+        if exc.transient or exc.status in (401, 403):
+            raise outbox.RetryLater(str(exc), retry_after=exc.retry_after or 60) from exc
+        raise outbox.PermanentFailure(str(exc)) from exc
+    if result is None:
+        raise outbox.PermanentFailure("ACS does not know this operation")
+    if result.status not in _TERMINAL:
+        raise outbox.RetryLater(f"operation still {result.status}",
+                                retry_after=current_app.config.get("ACS_STATUS_POLL_SECONDS", STATUS_POLL_DELAY))
+    if result.status == "Succeeded":
+        _settle(payload["message_id"], delivery_status="Succeeded")
+    else:
+        _settle(payload["message_id"], delivery_status=result.status, status=MessageStatus.failed,
+                last_error=f"ACS could not deliver: {result.error or result.status}"[:2000])
+
+
+def _send_sms(row) -> None:
+    sms = get_microsoft().acs_sms
+    message_id = row.id
+    if sms is None:
+        _settle(message_id, status=MessageStatus.suppressed, last_error="No SMS sender number is configured.")
+        return
+    _settle(message_id, status=MessageStatus.sending, attempts=row.attempts + 1)
+    try:
+        results = sms.send([row.recipient], row.body_text, tag=f"foyer-{message_id}")
+    except AcsError as exc:
+        _raise_for(message_id, exc)
+    result = results[0] if results else None
+    if result is not None and result.successful:
+        _settle(message_id, status=MessageStatus.sent, sent_at=utcnow(), operation_id=result.message_id or "",
+                delivery_status="Accepted", last_error="")
+    else:
+        error = result.error if result is not None else "no result"
+        _settle(message_id, status=MessageStatus.failed, last_error=f"SMS not accepted: {error}"[:2000])
+        raise outbox.PermanentFailure(error)
+
+
+# --- admin: listing and retry -----------------------------------------------------------------------
+
+
+def retry(message: Message, *, actor: User) -> None:
+    """Send a failed message again (admins): a new Operation-Id, fresh attempts."""
+    if not actor.is_admin:
+        raise NotAllowed("Only admins can retry messages.")
+    if message.status != MessageStatus.failed:
+        raise DomainError("Only failed messages can be retried.")
+    retries = message.attempts or 0
+    message.status = MessageStatus.queued
+    message.operation_id = operation_id_for(f"{message.dedupe_key}:retry:{uuid.uuid4().hex}") \
+        if message.channel == MessageChannel.email else ""
+    message.attempts = 0
+    message.reserved_at = None
+    message.last_error = f"Retried by an admin after {retries} attempt(s)."
+    message.delivery_status = ""
+    item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
+    if item is None:
+        outbox.enqueue("message.send", {"message_id": message.id, "attachments": []},
+                       dedupe_key=f"message:{message.dedupe_key}", event_id=message.event_id)
+    else:
+        outbox.retry_now(item)
+    logger.info("Message %s retried by %s", message.id, actor.id)
+
+
+PAGE_SIZE = 50
+
+
+def list_messages(*, event_id: int | None = None, kind: str = "", status: str = "", page: int = 1):
+    query = select(Message)
+    if event_id:
+        query = query.where(Message.event_id == event_id)
+    if kind in KINDS:
+        query = query.where(Message.kind == kind)
+    if status in MessageStatus.__members__:
+        query = query.where(Message.status == MessageStatus(status))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(query.order_by(Message.id.desc()).limit(PAGE_SIZE).offset((max(page, 1) - 1) * PAGE_SIZE))
+    return list(rows), total
+
+
+def batch_progress(batch: str) -> dict[str, int]:
+    rows = db.session.execute(select(Message.status, func.count()).where(Message.batch == batch)
+                              .group_by(Message.status)).all()
+    counts = {s.value: 0 for s in MessageStatus}
+    for state, count in rows:
+        counts[MessageStatus(state).value] = count
+    return counts
+
+
+def fanout_pending(batch: str) -> bool:
+    item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"fanout:{batch}"))
+    return item is not None and item.status.value in ("pending", "running")
+
+
+def fanout_expected(batch: str) -> int | None:
+    item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"fanout:{batch}"))
+    return item.payload.get("expected") if item is not None else None

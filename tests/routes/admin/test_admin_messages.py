@@ -1,0 +1,96 @@
+"""Admin → Messages: the list with filters, the email in a sandboxed frame under its own policy,
+retrying a failed message, and the quota form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import EventStatus, Message, MessageStatus, Role
+from app.services import messages, outbox
+from tests.mail import queued_emails
+
+
+def _register(client, event, email, first="Ada"):
+    return client.submit(f"/events/{event.slug}/register",
+                         {"first_name": first, "last_name": "L", "email": email, "timezone": "UTC", "consent": "y"},
+                         form_url=f"/events/{event.slug}")
+
+
+def test_admin_lists_filters_and_shows_a_message_in_a_sandboxed_frame(app, client, auth, make_event, make_user):
+    owner = make_user("owner@example.org", Role.organizer)
+    one = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), title="First <b>event</b>")
+    two = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), title="Second event")
+    _register(client, one, "ada@example.org", first="<script>alert(1)</script>")
+    _register(client, two, "bob@example.org")
+    auth.login_as_admin()
+    page = client.get("/admin/messages").get_data(as_text=True)
+    assert "ada@example.org" in page and "bob@example.org" in page and "<script>alert" not in page
+    only_two = client.get(f"/admin/messages?event={two.id}").get_data(as_text=True)
+    assert "bob@example.org" in only_two and "ada@example.org" not in only_two
+    assert "No messages match." in client.get("/admin/messages?status=failed").get_data(as_text=True)
+    assert "ada@example.org" in client.get("/admin/messages?kind=confirmed&status=queued").get_data(as_text=True)
+    assert client.get("/admin/messages?event=x&page=y&kind=<x>").status_code == 200  # junk filters are ignored
+
+    with app.app_context():
+        message_id = db.session.scalar(select(Message.id).where(Message.recipient == "ada@example.org"))
+    detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    assert f'src="/admin/messages/{message_id}/html"' in detail and 'sandbox=""' in detail
+    frame = client.get(f"/admin/messages/{message_id}/html")
+    csp = frame.headers["Content-Security-Policy"]
+    assert "script-src" not in csp and "default-src 'none'" in csp and "sandbox" in csp
+    assert "frame-ancestors 'self'" in csp and frame.headers["X-Frame-Options"] == "SAMEORIGIN"
+    body = frame.get_data(as_text=True)
+    assert "registered for First &lt;b&gt;event" in body and "<script>alert" not in body
+    assert client.get("/admin/messages/999999").status_code == 404
+
+
+def test_organizers_cannot_see_the_admin_viewer(client, auth):
+    auth.login_as_organizer()
+    assert client.get("/admin/messages").status_code == 404
+
+
+def test_admin_retries_a_failed_message(app, client, auth, make_event, make_user, monkeypatch):
+    emulator = app.extensions["microsoft"].emulator
+    owner = make_user("owner@example.org", Role.organizer)
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC))
+    monkeypatch.setattr(emulator.config, "email_fail_addresses", ("ada@example.org",))
+    _register(client, event, "ada@example.org")
+    with app.app_context():
+        while outbox.drain(limit=100):
+            pass
+        (mail,) = queued_emails()
+        assert mail["status"] == "failed"
+        message_id, first_operation = mail["message"].id, mail["message"].operation_id
+    auth.login_as_admin()
+    detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    assert "Retry sending" in detail and "EmailDropped" in detail
+    monkeypatch.setattr(emulator.config, "email_fail_addresses", ())
+    response = client.submit(f"/admin/messages/{message_id}/retry", form_url=f"/admin/messages/{message_id}")
+    assert response.status_code == 303
+    with app.app_context():
+        while outbox.drain(limit=100):
+            pass
+        message = db.session.get(Message, message_id)
+        assert message.status == MessageStatus.sent and message.operation_id != first_operation
+    assert len(emulator.acs.sent_emails) == 2 and emulator.acs.duplicate_operation_ids() == []
+    # A sent message cannot be retried.
+    again = client.submit(f"/admin/messages/{message_id}/retry", form_url=f"/admin/messages/{message_id}")
+    assert "Only failed messages can be retried." in client.get(again.headers["Location"]).get_data(as_text=True)
+
+
+def test_admin_sets_the_quota_and_bad_values_are_422(app, client, auth):
+    auth.login_as_admin()
+    page = client.get("/admin/messages").get_data(as_text=True)
+    assert "Currently 30 per minute and 100 per hour" in page
+    bad = client.submit("/admin/messages/quota", {"per_minute": "ten", "per_hour": "5"}, form_url="/admin/messages")
+    assert bad.status_code == 422
+    smaller = client.submit("/admin/messages/quota", {"per_minute": "50", "per_hour": "10"},
+                            form_url="/admin/messages")
+    assert smaller.status_code == 422 and "cannot be smaller" in smaller.get_data(as_text=True)
+    ok = client.submit("/admin/messages/quota", {"per_minute": "5", "per_hour": "10"}, form_url="/admin/messages")
+    assert ok.status_code == 303
+    with app.app_context():
+        assert messages.get_quota() == messages.Quota(5, 10)

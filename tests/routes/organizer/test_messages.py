@@ -1,0 +1,151 @@
+"""Organizer messages: compose to a segment, preview, send (each recipient exactly one), progress that
+polls itself until done; per-event wording with a live preview; the reminder quota warning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Event, EventStatus, Registration, Role, User
+from app.services import messages, outbox, registrations
+from tests.mail import queued_emails
+
+
+def _event(make_event, owner, **columns):
+    columns.setdefault("status", EventStatus.published)
+    columns.setdefault("published_at", datetime.now(UTC))
+    return make_event(owner, **columns)
+
+
+def _people(app, event, confirmed=3, waitlisted=2):
+    with app.app_context():
+        row = db.session.get(Event, event.id)
+        row.capacity = confirmed
+        for n in range(confirmed + waitlisted):
+            registrations.register(row, registrations.RegistrationData(
+                first_name=f"P{n}", last_name="T", email=f"p{n}@example.org", timezone="Europe/Paris"))
+        db.session.commit()
+
+
+def drain(app):
+    with app.app_context():
+        while outbox.drain(limit=500):
+            pass
+
+
+def test_compose_preview_send_and_watch_progress(app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    _people(app, event)
+    url = f"/manage/events/{event.id}/messages"
+    page = client.get(url).get_data(as_text=True)
+    assert "Confirmed (3)" in page and "Waitlisted (2)" in page and "Attended" not in page
+
+    form = {"segment": "waitlisted", "subject": "Parking\r\nBcc: evil@example.org",
+            "body": "Bring **ID**.\n\n<script>alert(1)</script>"}
+    preview = client.submit(url, {**form, "action": "preview"})
+    text = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "Send to 2 people" in text and "<strong>ID</strong>" in text
+    assert "<script>alert" not in text
+    with app.app_context():
+        assert queued_emails() == [] or all(m["kind"] != "organizer" for m in queued_emails())
+
+    sent = client.submit(url, {**form, "action": "send"})
+    assert sent.status_code == 303
+    progress_url = sent.headers["Location"]
+    progress = client.get(progress_url).get_data(as_text=True)
+    assert "Preparing 2 emails" in progress and 'hx-trigger="load delay:2s"' in progress
+
+    drain(app)
+    with app.app_context():
+        mails = [m for m in queued_emails() if m["kind"] == "organizer"]
+    assert sorted(m["to"] for m in mails) == ["p3@example.org", "p4@example.org"]
+    for mail in mails:
+        assert mail["subject"] == "Parking Bcc: evil@example.org"  # one header line, inert
+        assert "<strong>ID</strong>" in mail["html"] and "<script>alert" not in mail["html"]
+        assert "http://localhost/r/" in mail["text"]
+    fragment = client.get(progress_url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="send-progress"') and "2</strong> of 2 sent" in fragment
+    assert "hx-trigger" not in fragment and "All done." in fragment
+    # Re-running the fan-out (a crashed worker's retry) adds nobody twice.
+    with app.app_context():
+        batch = progress_url.rsplit("/", 1)[1]
+        messages.fanout({"event_id": event.id, "kind": "organizer", "segment": "waitlisted", "subject": "x",
+                         "body": "y", "batch": batch})
+        assert len([m for m in queued_emails() if m["kind"] == "organizer"]) == 2
+    emulator = app.extensions["microsoft"].emulator
+    assert emulator.acs.duplicate_operation_ids() == []
+    assert len([e for e in emulator.acs.sent_emails if e.subject.startswith("Parking")]) == 2
+    overview = client.get(url).get_data(as_text=True)
+    assert "Parking Bcc: evil@example.org" in overview and "2 recipients" in overview
+
+
+def test_invalid_compositions_are_422_and_queue_nothing(app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    url = f"/manage/events/{event.id}/messages"
+    for data in ({"segment": "all", "subject": "", "body": "x"}, {"segment": "all", "subject": "x", "body": ""},
+                 {"segment": "attended", "subject": "x", "body": "y"},
+                 {"segment": "all", "subject": "x" * 201, "body": "y"}):
+        response = client.submit(url, {**data, "action": "send"})
+        assert response.status_code == 422
+    with app.app_context():
+        assert queued_emails() == []
+
+
+def test_other_organizers_events_are_not_found(app, client, auth, make_event, make_user):
+    other = make_user("other@example.org", Role.organizer)
+    event = _event(make_event, other)
+    auth.login_as_organizer()
+    assert client.get(f"/manage/events/{event.id}/messages").status_code == 404
+    assert client.get(f"/manage/events/{event.id}/emails/confirmed").status_code == 404
+
+
+def test_wording_override_with_live_preview_is_used_in_emails(app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer, title="Spring meetup")
+    url = f"/manage/events/{event.id}/emails/confirmed"
+    page = client.get(url).get_data(as_text=True)
+    assert f'hx-post="/manage/events/{event.id}/emails/confirmed/preview"' in page
+    preview = client.htmx("POST", f"{url}/preview", csrf_from=url,
+                          data={"subject": "See you at {title}!", "intro": "We *can't wait*. <img src=x onerror=1>"})
+    text = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "See you at Spring meetup!" in text and "<img" not in text
+    assert client.htmx("POST", f"{url}/preview", csrf_from=url,
+                       data={"subject": "x" * 201, "intro": ""}).status_code == 422
+    assert client.get(f"/manage/events/{event.id}/emails/nonsense").status_code == 404
+
+    saved = client.submit(url, {"subject": "See you at {title}!", "intro": "We *can't wait*."})
+    assert saved.status_code == 303
+    response = client.submit(f"/events/{event.slug}/register",
+                             {"first_name": "Ada", "last_name": "L", "email": "ada@example.org", "timezone": "UTC",
+                              "consent": "y"}, form_url=f"/events/{event.slug}")
+    assert response.status_code in (200, 303)
+    with app.app_context():
+        (mail,) = queued_emails()
+    assert mail["subject"] == "See you at Spring meetup!"
+    assert "<em>can&#39;t wait</em>" in mail["html"] or "<em>can't wait</em>" in mail["html"]
+    assert "We can't wait." in mail["text"]
+    # Emptying both fields goes back to Foyer's wording.
+    assert client.submit(url, {"subject": "", "intro": ""}).status_code == 303
+    with app.app_context():
+        assert messages.get_override(db.session.get(Event, event.id), "confirmed") is None
+
+
+def test_event_page_warns_when_the_quota_cannot_meet_the_reminders(app, client, auth, make_event, make_user):
+    organizer = auth.login_as_organizer()
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    event = _event(make_event, organizer, starts_at=start, ends_at=start + timedelta(hours=1),
+                   reminder_offsets=[1440, 60])
+    _people(app, event, confirmed=12, waitlisted=0)
+    assert "Reminders and the email quota" not in client.get(f"/manage/events/{event.id}").get_data(as_text=True)
+    admin = make_user("admin@example.org", Role.admin)
+    with app.app_context():
+        messages.save_quota(1, 5, actor=db.session.get(User, admin.id))
+        db.session.commit()
+    page = client.get(f"/manage/events/{event.id}").get_data(as_text=True)
+    assert "Reminders and the email quota" in page and "Foyer starts sending it early" in page
+    with app.app_context():
+        assert db.session.scalar(select(Registration.id).limit(1))

@@ -1,0 +1,314 @@
+"""Messages end to end: every trigger produces the right email (content, zone, links, .ics), the
+worker sends each through the ACS SDK to the emulator exactly once, the quota is never exceeded,
+urgent messages go first, and a send whose answer was lost is recognised instead of repeated."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from icalendar import Calendar
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Registration, Role
+from app.services import messages, outbox
+from tests.mail import queued_emails
+from tests.routes.organizer.conftest import event_form
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.org", Role.organizer)
+
+
+@pytest.fixture
+def emulator(app):
+    return app.extensions["microsoft"].emulator
+
+
+@pytest.fixture
+def published(app, make_event, owner):
+    def _make(**columns) -> Event:
+        columns.setdefault("status", EventStatus.published)
+        columns.setdefault("published_at", datetime.now(UTC))
+        return make_event(owner, **columns)
+
+    return _make
+
+
+def register(client, event, email, first="Ada", last="Lovelace", zone="Asia/Tokyo"):
+    response = client.submit(f"/events/{event.slug}/register",
+                             {"first_name": first, "last_name": last, "email": email, "timezone": zone,
+                              "consent": "y"}, form_url=f"/events/{event.slug}")
+    assert response.status_code in (200, 303), response.get_data(as_text=True)[:500]
+
+
+def ics_of(mail) -> Calendar:
+    (attachment,) = mail["attachments"]
+    return Calendar.from_ical(base64.b64decode(attachment["contentInBase64"]))
+
+
+def drain_all(app) -> None:
+    with app.app_context():
+        for _ in range(20):
+            if not outbox.drain(limit=500):
+                break
+
+
+def test_confirmation_is_branded_in_the_attendees_zone_with_absolute_links_and_invite(app, client, published,
+                                                                                     emulator):
+    event = published(title="Spring meetup", starts_at=datetime(2031, 5, 20, 16, 0, tzinfo=UTC),
+                      ends_at=datetime(2031, 5, 20, 18, 0, tzinfo=UTC))
+    register(client, event, "ada@example.org", zone="Asia/Tokyo")
+    with app.app_context():
+        (mail,) = queued_emails()
+        assert mail["kind"] == "confirmed" and mail["subject"] == "You're registered: Spring meetup"
+        for body in (mail["text"], mail["html"]):
+            assert "Wednesday 21 May 2031, 01:00–03:00 (Asia/Tokyo)" in body
+            assert "http://localhost/r/" in body and f"http://localhost/events/{event.slug}" in body
+        assert 'style="' in mail["html"] and "<script" not in mail["html"]
+        calendar = ics_of(mail)
+        assert str(calendar["METHOD"]) == "REQUEST"
+        assert calendar.walk("VEVENT")[0]["UID"].startswith("registration-")
+
+    drain_all(app)
+
+    (sent,) = emulator.acs.sent_emails
+    assert sent.subject == "You're registered: Spring meetup" and sent.to[0]["address"] == "ada@example.org"
+    assert sent.attachments[0]["name"] == "invite.ics" and sent.client_operation_id
+    with app.app_context():
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.sent and message.operation_id == sent.client_operation_id
+        assert message.delivery_status == "Succeeded"  # read back from the operation by polling
+        assert message.attempts == 1 and message.sent_at is not None
+
+
+def test_every_transition_sends_its_own_message(app, client, published, auth, owner):
+    event = published(capacity=1, approval_required=True)
+    register(client, event, "ada@example.org", "Ada")
+    register(client, event, "bob@example.org", "Bob")
+    register(client, event, "cy@example.org", "Cy")
+    auth.login("owner@example.org")
+    with app.app_context():
+        ids = {r.email: r.id for r in db.session.scalars(select(Registration))}
+    base = f"/manage/events/{event.id}/registrations"
+    assert client.submit(f"{base}/{ids['ada@example.org']}/approve", form_url=base).status_code == 303
+    assert client.submit(f"{base}/{ids['bob@example.org']}/approve", form_url=base).status_code == 303
+    assert client.submit(f"{base}/{ids['cy@example.org']}/deny", {"message": "Members <b>only</b>.\nSorry!"},
+                         form_url=f"{base}/{ids['cy@example.org']}/deny").status_code == 303
+    assert client.submit(f"{base}/{ids['ada@example.org']}/cancel", {"note": ""},
+                         form_url=f"{base}/{ids['ada@example.org']}/cancel").status_code == 303
+    with app.app_context():
+        kinds = {(m["to"], m["kind"]) for m in queued_emails()}
+        assert kinds == {
+            ("ada@example.org", "pending"), ("bob@example.org", "pending"), ("cy@example.org", "pending"),
+            ("ada@example.org", "approved"), ("bob@example.org", "approved_waitlisted"),
+            ("cy@example.org", "denied"), ("ada@example.org", "cancelled"), ("bob@example.org", "promoted"),
+        }
+        by_kind = {(m["to"], m["kind"]): m for m in queued_emails()}
+        denied = by_kind[("cy@example.org", "denied")]
+        assert "Members &lt;b&gt;only&lt;/b&gt;.<br>" in denied["html"] and "<b>only" not in denied["html"]
+        assert "Members <b>only</b>.\nSorry!" in denied["text"] and "/r/" not in denied["text"]
+        assert "number 1 in line" in by_kind[("bob@example.org", "approved_waitlisted")]["text"]
+        assert str(ics_of(by_kind[("ada@example.org", "cancelled")])["METHOD"]) == "CANCEL"
+        assert str(ics_of(by_kind[("bob@example.org", "promoted")])["METHOD"]) == "REQUEST"
+
+
+def test_changing_the_time_sends_every_registrant_the_updated_invite(app, client, auth, owner, published, emulator):
+    event = published(slug="spring-meetup", starts_at=datetime(2031, 5, 20, 16, 0, tzinfo=UTC),
+                      ends_at=datetime(2031, 5, 20, 18, 0, tzinfo=UTC), capacity=2)
+    for n, email in enumerate(("a@example.org", "b@example.org", "c@example.org")):
+        register(client, event, email, first=f"P{n}", zone="Europe/London")
+    with app.app_context():
+        before = {m["to"]: ics_of(m).walk("VEVENT")[0] for m in queued_emails() if m["kind"] == "confirmed"}
+    auth.login("owner@example.org")
+    response = client.submit(f"/manage/events/{event.id}/edit",
+                             event_form(slug=event.slug, title="Spring meetup (moved)", capacity="2",
+                                        starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00"))
+    assert response.status_code == 303, response.get_data(as_text=True)[:800]
+    drain_all(app)
+    with app.app_context():
+        changed = [m for m in queued_emails() if m["kind"] == "event_changed"]
+        assert sorted(m["to"] for m in changed) == ["a@example.org", "b@example.org", "c@example.org"]
+        for mail in changed:
+            assert "Spring meetup (moved)" in mail["subject"]
+            assert "Wednesday 21 May 2031, 18:00–20:00 (Europe/London)" in mail["text"]
+            if mail["to"] == "c@example.org":  # waitlisted: told, but no seat in the calendar
+                assert mail["attachments"] == []
+                continue
+            vevent = ics_of(mail).walk("VEVENT")[0]
+            assert vevent["UID"] == before[mail["to"]]["UID"]
+            assert vevent["SEQUENCE"] > before[mail["to"]]["SEQUENCE"]
+            assert vevent.decoded("DTSTART").astimezone(UTC) == datetime(2031, 5, 21, 17, 0, tzinfo=UTC)
+    assert {e.subject for e in emulator.acs.sent_emails} >= {"Changed: Spring meetup (moved)"}
+    # Editing something registrants are not told about sends nothing more.
+    client.submit(f"/manage/events/{event.id}/edit",
+                  event_form(slug=event.slug, title="Spring meetup (moved)", capacity="2",
+                             starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00", description="More words."))
+    with app.app_context():
+        assert len([m for m in queued_emails() if m["kind"] == "event_changed"]) == 3
+
+
+def test_cancelling_the_event_sends_method_cancel(app, client, auth, owner, published):
+    event = published()
+    register(client, event, "a@example.org")
+    auth.login("owner@example.org")
+    response = client.submit(f"/manage/events/{event.id}/cancel", {"reason": "The speaker is ill.\nSorry."})
+    assert response.status_code == 303
+    drain_all(app)
+    with app.app_context():
+        (mail,) = [m for m in queued_emails() if m["kind"] == "event_cancelled"]
+        assert "The speaker is ill." in mail["text"] and "/r/" not in mail["text"]
+        calendar = ics_of(mail)
+        assert str(calendar["METHOD"]) == "CANCEL" and str(calendar.walk("VEVENT")[0]["STATUS"]) == "CANCELLED"
+
+
+def test_hostile_names_stay_inert_in_subject_and_body(app, client, published, emulator):
+    event = published(title="Meetup <script>alert(1)</script>")
+    register(client, event, "evil@example.org", first="<script>alert('x')</script>",
+             last="Bcc: victim@example.org")
+    drain_all(app)
+    with app.app_context():
+        (mail,) = queued_emails()
+    assert "<script>" not in mail["html"] and "&lt;script&gt;" in mail["html"]
+    assert "\r" not in mail["subject"] and "\n" not in mail["subject"]
+    (sent,) = emulator.acs.sent_emails
+    assert "\n" not in sent.to[0]["displayName"] and "<script>" not in (sent.html or "")
+
+
+@pytest.mark.parametrize("kind", sorted(messages.KINDS))
+def test_every_template_escapes_user_input(app, published, kind):
+    payload = "<script>alert(1)</script>\r\nBcc: x@evil.example"
+    event = published(title=payload)
+    with app.app_context():
+        event = db.session.get(Event, event.id)
+        rendered = messages.render(kind, event=event, name=payload, zone="Europe/Berlin", extra=payload,
+                                   manage_link="http://localhost/r/token", link="http://localhost/v/token",
+                                   intro=payload if kind == "organizer" else None,
+                                   subject=payload if kind == "organizer" else None)
+    assert "<script" not in rendered.html
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    assert rendered.text.strip() and rendered.html.startswith("<!DOCTYPE html>")
+
+
+def test_a_bounce_is_a_permanent_failure_shown_on_the_message(app, client, published, emulator, monkeypatch):
+    event = published()
+    monkeypatch.setattr(emulator.config, "email_fail_addresses", ("nobody@example.org",))
+    register(client, event, "nobody@example.org")
+    drain_all(app)
+    with app.app_context():
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.failed and message.delivery_status == "Failed"
+        assert "EmailDropped" in message.last_error or "dropped" in message.last_error
+
+
+def test_lost_answer_is_checked_at_acs_instead_of_sending_twice(app, client, published, emulator):
+    event = published()
+    register(client, event, "ada@example.org")
+    # ACS accepts the send, then the answer never arrives (crash between send and commit).
+    emulator.faults.add(kind="drop", group="acs", path="/emails:send", process=True, count=1)
+    with app.app_context():
+        outbox.drain()
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.queued and message.attempts == 1
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        item.next_attempt_at = datetime.now(UTC)
+        db.session.commit()
+        drain_all(app)
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.sent
+    assert len(emulator.acs.sent_emails) == 1 and emulator.acs.duplicate_operation_ids() == []
+    gets = [r for r in emulator.requests_for("acs") if r.method == "GET" and "/emails/operations/" in r.path]
+    assert gets  # it asked before deciding
+
+
+def test_throttling_delays_but_neither_loses_nor_duplicates(app, client, published, emulator):
+    event = published()
+    for n in range(4):
+        register(client, event, f"p{n}@example.org")
+    emulator.faults.add(kind="status", status=429, retry_after="0", group="acs", path="/emails:send", count=3)
+    emulator.faults.add(kind="status", status=503, group="acs", path="/emails:send", count=2, skip=3)
+    with app.app_context():
+        for _ in range(30):
+            outbox.drain(limit=500)
+            db.session.execute(OutboxItem.__table__.update().where(OutboxItem.status == OutboxStatus.pending)
+                               .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+            db.session.commit()
+        statuses = sorted(m["status"] for m in queued_emails())
+    assert statuses == ["sent"] * 4
+    assert sorted(e.to[0]["address"] for e in emulator.acs.sent_emails) == [f"p{n}@example.org" for n in range(4)]
+    assert emulator.acs.duplicate_operation_ids() == []
+
+
+def test_quota_is_never_exceeded_and_the_rest_waits_without_failing(app, client, published, emulator, make_user):
+    admin = make_user("admin@example.org", Role.admin)
+    with app.app_context():
+        messages.save_quota(5, 100, actor=db.session.get(type(admin), admin.id))
+        db.session.commit()
+    event = published()
+    for n in range(8):
+        register(client, event, f"p{n}@example.org")
+    drain_all(app)
+    assert len(emulator.acs.sent_emails) == 5  # the sixth would exceed 5 per minute
+    assert not [r for r in emulator.requests_for("acs") if r.status == 429]
+    with app.app_context():
+        statuses = sorted(m["status"] for m in queued_emails())
+        assert statuses.count("sent") == 5 and statuses.count("queued") == 3
+        waiting = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "message.send",
+                                                              OutboxItem.status == OutboxStatus.pending)).all()
+        assert len(waiting) == 3 and all(i.attempts == 0 for i in waiting)  # deferred, not failed
+        assert all(i.next_attempt_at > datetime.now(UTC) + timedelta(seconds=30) for i in waiting)
+        eta = messages.eta()
+        assert timedelta(seconds=50) < eta - datetime.now(UTC) < timedelta(seconds=70)
+
+
+def test_urgent_messages_take_the_free_slots_first(app, client, published, emulator, make_user):
+    admin = make_user("admin@example.org", Role.admin)
+    event = published()
+    with app.app_context():
+        messages.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
+        row = db.session.get(Event, event.id)
+        regs = []
+        for n in range(4):
+            reg = Registration(event_id=row.id, email=f"n{n}@example.org", first_name="N", last_name=str(n),
+                               timezone="UTC", state="confirmed", manage_token_hash=f"{n:064d}")
+            db.session.add(reg)
+            regs.append(reg)
+        db.session.flush()
+        later = datetime.now(UTC) + timedelta(hours=6)
+        for reg in regs[:3]:
+            messages.queue_email("organizer", event=row, to=reg.email, name="N", dedupe_key=f"news:{reg.id}",
+                                 rendered=messages.Rendered("News", "<p>News</p>", "News"), deadline=later)
+        messages.queue_email("promoted", event=row, to=regs[3].email, name="N", dedupe_key="urgent",
+                             rendered=messages.Rendered("Soon", "<p>Soon</p>", "Soon"),
+                             deadline=datetime.now(UTC) + timedelta(minutes=10))
+        db.session.commit()
+    drain_all(app)
+    subjects = [e.subject for e in emulator.acs.sent_emails]
+    assert len(subjects) == 2 and "Soon" in subjects  # queued last, sent among the first two
+
+
+def test_a_revoked_acs_key_keeps_messages_queued_and_shows_on_health(app, client, published, emulator, monkeypatch,
+                                                                      auth):
+    event = published()
+    register(client, event, "ada@example.org")
+    rotated = base64.b64encode(b"rotated-key-xxxxxxxxxxxxxxxxxxxx").decode()
+    monkeypatch.setattr(emulator.config, "acs_access_key", rotated)
+    with app.app_context():
+        outbox.drain()
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.queued and "ACS refused" in message.last_error
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        assert item.status == OutboxStatus.pending and item.next_attempt_at > datetime.now(UTC) + timedelta(minutes=4)
+    auth.login_as_admin()
+    health = client.get("/admin/health/").get_data(as_text=True)
+    assert "Refused" in health and "ACS refused" in health
+    monkeypatch.undo()
+    with app.app_context():
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        item.next_attempt_at = datetime.now(UTC)
+        db.session.commit()
+    drain_all(app)
+    assert len(emulator.acs.sent_emails) == 1
