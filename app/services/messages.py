@@ -19,6 +19,7 @@ import base64
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,15 +128,37 @@ KINDS: dict[str, Kind] = {
 OVERRIDABLE = ("confirmed", "pending", "approved", "denied", "waitlisted", "promoted", "reminder", "event_changed",
                "event_cancelled", "cancelled")
 
-#: Who an organizer message can go to: name -> (label, states). Attendance-based segments
-#: ("attended", "no-show") are added here once attendance is recorded.
-SEGMENTS: dict[str, tuple[str, tuple[RegistrationState, ...]]] = {
-    "all": ("Everyone registered", (RegistrationState.confirmed, RegistrationState.waitlisted,
-                                    RegistrationState.pending)),
-    "confirmed": ("Confirmed", (RegistrationState.confirmed,)),
-    "waitlisted": ("Waitlisted", (RegistrationState.waitlisted,)),
-    "pending": ("Awaiting approval", (RegistrationState.pending,)),
+def _in_states(*states: RegistrationState):
+    return lambda: Registration.state.in_(states)
+
+
+def _attendance(name: str):
+    def condition():
+        from app.services import attendance
+
+        return attendance.SEGMENTS[name]()
+
+    return condition
+
+
+#: Who an organizer message can go to: name -> (label, SQL condition). The attendance segments
+#: exist for an event once its attendance has been imported (see `available_segments`).
+SEGMENTS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "all": ("Everyone registered", _in_states(RegistrationState.confirmed, RegistrationState.waitlisted,
+                                              RegistrationState.pending)),
+    "confirmed": ("Confirmed", _in_states(RegistrationState.confirmed)),
+    "waitlisted": ("Waitlisted", _in_states(RegistrationState.waitlisted)),
+    "pending": ("Awaiting approval", _in_states(RegistrationState.pending)),
+    "attended": ("Attended", _attendance("attended")),
+    "no_show": ("Registered but did not attend", _attendance("no_show")),
 }
+ATTENDANCE_SEGMENTS = ("attended", "no_show")
+
+
+def available_segments(event: Event) -> list[str]:
+    """The segments an organizer can choose for this event (attendance ones once it is known)."""
+    return [key for key in SEGMENTS
+            if key not in ATTENDANCE_SEGMENTS or event.attendance_imported_at is not None]
 
 
 def clean_header(value: str) -> str:
@@ -371,7 +394,8 @@ def _cached(key: tuple, compute):
 def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage_link: str | None = None,
            extra: str = "", position: int | None = None, link: str | None = None, now: datetime | None = None,
            subject: str | None = None, intro: str | None = None, attachment_note: bool = False,
-           expires: datetime | None = None) -> Rendered:
+           expires: datetime | None = None, join_link: str | None = None,
+           device_link: str | None = None) -> Rendered:
     """Render one message: subject, inline-styled HTML and plain text.
 
     `subject` / `intro` (Markdown) replace Foyer's wording (organizer overrides and messages);
@@ -408,6 +432,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
         "kind": kind, "branding": branding, "logo_url": logo_url, "event": event, "name": clean_header(name),
         "when": describe_when(event, zone), "when_relative": when_relative, "zone": zone,
         "event_url": catalog.event_url(event), "manage_url": manage_link if spec.manage_link else None,
+        "join_url": join_link, "device_url": device_link,
         "link": link, "intro_html": intro_html, "intro_text": intro_text, "extra": (extra or "").strip(),
         "subject": subject_text, "attachment_note": attachment_note, "expires": expires_text,
     }
@@ -540,6 +565,10 @@ def _invite(reg: Registration, method: str) -> list[tuple[str, str, bytes]]:
     return [(name, f"text/calendar; method={method}; charset=utf-8", data)]
 
 
+#: Messages that carry a confirmed attendee's personal join link.
+JOIN_LINK_KINDS = frozenset({"confirmed", "approved", "promoted", "reminder", "event_changed", "resend"})
+
+
 def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra: str = "",
                         invite: str | None = None, token: str | None = None, position: int | None = None,
                         link: str | None = None, expires: datetime | None = None,
@@ -554,9 +583,16 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if KINDS[kind].manage_link else None
     attachments = _invite(reg, invite) if invite else []
+    join_link = device_link = None
+    if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS:
+        from app.services import joins
+
+        join_link = joins.join_url(reg)
+        device_link = joins.device_check_url(reg) if kind == "reminder" else None
     rendered = render(kind, event=event, name=reg.first_name, zone=reg.timezone, manage_link=manage, extra=extra,
                       position=position, link=link, expires=expires, now=now,
-                      attachment_note=bool(attachments) and invite == "REQUEST")
+                      attachment_note=bool(attachments) and invite == "REQUEST", join_link=join_link,
+                      device_link=device_link)
     return queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=dedupe_key, rendered=rendered,
                        registration=reg, attachments=attachments, deadline=deadline, batch=batch)
 
@@ -565,15 +601,15 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
 
 
 def segment_query(event: Event, segment: str):
-    _, states = SEGMENTS[segment]
-    return (select(Registration).where(Registration.event_id == event.id, Registration.state.in_(states))
+    _, condition = SEGMENTS[segment]
+    return (select(Registration).where(Registration.event_id == event.id, condition())
             .order_by(Registration.id))
 
 
 def segment_count(event: Event, segment: str) -> int:
-    _, states = SEGMENTS[segment]
+    _, condition = SEGMENTS[segment]
     return db.session.scalar(select(func.count(Registration.id)).where(
-        Registration.event_id == event.id, Registration.state.in_(states))) or 0
+        Registration.event_id == event.id, condition())) or 0
 
 
 def queue_event_changed(event: Event) -> None:
@@ -599,7 +635,7 @@ class Composition:
 
 def check_composition(event: Event, segment: str, subject: str, body: str) -> Composition:
     """Validate an organizer message; DomainError naming the field otherwise."""
-    if segment not in SEGMENTS:
+    if segment not in available_segments(event):
         raise DomainError("Choose who receives the message.", field="segment")
     subject = clean_header(subject)
     if not subject:

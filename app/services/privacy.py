@@ -330,7 +330,7 @@ def _event_registration_ids(event: Event):
 @purger("outbox")
 def _purge_outbox(event: Event) -> int:
     """Emails about the event: sent ones keep only that they happened; unsent ones go."""
-    emails = (OutboxItem.kind == "email.send") & (OutboxItem.event_id == event.id)
+    emails = OutboxItem.kind.in_(("email.send", "message.send")) & (OutboxItem.event_id == event.id)
     emptied = db.session.execute(
         update(OutboxItem).where(emails, OutboxItem.status.in_(_KEEP_STATUSES))
         .values(payload=dict(ERASED_PAYLOAD), last_error="").execution_options(synchronize_session=False)
@@ -349,6 +349,13 @@ def _purge_audit_details(event: Event) -> int:
         update(AuditEntry).where(AuditEntry.event_id == event.id, AuditEntry.target_type == "registration")
         .values(details={}).execution_options(synchronize_session=False)
     ).rowcount or 0
+
+
+@purger("messages")
+def _purge_messages(event: Event) -> int:
+    """Every email and SMS rendered for the event's attendees (recipient, wording, links)."""
+    return db.session.execute(delete(Message).where(Message.event_id == event.id)
+                              .execution_options(synchronize_session=False)).rowcount or 0
 
 
 @purger("registrations")

@@ -104,8 +104,8 @@ def test_purge_leaves_no_personal_data_anywhere_and_keeps_counts(app, owner):
             "total": 3, "attended": 1, "no_shows": 1, "erased_on_request": 0}
         assert event.confirmed_count == 2  # the seat counter is anonymous and stays
         assert db.session.scalar(select(Registration).where(Registration.event_id == event_id)) is None
-        emails = db.session.scalars(select(OutboxItem).where(OutboxItem.event_id == event_id,
-                                                             OutboxItem.kind == "email.send")).all()
+        emails = db.session.scalars(select(OutboxItem).where(
+            OutboxItem.event_id == event_id, OutboxItem.kind.in_(("email.send", "message.send")))).all()
         assert emails and all(item.payload == {"erased": True} for item in emails)
         purges = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "privacy.purge")).all()
         assert len(purges) == 1 and purges[0].event_id == event_id and purges[0].actor_label == "system"
@@ -143,7 +143,7 @@ def test_purgers_cover_every_table_that_references_registrations():
     """A new table pointing at registrations must get a purger (or cascade with them)."""
     from app.models import Registration as R
 
-    covered = {"registrations", "registration_answers", "registration_transitions", "outbox", "audit_log"}
+    covered = {"registrations", "registration_answers", "registration_transitions", "outbox", "audit_log", "messages"}
     referencing = {t.name for t in db.metadata.sorted_tables
                    if any(fk.column.table is R.__table__ for fk in t.foreign_keys)}
     assert referencing <= covered

@@ -27,7 +27,7 @@ from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerFo
 from app.models import Event, utcnow
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import events, microsoft_connection
+from app.services import events, microsoft_connection, reminders
 from app.services.errors import DomainError
 from app.services.timezones import DEFAULT_ZONE, utc_to_local
 from app.web import redirect_to, render_page_or_fragment, wants_fragment
@@ -237,9 +237,11 @@ def event_page(event: Event, *, status: int = 200, **forms) -> Response:
         "enabled": event.followup_enabled, "recording_url": event.followup_recording_url}))
     forms.setdefault("retention_form", RetentionForm(formdata=None, data={"retention_days": event.retention_days}))
     forms.setdefault("import_form", ImportAttendanceForm(formdata=None))
+    plans = reminders.plan(event) if event.is_published and event.starts_at > utcnow() else []
     body = render_template("organizer/event.html", event=event, public_url=public_event_url(event),
                            can_share=events.can_share(current_user, event), user=current_user,
-                           dashboard=insights.event_dashboard(event), now=utcnow(), **forms)
+                           dashboard=insights.event_dashboard(event), now=utcnow(),
+                           reminder_plans=[p for p in plans if p.due_at > utcnow()], **forms)
     return make_response(body, status)
 
 

@@ -31,7 +31,8 @@ def _require_login():
 
 
 def _segments(event) -> list[tuple[str, str, int]]:
-    return [(key, label, messages.segment_count(event, key)) for key, (label, _) in messages.SEGMENTS.items()]
+    return [(key, messages.SEGMENTS[key][0], messages.segment_count(event, key))
+            for key in messages.available_segments(event)]
 
 
 def _compose_form(event, formdata=True) -> ComposeForm:

@@ -149,3 +149,53 @@ def test_event_page_warns_when_the_quota_cannot_meet_the_reminders(app, client, 
     assert "Reminders and the email quota" in page and "Foyer starts sending it early" in page
     with app.app_context():
         assert db.session.scalar(select(Registration.id).limit(1))
+
+
+def test_attendance_segments_appear_once_attendance_is_known(app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    _people(app, event, confirmed=3, waitlisted=0)
+    url = f"/manage/events/{event.id}/messages"
+    assert "Attended" not in client.get(url).get_data(as_text=True)
+    refused = client.submit(url, {"segment": "attended", "subject": "Thanks", "body": "Thanks!", "action": "send"})
+    assert refused.status_code == 422  # not offered yet, so not accepted either
+
+    with app.app_context():  # what the attendance import records after the event
+        row = db.session.get(Event, event.id)
+        row.attendance_imported_at = datetime.now(UTC)
+        for reg in db.session.scalars(select(Registration).where(Registration.event_id == event.id)):
+            reg.attended = reg.email != "p2@example.org"
+        db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert "Attended (2)" in page and "Registered but did not attend (1)" in page
+
+    sent = client.submit(url, {"segment": "no_show", "subject": "Sorry we missed you", "body": "Here is the recording.",
+                               "action": "send"})
+    assert sent.status_code == 303
+    drain(app)
+    with app.app_context():
+        assert [m["to"] for m in queued_emails() if m["kind"] == "organizer"] == ["p2@example.org"]
+
+
+def test_confirmations_and_reminders_carry_the_join_link(app, client, auth, make_event):
+    from app.services import joins, reminders
+
+    organizer = auth.login_as_organizer()
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=70)
+    event = _event(make_event, organizer, starts_at=start, ends_at=start + timedelta(hours=1), reminder_offsets=[60])
+    _people(app, event, confirmed=1, waitlisted=1)
+    with app.app_context():
+        confirmed = db.session.scalar(select(Registration).where(Registration.email == "p0@example.org"))
+        join, device = joins.join_url(confirmed), joins.device_check_url(confirmed)
+        db.session.commit()
+        first = queued_emails(to="p0@example.org")[0]
+        waiting = queued_emails(to="p1@example.org")[0]
+    assert join in first["text"] and join in first["html"] and "Join the event" in first["html"]
+    assert "/j/" not in waiting["text"]  # only confirmed people get a join link
+
+    with app.app_context():
+        reminders.sweep(now=start - timedelta(minutes=59))  # the one-hour reminder is due
+        db.session.commit()
+        reminder = [m for m in queued_emails(to="p0@example.org") if m["kind"] == "reminder"]
+    assert len(reminder) == 1
+    assert join in reminder[0]["text"] and device in reminder[0]["text"] and device in reminder[0]["html"]
