@@ -57,7 +57,7 @@ def test_gunicorn_access_log_redacts_link_tokens(repo_root, tmp_path):
             try:
                 requests.get(f"http://127.0.0.1:{port}/r/{TOKEN}?x=1", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert time.monotonic() < deadline and process.poll() is None, "gunicorn did not start"
                 time.sleep(0.2)
     finally:

@@ -40,9 +40,9 @@ def test_login_limit_is_shared_by_every_worker_process(app, database_url, repo_r
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{base}/login", timeout=5)
+                requests.get(f"{base}/login", timeout=30)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert time.monotonic() < deadline and process.poll() is None, "gunicorn did not start"
                 time.sleep(0.2)
         time.sleep(1)  # let every worker finish booting, so requests spread over all three

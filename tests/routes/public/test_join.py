@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Registration, RegistrationState
 from app.services import joins, outbox, registrations
+from tests.mail import queued_emails
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -65,8 +66,7 @@ def register(app):
                 first_name=first, last_name=last, email=email, timezone="Asia/Tokyo"))
             db.session.commit()
             reg_id = outcome.registration.id
-            texts = [i.payload["text"] for i in db.session.scalars(select(OutboxItem).where(
-                OutboxItem.kind == "email.send").order_by(OutboxItem.id)) if i.payload["to"] == email]
+            texts = [m["text"] for m in queued_emails(to=email)]
         found = JOIN_LINK.search(texts[-1]) if texts else None
         return reg_id, found.group(1) if found else None
 
@@ -92,9 +92,9 @@ def test_confirmation_email_and_invite_carry_the_join_link_not_teams_nor_manage(
     reg_id, token = register(event)
     assert token is not None, "the confirmation email has no join link"
     with app.app_context():
-        item = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send")).one()
-        text = item.payload["text"]
-        invite = [a for a in item.payload["attachments"] if a["name"] == "invite.ics"][0]
+        (mail,) = queued_emails()
+        text = mail["text"]
+        invite = [a for a in mail["attachments"] if a["name"] == "invite.ics"][0]
         reg = db.session.get(Registration, reg_id)
         # Only the hash is looked up; the token itself is stored encrypted, never in plain.
         assert reg.join_token_hash and token not in (reg.join_token_hash, reg.join_token_encrypted)

@@ -161,7 +161,7 @@ def test_registrations_service_emails_the_join_link(tls_app, emulator):
             first_name="Ada", last_name="L", email="ada@example.org", timezone="UTC"))
         db.session.commit()
         link = joins.join_url(outcome.registration)
-        from app.models import OutboxItem
+        from tests.mail import queued_emails
 
-        (item,) = db.session.query(OutboxItem).filter(OutboxItem.kind == "email.send").all()
-        assert link in item.payload["text"]
+        (mail,) = queued_emails()
+        assert link in mail["text"] and link in mail["html"]
