@@ -46,8 +46,8 @@ from app.models import (  # noqa: E402
 )
 from app.services import accounts  # noqa: E402
 from app.services.crypto import generate_key  # noqa: E402
-from bench import registration_rush  # noqa: E402
-from bench.registration_rush import CSRF, _drop_postgres, _serve  # noqa: E402
+from bench import _common as c  # noqa: E402
+from bench.registration_rush import CSRF, _serve  # noqa: E402
 
 BAR_MS = 200.0
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway account in a throwaway database
@@ -138,10 +138,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with tempfile.TemporaryDirectory() as tmpdir, c.fresh_database(args.db, Path(tmpdir), "foyer_bench_table") as url:
         tmp = Path(tmpdir)
-        registration_rush.PG_DATABASE = "foyer_bench_table"
-        url = registration_rush._database_url(args.db, tmp)
         environ = {"DATABASE_URL": url, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "LOG_LEVEL": "WARNING",
                    "LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_BASE_URL": "http://127.0.0.1",
                    "SECRET_KEY": "bench-" + generate_key(), "ENCRYPTION_KEYS": generate_key()}
@@ -151,7 +149,7 @@ def main() -> int:
             began = time.perf_counter()
             event_id, (track, topics, newsletter) = _setup(app, args.registrations)
             seeded = time.perf_counter() - began
-            base_url, stop = _serve(args, app, environ, instance)
+            base_url, stop = _serve(args, app, environ, tmp)
             try:
                 http = _login(base_url)
                 table = f"{base_url}/manage/events/{event_id}/registrations"
@@ -193,8 +191,9 @@ def main() -> int:
             finally:
                 stop()
         finally:
-            if args.db == "postgresql":
-                _drop_postgres()
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
     print(json.dumps({"db": args.db, "server": args.server, "registrations": args.registrations,
                       "repeat": args.repeat, "seed_seconds": round(seeded, 1), "pages": results,
