@@ -209,19 +209,10 @@ class AcsEmailClient:
     def send(self, message: EmailMessage, *, operation_id: str | None = None) -> SendResult:
         """Send and wait for a terminal status; the operation id is ours, so a resend is recognisable."""
         operation_id = operation_id or str(uuid.uuid4())
-        body: dict[str, Any] = {
-            "senderAddress": self.sender_address,
-            "content": {"subject": message.subject, "plainText": message.plain_text, "html": message.html},
-            "recipients": {"to": [{"address": a, "displayName": n} for a, n in message.to]},
-            "userEngagementTrackingDisabled": True,
-        }
-        if message.reply_to:
-            body["replyTo"] = [{"address": a, "displayName": n} for a, n in message.reply_to]
-        if message.attachments:
-            body["attachments"] = message.attachments
         try:
             # polling_interval is only the fallback: the poller follows the service's retry-after.
-            poller = self._client.begin_send(body, operation_id=operation_id, polling_interval=self.poll_interval)
+            poller = self._client.begin_send(self._body(message), operation_id=operation_id,
+                                             polling_interval=self.poll_interval)
             result = poller.result(timeout=self.max_poll_seconds)
         except HttpResponseError as exc:
             if exc.status_code is not None and exc.status_code < 400:
