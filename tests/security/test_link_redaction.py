@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import requests
 from werkzeug.serving import make_server
 
 from app.services.crypto import generate_key
+from tests.security.gunicorn import gunicorn
 
 TOKEN = "Zx8_k2LmQp4rS6tUv9wXy1zA3bC5dE7fG0hJ2kL4mN6"
 
@@ -36,33 +35,14 @@ def test_development_server_log_redacts_link_tokens(app, caplog):
     assert all("[redacted]" in line and TOKEN not in line for line in lines), lines
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_gunicorn_access_log_redacts_link_tokens(repo_root, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'foyer.db'}", "FOYER_BIND": f"127.0.0.1:{port}",
-           "WEB_CONCURRENCY": "1", "SECRET_KEY": "x" * 40, "OUTBOX_DRAIN_AFTER_REQUEST": "0",
-           "ENCRYPTION_KEYS": generate_key()}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'foyer.db'}", "WEB_CONCURRENCY": "1",
+           "SECRET_KEY": "x" * 40, "OUTBOX_DRAIN_AFTER_REQUEST": "0", "ENCRYPTION_KEYS": generate_key()}
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=repo_root, env=env,
                    check=True, capture_output=True)
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=repo_root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/r/{TOKEN}?x=1", timeout=5)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                assert time.monotonic() < deadline and process.poll() is None, "gunicorn did not start"
-                time.sleep(0.2)
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0]
+    with gunicorn(repo_root, env, first_path=f"/r/{TOKEN}?x=1") as served:
+        pass
+    output = served.output
     access = [line for line in output.splitlines() if "GET /r/" in line]
     assert access and '" 404 ' in access[0], output  # an unknown link: the friendly 404, logged redacted
     assert all("/r/[redacted]" in line for line in access) and TOKEN not in output

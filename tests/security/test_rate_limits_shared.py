@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 
 import requests
@@ -17,36 +14,20 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import RateLimitCounter
 from app.services.crypto import generate_key
+from tests.security.gunicorn import gunicorn
 
 LIMIT = 5
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_login_limit_is_shared_by_every_worker_process(app, database_url, repo_root, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "FOYER_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "3",
-           "SECRET_KEY": "s" * 40, "ENCRYPTION_KEYS": generate_key(), "OUTBOX_DRAIN_AFTER_REQUEST": "0",
+    env = {**os.environ, "DATABASE_URL": database_url, "WEB_CONCURRENCY": "3", "SECRET_KEY": "s" * 40,
+           "ENCRYPTION_KEYS": generate_key(), "OUTBOX_DRAIN_AFTER_REQUEST": "0",
            "LOGIN_RATE_LIMIT": f"{LIMIT} per minute", "LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=repo_root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/login", timeout=30)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                assert time.monotonic() < deadline and process.poll() is None, "gunicorn did not start"
-                time.sleep(0.2)
+    statuses = []
+    with gunicorn(repo_root, env, first_path="/login") as served:
+        base = served.base_url
         time.sleep(1)  # let every worker finish booting, so requests spread over all three
-        statuses = []
         for i in range(4 * LIMIT):
             with requests.Session() as http:
                 token = CSRF.search(http.get(f"{base}/login", timeout=10).text).group(1)
@@ -54,9 +35,7 @@ def test_login_limit_is_shared_by_every_worker_process(app, database_url, repo_r
                 answer = http.post(f"{base}/login", timeout=10, allow_redirects=False, data={
                     "csrf_token": token, "email": f"nobody{i}@example.org", "password": "not the password"})
                 statuses.append(answer.status_code)
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0]
+    output = served.output
     assert set(statuses) <= {422, 429}, output
     assert statuses.count(422) == LIMIT and statuses[:LIMIT] == [422] * LIMIT, statuses
     if database_url.startswith("postgresql"):
