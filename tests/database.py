@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.extensions import db, limiter
 
@@ -19,3 +21,14 @@ def empty_database(app: Flask) -> None:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))
     limiter.reset()
+
+
+def every_row_as_text(*, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """Every row of every table (bar `exclude`), one line each, the way a dump shows it. Needs an app context."""
+    lines = []
+    for table in db.metadata.sorted_tables:
+        if table.name in exclude:
+            continue
+        for row in db.session.execute(select(table)).all():
+            lines.append(f"{table.name}: {json.dumps([str(v) for v in row], ensure_ascii=False)}")
+    return lines

@@ -20,7 +20,6 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 
 from app import create_app
 from app.config import TestConfig
@@ -28,6 +27,7 @@ from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, Speaker
 from app.services import registrations
 from tests.conftest import PASSWORD
+from tests.database import every_row_as_text
 
 #: Endpoints not worth fuzzing: static files are served by werkzeug's file handling.
 SKIP = {"static"}
@@ -76,17 +76,10 @@ def _decodes(raw: bytes) -> bool:
 
 def _fingerprint(app) -> str:
     """A hash of every row of every table (except volatile ones): equal means nothing changed."""
-    digest = hashlib.sha256()
     with app.app_context():
-        with db.engine.connect() as conn:
-            for table in db.metadata.sorted_tables:
-                if table.name in VOLATILE_TABLES:
-                    continue
-                rows = conn.execute(text(f'SELECT * FROM "{table.name}"')).all()  # noqa: S608 (names from metadata)
-                digest.update(table.name.encode())
-                for row in sorted(repr(tuple(r)) for r in rows):
-                    digest.update(row.encode())
-    return digest.hexdigest()
+        rows = sorted(every_row_as_text(exclude=VOLATILE_TABLES))
+        db.session.remove()
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import MicrosoftConnection
 from app.services import crypto, outbox
 from tests.conftest import PASSWORD
+from tests.database import every_row_as_text
 from tests.mail import queued_emails
 from tests.routes.admin.test_microsoft import connect_service_account
 
@@ -33,12 +34,7 @@ def _drain(app) -> None:
 def _every_text_value(app) -> str:
     """The whole database as text, the way a dump would show it."""
     with app.app_context():
-        tables = [t.name for t in db.metadata.sorted_tables]
-        dump = []
-        for name in tables:
-            for row in db.session.execute(text(f'SELECT * FROM "{name}"')):  # noqa: S608 (table names from metadata)
-                dump.append(" ".join(str(v) for v in row))
-        return "\n".join(dump)
+        return "\n".join(every_row_as_text())
 
 
 def test_no_secret_in_logs_or_in_the_database(app, client, auth, make_event, caplog):

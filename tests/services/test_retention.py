@@ -3,7 +3,6 @@ own), leaving anonymous counts and no personal data in any table; events not yet
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from app import jobs
 from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, OutboxItem, Question, QuestionKind, Registration
 from app.services import outbox, privacy, registrations, roster
+from tests.database import every_row_as_text
 
 SECRET_WORDS = ["Ada", "Lovelace", "ada@example.org", "Bob", "Babbage", "bob@example.org", "Cleo", "cleo@example.org",
                 "Analytical Engines", "Difference Corp"]
@@ -20,11 +20,7 @@ SECRET_WORDS = ["Ada", "Lovelace", "ada@example.org", "Bob", "Babbage", "bob@exa
 
 def _scan_all_tables() -> str:
     """Every row of every table, as text."""
-    dump = []
-    for table in db.metadata.sorted_tables:
-        for row in db.session.execute(select(table)).all():
-            dump.append(f"{table.name}: {json.dumps([str(v) for v in row], ensure_ascii=False)}")
-    return "\n".join(dump)
+    return "\n".join(every_row_as_text())
 
 
 def _make_event(app, owner, slug, *, retention_days=None):
