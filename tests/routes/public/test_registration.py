@@ -485,7 +485,8 @@ def _hidden(page: str, name: str) -> str:
 def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(client, app, event_with, monkeypatch):
     import time
 
-    monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)
+    # A long minimum, so the quick post is quick however slow the machine is.
+    monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 60)
     event = event_with()
     page = _text(client.get(f"/events/{event.slug}/register"))
     form = _form() | {"csrf_token": _hidden(page, "csrf_token"), "started": _hidden(page, "started")}
@@ -498,7 +499,8 @@ def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(cl
     assert _hidden(body, "started") == form["started"]  # the clock keeps running from the first view
     assert _count(app) == 0 and _emails(app) == []
 
-    time.sleep(1.1)
+    monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)
+    time.sleep(1.1)  # the person takes a moment, measured from the first view
     done = client.post(f"/events/{event.slug}/register", data=form | {"started": _hidden(body, "started")})
     assert done.status_code == 303 and _count(app) == 1
 
