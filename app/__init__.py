@@ -78,6 +78,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
+    from flask_sqlalchemy.session import Session
+
+    from app.services import page_cache
+
+    page_cache.install(app, Session)
+
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":

@@ -77,6 +77,8 @@ class Config:
         self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"
         #: A registration sent back sooner than this after the form was shown is asked to press again.
         self.REGISTRATION_MIN_FILL_SECONDS = float(env("REGISTRATION_MIN_FILL_SECONDS") or 3)
+        #: How long a web process reuses an anonymous event page it rendered (0 turns reuse off).
+        self.PUBLIC_PAGE_CACHE_SECONDS = float(env("PUBLIC_PAGE_CACHE_SECONDS") or 1)
         #: Join-session requests (ACS token issuance) per client address.
         self.JOIN_SESSION_RATE_LIMIT = env("JOIN_SESSION_RATE_LIMIT") or "10 per minute;60 per hour"
         #: Lifetime of an attendee's ACS token in minutes (ACS allows 60–1440; never longer than the event needs).

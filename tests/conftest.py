@@ -20,7 +20,7 @@ from app import create_app
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
-from app.services import accounts
+from app.services import accounts, page_cache
 from tests.database import empty_database
 
 PG_ADMIN_DSN = os.environ.get("FOYER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -107,6 +107,7 @@ def _clean_database(request) -> Iterator[None]:
     application: Flask = request.getfixturevalue("app")
     with application.app_context():
         empty_database(application)
+        page_cache.event_pages(application).clear()
         microsoft = application.extensions["microsoft"]
         if microsoft.emulator is not None:
             microsoft.emulator.reset()

@@ -88,9 +88,14 @@ class RegistrationForm(FlaskForm):
     def _signer() -> TimestampSigner:
         return TimestampSigner(current_app.config["SECRET_KEY"], salt="foyer.registration-form-started")
 
+    @classmethod
+    def new_stamp(cls) -> str:
+        """A signed "shown now" value for the hidden `started` field."""
+        return cls._signer().sign(b"shown").decode()
+
     def stamp_start(self) -> None:
         """Mark the form as shown now (kept across re-renders, so the clock runs from the first view)."""
-        self.started.data = self._signer().sign(b"shown").decode()
+        self.started.data = self.new_stamp()
 
     def seconds_since_shown(self) -> float | None:
         """Seconds since the form was first shown, or None when the stamp is missing or forged."""

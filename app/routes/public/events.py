@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_from_directory, session
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 
+from app.forms.registration import RegistrationForm
 from app.routes._loaders import load_public_event
-from app.services import catalog, ics
+from app.services import catalog, ics, page_cache
 from app.services.settings import HEX_COLOUR, get_branding, get_privacy_notice
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
 
+#: The registration form's signed "shown at" stamp as it appears in a rendered page.
+STAMP = re.compile(r'name="started" type="hidden" value="([^"]+)"')
 #: Names Foyer generates for uploads (random token + image extension); anything else is not ours.
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_-]{8,100}\.(png|jpg|jpeg|webp|gif)$")
 ICS_MIMETYPE = "text/calendar; charset=utf-8"
@@ -40,8 +45,20 @@ def index_GET():
 
 @bp.get("/events/<slug>")
 def event_GET(slug: str):
-    """One event's public page (drafts are a 404)."""
-    event = _load_event(slug)
+    """One event's public page (drafts are a 404); anonymous views reuse a page just rendered."""
+    if current_user.is_authenticated or "_flashes" in session:
+        return _render_event_page(_load_event(slug))
+    pages = page_cache.event_pages()
+    cached = pages.get(slug)
+    if cached is not None:
+        return page_cache.personalise(cached, csrf_token=generate_csrf(), stamp=RegistrationForm.new_stamp())
+    html = _render_event_page(_load_event(slug))
+    stamp = STAMP.search(html)
+    pages.put(slug, html, csrf_token=g.csrf_token, stamp=stamp.group(1) if stamp else None)
+    return html
+
+
+def _render_event_page(event) -> str:
     return render_template(
         "public/event.html",
         event=event,
