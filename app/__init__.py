@@ -63,14 +63,17 @@ def _init_extensions(app: Flask) -> None:
     from app import (
         models,  # noqa: F401  (registers every model on the metadata)
         ratelimit,  # noqa: F401  (registers the database:// rate-limit storage)
+        web,
     )
-    from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from app.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(migrations))
     csrf.init_app(app)
     htmx.init_app(app)
+    compress.init_app(app)
+    app.view_functions["static"] = web.compressed_static(app.view_functions["static"])
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login_GET"

@@ -77,6 +77,11 @@ class Config:
         self.REGISTRATION_RATE_LIMIT = env("REGISTRATION_RATE_LIMIT") or "20 per minute;200 per hour"
         #: A registration sent back sooner than this after the form was shown is asked to press again.
         self.REGISTRATION_MIN_FILL_SECONDS = float(env("REGISTRATION_MIN_FILL_SECONDS") or 3)
+        #: Compression only where a view asks for it (`compress.compressed()`): static files and public
+        #: pages that echo nothing from the request. A response that carries a CSRF or call token *and*
+        #: echoes input (forms with errors, filtered lists, JSON) is never compressed (BREACH).
+        self.COMPRESS_REGISTER = False
+        self.COMPRESS_MIMETYPES = ["text/html", "text/css", "text/javascript", "application/javascript"]
         #: How long a web process reuses an anonymous event page it rendered (0 turns reuse off).
         self.PUBLIC_PAGE_CACHE_SECONDS = float(env("PUBLIC_PAGE_CACHE_SECONDS") or 1)
         #: Join-session requests (ACS token issuance) per client address.

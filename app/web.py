@@ -5,6 +5,7 @@ template filters, branding in templates, and security headers.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -45,6 +46,21 @@ def render_page_or_fragment(page: str, fragment: str, macro: str, *, status: int
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
+
+
+def compressed_static(view):
+    """The static-file view, its answers compressed whole (read into memory and the file closed first:
+    Flask-Compress's streaming path would leave the file open and compress chunk by chunk, worse)."""
+    from app.extensions import compress
+
+    @wraps(view)
+    def static(*args, **kwargs):
+        response = view(*args, **kwargs)
+        response.direct_passthrough = False
+        response.make_sequence()
+        return response
+
+    return compress.compressed()(static)
 
 
 def redirect_to(location: str) -> Response:

@@ -68,9 +68,14 @@ def zone_choices() -> dict[str, dict[str, str]]:
     common = [z for z in COMMON_ZONES if z in zones]
     others = sorted(zones - set(common))
     return {
-        "Common time zones": {z: z.replace("_", " ") for z in common},
-        "All time zones": {z: z.replace("_", " ") for z in others},
+        "Common time zones": {z: zone_label(z) for z in common},
+        "All time zones": {z: zone_label(z) for z in others},
     }
+
+
+def zone_label(zone: str) -> str:
+    """How a zone is named in lists: 'America/New York'."""
+    return zone.replace("_", " ")
 
 
 def is_valid_zone(name: str | None) -> bool:

@@ -40,6 +40,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
 from app import create_app
 from app.extensions import db
+from app.services import page_cache
 from tests.database import empty_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -142,6 +143,7 @@ def _empty_live_database(request: pytest.FixtureRequest) -> Iterator[None]:
     app: Flask = request.getfixturevalue("live_server").app
     with app.app_context():
         empty_database(app)
+    page_cache.event_pages(app).clear()
 
 
 # --- the browser ----------------------------------------------------------------------------------

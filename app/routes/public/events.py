@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from app.extensions import compress
 from app.forms.registration import RegistrationForm
 from app.routes._loaders import load_public_event
 from app.services import catalog, ics, page_cache
@@ -44,6 +45,7 @@ def index_GET():
 
 
 @bp.get("/events/<slug>")
+@compress.compressed()  # echoes nothing from the request (see COMPRESS_REGISTER)
 def event_GET(slug: str):
     """One event's public page (drafts are a 404); anonymous views reuse a page just rendered."""
     if current_user.is_authenticated or "_flashes" in session:
@@ -96,12 +98,14 @@ def events_ics():
 
 
 @bp.get("/privacy")
+@compress.compressed()
 def privacy_GET():
     """The current privacy notice."""
     return render_template("public/privacy.html", notice=get_privacy_notice())
 
 
 @bp.get("/brand.css")
+@compress.compressed()
 def brand_css():
     """The admin's branding colours as CSS custom properties (no inline styles under our CSP)."""
     branding = get_branding()

@@ -13,7 +13,7 @@ import logging
 
 from flask import Blueprint, Response, flash, render_template, url_for
 
-from app.extensions import db
+from app.extensions import compress, db
 from app.forms.manage import CancelRegistrationForm, EraseRegistrationForm, details_form
 from app.models import Registration, RegistrationState, utcnow
 from app.models.base import begin_write
@@ -98,6 +98,7 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
 
 
 @bp.get("/<token>")
+@compress.compressed()  # echoes nothing from the request (see COMPRESS_REGISTER)
 def manage_GET(token: str):
     """The attendee's registration, in their own zone and the event's."""
     return _page(_load(token), token)

@@ -19,7 +19,7 @@ from flask import (
 )
 from sqlalchemy.exc import OperationalError
 
-from app.extensions import db, limiter
+from app.extensions import compress, db, limiter
 from app.forms.registration import RegistrationForm, registration_form
 from app.models import Event, Registration
 from app.models.base import begin_write
@@ -123,6 +123,7 @@ def _result_view(result: dict) -> dict:
 
 
 @bp.get("/events/<slug>/register")
+@compress.compressed()  # a blank form: echoes nothing from the request
 def register_GET(slug: str):
     """The registration form on its own page (the event page shows the same form)."""
     event = _load_event(slug)

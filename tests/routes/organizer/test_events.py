@@ -118,7 +118,7 @@ def test_timezone_round_trip_berlin(client, auth, events_in_db):
     assert "Sun 29 Mar 2026, 10:00" in overview and "11:30" in overview and "(Europe/Berlin)" in overview
     edit = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)
     assert 'value="2026-03-29T10:00"' in edit
-    assert '<option selected value="Europe/Berlin">' in edit
+    assert '<option selected>Europe/Berlin</option>' in edit
 
 
 def test_ambiguous_autumn_time_takes_the_first_occurrence(client, auth, events_in_db):
@@ -135,7 +135,7 @@ def test_new_event_preselects_the_zone_used_last(client, auth, make_event):
     assert "data-default-browser-zone" in client.get(NEW).get_data(as_text=True)
     make_event(me, timezone="Asia/Tokyo")
     page = client.get(NEW).get_data(as_text=True)
-    assert '<option selected value="Asia/Tokyo">' in page
+    assert '<option selected>Asia/Tokyo</option>' in page
     assert "data-default-browser-zone" not in page
 
 
