@@ -68,6 +68,10 @@ class Config:
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.WTF_CSRF_TIME_LIMIT = _int(env("CSRF_TIME_LIMIT"), 3600 * 8)
+        #: Flask-WTF's extra https check wants a same-origin Referer, but staff, manage and join pages send
+        #: none (Referrer-Policy: no-referrer keeps personal links out of it), so every form posted from
+        #: them would fail. The token and the SameSite=Lax session cookie are the protection.
+        self.WTF_CSRF_SSL_STRICT = False
         self.MAX_CONTENT_LENGTH = _int(env("MAX_UPLOAD_MB"), 8) * 1024 * 1024
         self.UPLOAD_FOLDER = Path(env("UPLOAD_FOLDER") or instance_path / "uploads")
         #: Foyer's own database by default, so every process shares the counts (app/ratelimit.py).

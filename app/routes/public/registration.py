@@ -19,7 +19,7 @@ from flask import (
 )
 from sqlalchemy.exc import OperationalError
 
-from app.extensions import compress, db, limiter
+from app.extensions import compress, csrf, db, limiter
 from app.forms.registration import RegistrationForm, registration_form
 from app.models import Event, Registration
 from app.models.base import begin_write
@@ -133,6 +133,7 @@ def register_GET(slug: str):
 
 
 @bp.post("/events/<slug>/register")
+@csrf.exempt  # the form checks its own token, so an expired one gives the form back with what was typed
 @limiter.limit(_registration_limit)
 def register_POST(slug: str):
     """Register for an event; invalid input re-renders the form with field errors (422)."""
@@ -143,6 +144,12 @@ def register_POST(slug: str):
         logger.info("Honeypot filled on the registration form of event %s", event.id)
         return _result_response(event, {"kind": "inbox", "email": (form.email.data or "")[:320]})
     if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            # Left open past the token's lifetime (or its session cookie was lost): nothing is stored,
+            # and the form comes back as typed, with a fresh token.
+            logger.info("Registration form for event %s sent with an expired or missing token", event.id)
+            form.form_errors.append("This form was open for a long time, so for your security it has to be "
+                                    "sent again. Your details are still here: check them and press Register again.")
         return _form_response(event, form, 422)
     if form.filled_too_fast(current_app.config["REGISTRATION_MIN_FILL_SECONDS"]):
         # Bots post at once; a person this quick (autofill) just presses again. Nothing is lost.

@@ -5,6 +5,7 @@ the rate limit, and the organizer/admin settings that shape registration."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +26,8 @@ from app.models import (
 from app.services import registrations
 from app.services.settings import update_privacy_notice
 from tests.mail import queued_emails
+
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def _text(response) -> str:
@@ -246,12 +249,43 @@ def test_full_event_without_waitlist_shows_no_form(client, event_with):
     assert "Fully booked" in page and 'id="register-form"' not in page
 
 
-def test_forged_or_missing_csrf_changes_nothing(client, app, event_with):
+def test_forged_or_missing_csrf_changes_nothing_and_keeps_what_was_typed(client, app, event_with):
     event = event_with()
-    response = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": "forged"})
-    assert response.status_code == 400 and "Please go back, reload the page" in _text(response)
-    assert client.post(f"/events/{event.slug}/register", data=_form()).status_code == 400
+    for token in ({"csrf_token": "forged"}, {}):
+        response = client.post(f"/events/{event.slug}/register", data=_form() | token)
+        page = _text(response)
+        assert response.status_code == 422 and "has to be sent again" in page
+        assert 'value="Ada"' in page and 'value="ada@example.org"' in page
+    assert _count(app) == 0 and _emails(app) == []
+
+
+def test_a_form_left_open_past_the_token_lifetime_comes_back_as_typed_and_then_works(client, app, event_with,
+                                                                                      monkeypatch):
+    event = event_with()
+    monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 1)
+    token = client.csrf_token(f"/events/{event.slug}")
+    time.sleep(2.1)  # itsdangerous timestamps have one-second resolution
+    response = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": token})
+    page = _text(response)
+    assert response.status_code == 422 and "open for a long time" in page
+    assert 'value="Ada"' in page and 'value="Lovelace"' in page and 'value="ada@example.org"' in page
     assert _count(app) == 0
+    fresh = CSRF_FIELD.search(page).group(1)
+    assert fresh != token
+    again = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": fresh})
+    assert again.status_code == 303 and _count(app) == 1
+
+
+def test_other_forms_with_an_expired_token_say_so_kindly(client, app, make_user, monkeypatch):
+    make_user("org@example.org")
+    monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 1)
+    token = client.csrf_token("/login")
+    time.sleep(2.1)
+    response = client.post("/login", data={"csrf_token": token, "email": "org@example.org",
+                                           "password": "correct horse battery"})
+    assert response.status_code == 400
+    assert "This form has expired" in _text(response) and "submit it again" in _text(response)
+    assert "Traceback" not in _text(response)
 
 
 def test_drafts_are_not_found(client, app, make_event, owner):
