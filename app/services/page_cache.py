@@ -6,11 +6,12 @@ rendered once and, for `PUBLIC_PAGE_CACHE_SECONDS` (1 s by default), each later 
 process swaps in the visitor's own token and a fresh stamp without reading the database. At a few
 hundred views a second that removes nearly all the work; what a visitor sees is at most that old.
 
-Within a process a page is dropped the moment a transaction that changes what it shows commits (the
-event, its seats, speakers or questions, or any site setting such as branding): an organizer who saves
-and reloads sees the change at once, whichever process answers, other processes within the age limit.
+Within a process a page is dropped the moment a transaction that edits what it shows commits (the event,
+its speakers or questions, or a site setting such as branding): an organizer who saves and reloads
+sees the change at once in that process, and in the others within the age limit. Seats taken or freed
+by registrations do not drop pages (at busy times that would be every page): the count shown is at most
+that old everywhere. Seats are decided by the database when someone registers, never by a page.
 Signed-in staff (their own navigation) and visitors with a flash message waiting are always rendered.
-Seats are decided by the database when someone registers, never by what a page showed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 #: Pages kept per process (an event page is ~40 KB, so ~10 MB at most).
 MAX_ENTRIES = 256
@@ -111,13 +112,6 @@ def _before_flush(session: Session, flush_context, instances) -> None:
         session.info[CHANGED] = True
 
 
-def _on_execute(state: ORMExecuteState) -> None:
-    """UPDATE/DELETE statements (seat counters are changed this way) on what pages show."""
-    mapper = state.bind_mapper
-    if (state.is_update or state.is_delete) and mapper is not None and issubclass(mapper.class_, _shown_publicly()):
-        state.session.info[CHANGED] = True
-
-
 def _after_commit(session: Session) -> None:
     if session.info.pop(CHANGED, False) and has_app_context() and "foyer_event_pages" in current_app.extensions:
         event_pages().clear()
@@ -130,7 +124,7 @@ def _after_rollback(session: Session) -> None:
 def install(app: Flask, session_class: type[Session]) -> None:
     """Give the app its cache and register the change listeners on the session class (once)."""
     app.extensions["foyer_event_pages"] = PageCache(max_age=app.config["PUBLIC_PAGE_CACHE_SECONDS"])
-    for name, listener in (("before_flush", _before_flush), ("do_orm_execute", _on_execute),
-                           ("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+    for name, listener in (("before_flush", _before_flush), ("after_commit", _after_commit),
+                           ("after_rollback", _after_rollback)):
         if not sa_event.contains(session_class, name, listener):
             sa_event.listen(session_class, name, listener)
