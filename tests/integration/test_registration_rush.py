@@ -18,7 +18,8 @@ longer matches the rows); SQLite serialises writers and cannot oversell, but a t
 before another writer committed may not write, so people are refused ("we are very busy") and their
 sign-ups lost (measured: about 20 of 500).
 
-Each test takes about 30–40 s per database on a 2-core machine.
+Each test takes about 35–50 s per database on a shared 2-core machine (under 60 s): the bar's size fits,
+so the module runs it rather than a scaled-down rush.
 """
 
 from __future__ import annotations
