@@ -1,4 +1,6 @@
-"""Small helpers shared by route modules: safe `next` targets, form errors from domain errors."""
+"""Small helpers shared by route modules: safe `next` targets, form errors from domain errors, and
+starting a unit of work as a writer.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
 
+from app.extensions import db
+from app.models.base import begin_write
 from app.services.errors import DomainError
 
 
@@ -34,3 +38,13 @@ def apply_domain_error(form: FlaskForm, exc: DomainError) -> None:
         field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
     else:
         form.form_errors.append(exc.message)
+
+
+def start_writing() -> None:
+    """End the read transaction the sign-in check opened and start a writer transaction.
+
+    On SQLite a transaction that reads and then writes fails at once ("database is locked") when another
+    process, such as the worker, wrote in between; a change that starts as a writer waits its turn instead.
+    """
+    db.session.rollback()
+    begin_write()

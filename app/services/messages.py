@@ -810,7 +810,7 @@ def _raise_for(message_id: int, exc: AcsError) -> None:
         raise outbox.RetryLater(str(exc), retry_after=CREDENTIALS_RETRY_SECONDS) from exc
     if exc.transient:
         _settle(message_id, status=MessageStatus.queued, last_error=str(exc)[:2000])
-        raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+        raise outbox.retry_transient(str(exc), exc.retry_after) from exc
     _settle(message_id, status=MessageStatus.failed, last_error=str(exc)[:2000])
     raise outbox.PermanentFailure(str(exc)) from exc
 
@@ -844,6 +844,8 @@ def poll_status(payload: dict[str, Any]) -> None:
     try:
         result = client.operation_status(payload["operation_id"])
     except AcsError as exc:
+        if exc.transient and exc.retry_after is not None:
+            raise outbox.retry_transient(str(exc), exc.retry_after) from exc
         if exc.transient or exc.status in (401, 403):
             raise outbox.RetryLater(str(exc), retry_after=exc.retry_after or 60) from exc
         raise outbox.PermanentFailure(str(exc)) from exc

@@ -52,7 +52,7 @@ def send_email(payload: dict) -> None:
         result = get_microsoft().acs_email.send(message, operation_id=payload["operation_id"])
     except AcsError as exc:
         if exc.transient:
-            raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+            raise outbox.retry_transient(str(exc), exc.retry_after) from exc
         raise outbox.PermanentFailure(str(exc)) from exc
     if result.status == "Failed":
         raise outbox.PermanentFailure(f"ACS could not deliver: {result.error or 'failed'}")

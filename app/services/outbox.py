@@ -53,6 +53,27 @@ class Defer(Exception):
         self.seconds = seconds
 
 
+class Throttled(Defer):
+    """A remote service refused for now and said when to come back (429, or 503 with Retry-After).
+
+    The item waits exactly that long and the refusal does not use up an attempt: an outage or a
+    throttling storm, however long, delays the work but never makes Foyer give up on it.
+    """
+
+
+#: Shortest wait after a refusal, so a `Retry-After: 0` cannot turn into a busy loop.
+MIN_THROTTLE_SECONDS = 1.0
+
+
+def retry_transient(message: str, retry_after: float | None) -> Defer | RetryLater:
+    """The outcome for a transient failure of a remote call: wait as the service asked (Throttled), or
+    back off exponentially when it named no time (RetryLater, which counts towards `max_attempts`).
+    """
+    if retry_after is not None:
+        return Throttled(message, seconds=max(retry_after, MIN_THROTTLE_SECONDS))
+    return RetryLater(message)
+
+
 class WaitForReconnect(Exception):
     """The Microsoft connection needs an admin to sign in again; park the item, do not fail it."""
 
@@ -162,14 +183,15 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     kind, payload, attempts = item.kind, dict(item.payload), item.attempts
     db.session.commit()  # end the read transaction: the handler may take a while
     error: str = ""
-    deferred = False
+    deferred = throttled = False
     try:
         if fn is None:
             raise PermanentFailure(f"no handler for {kind!r}")
         fn(payload)
     except Defer as exc:
-        status, error, delay = OutboxStatus.pending, "", max(0.0, exc.seconds)
-        deferred = True
+        status, delay = OutboxStatus.pending, max(0.0, exc.seconds)
+        deferred, throttled = True, isinstance(exc, Throttled)
+        error = str(exc) if throttled else ""
     except RetryLater as exc:
         status, error = OutboxStatus.pending, str(exc)
         delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(attempts)
@@ -190,7 +212,7 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
         return status
     if deferred:  # the attempt is given back
         item.attempts = max(0, item.attempts - 1)
-        error = item.last_error
+        error = error or item.last_error
     elif status == OutboxStatus.pending and attempts >= item.max_attempts:
         status = OutboxStatus.failed
         error = f"gave up after {attempts} attempts: {error}"
@@ -205,6 +227,9 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     if status == OutboxStatus.failed and kind in registry.on_failure:
         registry.on_failure[kind](payload, error)
     db.session.commit()
+    if throttled:
+        logger.info("Outbox item %s (%s) refused for now; again in %.1f s: %s", item_id, kind, delay, error)
+        return status
     if deferred:
         logger.debug("Outbox item %s (%s) deferred %.1f s", item_id, kind, delay)
         return status

@@ -88,7 +88,7 @@ def _outcome(exc: MicrosoftError) -> Exception:
     if isinstance(exc, ReconnectRequired | NotConnected):
         return outbox.WaitForReconnect(str(exc))
     if exc.transient:
-        return outbox.RetryLater(str(exc), retry_after=exc.retry_after)
+        return outbox.retry_transient(str(exc), exc.retry_after)
     return outbox.PermanentFailure(str(exc))
 
 

@@ -35,6 +35,10 @@ def effects():
     def _slow(payload):
         raise outbox.RetryLater("429", retry_after=30.5)
 
+    @outbox.handler("test.throttled")
+    def _throttled(payload):
+        raise outbox.retry_transient("429 Too Many Requests", payload["retry_after"])
+
     @outbox.handler("test.broken", on_failure=lambda payload, error: seen.append(f"failed:{error}"))
     def _broken(payload):
         raise outbox.PermanentFailure("bad address")
@@ -44,7 +48,7 @@ def effects():
         raise outbox.WaitForReconnect("revoked")
 
     yield seen
-    for kind in ("test.effect", "test.flaky", "test.slow_down", "test.broken", "test.parked"):
+    for kind in ("test.effect", "test.flaky", "test.slow_down", "test.throttled", "test.broken", "test.parked"):
         outbox.registry.handlers.pop(kind, None)
         outbox.registry.on_failure.pop(kind, None)
 
@@ -80,6 +84,25 @@ def test_retry_after_is_honoured(app_ctx, effects):
     wait = (item.next_attempt_at - before).total_seconds()
     assert 30.0 <= wait < 35
     assert outbox.claim_due() == []  # not retried before its Retry-After
+
+
+def test_refusals_with_retry_after_wait_as_asked_and_never_use_up_attempts(app_ctx, effects):
+    outbox.enqueue("test.throttled", {"retry_after": 12.5}, dedupe_key="throttled")
+    outbox.enqueue("test.throttled", {"retry_after": 0}, dedupe_key="retry-after-zero")
+    db.session.commit()
+    _item("throttled").max_attempts = 3
+    db.session.commit()
+    for _ in range(5):  # more refusals than attempts allowed
+        before = utcnow()
+        assert outbox.drain() == 2
+        item, zero = _item("throttled"), _item("retry-after-zero")
+        assert item.status == OutboxStatus.pending and item.attempts == 0
+        assert "429" in item.last_error
+        assert 12.5 <= (item.next_attempt_at - before).total_seconds() < 14
+        assert (zero.next_attempt_at - before).total_seconds() >= outbox.MIN_THROTTLE_SECONDS  # no busy loop
+        assert outbox.claim_due() == []  # not retried before its Retry-After
+        item.next_attempt_at = zero.next_attempt_at = utcnow()  # time passes
+        db.session.commit()
 
 
 def test_permanent_failure_stops_and_reports(app_ctx, effects):

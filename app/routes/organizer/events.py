@@ -25,7 +25,7 @@ from wtforms.fields.choices import SelectChoice
 from app.extensions import db
 from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
 from app.models import Event, utcnow
-from app.routes._helpers import apply_domain_error
+from app.routes._helpers import apply_domain_error, start_writing
 from app.routes._loaders import load_managed_event
 from app.services import events, microsoft_connection, reminders
 from app.services.errors import DomainError
@@ -262,6 +262,7 @@ def event_edit_GET(event_id: int):
 @bp.post("/<int:event_id>/edit")
 def event_edit_POST(event_id: int):
     """Save the event's details."""
+    start_writing()
     event = load_managed_event(event_id)
     form = EventForm()
     _setup_sharing(form, event)
@@ -283,6 +284,7 @@ def event_edit_POST(event_id: int):
 
 
 def _state_change(event_id: int, verb, done: str):
+    start_writing()
     event = load_managed_event(event_id)
     try:
         verb(event, actor=current_user)
@@ -310,6 +312,7 @@ def event_unpublish_POST(event_id: int):
 @bp.post("/<int:event_id>/clone")
 def event_clone_POST(event_id: int):
     """Copy the event as a new draft one week later and open the copy."""
+    start_writing()
     event = load_managed_event(event_id)
     clone = events.clone_event(event, actor=current_user)
     db.session.commit()
@@ -331,6 +334,7 @@ def event_cancel_GET(event_id: int):
 @bp.post("/<int:event_id>/cancel")
 def event_cancel_POST(event_id: int):
     """Cancel the event for good."""
+    start_writing()
     event = load_managed_event(event_id)
     form = CancelEventForm()
     if form.validate_on_submit():

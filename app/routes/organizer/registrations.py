@@ -15,8 +15,7 @@ from flask_login import current_user, login_required
 from app.extensions import db
 from app.forms.registrants import BulkActionForm, CancelForm, CapacityForm, DenyForm, RowActionForm
 from app.models import Event, Registration, RegistrationState
-from app.models.base import begin_write
-from app.routes._helpers import apply_domain_error
+from app.routes._helpers import apply_domain_error, start_writing
 from app.routes._loaders import load_managed_event
 from app.services import joins, registrations, roster
 from app.services.errors import DomainError
@@ -67,12 +66,6 @@ def _page(event: Event, view: roster.RosterView, *, status: int = 200, capacity_
                                    "registrations_board", status=status, **ctx)
 
 
-def _start_writing() -> None:
-    """End the read transaction the sign-in check opened, so seat changes run as one writer transaction."""
-    db.session.rollback()
-    begin_write()
-
-
 def _load_registration(event: Event, reg_id: int) -> Registration:
     reg = roster.get_registration(event, reg_id)
     if reg is None:
@@ -115,7 +108,7 @@ def _finish(event: Event, view: roster.RosterView, text: str, category: str):
 
 def _act(event_id: int, reg_id: int, action: str, message: str = ""):
     """Run one action on one registration and report it; refusals become a clear message."""
-    _start_writing()
+    start_writing()
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
     view = _view(event, request.form)
@@ -209,7 +202,7 @@ def registrations_bulk_POST(event_id: int):
     view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
-    _start_writing()
+    start_writing()
     event = load_managed_event(event_id)
     try:
         result = roster.apply_bulk(event, form.ids.data, form.action.data, actor=current_user,
@@ -230,7 +223,7 @@ def capacity_POST(event_id: int):
     view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
-    _start_writing()
+    start_writing()
     event = load_managed_event(event_id)
     try:
         promoted = roster.change_capacity(event, form.capacity.data, actor=current_user)
