@@ -88,8 +88,34 @@ def format_time(value: datetime | None, zone: str | None = None) -> str:
     return f"{value.astimezone(ZoneInfo(zone or 'UTC')):%H:%M}"
 
 
+#: Requests that change things. On SQLite each runs as one writer transaction from its first query.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def own_transactions(view):
+    """Mark a view that starts its writer transactions itself (late and short, e.g. registration), or
+    only reads (inline field checks): the request is not made a writer from its first query."""
+    view.foyer_own_transactions = True
+    return view
+
+
+def _start_write_requests_as_writers() -> None:
+    """On SQLite a transaction that reads and then writes fails at once ("database is locked") if
+    another process, such as the worker, wrote in between; one that starts as a writer waits its turn
+    (busy_timeout). PostgreSQL needs nothing."""
+    from app.models.base import begin_write, db
+
+    if request.method not in WRITE_METHODS or db.engine.dialect.name != "sqlite":
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or getattr(view, "foyer_own_transactions", False):
+        return
+    begin_write()
+
+
 def register(app: Flask) -> None:
     """Install filters, globals, context processors and response headers."""
+    app.before_request(_start_write_requests_as_writers)
     app.jinja_env.filters["markdown"] = render_markdown
     from app.services.messages import nl2br
 

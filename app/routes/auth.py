@@ -12,7 +12,7 @@ from app.services import accounts, auth_flows, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url
-from app.web import redirect_to
+from app.web import own_transactions, redirect_to
 
 bp = Blueprint("auth", __name__)
 
@@ -70,6 +70,7 @@ def _sso_callback() -> str:
 
 
 @bp.post("/login/microsoft")
+@own_transactions  # the Microsoft token cache is written on its own connection
 @limiter.limit(_login_limit, methods=["POST"])
 def microsoft_login_POST():
     """Start "Sign in with Microsoft" for staff."""
@@ -87,6 +88,7 @@ def microsoft_login_POST():
 
 
 @bp.post("/login/microsoft/callback")
+@own_transactions  # the Microsoft token cache is written on its own connection
 @csrf.exempt
 @limiter.limit(_login_limit)
 def microsoft_callback_POST():

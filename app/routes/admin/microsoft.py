@@ -16,7 +16,7 @@ from app.services import auth_flows, microsoft_connection, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url, get_microsoft
-from app.web import redirect_to
+from app.web import own_transactions, redirect_to
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def connection_GET():
 
 
 @bp.post("/connect")
+@own_transactions  # the Microsoft token cache is written on its own connection
 def connect_POST():
     """Send the admin to Microsoft to sign in as the service account."""
     form = ConfirmForm()
@@ -61,6 +62,7 @@ def connect_POST():
 
 
 @bp.post("/connect-emulated")
+@own_transactions  # the Microsoft token cache is written on its own connection
 def connect_emulated_POST():
     """One click with the built-in emulator: connect its service account without the sign-in page."""
     form = ConfirmForm()
@@ -80,6 +82,7 @@ def connect_emulated_POST():
 
 
 @callback_bp.post("/admin/microsoft/callback")
+@own_transactions  # the Microsoft token cache is written on its own connection
 @csrf.exempt
 def callback_POST():
     """Microsoft posts the code (or an error) back here.
@@ -129,6 +132,7 @@ def disconnect_GET():
 
 
 @bp.post("/disconnect")
+@own_transactions  # the Microsoft token cache is written on its own connection
 def disconnect_POST():
     """Forget the service account's tokens."""
     form = ConfirmForm()
@@ -140,6 +144,7 @@ def disconnect_POST():
 
 
 @bp.post("/staff-sign-in")
+@own_transactions  # the Microsoft token cache is written on its own connection
 def staff_sign_in_POST():
     """Switch "Sign in with Microsoft" for staff on or off."""
     form = ConfirmForm()

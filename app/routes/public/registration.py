@@ -28,7 +28,7 @@ from app.routes._loaders import load_public_event
 from app.services import catalog, ics, registrations
 from app.services.errors import DomainError
 from app.services.settings import get_privacy_notice
-from app.web import redirect_to, render_page_or_fragment, wants_fragment
+from app.web import own_transactions, redirect_to, render_page_or_fragment, wants_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def register_GET(slug: str):
 
 
 @bp.post("/events/<slug>/register")
+@own_transactions  # the write lock is taken only around the registration itself
 @csrf.exempt  # the form checks its own token, so an expired one gives the form back with what was typed
 @limiter.limit(_registration_limit)
 def register_POST(slug: str):
@@ -189,6 +190,7 @@ def register_POST(slug: str):
 
 
 @bp.post("/events/<slug>/register/validate")
+@own_transactions  # reads only
 @limiter.limit(VALIDATE_RATE_LIMIT)
 def register_validate_POST(slug: str):
     """Check one field as the person leaves it (htmx); returns that field's fragment."""
