@@ -1,18 +1,29 @@
 """The organizer's dashboard for one event: counts by state, seats left, registrations over time (with
-the geometry of a small server-rendered SVG chart), the event's queued messages and its attendance.
+the geometry of a small server-rendered SVG chart), the event's queued messages (and when its emails will
+have gone out at the email quota) and its attendance.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from app.models import Event, OutboxItem, OutboxStatus, Registration, RegistrationState, db
-from app.services import privacy, registrations
+from app.models import (
+    Event,
+    Message,
+    MessageChannel,
+    MessageStatus,
+    OutboxItem,
+    OutboxStatus,
+    Registration,
+    RegistrationState,
+    db,
+)
+from app.services import messages, privacy, registrations
 
 #: Chart canvas (SVG user units) and the margins left for the axis labels.
 CHART_WIDTH, CHART_HEIGHT = 640, 240
@@ -55,6 +66,14 @@ class Chart:
                 f"{last.total} in all. Busiest day: {busiest.day:%-d %b %Y} with {busiest.new}.")
 
 
+@dataclass(frozen=True)
+class EmailBacklog:
+    """This event's emails waiting to go out, and when the last of them will have left."""
+
+    waiting: int
+    done_by: datetime
+
+
 @dataclass
 class Dashboard:
     counts: dict[str, int]
@@ -62,6 +81,7 @@ class Dashboard:
     seats_left: int | None
     chart: Chart
     queue: dict[str, int] = field(default_factory=dict)
+    emails: EmailBacklog | None = None
     failed_messages: int = 0
     attendance: dict[str, Any] | None = None
     purged: dict[str, Any] | None = None
@@ -124,6 +144,18 @@ def message_queue(event: Event) -> dict[str, int]:
     return counts
 
 
+def email_backlog(event: Event) -> EmailBacklog | None:
+    """The event's emails still to send and, at the current quota, when the last has gone (None when none wait).
+
+    The whole queue's drain time is used: the event's emails are among it, so the last of them leaves no
+    later than that, whatever order their deadlines give them.
+    """
+    waiting = db.session.scalar(select(func.count(Message.id)).where(
+        Message.event_id == event.id, Message.channel == MessageChannel.email,
+        Message.status.in_([MessageStatus.queued, MessageStatus.sending]))) or 0
+    return EmailBacklog(waiting=waiting, done_by=messages.eta()) if waiting else None
+
+
 def attendance_summary(event: Event) -> dict[str, Any] | None:
     """Attended / no-show counts and minutes after the import (None before it)."""
     if event.attendance_imported_at is None:
@@ -146,7 +178,7 @@ def event_dashboard(event: Event) -> Dashboard:
     retention = privacy.retention_for(event)
     return Dashboard(
         counts=counts, total=sum(counts.values()), seats_left=registrations.seats_left(event),
-        chart=build_chart(registrations_per_day(event)), queue=message_queue(event),
+        chart=build_chart(registrations_per_day(event)), queue=message_queue(event), emails=email_backlog(event),
         attendance=attendance_summary(event), purged=event.purged_counts,
         purge_on=event.personal_data_purged_at or privacy.purge_date(event), retention_days=retention,
         retention_is_default=event.retention_days is None,

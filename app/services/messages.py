@@ -318,17 +318,34 @@ def reserve_slot(message_id: int, *, now: datetime | None = None) -> float:
                 .execution_options(synchronize_session=False))
             db.session.commit()
             return 0.0
-        # The free slots are owed to more urgent messages (queued, due now): let them have them.
+        # The free slots are owed to more urgent messages (queued, due now): let them have them. Every
+        # queued send no more urgent than this one steps back with it, so the worker reaches the urgent
+        # ones next instead of stepping through a long backlog one message at a time.
+        _put_back(now + timedelta(seconds=1), due_by=now, not_before=deadline)
         db.session.commit()
         return 1.0
-    wait = max(_slot_wait(now, quota, used_minute, used_hour, need=WAKE_BATCH), 0.5)
-    until = now + timedelta(seconds=wait)
-    db.session.execute(update(OutboxItem).where(
-        OutboxItem.kind == "message.send", OutboxItem.status == OutboxStatus.pending,
-        OutboxItem.next_attempt_at < until).values(next_attempt_at=until)
-        .execution_options(synchronize_session=False))
+    # Wake once a batch of slots is free, but never wait for more than the hour has left: when only the
+    # minute is used up and the hour has five slots left, those five go a minute later, not an hour later.
+    free_hour = quota.per_hour - used_hour
+    need = WAKE_BATCH if free_hour <= 0 else min(WAKE_BATCH, free_hour)
+    wait = max(_slot_wait(now, quota, used_minute, used_hour, need=need), 0.5)
+    _put_back(now + timedelta(seconds=wait))
     db.session.commit()
     return wait
+
+
+def _put_back(until: datetime, *, due_by: datetime | None = None, not_before: datetime | None = None) -> None:
+    """Make queued sends that would run before `until` (or by `due_by`) wait until then, in one UPDATE;
+    with `not_before`, only those whose deadline is no earlier than that.
+    """
+    condition = [OutboxItem.kind == "message.send", OutboxItem.status == OutboxStatus.pending,
+                 OutboxItem.next_attempt_at <= due_by if due_by is not None else OutboxItem.next_attempt_at < until]
+    if not_before is not None:
+        condition.append(OutboxItem.dedupe_key.in_(
+            select("message:" + Message.dedupe_key).where(Message.status == MessageStatus.queued,
+                                                          Message.deadline >= not_before)))
+    db.session.execute(update(OutboxItem).where(*condition).values(next_attempt_at=until)
+                       .execution_options(synchronize_session=False))
 
 
 # --- rendering ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ urgent messages go first, and a send whose answer was lost is recognised instead
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -264,6 +265,25 @@ def test_quota_is_never_exceeded_and_the_rest_waits_without_failing(app, client,
         assert timedelta(seconds=50) < eta - datetime.now(UTC) < timedelta(seconds=70)
 
 
+def test_when_only_the_minute_is_used_up_the_hours_last_slots_go_a_minute_later(app, client, published, emulator,
+                                                                               make_user):
+    admin = make_user("admin@example.org", Role.admin)
+    with app.app_context():
+        messages.save_quota(10, 15, actor=db.session.get(type(admin), admin.id))
+        db.session.commit()
+    event = published()
+    for n in range(12):
+        register(client, event, f"p{n}@example.org")
+    drain_all(app)
+    assert len(emulator.acs.sent_emails) == 10
+    with app.app_context():
+        waiting = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "message.send",
+                                                              OutboxItem.status == OutboxStatus.pending)).all()
+        # Five of the hour's fifteen are left: the rest wake when the minute has passed, not in an hour.
+        assert len(waiting) == 2
+        assert all(i.next_attempt_at < datetime.now(UTC) + timedelta(seconds=65) for i in waiting)
+
+
 def test_urgent_messages_take_the_free_slots_first(app, client, published, emulator, make_user):
     admin = make_user("admin@example.org", Role.admin)
     event = published()
@@ -288,6 +308,31 @@ def test_urgent_messages_take_the_free_slots_first(app, client, published, emula
     drain_all(app)
     subjects = [e.subject for e in emulator.acs.sent_emails]
     assert len(subjects) == 2 and "Soon" in subjects  # queued last, sent among the first two
+
+
+def test_a_send_yielding_to_urgent_ones_puts_the_backlog_back_at_once(app, client, published, emulator, make_user):
+    admin = make_user("admin@example.org", Role.admin)
+    event = published()
+    with app.app_context():
+        messages.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
+        row = db.session.get(Event, event.id)
+        later, soon = datetime.now(UTC) + timedelta(hours=6), datetime.now(UTC) + timedelta(minutes=10)
+        for n in range(12):  # a newsletter, queued first
+            messages.queue_email("organizer", event=row, to=f"n{n}@example.org", name="N", dedupe_key=f"news:{n}",
+                                 rendered=messages.Rendered("News", "<p>News</p>", "News"), deadline=later)
+        for n in range(2):  # then two urgent messages, behind it in the queue
+            messages.queue_email("promoted", event=row, to=f"u{n}@example.org", name="U", dedupe_key=f"urgent:{n}",
+                                 rendered=messages.Rendered("Soon", "<p>Soon</p>", "Soon"), deadline=soon)
+        db.session.commit()
+        assert outbox.drain(limit=1) == 1  # a newsletter email comes up first and yields its slot
+        assert emulator.acs.sent_emails == []
+        due = [(key.split(":")[1], at) for key, at in db.session.execute(
+            select(OutboxItem.dedupe_key, OutboxItem.next_attempt_at).where(OutboxItem.status == OutboxStatus.pending))]
+        assert Counter(kind for kind, _ in due) == {"news": 12, "urgent": 2}
+        assert all(at > datetime.now(UTC) for kind, at in due if kind == "news")  # the rest of it steps back
+        assert all(at <= datetime.now(UTC) for kind, at in due if kind == "urgent")
+        outbox.drain(limit=2)
+    assert [e.subject for e in emulator.acs.sent_emails] == ["Soon", "Soon"]
 
 
 def test_a_revoked_acs_key_keeps_messages_queued_and_shows_on_health(app, client, published, emulator, monkeypatch,

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Event, EventStatus, OutboxItem, OutboxStatus, Registration
+from app.models import AuditEntry, Event, EventStatus, OutboxItem, OutboxStatus, Registration, Role, User
 from app.models import RegistrationState as S
+from app.services import messages
 
 
 def _text(response) -> str:
@@ -94,6 +95,26 @@ def test_queue_counts_this_events_outbox_only(app, client, event, make_event, or
         db.session.commit()
     page = _text(client.get(f"/manage/events/{event.id}"))
     assert "2 queued · 1 waiting for the Microsoft connection · 1 done · 1 failed" in page
+
+
+def test_queued_emails_show_when_they_will_have_gone_out(app, client, event, make_event, organizer, make_user):
+    admin = make_user("admin@example.org", Role.admin)
+    with app.app_context():
+        messages.save_quota(2, 4, actor=db.session.get(User, admin.id))
+        row = db.session.get(Event, event.id)
+        for n in range(6):
+            messages.queue_email("organizer", event=row, to=f"p{n}@example.org", name="P", dedupe_key=f"news:{n}",
+                                 rendered=messages.Rendered("News", "<p>News</p>", "News"))
+        db.session.commit()
+    page = _text(client.get(f"/manage/events/{event.id}"))
+    match = re.search(r'<p data-email-eta>6 emails to this event.s people are waiting to go out; at the current '
+                      r'email quota the last has gone by <time datetime="([^"]+)">', page)
+    assert match, page
+    # Six at 2 a minute and 4 an hour: four in the first hour, the last two in the next one.
+    eta = datetime.fromisoformat(match.group(1)) - datetime.now(UTC)
+    assert timedelta(hours=1) < eta < timedelta(hours=1, minutes=2)
+    quiet = make_event(organizer, status=EventStatus.published, published_at=datetime.now(UTC))
+    assert "data-email-eta" not in _text(client.get(f"/manage/events/{quiet.id}"))
 
 
 def test_attendance_summary_after_import(app, client, event):
