@@ -167,7 +167,7 @@ def revoke_acs_tokens(payload: dict[str, Any]) -> None:
         get_microsoft().acs_identity.revoke_tokens(payload["user_id"])
     except AcsError as exc:
         if exc.transient:
-            raise outbox.RetryLater(str(exc), retry_after=exc.retry_after) from exc
+            raise outbox.retry_transient(str(exc), exc.retry_after) from exc
         if exc.status == 404:
             return  # the identity is gone, and its tokens with it
         raise outbox.PermanentFailure(str(exc)) from exc
