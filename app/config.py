@@ -210,6 +210,10 @@ def deploy_problems(config, *, debug: bool) -> tuple[list[str], list[str]]:
     if str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
         warnings.append("Rate limits are counted per process (memory://): with several processes set "
                         "RATELIMIT_STORAGE_URI to shared storage such as redis://.")
+    if config.get("OUTBOX_DRAIN_AFTER_REQUEST"):
+        warnings.append("Web processes also do queued Microsoft work after each response "
+                        "(OUTBOX_DRAIN_AFTER_REQUEST): a slow or refusing Microsoft then ties them up. Set it "
+                        "to false and run one `flask worker`.")
     if ".emulator.invalid" in str(config.get("GRAPH_BASE_URL", "")):
         warnings.append("Microsoft is emulated: no Teams meetings are created and no email is delivered.")
     return problems, warnings

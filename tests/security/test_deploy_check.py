@@ -14,6 +14,7 @@ GOOD = {
     "SECRET_KEY": "k" * 24 + "Zq8v7wX2pL0sN4mB9cD1eF3g",
     "PUBLIC_BASE_URL": "https://events.example.org",
     "SESSION_COOKIE_SECURE": "true",
+    "OUTBOX_DRAIN_AFTER_REQUEST": "false",
 }
 
 
@@ -48,6 +49,12 @@ def test_per_process_rate_limits_are_warned_about(tmp_path, good):
     result = _check(tmp_path, good | {"RATELIMIT_STORAGE_URI": "memory://"})
     assert result.exit_code == 0, result.output
     assert "Rate limits are counted per process" in result.output
+
+
+def test_microsoft_work_in_web_processes_is_warned_about(tmp_path, good):
+    result = _check(tmp_path, good | {"OUTBOX_DRAIN_AFTER_REQUEST": "true"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("WARN") == 3 and "OUTBOX_DRAIN_AFTER_REQUEST" in result.output
 
 
 @pytest.mark.parametrize(("change", "overrides", "expected"), [
