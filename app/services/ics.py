@@ -119,7 +119,7 @@ def registration_sequence(reg: Registration, method: str = "REQUEST") -> int:
     return (reg.event.ics_sequence or 0) + (reg.ics_sequence or 0) + (1 if method == "CANCEL" else 0)
 
 
-def _personal_link(reg: Registration) -> str:
+def personal_link(reg: Registration) -> str:
     """The attendee's personal join link (/j/<token>) for a place that has one; else the manage link.
     Never the raw Teams URL: the join link checks the registration and can be revoked.
     """
@@ -136,7 +136,7 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
     if method not in INVITE_METHODS:
         raise ValueError(f"unsupported iTIP method {method!r}")
     event = reg.event
-    link = link or _personal_link(reg)
+    link = link or personal_link(reg)
     cancelled = method == "CANCEL"
     site = get_branding().site_name
     organizer = vCalAddress(f"mailto:{current_app.config['ACS_SENDER_ADDRESS']}")

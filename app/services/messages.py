@@ -512,27 +512,35 @@ def _add(message: Message) -> Message | None:
 
 def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str, rendered: Rendered,
                 registration: Registration | None = None, attachments: list[tuple[str, str, bytes]] | None = None,
-                deadline: datetime | None = None, batch: str | None = None) -> Message | None:
-    """Record one email and queue its sending, in the caller's transaction; a repeated key is a no-op."""
+                invite: dict[str, Any] | None = None, deadline: datetime | None = None,
+                batch: str | None = None) -> Message | None:
+    """Record one email and queue its sending, in the caller's transaction; a repeated key is a no-op.
+
+    `invite` is an invitation spec (`_invite_spec`): the .ics is built when the email is sent.
+    """
     if _existing(dedupe_key) is not None:
         return None
     now = utcnow()
     files = [{"name": clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
              for n, t, b in (attachments or [])]
+    described = [{"name": f["name"], "contentType": f["contentType"], "size": len(b)}
+                 for f, (_, _, b) in zip(files, attachments or [], strict=True)]
+    if invite is not None:
+        described.append(_invite_description(invite["method"]))  # its size is recorded once it is built
     message = _add(Message(
         dedupe_key=dedupe_key, channel=MessageChannel.email, kind=kind, status=MessageStatus.queued,
         event_id=event.id, registration_id=registration.id if registration is not None else None, batch=batch,
         recipient=to, recipient_name=clean_header(name), subject=rendered.subject, body_text=rendered.text,
-        body_html=rendered.html, attachments=[{"name": f["name"], "contentType": f["contentType"],
-                                               "size": len(b)} for f, (_, _, b) in zip(files, attachments or [],
-                                                                                        strict=True)],
+        body_html=rendered.html, attachments=described,
         deadline=deadline or now + timedelta(minutes=10), operation_id=operation_id_for(dedupe_key),
         created_at=now,
     ))
     if message is None:
         return None
-    outbox.enqueue("message.send", {"message_id": message.id, "attachments": files},
-                   dedupe_key=f"message:{dedupe_key}", event_id=event.id)
+    payload: dict[str, Any] = {"message_id": message.id, "attachments": files}
+    if invite is not None:
+        payload["invite"] = invite
+    outbox.enqueue("message.send", payload, dedupe_key=f"message:{dedupe_key}", event_id=event.id)
     return message
 
 
@@ -570,16 +578,64 @@ def record_suppressed(kind: str, *, event: Event, registration: Registration, de
 # --- registration messages -------------------------------------------------------------------------
 
 
-def _invite(reg: Registration, method: str) -> list[tuple[str, str, bytes]]:
+def _invite_description(method: str) -> dict[str, str]:
+    """The file name and content type of a registrant's invitation (REQUEST) or its cancellation (CANCEL)."""
+    return {"name": "cancel.ics" if method == "CANCEL" else "invite.ics",
+            "contentType": f"text/calendar; method={method}; charset=utf-8"}
+
+
+def _invite_spec(reg: Registration, method: str, link: str | None) -> dict[str, Any]:
+    """What the sender needs to build a registrant's invitation when the email goes out.
+
+    The personal link is the one the email itself carries (issued now, inside the registration's
+    transaction), so building the file later never has to issue a token.
+    """
     from app.services import ics
 
+    return {"registration_id": reg.id, "method": method, "link": link or ics.personal_link(reg)}
+
+
+def _cancel_sent_before(registration_id: int) -> bool:
+    """Whether a calendar cancellation already went out for this registration."""
+    rows = db.session.scalars(select(Message.attachments).where(
+        Message.registration_id == registration_id, Message.channel == MessageChannel.email,
+        Message.status == MessageStatus.sent))
+    return any(isinstance(a, dict) and a.get("name") == "cancel.ics" for files in rows for a in files or [])
+
+
+def build_invite(spec: dict[str, Any]) -> dict[str, str] | None:
+    """A registrant's invitation as an email attachment, built from its spec as the email is sent.
+
+    A REQUEST shows the event as it is now (times, title, SEQUENCE); a CANCEL stays a CANCEL. None when
+    it cannot be built: the email still goes out, as its links work without the file.
+    """
+    from app.services import ics
+
+    method = spec.get("method")
+    reg = db.session.get(Registration, spec.get("registration_id") or 0)
+    if reg is None or method not in ics.INVITE_METHODS:
+        logger.warning("No calendar invite for registration %s: it no longer exists", spec.get("registration_id"))
+        return None
+    if method == "REQUEST" and not reg.is_active and _cancel_sent_before(reg.id):
+        # Sent late (retries): an invitation must never follow the cancellation into the calendar.
+        logger.info("Calendar invite of registration %s left out: its cancellation went out first", reg.id)
+        return None
     try:
-        data = ics.registration_invite(reg, method=method)
-    except Exception:  # an invite must never stop a registration; the link still works
+        data = ics.registration_invite(reg, method=method, link=spec.get("link"))
+    except Exception:  # an invite must never stop an email; the link still works
         logger.exception("Could not build the calendar invite for registration %s", reg.id)
-        return []
-    name = "cancel.ics" if method == "CANCEL" else "invite.ics"
-    return [(name, f"text/calendar; method={method}; charset=utf-8", data)]
+        return None
+    return {**_invite_description(method), "contentInBase64": base64.b64encode(data).decode()}
+
+
+def message_attachments(payload: dict[str, Any]) -> list[dict[str, str]]:
+    """The files of a `message.send` item: those stored with it, and the invitation built now."""
+    files = list(payload.get("attachments") or [])
+    if payload.get("invite"):
+        invite = build_invite(payload["invite"])
+        if invite is not None:
+            files.append(invite)
+    return files
 
 
 #: Messages that carry a confirmed attendee's personal join link.
@@ -599,19 +655,18 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
         return None
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if KINDS[kind].manage_link else None
-    attachments = _invite(reg, invite) if invite else []
     join_link = device_link = None
     if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS:
         from app.services import joins
 
         join_link = joins.join_url(reg)
         device_link = joins.device_check_url(reg) if kind == "reminder" else None
+    spec = _invite_spec(reg, invite, join_link) if invite else None
     rendered = render(kind, event=event, name=reg.first_name, zone=reg.timezone, manage_link=manage, extra=extra,
                       position=position, link=link, expires=expires, now=now,
-                      attachment_note=bool(attachments) and invite == "REQUEST", join_link=join_link,
-                      device_link=device_link)
+                      attachment_note=invite == "REQUEST", join_link=join_link, device_link=device_link)
     return queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=dedupe_key, rendered=rendered,
-                       registration=reg, attachments=attachments, deadline=deadline, batch=batch)
+                       registration=reg, invite=spec, deadline=deadline, batch=batch)
 
 
 # --- event-wide messages (fan-out in the worker) -----------------------------------------------------
@@ -807,8 +862,10 @@ def send_message(payload: dict[str, Any]) -> None:
     wait = reserve_slot(message_id, now=now)
     if wait > 0:
         raise outbox.Defer("email quota in use", seconds=wait)
+    files = message_attachments(payload)
+    db.session.rollback()  # building the invite read rows: no transaction stays open during the call
     email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
-                         html=row.body_html, attachments=payload.get("attachments") or None)
+                         html=row.body_html, attachments=files or None)
     try:
         result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
@@ -816,7 +873,7 @@ def send_message(payload: dict[str, Any]) -> None:
             # ACS did not count it: give the slot back.
             _settle(message_id, reserved_at=None)
         _raise_for(message_id, exc)
-    _accepted(message_id, row.operation_id, row.event_id, result.status, result.error)
+    _accepted(message_id, row.operation_id, row.event_id, result.status, result.error, files=files)
 
 
 def _raise_for(message_id: int, exc: AcsError) -> None:
@@ -835,16 +892,23 @@ def _raise_for(message_id: int, exc: AcsError) -> None:
 _TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
-def _accepted(message_id: int, operation_id: str, event_id: int | None, status: str, error: str) -> None:
-    """ACS has the operation: the message is sent; its final status is recorded now or polled later."""
+def _accepted(message_id: int, operation_id: str, event_id: int | None, status: str, error: str, *,
+              files: list[dict[str, str]] | None = None) -> None:
+    """ACS has the operation: the message is sent; its final status is recorded now or polled later.
+
+    `files` are the attachments that went with it, recorded by name, type and size.
+    """
+    sent_files = {} if files is None else {"attachments": [
+        {"name": f["name"], "contentType": f["contentType"], "size": len(base64.b64decode(f["contentInBase64"]))}
+        for f in files]}
     if status in ("Failed", "Canceled"):
         _settle(message_id, status=MessageStatus.failed, delivery_status=status, sent_at=utcnow(),
-                last_error=f"ACS could not deliver: {error or status}"[:2000])
+                last_error=f"ACS could not deliver: {error or status}"[:2000], **sent_files)
         return
     db.session.rollback()
     begin_write()
     db.session.execute(update(Message).where(Message.id == message_id).values(
-        status=MessageStatus.sent, sent_at=utcnow(), last_error="", updated_at=utcnow(),
+        status=MessageStatus.sent, sent_at=utcnow(), last_error="", updated_at=utcnow(), **sent_files,
         delivery_status=status if status in _TERMINAL else "Running").execution_options(synchronize_session=False))
     if status not in _TERMINAL:
         outbox.enqueue("message.status", {"message_id": message_id, "operation_id": operation_id},
