@@ -17,9 +17,7 @@ import threading
 import time
 
 from limits.storage import Storage
-from sqlalchemy import Engine, case, create_engine, delete, event, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -28,6 +26,20 @@ from app.models.rate_limit import RateLimitCounter
 
 #: Expired counters are deleted every this many hits (per process), so the table stays small.
 PRUNE_EVERY = 500
+
+
+#: One hit: a single atomic upsert, the same SQL on SQLite and PostgreSQL; a lapsed window starts over.
+#: Written out as text because SQLAlchemy compiles a dialect's INSERT … ON CONFLICT anew on every use
+#: (it has no statement-cache key), and this runs on every rate-limited request.
+_HIT = text(
+    'INSERT INTO rate_limit_counters ("key", count, expires_at) VALUES (:key, :amount, :expires_at) '
+    'ON CONFLICT ("key") DO UPDATE SET '
+    "count = CASE WHEN rate_limit_counters.expires_at <= :now THEN :amount "
+    "ELSE rate_limit_counters.count + :amount END, "
+    "expires_at = CASE WHEN rate_limit_counters.expires_at <= :now THEN :expires_at "
+    "ELSE rate_limit_counters.expires_at END "
+    "RETURNING count"
+)
 
 
 class DatabaseStorage(Storage):
@@ -59,17 +71,10 @@ class DatabaseStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
-        engine = self._engine()
-        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         table = RateLimitCounter.__table__
-        stmt = insert(table).values(key=key, count=amount, expires_at=now + expiry)
-        lapsed = table.c.expires_at <= now
-        stmt = stmt.on_conflict_do_update(index_elements=[table.c.key], set_={
-            "count": case((lapsed, amount), else_=table.c.count + amount),
-            "expires_at": case((lapsed, now + expiry), else_=table.c.expires_at),
-        }).returning(table.c.count)
-        with engine.begin() as conn:
-            count = conn.execute(stmt).scalar_one()
+        with self._engine().begin() as conn:
+            count = conn.execute(_HIT, {"key": key, "amount": amount, "now": now,
+                                        "expires_at": now + expiry}).scalar_one()
             self._hits += 1
             if self._hits % PRUNE_EVERY == 0:
                 conn.execute(delete(table).where(table.c.expires_at <= now))
@@ -122,6 +127,9 @@ def _sqlite_side_engine(main: Engine) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # As for the main file: a commit does not wait for the disk (WAL stays consistent; a power cut
+        # can lose the last moments of counting, which only lets a few more requests through).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     try:
