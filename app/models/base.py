@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
+from typing import TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 
 #: Stable constraint names so Alembic migrations do not depend on the database's own naming.
 NAMING_CONVENTION = {
@@ -37,6 +41,40 @@ def begin_write() -> None:
     """
     if not db.session().in_transaction():
         db.session.connection(execution_options={IMMEDIATE_OPTION: True})
+
+
+_Row = TypeVar("_Row")
+
+
+@cache
+def _insert_unless_exists_statement(table: Table, unique: str, primary_key: str, dialect: str):
+    """Built once per table: only the values change from row to row, so it compiles once too."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=[table.c[unique]]).returning(table.c[primary_key])
+
+
+def insert_unless_exists(row: _Row, unique: str) -> _Row | None:
+    """INSERT a new object's row unless a row with the same value in the unique column `unique` exists.
+
+    One `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING id`: no look-up first and no SAVEPOINT, and
+    a concurrent transaction that inserts the same value first makes this one a no-op (PostgreSQL waits
+    for it), while any other constraint still fails loudly. Returns the object, now persistent in the
+    session (columns left to their defaults load on first use), or None when the row already existed.
+    """
+    state = inspect(row)
+    mapper = state.mapper
+    values = {prop.columns[0].key: state.dict[prop.key] for prop in mapper.column_attrs if prop.key in state.dict}
+    (primary_key,) = mapper.primary_key
+    db.session.flush()  # the rows it refers to first, as an ORM insert would
+    statement = _insert_unless_exists_statement(mapper.local_table, unique, primary_key.key,
+                                                db.session.get_bind().dialect.name)
+    new_id = db.session.execute(statement, values).scalar_one_or_none()
+    if new_id is None:
+        return None
+    setattr(row, mapper.get_property_by_column(primary_key).key, new_id)
+    make_transient_to_detached(row)
+    db.session.add(row)
+    return row
 
 
 def utcnow() -> datetime:

@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from markupsafe import Markup, escape
 from sqlalchemy import case, func, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from app.models import (
     ACTIVE_STATES,
@@ -47,7 +46,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.models.base import begin_write
+from app.models.base import begin_write, insert_unless_exists
 from app.services import outbox
 from app.services.errors import DomainError, NotAllowed
 from app.services.markdown import render_markdown
@@ -501,13 +500,8 @@ def _existing(dedupe_key: str) -> Message | None:
 
 
 def _add(message: Message) -> Message | None:
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-            db.session.flush()
-    except IntegrityError:
-        return None  # a concurrent transaction recorded the same logical message first
-    return message
+    """Record a message; None when its key was recorded before (or by a concurrent transaction first)."""
+    return insert_unless_exists(message, "dedupe_key")
 
 
 def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str, rendered: Rendered,
@@ -518,8 +512,6 @@ def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str,
 
     `invite` is an invitation spec (`_invite_spec`): the .ics is built when the email is sent.
     """
-    if _existing(dedupe_key) is not None:
-        return None
     now = utcnow()
     files = [{"name": clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
              for n, t, b in (attachments or [])]
@@ -547,7 +539,7 @@ def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str,
 def queue_sms(kind: str, *, event: Event, registration: Registration, dedupe_key: str, body: str,
               deadline: datetime | None = None, batch: str | None = None) -> Message | None:
     """Record one SMS and queue its sending (the registrant opted in and gave a number)."""
-    if _existing(dedupe_key) is not None or not registration.phone:
+    if not registration.phone:
         return None
     message = _add(Message(
         dedupe_key=dedupe_key, channel=MessageChannel.sms, kind=kind, status=MessageStatus.queued,
@@ -565,8 +557,6 @@ def queue_sms(kind: str, *, event: Event, registration: Registration, dedupe_key
 def record_suppressed(kind: str, *, event: Event, registration: Registration, dedupe_key: str, reason: str,
                       batch: str | None = None, channel: MessageChannel = MessageChannel.email) -> Message | None:
     """Record a message deliberately not sent (e.g. a reminder for an event that already started)."""
-    if _existing(dedupe_key) is not None:
-        return None
     return _add(Message(
         dedupe_key=dedupe_key, channel=channel, kind=kind, status=MessageStatus.suppressed, event_id=event.id,
         registration_id=registration.id, batch=batch, recipient=registration.email if channel == "email"
@@ -646,12 +636,16 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
                         invite: str | None = None, token: str | None = None, position: int | None = None,
                         link: str | None = None, expires: datetime | None = None,
                         deadline: datetime | None = None, batch: str | None = None,
-                        now: datetime | None = None) -> Message | None:
-    """Render and queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL)."""
+                        now: datetime | None = None, new_key: bool = False) -> Message | None:
+    """Render and queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL).
+
+    A key seen before is skipped before rendering; `new_key` says it names a transition recorded in
+    this transaction, so that look-up is left out (a repeat is still a no-op when it is recorded).
+    """
     from app.services import registrations
 
     event = reg.event
-    if _existing(dedupe_key) is not None:
+    if not new_key and _existing(dedupe_key) is not None:
         return None
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if KINDS[kind].manage_link else None

@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from app.models import db, utcnow
-from app.models.base import begin_write
+from app.models.base import begin_write, insert_unless_exists
 from app.models.outbox import OutboxItem, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -106,16 +105,10 @@ def handler(kind: str, *, on_failure: Callable[[dict[str, Any], str], None] | No
 def enqueue(kind: str, payload: dict[str, Any], *, dedupe_key: str, event_id: int | None = None,
             run_at: datetime | None = None) -> OutboxItem | None:
     """Add a side effect to the current transaction; a repeated dedupe key is ignored (returns None)."""
-    existing = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == dedupe_key))
-    if existing is not None:
-        return None
-    item = OutboxItem(kind=kind, payload=payload, dedupe_key=dedupe_key, event_id=event_id,
-                      next_attempt_at=run_at or utcnow())
-    try:
-        with db.session.begin_nested():
-            db.session.add(item)
-    except IntegrityError:
-        # A concurrent request queued the same key first: that one wins.
+    # A repeated key, or a concurrent request that queued the same key first: that one wins.
+    item = insert_unless_exists(OutboxItem(kind=kind, payload=payload, dedupe_key=dedupe_key, event_id=event_id,
+                                           next_attempt_at=run_at or utcnow()), "dedupe_key")
+    if item is None:
         return None
     from flask import g, has_request_context
 
