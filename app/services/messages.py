@@ -397,14 +397,46 @@ def get_override(event: Event | None, kind: str) -> MessageOverride | None:
                                                            MessageOverride.kind == kind))
 
 
-def _cached(key: tuple, compute):
+@dataclass(frozen=True)
+class Wording:
+    """An event's own subject and opening paragraph for one email type (plain values, kept per request)."""
+
+    subject: str
+    intro: str
+
+
+def _wording(event: Event, kind: str) -> Wording | None:
+    override = get_override(event, kind)
+    return Wording(override.subject, override.intro) if override is not None else None
+
+
+def _render_cache() -> dict[tuple, Any]:
     """Per app context (one request, one worker job): branding and wording do not change mid-batch."""
     from flask import g
 
-    cache = g.setdefault("_message_render_cache", {})
+    return g.setdefault("_message_render_cache", {})
+
+
+def _cached(key: tuple, compute):
+    cache = _render_cache()
     if key not in cache:
         cache[key] = compute()
     return cache[key]
+
+
+def preload_rendering(event: Event) -> None:
+    """Read what an event's emails are rendered with (branding, the event's own wording) now, so that
+    rendering one later in this request reads nothing: a registration renders its email while it holds
+    the event's lock, and these reads need none.
+    """
+    from app.services.settings import get_branding
+
+    cache = _render_cache()
+    saved = {o.kind: Wording(o.subject, o.intro)
+             for o in db.session.scalars(select(MessageOverride).where(MessageOverride.event_id == event.id))}
+    for kind in OVERRIDABLE:
+        cache[("override", event.id, kind)] = saved.get(kind)
+    cache[("branding",)] = get_branding()
 
 
 def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage_link: str | None = None,
@@ -423,7 +455,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     spec = KINDS[kind]
     now = now or utcnow()
     zone = zone if is_valid_zone(zone) else "UTC"
-    override = (_cached(("override", event.id, kind), lambda: get_override(event, kind))
+    override = (_cached(("override", event.id, kind), lambda: _wording(event, kind))
                 if subject is None and intro is None else None)
     when_relative = relative_start(event, now, zone)
     values = {"title": event.title, "position": f" (number {position} in line)" if position else "",

@@ -8,8 +8,10 @@ Capacity lives in the database. Every verb that takes or frees a seat first lock
     UPDATE events SET confirmed_count = confirmed_count + 1
     WHERE id = :id AND (capacity IS NULL OR confirmed_count < capacity)
 
-One active registration per (event, email) is a partial unique index; a concurrent duplicate
-surfaces as an IntegrityError inside a SAVEPOINT and becomes the "duplicate" outcome.
+One active registration per (event, email) is a partial unique index. Every verb that makes a
+registration active holds the event's lock, so `register`'s look-up under that lock finds a duplicate
+exactly; should the index still refuse a row, the transaction fails (IntegrityError) and the
+registration route runs it once more, which then answers "duplicate".
 
 Callers (routes, jobs) should call `app.models.base.begin_write()` before their first query when
 they will call a seat-changing verb, so that on SQLite the whole unit of work is one writer
@@ -28,8 +30,7 @@ from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.routing import BuildError
 
@@ -104,6 +105,21 @@ class RegistrationData:
     #: A mobile number for SMS reminders, kept only with its own consent (`sms_opt_in`).
     phone: str = ""
     sms_opt_in: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedRegistration:
+    """A registration checked and given its personal token before the event is locked (`prepare`)."""
+
+    first_name: str
+    last_name: str
+    email: str
+    timezone: str
+    phone: str | None
+    #: The personal manage-link token, its hash and its encryption at rest.
+    token: str
+    token_hash: str
+    token_encrypted: str
 
 
 @dataclass(frozen=True)
@@ -317,7 +333,10 @@ def _check_allowed(event: Event, email: str) -> None:
 def _lock_event(event: Event) -> Event:
     """Take the event's write lock and refresh its seat counter (and rules) from the database."""
     begin_write()
-    query = select(Event).where(Event.id == event.id).execution_options(populate_existing=True)
+    # The id from the identity key: an event expired by the caller's rollback is not loaded twice.
+    identity = inspect(event).identity
+    event_id = identity[0] if identity else event.id
+    query = select(Event).where(Event.id == event_id).execution_options(populate_existing=True)
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     return db.session.scalars(query).one()
@@ -370,6 +389,7 @@ def record_transition(reg: Registration, to_state: RegistrationState, *, actor: 
         reg.confirmed_at = now
     if to_state in (RegistrationState.cancelled, RegistrationState.denied):
         reg.cancelled_at = now
+    db.session.add(reg)  # a new registration is written with its first transition
     db.session.flush()
     logger.info("Registration %s: %s -> %s by %s", reg.id, from_state, to_state.value,
                 actor.id if actor else actor_kind)
@@ -394,6 +414,11 @@ def _seat_or_wait(event: Event, reg: Registration, *, actor: User | None, actor_
                   waitlist_anyway: bool = False) -> RegistrationState:
     """Confirm with a seat, or waitlist when full; EventFull when full without a waitlist."""
     if _take_seat(event):
+        from app.services import joins
+
+        # The confirmation email carries the personal join link: issued now, it is written with the
+        # state change (one statement) rather than by a second UPDATE when the email is rendered.
+        joins.join_token_for(reg)
         record_transition(reg, RegistrationState.confirmed, actor=actor, actor_kind=actor_kind, note=note)
     elif event.waitlist_enabled or waitlist_anyway:
         record_transition(reg, RegistrationState.waitlisted, actor=actor, actor_kind=actor_kind, note=note)
@@ -428,11 +453,21 @@ def _active_registration(event: Event, email: str) -> Registration | None:
         Registration.event_id == event.id, Registration.email == email, Registration.state.in_(ACTIVE_STATES)))
 
 
-def register(event: Event, data: RegistrationData, *, now: datetime | None = None) -> RegistrationOutcome:
-    """Register someone for an event: confirmed, waitlisted, pending approval, held until their
-    address is verified, or recognised as a duplicate (whose owner is re-sent their link).
+def prepare(event: Event, data: RegistrationData) -> PreparedRegistration:
+    """The part of `register` that needs no lock: check the person's details (DomainError naming the
+    field), make and encrypt their personal token, and read what their email is rendered with.
+
+    Call it before the writer transaction starts (it reads), so the event's lock is held for less time.
     """
-    now = now or utcnow()
+    from app.services import messages
+
+    prepared = _checked(data)
+    messages.preload_rendering(event)
+    return prepared
+
+
+def _checked(data: RegistrationData) -> PreparedRegistration:
+    """The person's details checked and their personal token made (no database access)."""
     first_name = _clean_name(data.first_name, "first_name", "first name")
     last_name = _clean_name(data.last_name, "last_name", "last name")
     email = normalize_email(data.email)
@@ -440,6 +475,30 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
         raise DomainError("Choose your time zone from the list.", field="timezone")
     # The number is kept only with its own consent; without it, nothing typed there is stored.
     phone = normalize_phone(data.phone) if data.sms_opt_in else None
+    token = tokens.new_token()
+    return PreparedRegistration(first_name, last_name, email, data.timezone, phone, token,
+                                tokens.hash_token(token), crypto.encrypt(token))
+
+
+def register(event: Event, data: RegistrationData, *, now: datetime | None = None,
+             prepared: PreparedRegistration | None = None) -> RegistrationOutcome:
+    """Register someone for an event: confirmed, waitlisted, pending approval, held until their
+    address is verified, or recognised as a duplicate (whose owner is re-sent their link).
+
+    `prepared` is `prepare(event, data)`, done before the transaction; without it the checks run here
+    (reading nothing before the lock, as `begin_write` requires). Under the event's lock the
+    registration, its first transition and answers are written in one flush, with the state the
+    seat count decided.
+    """
+    now = now or utcnow()
+    prepared = prepared or _checked(data)
+    email = prepared.email
+    reg = Registration(email=email, first_name=prepared.first_name, last_name=prepared.last_name,
+                       timezone=prepared.timezone, consent_version=data.consent_version, created_at=now,
+                       phone=prepared.phone, sms_opt_in=prepared.phone is not None,
+                       manage_token_hash=prepared.token_hash, manage_token_encrypted=prepared.token_encrypted)
+    token = prepared.token
+
     event = _lock_event(event)
     check_open(event, now)
     _check_allowed(event, email)
@@ -448,6 +507,8 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     if not event.approval_required and not event.waitlist_enabled and seats_left(event) == 0:
         raise EventFull("Sorry, this event is fully booked.")
 
+    # Under the event's lock this look-up is exact: every verb that makes a registration active holds
+    # that lock, and the partial unique index stands behind it.
     existing = _active_registration(event, email)
     if existing is not None and _lapsed(existing, now):
         # An expired hold never blocks signing up again: sweep it first.
@@ -456,25 +517,11 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     if existing is not None:
         return _duplicate(existing, now)
 
-    reg = Registration(event_id=event.id, email=email, first_name=first_name, last_name=last_name,
-                       timezone=data.timezone, consent_version=data.consent_version, created_at=now,
-                       phone=phone, sms_opt_in=phone is not None)
     reg.event = event
-    token = _issue_manage_token(reg)
     # Filled while the row is new, so no collection is loaded back from the database.
     reg.transitions = []
     _set_answers(reg, cleaned)
-    try:
-        with db.session.begin_nested():
-            # Provisional state; the unique index only counts active ones, so a racing duplicate fails here.
-            reg.state = RegistrationState.unverified
-            db.session.add(reg)
-            db.session.flush()
-    except IntegrityError:
-        logger.info("Concurrent duplicate registration for event %s", event.id)
-        existing = _active_registration(event, email)
-        return _duplicate(existing, now) if existing is not None else RegistrationOutcome("duplicate", None)
-
+    # Not in the session yet: its row is written by its first transition, with the state decided.
     if needs_verification(event):
         verify = _issue_verify_token(reg, now)
         record_transition(reg, RegistrationState.unverified, actor_kind="attendee",
@@ -781,7 +828,7 @@ def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | 
         invite = "CANCEL"
     key = dedupe_key or f"registration:{reg.id}:{kind}:{reg.transitions[-1].id if reg.transitions else 0}"
     messages.notify_registration(reg, kind, dedupe_key=key, extra=extra, invite=invite, token=token,
-                                 position=waitlist_position(reg))
+                                 position=waitlist_position(reg), new_key=dedupe_key is None and bool(reg.transitions))
 
 
 def _send_verification(reg: Registration, token: str, *, dedupe_key: str | None = None) -> None:

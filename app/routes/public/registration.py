@@ -17,7 +17,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.extensions import compress, csrf, db, limiter
 from app.forms.registration import RegistrationForm, registration_form
@@ -93,14 +93,18 @@ def _form_response(event: Event, form: RegistrationForm, status: int) -> Respons
     )
 
 
-def _result_response(event: Event, result: dict) -> Response:
-    """The outcome: a fragment in place of the form for htmx, else a redirect to the result page."""
+def _result_response(event: Event, slug: str, result: dict) -> Response:
+    """The outcome: a fragment in place of the form for htmx, else a redirect to the result page.
+
+    `slug` is the event's (the one it was loaded by): after the registration's commit, reading it
+    from the event would load the event again only to build a URL.
+    """
     session[RESULT_KEY] = result
     if not wants_fragment():
-        return redirect_to(url_for(".registered_GET", slug=event.slug))
+        return redirect_to(url_for(".registered_GET", slug=slug))
     macro = get_template_attribute("public/_register.html", "register_result")
     response = make_response(macro(event=event, result=_result_view(result), heading_level=3))
-    response.headers["HX-Push-Url"] = url_for(".registered_GET", slug=event.slug)
+    response.headers["HX-Push-Url"] = url_for(".registered_GET", slug=slug)
     response.vary.add("HX-Request")
     return response
 
@@ -143,7 +147,7 @@ def register_POST(slug: str):
     if form.is_bot:
         # Pretend it worked and store nothing: a bot learns nothing from the answer.
         logger.info("Honeypot filled on the registration form of event %s", event.id)
-        return _result_response(event, {"kind": "inbox", "email": (form.email.data or "")[:320]})
+        return _result_response(event, slug, {"kind": "inbox", "email": (form.email.data or "")[:320]})
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             # Left open past the token's lifetime (or its session cookie was lost): nothing is stored,
@@ -160,23 +164,38 @@ def register_POST(slug: str):
         form.form_errors.append("That was quick! Please check your details, then press Register again.")
         return _form_response(event, form, 422)
     data = form.to_data(get_privacy_notice().version or None)
+    try:
+        prepared = registrations.prepare(event, data)  # what needs no lock, before taking it
+    except DomainError as exc:
+        apply_domain_error(form, exc)
+        return _form_response(event, form, 422)
+    event_id = event.id
     # End the read-only transaction so the registration runs as one writer transaction from its first
     # statement (SQLite: BEGIN IMMEDIATE); the write lock is then held only for the registration itself.
     db.session.rollback()
+    refused = False
     for attempt in range(1, BUSY_ATTEMPTS + 1):
         try:
-            outcome = registrations.register(event, data)
+            outcome = registrations.register(event, data, prepared=prepared)
             db.session.commit()
             break
         except DomainError as exc:
             db.session.rollback()
             apply_domain_error(form, exc)
             return _form_response(event, form, 422)
+        except IntegrityError:
+            db.session.rollback()
+            if refused:
+                raise
+            # The unique index refused a row the look-up under the lock did not see coming (a duplicate
+            # made active by a path without the lock): once more, and the duplicate is recognised.
+            logger.warning("Registration for event %s refused by a unique index; trying once more", event_id)
+            refused = True
         except OperationalError as exc:
             db.session.rollback()
             if not _database_busy(exc):
                 raise
-            logger.warning("Database busy registering for event %s (attempt %s)", event.id, attempt)
+            logger.warning("Database busy registering for event %s (attempt %s)", event_id, attempt)
             # A lock refused at once (not after the busy timeout) clears within moments: back off a little.
             time.sleep(min(1.0, 0.02 * 2**attempt))
     else:
@@ -185,8 +204,8 @@ def register_POST(slug: str):
         return _form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
     # Every outcome reads "check your inbox": the personal link travels only by email, so the page
     # never tells a new sign-up from an address that was already registered.
-    logger.info("Registration for event %s: %s", event.id, outcome.kind)
-    return _result_response(event, {"kind": "inbox", "email": form.email.data})
+    logger.info("Registration for event %s: %s", event_id, outcome.kind)
+    return _result_response(event, slug, {"kind": "inbox", "email": form.email.data})
 
 
 @bp.post("/events/<slug>/register/validate")
