@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import urlencode, urlsplit
 
 from flask import current_app
-from icalendar import Alarm, Calendar, vCalAddress
+from icalendar import Alarm, Calendar, Timezone, vCalAddress
 from icalendar import Event as VEvent
 
 from app.models import Event, Registration, RegistrationState, utcnow
@@ -89,8 +90,31 @@ def event_calendar(events: Iterable[Event], method: str | None = "PUBLISH", *, n
         # Only the transitions around these events: the default span (1970-2038) bloats every file.
         first = min(e.local_starts_at.date() for e in events) - timedelta(days=366)
         last = max(e.local_ends_at.date() for e in events) + timedelta(days=366)
-        calendar.add_missing_timezones(first_date=date(first.year, 1, 1), last_date=date(last.year + 1, 1, 1))
+        add_timezones(calendar, date(first.year, 1, 1), date(last.year + 1, 1, 1))
     return calendar
+
+
+@lru_cache(maxsize=256)
+def _vtimezone(tzid: str, first: date, last: date) -> Timezone | None:
+    """A zone's VTIMEZONE with its transitions between two dates: the same for every file that needs
+    it, so it is built once per process (never changed once built; files share it read-only).
+    """
+    try:
+        return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+    except ValueError:  # a zone the tz database does not know: left out, as icalendar does
+        return None
+
+
+def add_timezones(calendar: Calendar, first: date, last: date) -> None:
+    """`Calendar.add_missing_timezones` from the cache above: a VTIMEZONE for every TZID the calendar
+    uses and lacks, placed before the components that refer to it.
+    """
+    at = len(calendar.timezones)
+    for tzid in sorted(calendar.get_missing_tzids()):
+        timezone = _vtimezone(tzid, first, last)
+        if timezone is not None:
+            calendar.subcomponents.insert(at, timezone)
+            at += 1
 
 
 def calendar_bytes(calendar: Calendar) -> bytes:
@@ -190,7 +214,7 @@ def registration_invite(reg: Registration, method: str = "REQUEST", *, link: str
     calendar.add_component(registration_vevent(reg, method, link=link))
     start = reg.event.local_starts_at.date()
     end = reg.event.local_ends_at.date()
-    calendar.add_missing_timezones(first_date=date(start.year - 1, 1, 1), last_date=date(end.year + 2, 1, 1))
+    add_timezones(calendar, date(start.year - 1, 1, 1), date(end.year + 2, 1, 1))
     return calendar.to_ical()
 
 
