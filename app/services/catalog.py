@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import nh3
 from flask import current_app
@@ -178,6 +179,12 @@ def markdown_to_text(text: str | None) -> str:
     """Plain text from organizer Markdown: rendered, stripped of every tag, blank lines between blocks
     and one line per list item.
     """
+    return _markdown_to_text(text) if text else ""
+
+
+@lru_cache(maxsize=512)
+def _markdown_to_text(text: str) -> str:
+    """A pure function of the text: every invite and email of an event converts its description once."""
     rendered = str(render_markdown(text))
     if not rendered:
         return ""
