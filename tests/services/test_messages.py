@@ -5,6 +5,7 @@ urgent messages go first, and a send whose answer was lost is recognised instead
 from __future__ import annotations
 
 import base64
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Registration, Role
-from app.services import messages, outbox
+from app.services import messages, outbox, registrations
 from tests.mail import queued_emails
 from tests.routes.organizer.conftest import event_form
 
@@ -150,6 +151,67 @@ def test_changing_the_time_sends_every_registrant_the_updated_invite(app, client
                              starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00", description="More words."))
     with app.app_context():
         assert len([m for m in queued_emails() if m["kind"] == "event_changed"]) == 3
+
+
+def invites_received(emulator) -> dict[str, list[tuple[str, Calendar]]]:
+    """What ACS accepted, by subject: each email's attachments (name, parsed calendar) as sent."""
+    received = {}
+    for request in emulator.requests_for("acs", path="/emails:send"):
+        if request.status == 202:
+            body = json.loads(request.body)
+            received[body["content"]["subject"]] = [
+                (a["name"], Calendar.from_ical(base64.b64decode(a["contentInBase64"])))
+                for a in body.get("attachments") or []]
+    return received
+
+
+def test_the_invite_shows_the_event_as_it_is_when_the_email_goes_out(app, client, auth, owner, published,
+                                                                    emulator):
+    event = published(slug="moving", title="Moving", starts_at=datetime(2031, 5, 20, 16, 0, tzinfo=UTC),
+                       ends_at=datetime(2031, 5, 20, 18, 0, tzinfo=UTC))
+    register(client, event, "ada@example.org", zone="Europe/London")
+    # The organizer moves the event before the confirmation has gone out.
+    auth.login("owner@example.org")
+    response = client.submit(f"/manage/events/{event.id}/edit",
+                             event_form(slug=event.slug, title="Moving", starts_at="2031-05-21T19:00",
+                                        ends_at="2031-05-21T21:00"))
+    assert response.status_code == 303, response.get_data(as_text=True)[:800]
+    drain_all(app)
+    received = invites_received(emulator)
+    (confirmed,) = received["You're registered: Moving"]
+    (changed,) = received["Changed: Moving"]
+    assert confirmed[0] == "invite.ics" and str(confirmed[1]["METHOD"]) == "REQUEST"
+    first, latest = confirmed[1].walk("VEVENT")[0], changed[1].walk("VEVENT")[0]
+    # Not the time it was registered for: the time it has when the email leaves, at the same SEQUENCE
+    # as the change notice, so a calendar keeps one event at the new time whichever arrives last.
+    assert first.decoded("DTSTART").astimezone(UTC) == datetime(2031, 5, 21, 17, 0, tzinfo=UTC)
+    assert (first["UID"], first["SEQUENCE"]) == (latest["UID"], latest["SEQUENCE"]) and first["SEQUENCE"] > 0
+    with app.app_context():
+        message = db.session.scalar(select(Message).where(Message.kind == "confirmed"))
+        (recorded,) = message.attachments
+        assert recorded["name"] == "invite.ics" and recorded["size"] == len(confirmed[1].to_ical())
+
+
+def test_an_invite_retried_after_its_cancellation_went_out_is_left_out(app, client, published, emulator):
+    event = published(title="Retried")
+    register(client, event, "ada@example.org")
+    with app.app_context():
+        registrations.cancel(db.session.scalar(select(Registration)))
+        db.session.commit()
+    # ACS is briefly unavailable for the confirmation; the cancellation goes out before it is retried.
+    emulator.faults.add(kind="status", status=503, retry_after="60", group="acs", path="/emails:send", count=1)
+    with app.app_context():
+        outbox.drain(limit=500)
+        assert [e.subject for e in emulator.acs.sent_emails] == ["Registration cancelled: Retried"]
+        db.session.execute(OutboxItem.__table__.update().where(OutboxItem.status == OutboxStatus.pending)
+                           .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+        db.session.commit()
+    drain_all(app)
+    received = invites_received(emulator)
+    (cancel,) = received["Registration cancelled: Retried"]
+    assert cancel[0] == "cancel.ics" and str(cancel[1]["METHOD"]) == "CANCEL"
+    # A REQUEST after the CANCEL would put the event back in the calendar: the email goes without it.
+    assert received["You're registered: Retried"] == []
 
 
 def test_cancelling_the_event_sends_method_cancel(app, client, auth, owner, published):
