@@ -1,0 +1,73 @@
+"""What a registration does while it holds its event's lock (SQLite: the `BEGIN IMMEDIATE` transaction;
+PostgreSQL: from `SELECT … FOR UPDATE` on the event to the commit): only its own reads and writes. Every
+other registration for the event, and on SQLite every writer, waits for that long."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import event as sa_event
+
+from app.extensions import db
+from app.models import EventStatus
+from tests.mail import queued_emails
+
+
+@contextmanager
+def statements_run(app) -> Iterator[list[str]]:
+    """Every statement the app's database engine runs meanwhile, and "COMMIT" for each commit."""
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(" ".join(statement.split()))
+
+    def commit(conn) -> None:
+        seen.append("COMMIT")
+
+    with app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "before_cursor_execute", before)
+    sa_event.listen(engine, "commit", commit)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", before)
+        sa_event.remove(engine, "commit", commit)
+
+
+def _locked(statements: list[str]) -> list[str]:
+    """The statements from taking the event's lock to the commit that releases it."""
+    start = next(i for i, s in enumerate(statements)
+                 if s == "BEGIN IMMEDIATE" or (s.startswith("SELECT") and "FROM events" in s and "FOR UPDATE" in s))
+    end = statements.index("COMMIT", start)
+    return [s for s in statements[start:end] if s != "BEGIN IMMEDIATE"]
+
+
+def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(app, client, make_user,
+                                                                               make_event):
+    owner = make_user("owner@example.org")
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=10)
+    form_url = f"/events/{event.slug}"
+    client.get(form_url)  # the form, outside the measurement
+    with statements_run(app) as statements:
+        response = client.submit(f"/events/{event.slug}/register",
+                                 {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
+                                  "timezone": "Europe/Paris", "consent": "y"}, form_url=form_url)
+    assert response.status_code == 303
+    with app.app_context():
+        (mail,) = queued_emails()
+        assert mail["kind"] == "confirmed"
+
+    locked = _locked(statements)
+    # Checking the input, the personal token, branding and wording, and the calendar invite (built when the
+    # email is sent) all happen outside it. Inside: read the event (locked), its questions and any active
+    # registration for the address; take the seat; write the registration with its state and its first
+    # transition; record the email and queue it. No savepoints, no row written twice.
+    assert [s.split()[0] for s in locked] == ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
+                                              "INSERT"], locked
+    tables = [s.split(" FROM ")[1].split()[0] if s.startswith("SELECT")
+              else s.split()[1 if s.startswith("UPDATE") else 2] for s in locked]
+    assert tables == ["events", "questions", "registrations", "events", "registrations", "registration_transitions",
+                      "messages", "outbox"], locked
