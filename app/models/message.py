@@ -64,7 +64,8 @@ class Message(db.Model):
     subject: Mapped[str] = mapped_column(String(400), default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
-    #: (name, contentType, size) of each attachment; the bytes live in the outbox payload only.
+    #: name and contentType of each attachment, and its size once sent. The bytes are never kept here: a
+    #: calendar invite is built when the email is sent, any other file lives in the outbox payload.
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     #: Sort key for the dispatcher (earliest first): the time by which the message should be out.
     deadline: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
