@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, literal, select, update
 
 from app.models import (
     AuditEntry,
@@ -161,6 +161,7 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
             # Sent (or being sent right now): keep that it happened, not what or to whom.
             row.payload = dict(ERASED_PAYLOAD)
             row.last_error = ""
+            row.dedupe_key = _retired_key("erased", row.id)
         else:
             # Never sent: an erased person gets no more email (the cancellation included).
             db.session.delete(row)
@@ -170,8 +171,10 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
             message.recipient, message.recipient_name, message.subject = "(erased)", "", "(erased)"
             message.body_text, message.body_html, message.attachments, message.last_error = "", "", [], ""
             item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
+            message.dedupe_key = _retired_key("erased-message", message.id)
             if item is not None:
                 item.payload = {"message_id": message.id, "attachments": [], **ERASED_PAYLOAD}
+                item.dedupe_key = _retired_key("erased", item.id)
         else:
             item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
             if item is not None and item.status != OutboxStatus.running:
@@ -323,6 +326,12 @@ def _anonymous_counts(event: Event) -> dict[str, Any]:
             "erased_on_request": event.erased_registrations or 0}
 
 
+def _retired_key(prefix: str, row_id: int) -> str:
+    """A kept row's new dedupe key. Keys name registrations by id, and SQLite hands a deleted newest id
+    to the next registration: a kept key would make that person's emails look already sent."""
+    return f"{prefix}:{row_id}"
+
+
 def _event_registration_ids(event: Event):
     return select(Registration.id).where(Registration.event_id == event.id).scalar_subquery()
 
@@ -333,7 +342,9 @@ def _purge_outbox(event: Event) -> int:
     emails = OutboxItem.kind.in_(("email.send", "message.send")) & (OutboxItem.event_id == event.id)
     emptied = db.session.execute(
         update(OutboxItem).where(emails, OutboxItem.status.in_(_KEEP_STATUSES))
-        .values(payload=dict(ERASED_PAYLOAD), last_error="").execution_options(synchronize_session=False)
+        .values(payload=dict(ERASED_PAYLOAD), last_error="",
+                dedupe_key=literal("purged:", String) + cast(OutboxItem.id, String))
+        .execution_options(synchronize_session=False)
     ).rowcount or 0
     deleted = db.session.execute(
         delete(OutboxItem).where(emails, OutboxItem.status.not_in(_KEEP_STATUSES))

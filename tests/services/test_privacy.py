@@ -160,3 +160,22 @@ def test_erasure_keeps_a_previous_registration_with_the_same_address(app, event)
         assert any(k.startswith(f"registration:{old_id}:") for k in keys)
         assert not any(k.startswith(f"registration:{new_id}:") for k in keys)
         assert _find_everywhere([SECRET_ANSWER]) == []
+
+
+def test_the_next_registration_after_an_erasure_gets_its_emails(app, event):
+    """SQLite gives the next registration the erased (newest) one's id; its emails must still go."""
+    with app.app_context():
+        erased = _register(event.id, EMAIL, FIRST, LAST, SECRET_ANSWER)
+        db.session.commit()
+        assert outbox.drain() >= 1 and [p["status"] for p in queued_emails(to=EMAIL)] == ["sent"]
+        old_id = erased.id
+        privacy.erase_registration(db.session.get(Registration, old_id))
+        db.session.commit()
+
+        after = _register(event.id, "nora.next@example.org", "Nora", "Next", "hello")
+        db.session.commit()
+        reused = after.id == old_id  # SQLite (no AUTOINCREMENT); PostgreSQL never reuses an id
+        assert reused or db.engine.dialect.name == "postgresql"
+        assert [p["subject"] for p in queued_emails(to="nora.next@example.org")], "no confirmation queued"
+        assert outbox.drain() >= 1
+        assert [p["status"] for p in queued_emails(to="nora.next@example.org")] == ["sent"]
