@@ -16,9 +16,11 @@ preload_app = False
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then so a slow leak can never grow without bound.
-max_requests = 2000
-max_requests_jitter = 200
+# Recycle workers now and then so a slow leak can never grow without bound. Not often: a new worker
+# imports the app and renders its first pages cold, which shows as a latency spike under load
+# (workers stay near 106 MB however long they run; see docs/performance.md).
+max_requests = 20000
+max_requests_jitter = 2000
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
