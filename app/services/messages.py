@@ -4,8 +4,8 @@ resource's quota allows, most urgent first.
 
 Guarantees:
 * one logical message -> one row (unique dedupe key) -> one outbox item -> one ACS operation whose
-  Operation-Id Foyer chooses (uuid5 of the dedupe key). Before any second attempt the worker asks ACS
-  for that operation; if ACS already has it, it is not sent again.
+  Operation-Id Foyer chooses (a random UUID stored with the message before the first attempt). Before
+  any second attempt the worker asks ACS for that operation; if ACS already has it, it is not sent again.
 * the dispatcher never lets the provider see more than the admin-set quota: every send first takes a
   slot (a `reserved_at` stamp) under a lock (PostgreSQL advisory lock, SQLite's write lock), counted
   over a slightly longer window than the provider's so clock skew cannot push it over.
@@ -57,8 +57,6 @@ from app.services.timezones import is_valid_zone
 
 logger = logging.getLogger(__name__)
 
-#: Same namespace as notifications.py: the same logical send always carries the same Operation-Id.
-OPERATION_NAMESPACE = uuid.UUID("6f2b7a52-3c1e-4f0e-9a57-0f6d2a9b1c11")
 QUOTA_SETTING = "acs_email_quota"
 #: ACS Email's documented default for a custom domain (microsoft.md F.3).
 DEFAULT_PER_MINUTE, DEFAULT_PER_HOUR = 30, 100
@@ -165,8 +163,11 @@ def clean_header(value: str) -> str:
     return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value or "").split())
 
 
-def operation_id_for(dedupe_key: str) -> str:
-    return str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key))
+def new_operation_id() -> str:
+    """The Operation-Id Foyer chooses for one logical send, stored with the message before it is sent
+    (so a retry or a crash check reuses it). Random, not derived from the dedupe key: keys name rows by
+    id, and SQLite can hand a deleted row's id to a new one."""
+    return str(uuid.uuid4())
 
 
 # --- quota -----------------------------------------------------------------------------------------
@@ -556,7 +557,7 @@ def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str,
         event_id=event.id, registration_id=registration.id if registration is not None else None, batch=batch,
         recipient=to, recipient_name=clean_header(name), subject=rendered.subject, body_text=rendered.text,
         body_html=rendered.html, attachments=described,
-        deadline=deadline or now + timedelta(minutes=10), operation_id=operation_id_for(dedupe_key),
+        deadline=deadline or now + timedelta(minutes=10), operation_id=new_operation_id(),
         created_at=now,
     ))
     if message is None:
@@ -1000,7 +1001,7 @@ def retry(message: Message, *, actor: User) -> None:
         raise DomainError("Only failed messages can be retried.")
     retries = message.attempts or 0
     message.status = MessageStatus.queued
-    message.operation_id = operation_id_for(f"{message.dedupe_key}:retry:{uuid.uuid4().hex}") \
+    message.operation_id = new_operation_id() \
         if message.channel == MessageChannel.email else ""
     message.attempts = 0
     message.reserved_at = None

@@ -13,10 +13,6 @@ from app.services.microsoft.wiring import get_microsoft
 
 logger = logging.getLogger(__name__)
 
-#: Namespace for operation ids derived from dedupe keys: the same logical send always carries the
-#: same Operation-Id, so a resend after a crash is recognisable at ACS and in our records.
-OPERATION_NAMESPACE = uuid.UUID("6f2b7a52-3c1e-4f0e-9a57-0f6d2a9b1c11")
-
 
 def _clean_header(value: str) -> str:
     """No CR/LF or control characters in anything that becomes a header (subject, names)."""
@@ -33,7 +29,8 @@ def queue_plain_email(*, to: str, subject: str, text: str, dedupe_key: str, name
     outbox.enqueue(
         "email.send",
         {"to": to, "name": _clean_header(name), "subject": _clean_header(subject), "text": text, "html": html or "",
-         "operation_id": str(uuid.uuid5(OPERATION_NAMESPACE, dedupe_key)),
+         # Chosen once and kept in the item, so a retry or a crash check reuses it.
+         "operation_id": str(uuid.uuid4()),
          "attachments": [{"name": _clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
                          for n, t, b in (attachments or [])]},
         dedupe_key=f"email:{dedupe_key}", event_id=event_id,

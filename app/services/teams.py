@@ -80,7 +80,13 @@ def _details(event: Event) -> EventDetails:
             "<p>Attendees join from their personal Foyer link.</p>")
     return EventDetails(subject=event.title, body_html=body, start=event.starts_at, end=event.ends_at,
                         timezone=event.timezone,
-                        transaction_id=str(uuid.uuid5(TRANSACTION_NAMESPACE, f"event:{event.id}")))
+                        transaction_id=_transaction_id(event))
+
+
+def _transaction_id(event: Event) -> str:
+    """The same for every attempt to create one event's meeting, so Graph de-duplicates retries; the
+    creation time is in it because SQLite can give a deleted event's id to a new one."""
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"event:{event.id}:{event.created_at.isoformat()}"))
 
 
 def _outcome(exc: MicrosoftError) -> Exception:

@@ -10,7 +10,17 @@ from sqlalchemy import select
 
 from app import jobs
 from app.extensions import db
-from app.models import AuditEntry, Event, EventStatus, OutboxItem, Question, QuestionKind, Registration
+from app.models import (
+    AuditEntry,
+    Event,
+    EventStatus,
+    Message,
+    MessageStatus,
+    OutboxItem,
+    Question,
+    QuestionKind,
+    Registration,
+)
 from app.services import outbox, privacy, registrations, roster
 from tests.database import every_row_as_text
 
@@ -144,3 +154,30 @@ def test_purgers_cover_every_table_that_references_registrations():
                    if any(fk.column.table is R.__table__ for fk in t.foreign_keys)}
     assert referencing <= covered
     assert [name for name, _ in privacy.PURGERS][-1] == "registrations"
+
+
+def test_a_registration_after_a_purge_gets_its_emails(app, owner):
+    """The purge keeps sent email records but retires their keys: SQLite may give the purged (newest)
+    registrations' ids to new ones, whose emails must not look already sent."""
+    with app.app_context():
+        actor = db.session.get(type(owner), owner.id)
+        privacy.set_default_retention(30, actor=actor)
+        db.session.commit()
+        old_id = _make_event(app, owner, "purged-event")
+        purged_reg = _register(old_id, "Ada", "Lovelace", "Analytical Engines")
+        assert outbox.drain() >= 1
+        _end_days_ago(old_id, 31)
+        new_id = _make_event(app, owner, "new-event")
+    jobs.purge_personal_data(app)
+
+    with app.app_context():
+        kept = db.session.scalars(select(OutboxItem).where(OutboxItem.event_id == old_id,
+                                                           OutboxItem.kind == "message.send")).all()
+        assert kept and all(item.dedupe_key.startswith("purged:") for item in kept)
+        old_operations = {i.payload.get("operation_id") for i in db.session.scalars(select(OutboxItem))}
+        reg_id = _register(new_id, "Nora", "Next", "Elsewhere")
+        assert reg_id == purged_reg or db.engine.dialect.name == "postgresql"  # SQLite reuses the id
+        [message] = db.session.scalars(select(Message).where(Message.event_id == new_id)).all()
+        assert message.operation_id not in old_operations  # ACS must not take it for the purged send
+        assert outbox.drain() >= 1
+        assert db.session.get(Message, message.id).status == MessageStatus.sent
