@@ -109,6 +109,9 @@ class Config:
         #: How often the worker looks for due reminders.
         self.REMINDER_SWEEP_SECONDS = float(env("REMINDER_SWEEP_SECONDS") or 60)
         self._microsoft(env)
+        #: The secret Event Grid's webhook deliveries (ACS delivery reports) must carry; default: one
+        #: generated in instance/ (set it in the environment when several hosts serve Foyer).
+        self.ACS_WEBHOOK_SECRET = env("ACS_WEBHOOK_SECRET") or instance_secret(instance_path, "acs_webhook_secret")
         #: Fernet keys for secrets at rest, newest first; default: one generated in instance/.
         keys = env("ENCRYPTION_KEYS") or instance_secret(instance_path, "encryption_key", fernet=True)
         self.ENCRYPTION_KEYS = [k.strip() for k in keys.split(",") if k.strip()]
