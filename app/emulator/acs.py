@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import re
 import threading
 from collections import deque
@@ -364,13 +365,13 @@ class AcsService:
             "aeg-data-version": str(events[0].get("dataVersion", "")),
             "aeg-metadata-version": "1",
         }
-        kwargs: dict[str, Any] = {"timeout": self.config.event_grid_timeout, "allow_redirects": False}
-        if subscription.verify is not None:
-            kwargs["verify"] = subscription.verify
+        verify = subscription.verify if subscription.verify is not None else (
+            os.environ.get("REQUESTS_CA_BUNDLE") or True)
         with requests.Session() as session:
-            # Event Grid is its own service: no proxy from this machine's environment stands between.
-            session.trust_env = subscription.verify is None
-            return session.post(subscription.endpoint, json=events, headers=headers, **kwargs)
+            # Event Grid is its own service: no proxy from this machine's environment stands in between.
+            session.trust_env = False
+            return session.post(subscription.endpoint, json=events, headers=headers, verify=verify,
+                                timeout=self.config.event_grid_timeout, allow_redirects=False)
 
     def _topic(self) -> str:
         return (f"/subscriptions/{self.config.tenant_id}/resourceGroups/foyer-emulator/providers/"
