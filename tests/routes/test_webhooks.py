@@ -192,3 +192,27 @@ def test_admin_messages_page_shows_the_webhook_url_to_subscribe(app, client, aut
     page = client.get("/admin/messages").get_data(as_text=True)
     assert f'value="http://localhost/webhooks/acs/events?secret={secret}"' in page
     assert '<label for="webhook-url">' in page
+
+
+def test_sms_delivery_reports_update_the_sms_message(app, client, secret, event):
+    with app.app_context():
+        db.session.add(Message(dedupe_key="sms:reminder:1", channel="sms", kind="reminder", status="sent",
+                               event_id=event.id, recipient="+18005550101", body_text="Starts in 1 hour",
+                               operation_id="Outgoing_20261204180000a1b2c3d4-0000-4000-8000-000000000001_noam",
+                               operation_status="Accepted"))
+        db.session.commit()
+    report = {"id": "Outgoing_20261204180000a1b2c3d4-0000-4000-8000-000000000001_noam",
+              "topic": "/subscriptions/x", "subject": "/phonenumber/18005550100",
+              "eventType": "Microsoft.Communication.SMSDeliveryReportReceived", "dataVersion": "1.0",
+              "metadataVersion": "1", "eventTime": "2026-12-04T18:00:20Z",
+              "data": {"messageId": "Outgoing_20261204180000a1b2c3d4-0000-4000-8000-000000000001_noam",
+                       "from": "18005550100", "to": "+18005550101", "deliveryStatus": "Failed",
+                       "deliveryStatusDetails": "The carrier could not deliver the message.",
+                       "receivedTimestamp": "2026-12-04T18:00:20.2855749Z",
+                       "deliveryAttempts": [{"timestamp": "2026-12-04T18:00:14.9315918Z", "segmentsSucceeded": 0,
+                                             "segmentsFailed": 1}], "Tag": "foyer-1"}}
+    assert post(client, [report], secret).get_json()["recorded"] == 1
+    sms = message_to(app, "+18005550101")
+    assert sms.delivery == "Failed"
+    assert sms.delivery_text == "Not delivered (The carrier could not deliver the message.)"
+    assert sms.delivery_reported_at == datetime(2026, 12, 4, 18, 0, 14, 931591, tzinfo=UTC)
