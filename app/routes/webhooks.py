@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from app.extensions import csrf, db, limiter
 from app.services import delivery_reports
@@ -19,13 +19,13 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-#: Event Grid posts one request per event by default; a large send's reports arrive in a burst.
-WEBHOOK_RATE_LIMIT = "1200 per minute"
+def _rate_limit() -> str:
+    return current_app.config["ACS_WEBHOOK_RATE_LIMIT"]
 
 
 @bp.post("/acs/events")
 @csrf.exempt
-@limiter.limit(WEBHOOK_RATE_LIMIT)
+@limiter.limit(_rate_limit)
 def acs_events_POST():
     """Answer Event Grid's validation handshake, or record ACS delivery reports (each event once)."""
     provided = request.args.get(delivery_reports.SECRET_PARAM) or request.headers.get(delivery_reports.SECRET_HEADER)

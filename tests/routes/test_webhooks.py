@@ -216,3 +216,10 @@ def test_sms_delivery_reports_update_the_sms_message(app, client, secret, event)
     assert sms.delivery == "Failed"
     assert sms.delivery_text == "Not delivered (The carrier could not deliver the message.)"
     assert sms.delivery_reported_at == datetime(2026, 12, 4, 18, 0, 14, 931591, tzinfo=UTC)
+
+
+def test_the_webhook_is_rate_limited(app, client, secret, monkeypatch):
+    monkeypatch.setitem(app.config, "ACS_WEBHOOK_RATE_LIMIT", "2 per minute")
+    answers = [client.post(f"{URL}?secret={secret}", data=b"[]", content_type="application/json").status_code
+               for _ in range(3)]
+    assert answers == [400, 400, 429]
