@@ -140,7 +140,8 @@ def test_a_report_for_a_message_foyer_does_not_know_is_ignored(app, client, secr
 
 
 @pytest.mark.parametrize("body", [
-    b"not json", b"null", b"{}", b"[]", b"[1, 2]", b'[{"id": "e"}]', b'[{"id": "", "eventType": "x", "data": {}}]',
+    b"not json", b"\xff\xfe", b"[" * 200_000, b"null", b"{}", b"[]", b"[1, 2]", b'[{"id": "e"}]',
+    b'[{"id": "", "eventType": "x", "data": {}}]',
     b'[{"id": "e", "eventType": "Microsoft.Communication.EmailDeliveryReportReceived", "data": {"status": 3}}]',
     b'[{"id": "e", "eventType": "Microsoft.Communication.SMSDeliveryReportReceived", "data": []}]',
     b'[{"id": "e", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "data": {}}]',
