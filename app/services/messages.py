@@ -947,8 +947,7 @@ def _accepted(message_id: int, operation_id: str, event_id: int | None, status: 
 
 @outbox.handler("message.status")
 def poll_status(payload: dict[str, Any]) -> None:
-    """Record an email operation's final status from ACS (Succeeded = accepted for delivery; the delivery
-    itself is reported by Event Grid, see delivery_reports.py)."""
+    """Record an email operation's final status from ACS (Succeeded: accepted for delivery; see delivery_reports)."""
     client = get_microsoft().acs_email
     try:
         result = client.operation_status(payload["operation_id"])

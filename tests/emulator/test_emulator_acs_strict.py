@@ -123,7 +123,8 @@ def test_sms_message_longer_than_2048_characters_is_refused(target):
     client = sms_client(target)
     with pytest.raises(HttpResponseError) as raised:
         client.send(from_="+18005550100", to="+18005550101", message="x" * 2049)
-    assert raised.value.status_code == 400 and json.loads(raised.value.response.text())["error"]["target"] == "message"
+    assert raised.value.status_code == 400
+    assert json.loads(raised.value.response.text())["error"]["target"] == "message"
     assert not target.emulator.acs.sms_messages
     assert client.send(from_="+18005550100", to="+18005550101", message="x" * 2048)[0].successful
 
@@ -133,7 +134,8 @@ def test_sms_to_more_than_100_recipients_in_one_request_is_refused(in_process):
     numbers = [f"+1800555{n:04d}" for n in range(101)]
     with pytest.raises(HttpResponseError) as raised:
         client.send(from_="+18005550100", to=numbers, message="Starting now")
-    assert raised.value.status_code == 400 and json.loads(raised.value.response.text())["error"]["target"] == "smsRecipients"
+    assert raised.value.status_code == 400
+    assert json.loads(raised.value.response.text())["error"]["target"] == "smsRecipients"
     assert not in_process.emulator.acs.sms_messages
     assert all(r.successful for r in client.send(from_="+18005550100", to=numbers[:100], message="Starting now"))
 
