@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.models import Message, MessageChannel, MessageDeliveryReport, Registration, db, utcnow
 from app.models.base import insert_unless_exists
+from app.models.message import DELIVERY_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -211,3 +212,13 @@ def problems_by_registration(registration_ids: list[int]) -> dict[int, Message]:
 def registration_problem(reg: Registration) -> Message | None:
     """The registration's latest email, if ACS reports it as not delivered."""
     return problems_by_registration([reg.id]).get(reg.id)
+
+
+def batch_deliveries(batch: str) -> list[tuple[str, int]]:
+    """How the messages of one send were reported delivered: [("Delivered", 40), ("Bounced", 2), …]."""
+    rows = db.session.execute(select(Message.delivery, func.count()).where(Message.batch == batch,
+                                                                           Message.delivery != "")
+                              .group_by(Message.delivery)).all()
+    order = list(DELIVERY_LABELS)  # delivered first, then the problems
+    rows = sorted(rows, key=lambda row: (order.index(row[0]) if row[0] in order else len(order), row[0]))
+    return [(DELIVERY_LABELS.get(status, status), count) for status, count in rows]

@@ -224,3 +224,21 @@ def test_the_webhook_is_rate_limited(app, client, secret, monkeypatch):
     answers = [client.post(f"{URL}?secret={secret}", data=b"[]", content_type="application/json").status_code
                for _ in range(3)]
     assert answers == [400, 400, 429]
+
+
+def test_an_organizer_message_shows_how_its_emails_were_delivered(app, client, auth, secret, event, emulator,
+                                                                  monkeypatch):
+    monkeypatch.setattr(emulator.config, "email_fail_addresses", ("gone@example.net",))
+    register(client, event, "ada@example.org", first="Ada")
+    register(client, event, "gone@example.net", first="Gone")
+    auth.login("owner@example.org")
+    url = f"/manage/events/{event.id}/messages"
+    sent = client.submit(url, {"segment": "all", "subject": "Note", "body": "Bring a pen.", "action": "send"})
+    progress_url = sent.headers["Location"]
+    send_all(app)
+    assert "Delivery reports" not in client.get(progress_url).get_data(as_text=True)  # none arrived yet
+    notes = {e.operation_id for e in emulator.acs.sent_emails if e.subject == "Note"}
+    assert post(client, [e for e in emulator.acs.pending_reports if e["data"]["messageId"] in notes],
+                secret).get_json()["recorded"] == 2
+    progress = client.get(progress_url).get_data(as_text=True)
+    assert "<strong>1</strong> delivered, <strong>1</strong> bounced." in progress

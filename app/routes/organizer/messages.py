@@ -15,7 +15,7 @@ from app.forms.messages import ComposeForm, OverrideForm
 from app.models import DELIVERED_STATUSES, Message, MessageStatus
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import messages
+from app.services import delivery_reports, messages
 from app.services.errors import DomainError
 from app.web import redirect_to, wants_fragment
 
@@ -109,6 +109,7 @@ def _progress(event, batch: str) -> dict:
         abort(404)
     waiting = counts["queued"] + counts["sending"]
     return {"event": event, "batch": batch, "counts": counts, "total": total, "preparing": preparing,
+            "deliveries": delivery_reports.batch_deliveries(batch),
             "expected": expected if preparing else total, "done": not preparing and waiting == 0,
             "eta": messages.eta() if waiting or preparing else None}
 
