@@ -132,8 +132,9 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.routes import admin, auth, organizer, public
+    from app.routes import admin, auth, organizer, public, webhooks
 
     for module in (auth, public, organizer, admin):
         for bp in module.blueprints():
             app.register_blueprint(bp)
+    app.register_blueprint(webhooks.bp)

@@ -90,6 +90,8 @@ class Config:
         self.PUBLIC_PAGE_CACHE_SECONDS = float(env("PUBLIC_PAGE_CACHE_SECONDS") or 1)
         #: Join-session requests (ACS token issuance) per client address.
         self.JOIN_SESSION_RATE_LIMIT = env("JOIN_SESSION_RATE_LIMIT") or "10 per minute;60 per hour"
+        #: Event Grid posts one request per delivery report; a large send's reports come in a burst.
+        self.ACS_WEBHOOK_RATE_LIMIT = env("ACS_WEBHOOK_RATE_LIMIT") or "1200 per minute"
         #: Lifetime of an attendee's ACS token in minutes (ACS allows 60–1440; never longer than the event needs).
         self.JOIN_TOKEN_MINUTES = max(60, min(1440, _int(env("JOIN_TOKEN_MINUTES"), 60)))
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
@@ -109,6 +111,9 @@ class Config:
         #: How often the worker looks for due reminders.
         self.REMINDER_SWEEP_SECONDS = float(env("REMINDER_SWEEP_SECONDS") or 60)
         self._microsoft(env)
+        #: The secret Event Grid's webhook deliveries (ACS delivery reports) must carry; default: one
+        #: generated in instance/ (set it in the environment when several hosts serve Foyer).
+        self.ACS_WEBHOOK_SECRET = env("ACS_WEBHOOK_SECRET") or instance_secret(instance_path, "acs_webhook_secret")
         #: Fernet keys for secrets at rest, newest first; default: one generated in instance/.
         keys = env("ENCRYPTION_KEYS") or instance_secret(instance_path, "encryption_key", fernet=True)
         self.ENCRYPTION_KEYS = [k.strip() for k in keys.split(",") if k.strip()]

@@ -13,12 +13,14 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 #: Path segments after which the next segment is a secret link token.
 _LINK = re.compile(r"(/(?:r|j|registrations/verify)/)[A-Za-z0-9_-]{16,}")
+#: The webhook secret Event Grid sends in the query string (`/webhooks/…?secret=…`).
+_QUERY_SECRET = re.compile(r"([?&]secret=)[^&\s\"']+")
 REDACTED = r"\1[redacted]"
 
 
 def redact_links(value: str) -> str:
-    """The text with every personal-link token replaced by "[redacted]"."""
-    return _LINK.sub(REDACTED, value)
+    """The text with every personal-link token and webhook secret replaced by "[redacted]"."""
+    return _QUERY_SECRET.sub(REDACTED, _LINK.sub(REDACTED, value))
 
 
 class LinkRedactingFilter(logging.Filter):

@@ -3,9 +3,16 @@
 Follows microsoft.md E, F and G. Every request must carry the HMAC-SHA256 signature the ACS SDKs
 compute (E.3): VERB, path?query and `<x-ms-date>;<host[:port]>;<x-ms-content-sha256>` joined by newlines, keyed with the
 base64-decoded access key; the content hash must match the body and the date must be recent. Anything
-else is a 401. Email enforces 50 recipients, 10 MB and per-minute/per-hour quotas (429 + Retry-After),
-records the client's `Operation-Id` (so duplicate sends are visible) and walks each operation through
-NotStarted -> Running -> Succeeded/Failed as it is polled.
+else is a 401. Email enforces 50 recipients, 10 MB, ACS's attachment-type allow-list and per-minute/per-hour
+quotas (429 + Retry-After), records the client's `Operation-Id` (a reused one answers the existing operation
+and sends nothing again; the repeat stays visible to tests) and walks each operation through
+NotStarted -> Running -> Succeeded/Failed as it is polled, with `retry-after` while it is not terminal.
+SMS enforces ACS's 2,048-character message and 100 recipients per request.
+
+Delivery is reported separately, as on the real service: each accepted email recipient (and each SMS
+sent with `enableDeliveryReport`) gets an Event Grid event (`Microsoft.Communication.EmailDeliveryReportReceived`
+/ `SMSDeliveryReportReceived`, Event Grid schema) that is posted to the webhooks subscribed through
+`subscribe()` (or `POST /_emulator/acs/event-subscriptions`), after Event Grid's validation handshake.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +34,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+import requests
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -44,14 +54,48 @@ SMS_API_VERSIONS = ("2021-03-07",)
 TOKEN_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+#: Sms/stable/2021-03-07: `message` maxLength 2048, `smsRecipients` 1 to 100 items.
+SMS_MAX_MESSAGE_CHARS = 2048
+SMS_MAX_RECIPIENTS = 100
+
+#: "Allowed attachment types for sending email in Azure Communication Services" (learn.microsoft.com,
+#: concepts/email/email-attachment-allowed-mime-types): the MIME type strings the send operation accepts.
+#: The type is compared as a whole: `text/calendar` is allowed, `text/calendar; method=REQUEST` is not.
+ALLOWED_ATTACHMENT_TYPES = frozenset({
+    "video/3gpp", "video/3gpp2", "application/x-7z-compressed", "audio/aac", "video/x-msvideo", "image/bmp",
+    "text/csv", "application/msword", "application/vnd.ms-word.document.macroenabled.12",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/vnd.ms-fontobject",
+    "application/epub+zip", "image/gif", "application/gzip", "image/vnd.microsoft.icon", "text/calendar",
+    "image/jpeg", "application/json", "audio/midi", "audio/mpeg", "video/mp4", "video/mpeg", "audio/ogg",
+    "video/ogg", "application/ogg", "application/onenote", "audio/opus", "font/otf", "application/pdf",
+    "image/png", "application/vnd.ms-powerpoint.slideshow.macroenabled.12",
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow", "application/vnd.ms-powerpoint",
+    "application/vnd.ms-powerpoint.presentation.macroenabled.12",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation", "application/vnd.ms-publisher",
+    "application/x-rar-compressed", "application/vnd.ms-outlook", "application/rtf", "image/svg+xml",
+    "application/x-tar", "image/tiff", "font/ttf", "text/plain", "application/vnd.visio", "audio/wav",
+    "audio/webm", "video/webm", "image/webp", "audio/x-ms-wma", "video/x-ms-wmv", "font/woff", "font/woff2",
+    "application/vnd.ms-excel", "application/vnd.ms-excel.sheet.binary.macroenabled.12",
+    "application/vnd.ms-excel.sheet.macroenabled.12",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/xml", "text/xml",
+    "application/zip",
+})
+#: A documented reserved custom header: drop an invalid attachment instead of refusing the send.
+SUPPRESS_INVALID_ATTACHMENT = "x-ms-acsemail-suppress-invalid-attachment"
+
+EMAIL_DELIVERY_EVENT = "Microsoft.Communication.EmailDeliveryReportReceived"
+SMS_DELIVERY_EVENT = "Microsoft.Communication.SMSDeliveryReportReceived"
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 
 class AcsError(Exception):
     """An ACS error response (`CommunicationErrorResponse` / Azure `ErrorResponse` shape)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, *,
+                 target: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.target = target
 
 
 @dataclass
@@ -134,8 +178,37 @@ class SmsMessage:
     error_message: str | None = None
 
 
+class EventGridError(Exception):
+    """An Event Grid subscription could not be created (the webhook failed the validation handshake)."""
+
+
+@dataclass
+class EventSubscription:
+    """An Event Grid webhook subscription to the resource's delivery-report events."""
+
+    id: str
+    #: The webhook URL as configured; a secret in its query string travels with every delivery.
+    endpoint: str = field(repr=False)
+    #: Static delivery properties (HTTP headers Event Grid adds to each delivery).
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    event_types: tuple[str, ...] = (EMAIL_DELIVERY_EVENT, SMS_DELIVERY_EVENT)
+    #: A CA bundle for an https webhook served with a private CA (None: the usual trust store).
+    verify: str | bool | None = None
+    delivered: int = 0
+    failed: int = 0
+    last_error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for `/_emulator/acs/event-subscriptions` (the URL without its query)."""
+        return {"id": self.id, "endpoint": self.endpoint.split("?", 1)[0], "event_types": list(self.event_types),
+                "headers": sorted(self.headers), "delivered": self.delivered, "failed": self.failed,
+                "last_error": self.last_error}
+
+
 class AcsService:
-    """Emulated ACS resource. State for tests: `identities`, `sent_emails`, `email_operations`, `sms_messages`."""
+    """Emulated ACS resource. State for tests: `identities`, `sent_emails`, `email_operations`, `sms_messages`,
+    `event_subscriptions`, `pending_reports` (delivery-report events not yet posted) and `delivered_reports`.
+    """
 
     name = "acs"
 
@@ -155,6 +228,11 @@ class AcsService:
         self._email_sends: deque[float] = deque()
         #: requests refused with 401 (for tests asserting that tampering was noticed)
         self.rejected_signatures: int = 0
+        self.event_subscriptions: dict[str, EventSubscription] = {}
+        self.pending_reports: list[dict[str, Any]] = []
+        self.delivered_reports: list[dict[str, Any]] = []
+        #: one delivery run at a time, so a report is never posted twice by racing runs
+        self._delivering = threading.Lock()
 
     # --- Python control API ---
 
@@ -176,6 +254,159 @@ class AcsService:
         with self._emulator.lock:
             return sorted({e.operation_id for e in self.sent_emails if e.duplicate})
 
+    # --- Event Grid: delivery reports ---
+
+    def subscribe(self, endpoint: str, *, headers: dict[str, str] | None = None,
+                  event_types: tuple[str, ...] | list[str] | None = None,
+                  verify: str | bool | None = None) -> EventSubscription:
+        """Create a webhook subscription the way Event Grid does: first the synchronous validation handshake
+        (a `SubscriptionValidationEvent` the endpoint must answer with `{"validationResponse": code}`), then
+        deliveries. Raises EventGridError when the endpoint does not complete the handshake.
+        """
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            raise EventGridError("The webhook endpoint must be an absolute http(s) URL.")
+        wanted = tuple(event_types or (EMAIL_DELIVERY_EVENT, SMS_DELIVERY_EVENT))
+        unknown = [t for t in wanted if t not in (EMAIL_DELIVERY_EVENT, SMS_DELIVERY_EVENT)]
+        if unknown:
+            raise EventGridError(f"Unsupported event types: {', '.join(unknown)}.")
+        subscription = EventSubscription(new_guid(), endpoint, dict(headers or {}), wanted, verify)
+        code = new_guid().upper()
+        validation = {
+            "id": new_guid(),
+            "topic": self._topic(),
+            "subject": "",
+            "data": {"validationCode": code},
+            "eventType": VALIDATION_EVENT,
+            "eventTime": iso_utc(self._emulator.clock.now()),
+            "metadataVersion": "1",
+            "dataVersion": "1",
+        }
+        try:
+            response = self._post(subscription, [validation], "SubscriptionValidation")
+        except requests.RequestException as exc:
+            raise EventGridError(f"The webhook could not be reached: {type(exc).__name__}.") from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code != 200 or not isinstance(answer, dict) or answer.get("validationResponse") != code:
+            raise EventGridError(
+                f"Webhook validation handshake failed: the endpoint answered {response.status_code} "
+                "without the validation code."
+            )
+        with self._emulator.lock:
+            self.event_subscriptions[subscription.id] = subscription
+        logger.info("Emulator Event Grid subscription %s validated", subscription.id)
+        return subscription
+
+    def unsubscribe(self, subscription_id: str | None = None) -> bool:
+        """Remove one subscription (or all); True when something was removed."""
+        with self._emulator.lock:
+            if subscription_id is None:
+                found = bool(self.event_subscriptions)
+                self.event_subscriptions.clear()
+                return found
+            return self.event_subscriptions.pop(subscription_id, None) is not None
+
+    def deliver_reports(self) -> dict[str, int]:
+        """Post every queued delivery report to each subscription that wants its type, one event per
+        request (Event Grid's default batch size for webhooks). A report nobody could take (an endpoint
+        answering non-2xx or unreachable) stays queued and is retried on the next run, as Event Grid retries.
+        """
+        delivered = failed = 0
+        with self._delivering:
+            with self._emulator.lock:
+                reports = list(self.pending_reports)
+                subscriptions = list(self.event_subscriptions.values())
+            if not subscriptions:
+                return {"delivered": 0, "failed": 0, "pending": len(reports)}
+            done: list[dict[str, Any]] = []
+            for event in reports:
+                ok = True
+                for subscription in subscriptions:
+                    if event["eventType"] not in subscription.event_types:
+                        continue
+                    sent_to = event.setdefault("_delivered_to", [])
+                    if subscription.id in sent_to:
+                        continue
+                    try:
+                        response = self._post(subscription, [_public(event)], "Notification")
+                        success = 200 <= response.status_code < 300
+                        error = "" if success else f"HTTP {response.status_code}"
+                    except requests.RequestException as exc:
+                        success, error = False, type(exc).__name__
+                    with self._emulator.lock:
+                        if success:
+                            subscription.delivered += 1
+                            sent_to.append(subscription.id)
+                        else:
+                            subscription.failed += 1
+                            subscription.last_error = error
+                    ok &= success
+                    delivered += success
+                    failed += not success
+                if ok:
+                    done.append(event)
+            with self._emulator.lock:
+                for event in done:
+                    if event in self.pending_reports:
+                        self.pending_reports.remove(event)
+                    self.delivered_reports.append(event)
+                pending = len(self.pending_reports)
+        return {"delivered": delivered, "failed": failed, "pending": pending}
+
+    def _post(self, subscription: EventSubscription, events: list[dict[str, Any]], kind: str) -> requests.Response:
+        headers = {
+            **subscription.headers,
+            "Content-Type": "application/json; charset=utf-8",
+            "aeg-event-type": kind,
+            "aeg-subscription-name": f"FOYER-EMULATOR-{subscription.id[:8].upper()}",
+            "aeg-delivery-count": "0",
+            "aeg-data-version": str(events[0].get("dataVersion", "")),
+            "aeg-metadata-version": "1",
+        }
+        verify = subscription.verify if subscription.verify is not None else (
+            os.environ.get("REQUESTS_CA_BUNDLE") or True)
+        with requests.Session() as session:
+            # Event Grid is its own service: no proxy from this machine's environment stands in between.
+            session.trust_env = False
+            return session.post(subscription.endpoint, json=events, headers=headers, verify=verify,
+                                timeout=self.config.event_grid_timeout, allow_redirects=False)
+
+    def _topic(self) -> str:
+        return (f"/subscriptions/{self.config.tenant_id}/resourceGroups/foyer-emulator/providers/"
+                f"microsoft.communication/communicationservices/{self.config.acs_resource_id}")
+
+    def _queue_report(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> None:
+        """Queue one delivery-report event (caller holds the lock); post it now when so configured."""
+        now = iso_utc(self._emulator.clock.now())
+        self.pending_reports.append({
+            "id": event_id or new_guid(),
+            "topic": self._topic(),
+            "subject": subject,
+            "data": data,
+            "eventType": event_type,
+            "dataVersion": "1.0",
+            "metadataVersion": "1",
+            "eventTime": now,
+        })
+        if self.config.auto_deliver_reports and self.event_subscriptions:
+            threading.Thread(target=self.deliver_reports, name="foyer-emulator-event-grid", daemon=True).start()
+
+    def _email_outcome(self, address: str) -> tuple[str, dict[str, str]]:
+        """The delivery report's status and details for one recipient."""
+        address = address.lower()
+        domain = address.rsplit("@", 1)[-1]
+        if self._bounces(address):
+            return "Bounced", {"statusMessage": "550 5.1.1 The email account that you tried to reach does not exist.",
+                               "recipientMailServerHostName": domain}
+        if address in {a.lower() for a in self.config.email_suppressed_addresses} or domain in {
+            d.lower() for d in self.config.email_suppressed_domains
+        }:
+            return "Suppressed", {"statusMessage": "The recipient is on the resource's suppression list: an earlier "
+                                                   "message to this address bounced or was reported as spam."}
+        return "Delivered", {"statusMessage": "No error.", "recipientMailServerHostName": f"mx.{domain}"}
+
     # --- WSGI dispatch ---
 
     def dispatch(self, request: Request, ctx: RequestContext) -> Response:
@@ -194,7 +425,7 @@ class AcsService:
             self._check_api_version(request, endpoint)
             response = getattr(self, f"_{endpoint}")(request, ctx, **args)
         except AcsError as exc:
-            response = self._error(exc.status, exc.code, exc.message, exc.headers)
+            response = self._error(exc.status, exc.code, exc.message, exc.headers, target=exc.target)
         return self._stamp(request, ctx, response)
 
     def fault_response(self, fault: Fault, ctx: RequestContext) -> Response:
@@ -218,9 +449,13 @@ class AcsService:
         return response
 
     @staticmethod
-    def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, *,
+               target: str | None = None) -> Response:
+        error = {"code": code, "message": message}
+        if target:
+            error["target"] = target
         response = json_response(
-            {"error": {"code": code, "message": message}},
+            {"error": error},
             status=status,
             headers={"x-ms-error-code": code, **(headers or {})},
         )
@@ -441,11 +676,14 @@ class AcsService:
                 duplicate=duplicate,
             )
             self.sent_emails.append(sent)
-            self._email_sends.append(now)
             if not duplicate:
+                # A reused Operation-Id answers the operation it names: nothing is sent (or counted) again.
+                self._email_sends.append(now)
                 fails = any(self._bounces(address) for address in recipients)
                 self.email_operations[operation_id] = EmailOperation(operation_id, "NotStarted", now, fails=fails)
+                self._queue_email_reports(sent, recipients)
             operation = self.email_operations[operation_id]
+            terminal = operation.status in ("Succeeded", "Failed", "Canceled")
         logger.info(
             "Emulator ACS email accepted (operation %s, %d recipients%s)",
             operation_id,
@@ -457,9 +695,24 @@ class AcsService:
             "Operation-Location": f"{ctx.base_url}/emails/operations/{quote(operation_id, safe='')}"
             f"?api-version={version}"
         }
-        if self.config.email_retry_after is not None:
+        if not terminal and self.config.email_retry_after is not None:
             headers["retry-after"] = str(self.config.email_retry_after)
         return json_response({"id": operation_id, "status": operation.status}, status=202, headers=headers)
+
+    def _queue_email_reports(self, sent: SentEmail, recipients: list[str]) -> None:
+        """One EmailDeliveryReportReceived per recipient; `messageId` is the send operation's id."""
+        domain = sent.sender.rsplit("@", 1)[-1]
+        for address in recipients:
+            status, details = self._email_outcome(address)
+            self._queue_report(EMAIL_DELIVERY_EVENT, f"sender/{sent.sender}/message/{sent.operation_id}", {
+                "sender": sent.sender,
+                "recipient": address,
+                "messageId": sent.operation_id,
+                "internetMessageId": f"<{new_guid()}@{domain}>",
+                "status": status,
+                "deliveryStatusDetails": details,
+                "deliveryAttemptTimeStamp": iso_utc(self._emulator.clock.now()),
+            })
 
     def _bounces(self, address: str) -> bool:
         domain = address.rsplit("@", 1)[-1]
@@ -502,7 +755,12 @@ class AcsService:
             raise bad(
                 f"The total number of recipients ({total}) exceeds the limit of {self.config.email_max_recipients}."
             )
-        for attachment in message.get("attachments") or []:
+        custom_headers = message.get("headers") or {}
+        suppress_invalid = isinstance(custom_headers, dict) and str(
+            {k.lower(): v for k, v in custom_headers.items()}.get(SUPPRESS_INVALID_ATTACHMENT, "")
+        ).lower() == "true"
+        attachments = []
+        for index, attachment in enumerate(message.get("attachments") or []):
             if not isinstance(attachment, dict) or not all(
                 isinstance(attachment.get(k), str) and attachment.get(k)
                 for k in ("name", "contentType", "contentInBase64")
@@ -512,7 +770,19 @@ class AcsService:
                 base64.b64decode(attachment["contentInBase64"], validate=True)
             except binascii.Error as exc:
                 raise bad(f"Attachment '{attachment['name']}' is not valid base64.") from exc
-        return {**message, "recipients": normalized}
+            if attachment["contentType"].strip().lower() not in ALLOWED_ATTACHMENT_TYPES:
+                if suppress_invalid:
+                    continue
+                raise AcsError(
+                    400,
+                    "InvalidAttachmentContentType",
+                    f"Attachment '{attachment['name']}' has the content type '{attachment['contentType']}', which "
+                    "is not an allowed attachment type. See the allowed attachment types for Azure Communication "
+                    "Services Email.",
+                    target=f"attachments[{index}].contentType",
+                )
+            attachments.append(attachment)
+        return {**message, "recipients": normalized, "attachments": attachments}
 
     def _check_email_quota(self) -> None:
         now = self._emulator.clock.time()
@@ -569,9 +839,23 @@ class AcsService:
         message = body.get("message")
         if not isinstance(message, str) or not message:
             raise AcsError(400, "BadRequest", "The message is required.")
+        if len(message) > SMS_MAX_MESSAGE_CHARS:
+            raise AcsError(
+                400,
+                "BadRequest",
+                f"The message is {len(message)} characters long; the limit is {SMS_MAX_MESSAGE_CHARS}.",
+                target="message",
+            )
         recipients = body.get("smsRecipients")
         if not isinstance(recipients, list) or not recipients:
             raise AcsError(400, "BadRequest", "At least one recipient is required.")
+        if len(recipients) > SMS_MAX_RECIPIENTS:
+            raise AcsError(
+                400,
+                "BadRequest",
+                f"The request has {len(recipients)} recipients; the limit is {SMS_MAX_RECIPIENTS} per request.",
+                target="smsRecipients",
+            )
         options = body.get("smsSendOptions") or {}
         results = []
         now = self._emulator.clock.time()
@@ -625,8 +909,33 @@ class AcsService:
                 )
                 if request_id:
                     self._sms_repeatability[request_id] = item
+                if item["successful"] and options.get("enableDeliveryReport"):
+                    self._queue_sms_report(item["messageId"], sender, str(to), options.get("tag"))
                 results.append(item)
         return json_response({"value": results}, status=202)
+
+    def _queue_sms_report(self, message_id: str, sender: str, to: str, tag: str | None) -> None:
+        """An SMSDeliveryReportReceived for one accepted message (its event id is the message id)."""
+        now = iso_utc(self._emulator.clock.now())
+        delivered = to not in self.config.sms_undelivered_numbers
+        data: dict[str, Any] = {
+            "messageId": message_id,
+            "from": sender.lstrip("+"),
+            "to": to,
+            "deliveryStatus": "Delivered" if delivered else "Failed",
+            "deliveryStatusDetails": "No error." if delivered else "The carrier could not deliver the message.",
+            "receivedTimestamp": now,
+            "deliveryAttempts": [{"timestamp": now, "segmentsSucceeded": int(delivered),
+                                  "segmentsFailed": int(not delivered)}],
+        }
+        if tag is not None:
+            data["Tag"] = tag
+        self._queue_report(SMS_DELIVERY_EVENT, f"/phonenumber/{sender.lstrip('+')}", data, event_id=message_id)
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as Event Grid posts it (without the emulator's own bookkeeping)."""
+    return {k: v for k, v in event.items() if not k.startswith("_")}
 
 
 def _path_and_query(request: Request) -> str:

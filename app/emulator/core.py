@@ -138,12 +138,24 @@ class EmulatorConfig:
     email_fail_addresses: tuple[str, ...] = ()
     #: Status polls before an operation is terminal: NotStarted -> Running -> Succeeded/Failed.
     email_polls_to_complete: int = 2
-    #: `retry-after` (int seconds) on 202 and non-terminal polls; the real service sends one, but
-    #: azure-core treats 0 as "absent", so the default leaves it out and clients' polling_interval rules.
-    email_retry_after: int | None = None
+    #: `retry-after` (int seconds) on the 202 and on non-terminal polls, as the real service sends it.
+    #: azure-core treats 0 as "absent" and falls back to the client's polling_interval, which keeps
+    #: tests fast; a positive value makes clients wait that long between polls. None leaves it out.
+    email_retry_after: int | None = 0
     #: Senders the resource accepts; None accepts any.
     email_allowed_senders: tuple[str, ...] | None = None
+    #: Recipients whose delivery report says `Suppressed` (the resource's suppression list); the send
+    #: itself succeeds, as on the real service.
+    email_suppressed_domains: tuple[str, ...] = ("suppressed.invalid",)
+    email_suppressed_addresses: tuple[str, ...] = ()
     sms_fail_numbers: tuple[str, ...] = ()
+    #: Accepted SMS whose delivery report says `Failed` (the carrier could not deliver).
+    sms_undelivered_numbers: tuple[str, ...] = ()
+    #: Post queued delivery reports to the Event Grid subscriptions as soon as they are made (in a
+    #: background thread); False leaves them queued until `acs.deliver_reports()` is called.
+    auto_deliver_reports: bool = False
+    #: Seconds an Event Grid webhook has to answer (the real service waits up to 30).
+    event_grid_timeout: float = 30.0
     hmac_max_skew_seconds: int = 15 * 60
     # --- faults and housekeeping ---
     #: Fault rules (faults.py syntax); None means "read FOYER_EMULATOR_FAULTS from the environment".

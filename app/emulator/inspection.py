@@ -12,6 +12,12 @@ POST   /_emulator/entra/revoke-refresh-tokens  {"user": "<upn|oid>"} optional
 GET    /_emulator/graph/events | /_emulator/graph/online-meetings | /_emulator/graph/cancellations
 POST   /_emulator/graph/online-meetings/<id>/attendance-reports   {"start","end","records":[...]}
 GET    /_emulator/acs/emails | /_emulator/acs/identities | /_emulator/acs/sms
+GET    /_emulator/acs/event-subscriptions      Event Grid webhook subscriptions (delivery reports)
+POST   /_emulator/acs/event-subscriptions      {"endpoint": url, "headers": {...}?, "event_types": [...]?,
+                                                "verify": ca_path?}: validation handshake, then 201
+DELETE /_emulator/acs/event-subscriptions[/<id>]
+GET    /_emulator/acs/delivery-reports         queued ("pending") and posted ("delivered") report events
+POST   /_emulator/acs/delivery-reports/deliver post the queued reports now
 """
 
 from __future__ import annotations
@@ -157,6 +163,40 @@ class Inspector:
         with self._emulator.lock:
             return json_response({"value": [dataclasses.asdict(m) for m in self._emulator.acs.sms_messages]})
 
+    def _acs_subscriptions(self, request: Request, body: Any) -> Response:
+        with self._emulator.lock:
+            subscriptions = [s.to_dict() for s in self._emulator.acs.event_subscriptions.values()]
+        return json_response({"value": subscriptions})
+
+    def _acs_subscribe(self, request: Request, body: Any) -> Response:
+        from .acs import EventGridError
+
+        try:
+            subscription = self._emulator.acs.subscribe(
+                body["endpoint"], headers=body.get("headers"), event_types=body.get("event_types"),
+                verify=body.get("verify"),
+            )
+        except EventGridError as exc:
+            return json_response({"error": str(exc)}, status=400)
+        return json_response(subscription.to_dict(), status=201)
+
+    def _acs_unsubscribe(self, request: Request, body: Any, subscription_id: str | None = None) -> Response:
+        found = self._emulator.acs.unsubscribe(subscription_id)
+        if subscription_id is not None and not found:
+            return json_response({"error": "no such subscription"}, status=404)
+        return json_response(None, status=204)
+
+    def _acs_reports(self, request: Request, body: Any) -> Response:
+        from .acs import _public
+
+        with self._emulator.lock:
+            pending = [_public(e) for e in self._emulator.acs.pending_reports]
+            delivered = [_public(e) for e in self._emulator.acs.delivered_reports]
+        return json_response({"pending": pending, "delivered": delivered})
+
+    def _acs_deliver(self, request: Request, body: Any) -> Response:
+        return json_response(self._emulator.acs.deliver_reports())
+
 
 @functools.cache
 def _url_map() -> Map:
@@ -184,6 +224,13 @@ def _url_map() -> Map:
             Rule("/_emulator/acs/emails", endpoint="acs_emails", methods=["GET"]),
             Rule("/_emulator/acs/identities", endpoint="acs_identities", methods=["GET"]),
             Rule("/_emulator/acs/sms", endpoint="acs_sms", methods=["GET"]),
+            Rule("/_emulator/acs/event-subscriptions", endpoint="acs_subscriptions", methods=["GET"]),
+            Rule("/_emulator/acs/event-subscriptions", endpoint="acs_subscribe", methods=["POST"]),
+            Rule("/_emulator/acs/event-subscriptions", endpoint="acs_unsubscribe", methods=["DELETE"]),
+            Rule("/_emulator/acs/event-subscriptions/<subscription_id>", endpoint="acs_unsubscribe",
+                 methods=["DELETE"]),
+            Rule("/_emulator/acs/delivery-reports", endpoint="acs_reports", methods=["GET"]),
+            Rule("/_emulator/acs/delivery-reports/deliver", endpoint="acs_deliver", methods=["POST"]),
         ],
         strict_slashes=False,
     )

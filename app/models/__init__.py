@@ -11,7 +11,14 @@ from app.models.event import (
     QuestionKind,
     Speaker,
 )
-from app.models.message import Message, MessageChannel, MessageOverride, MessageStatus
+from app.models.message import (
+    DELIVERED_STATUSES,
+    Message,
+    MessageChannel,
+    MessageDeliveryReport,
+    MessageOverride,
+    MessageStatus,
+)
 from app.models.microsoft import AuthFlow, ConnectionStatus, MicrosoftConnection
 from app.models.outbox import OutboxItem, OutboxStatus
 from app.models.rate_limit import RateLimitCounter
@@ -39,6 +46,8 @@ __all__ = [
     "MessageChannel",
     "MessageOverride",
     "MessageStatus",
+    "MessageDeliveryReport",
+    "DELIVERED_STATUSES",
     "OutboxItem",
     "OutboxStatus",
     "RateLimitCounter",

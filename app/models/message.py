@@ -3,9 +3,16 @@ organizer's per-event wording overrides.
 
 A Message is rendered when it is queued (subject, HTML and text are kept, so the admin viewer shows
 exactly what went out) and sent by the worker through the outbox. Its status follows the send:
-queued -> sending -> sent (ACS accepted it) | failed | suppressed (deliberately not sent, e.g. a
-reminder for an event that had already started). `delivery_status` is ACS's final word from polling
-the operation.
+queued -> sending -> sent (handed to ACS) | failed | suppressed (deliberately not sent, e.g. a
+reminder for an event that had already started).
+
+What happened after the hand-over is kept apart, because ACS reports it apart:
+* `operation_status` is the ACS send operation's status from polling (Running, then Succeeded or Failed;
+  "Accepted" for an SMS). Succeeded means ACS accepted the email for delivery, not that it arrived.
+* `delivery` is the recipient's outcome from ACS's delivery report (an Event Grid event posted to
+  Foyer's webhook): Delivered, Bounced, Suppressed, Failed, FilteredSpam, Quarantined, Expanded (email)
+  or Delivered / Failed (SMS), with ACS's details and the time of the delivery attempt.
+Each report event is recorded once in `message_delivery_reports` (Event Grid delivers at least once).
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class Message(db.Model):
         #: The dispatcher's two questions: slots taken recently, and who is more urgent.
         Index("ix_messages_reserved_at", "reserved_at"),
         Index("ix_messages_status_deadline", "status", "deadline"),
+        #: Delivery reports name the message by its ACS id.
+        Index("ix_messages_operation_id", "operation_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,8 +82,15 @@ class Message(db.Model):
     operation_id: Mapped[str] = mapped_column(String(100), default="")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    #: ACS's final status of the operation (Succeeded / Failed / Canceled), from polling.
-    delivery_status: Mapped[str] = mapped_column(String(30), default="")
+    #: The ACS send operation's status from polling (Running / Succeeded / Failed / Canceled; SMS: Accepted).
+    #: Succeeded means accepted for delivery; whether it arrived is `delivery`.
+    operation_status: Mapped[str] = mapped_column(String(30), default="")
+    #: The delivery report's status as ACS words it (Delivered, Bounced, Suppressed, Failed, …); "" until one arrives.
+    delivery: Mapped[str] = mapped_column(String(30), default="")
+    #: ACS's explanation with the report (e.g. the receiving server's bounce message).
+    delivery_details: Mapped[str] = mapped_column(Text, default="")
+    #: When ACS attempted the delivery it reports.
+    delivery_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When a quota slot was taken for this message (the dispatcher counts these to pace itself).
     reserved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
@@ -85,6 +101,49 @@ class Message(db.Model):
 
     def __repr__(self) -> str:
         return f"<Message {self.id} {self.kind} {self.status}>"
+
+    @property
+    def delivery_problem(self) -> bool:
+        """ACS reported that the message did not reach the recipient."""
+        return bool(self.delivery) and self.delivery not in DELIVERED_STATUSES
+
+    @property
+    def delivery_text(self) -> str:
+        """The reported delivery in organizers' words, with ACS's reason for a problem: "Bounced (550 …)"."""
+        if not self.delivery:
+            return ""
+        words = DELIVERY_LABELS.get(self.delivery, self.delivery)
+        if self.delivery_problem and self.delivery_details:
+            return f"{words} ({self.delivery_details})"
+        return words
+
+
+#: Delivery-report statuses that mean the message arrived (Expanded: handed to a distribution list's members).
+DELIVERED_STATUSES = frozenset({"Delivered", "Expanded"})
+#: What organizers read for each status a delivery report can carry.
+DELIVERY_LABELS = {
+    "Delivered": "Delivered",
+    "Expanded": "Delivered (to a distribution list)",
+    "Bounced": "Bounced",
+    "Suppressed": "Suppressed",
+    "Failed": "Not delivered",
+    "FilteredSpam": "Filtered as spam",
+    "Quarantined": "Quarantined",
+}
+
+
+class MessageDeliveryReport(db.Model):
+    """One ACS delivery-report event as received (its Event Grid id), so a redelivery is recognised."""
+
+    __tablename__ = "message_delivery_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The Event Grid event id; Event Grid may deliver the same event more than once.
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(30))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MessageOverride(db.Model):

@@ -603,8 +603,8 @@ def record_suppressed(kind: str, *, event: Event, registration: Registration, de
 
 def _invite_description(method: str) -> dict[str, str]:
     """The file name and content type of a registrant's invitation (REQUEST) or its cancellation (CANCEL)."""
-    return {"name": "cancel.ics" if method == "CANCEL" else "invite.ics",
-            "contentType": f"text/calendar; method={method}; charset=utf-8"}
+    # ACS's attachment allow-list names the bare type; the METHOD travels inside the file.
+    return {"name": "cancel.ics" if method == "CANCEL" else "invite.ics", "contentType": "text/calendar"}
 
 
 def _invite_spec(reg: Registration, method: str, link: str | None) -> dict[str, Any]:
@@ -929,14 +929,14 @@ def _accepted(message_id: int, operation_id: str, event_id: int | None, status: 
         {"name": f["name"], "contentType": f["contentType"], "size": len(base64.b64decode(f["contentInBase64"]))}
         for f in files]}
     if status in ("Failed", "Canceled"):
-        _settle(message_id, status=MessageStatus.failed, delivery_status=status, sent_at=utcnow(),
+        _settle(message_id, status=MessageStatus.failed, operation_status=status, sent_at=utcnow(),
                 last_error=f"ACS could not deliver: {error or status}"[:2000], **sent_files)
         return
     db.session.rollback()
     begin_write()
     db.session.execute(update(Message).where(Message.id == message_id).values(
         status=MessageStatus.sent, sent_at=utcnow(), last_error="", updated_at=utcnow(), **sent_files,
-        delivery_status=status if status in _TERMINAL else "Running").execution_options(synchronize_session=False))
+        operation_status=status if status in _TERMINAL else "Running").execution_options(synchronize_session=False))
     if status not in _TERMINAL:
         outbox.enqueue("message.status", {"message_id": message_id, "operation_id": operation_id},
                        dedupe_key=f"message-status:{operation_id}", event_id=event_id,
@@ -947,7 +947,7 @@ def _accepted(message_id: int, operation_id: str, event_id: int | None, status: 
 
 @outbox.handler("message.status")
 def poll_status(payload: dict[str, Any]) -> None:
-    """Record an email operation's final status (Succeeded / Failed) from ACS."""
+    """Record an email operation's final status from ACS (Succeeded: accepted for delivery; see delivery_reports)."""
     client = get_microsoft().acs_email
     try:
         result = client.operation_status(payload["operation_id"])
@@ -963,9 +963,9 @@ def poll_status(payload: dict[str, Any]) -> None:
         raise outbox.RetryLater(f"operation still {result.status}",
                                 retry_after=current_app.config.get("ACS_STATUS_POLL_SECONDS", STATUS_POLL_DELAY))
     if result.status == "Succeeded":
-        _settle(payload["message_id"], delivery_status="Succeeded")
+        _settle(payload["message_id"], operation_status="Succeeded")
     else:
-        _settle(payload["message_id"], delivery_status=result.status, status=MessageStatus.failed,
+        _settle(payload["message_id"], operation_status=result.status, status=MessageStatus.failed,
                 last_error=f"ACS could not deliver: {result.error or result.status}"[:2000])
 
 
@@ -983,7 +983,7 @@ def _send_sms(row) -> None:
     result = results[0] if results else None
     if result is not None and result.successful:
         _settle(message_id, status=MessageStatus.sent, sent_at=utcnow(), operation_id=result.message_id or "",
-                delivery_status="Accepted", last_error="")
+                operation_status="Accepted", last_error="")
     else:
         error = result.error if result is not None else "no result"
         _settle(message_id, status=MessageStatus.failed, last_error=f"SMS not accepted: {error}"[:2000])
@@ -1006,7 +1006,8 @@ def retry(message: Message, *, actor: User) -> None:
     message.attempts = 0
     message.reserved_at = None
     message.last_error = f"Retried by an admin after {retries} attempt(s)."
-    message.delivery_status = ""
+    message.operation_status = ""
+    message.delivery, message.delivery_details, message.delivery_reported_at = "", "", None
     item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
     if item is None:
         outbox.enqueue("message.send", {"message_id": message.id, "attachments": []},

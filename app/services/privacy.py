@@ -170,6 +170,7 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
             # Sent (or being sent right now): keep that it happened, not what or to whom.
             message.recipient, message.recipient_name, message.subject = "(erased)", "", "(erased)"
             message.body_text, message.body_html, message.attachments, message.last_error = "", "", [], ""
+            message.delivery_details = ""  # a bounce message may quote the address
             item = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"message:{message.dedupe_key}"))
             message.dedupe_key = _retired_key("erased-message", message.id)
             if item is not None:

@@ -15,7 +15,7 @@ from app.forms.messages import EmptyForm, QuotaForm
 from app.models import Event, Message, MessageStatus
 from app.routes._helpers import apply_domain_error
 from app.routes.admin._guard import require_admin
-from app.services import messages
+from app.services import delivery_reports, messages
 from app.services.errors import DomainError
 from app.web import redirect_to
 
@@ -54,7 +54,8 @@ def _page(quota_form: QuotaForm | None = None, status: int = 200):
     events = db.session.scalars(select(Event).order_by(Event.starts_at.desc()).limit(200)).all()
     return render_template("admin/messages.html", rows=rows, total=total, filters=filters, kinds=messages.KINDS,
                            statuses=list(MessageStatus), events=events, quota=quota, quota_form=quota_form,
-                           backlog=messages.backlog(), eta=messages.eta(), page_size=messages.PAGE_SIZE), status
+                           backlog=messages.backlog(), eta=messages.eta(), page_size=messages.PAGE_SIZE,
+                           webhook_url=delivery_reports.webhook_url()), status
 
 
 @bp.get("")

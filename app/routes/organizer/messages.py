@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.forms.messages import ComposeForm, OverrideForm
-from app.models import Message, MessageStatus
+from app.models import DELIVERED_STATUSES, Message, MessageStatus
 from app.routes._helpers import apply_domain_error
 from app.routes._loaders import load_managed_event
-from app.services import messages
+from app.services import delivery_reports, messages
 from app.services.errors import DomainError
 from app.web import redirect_to, wants_fragment
 
@@ -51,9 +51,12 @@ def _batches(event) -> list[dict]:
 
 
 def _failed(event) -> list[Message]:
-    return list(db.session.scalars(select(Message).where(Message.event_id == event.id,
-                                                         Message.status == MessageStatus.failed)
-                                   .order_by(Message.id.desc()).limit(50)))
+    """Messages that did not reach their recipient: failed sends, and deliveries ACS reports as not made."""
+    rows = db.session.scalars(select(Message).where(
+        Message.event_id == event.id,
+        (Message.status == MessageStatus.failed) | (Message.delivery.not_in(["", *DELIVERED_STATUSES])))
+        .order_by(Message.id.desc()).limit(50))
+    return list(rows)
 
 
 def _page(event, form: ComposeForm, *, preview=None, status: int = 200):
@@ -106,6 +109,7 @@ def _progress(event, batch: str) -> dict:
         abort(404)
     waiting = counts["queued"] + counts["sending"]
     return {"event": event, "batch": batch, "counts": counts, "total": total, "preparing": preparing,
+            "deliveries": delivery_reports.batch_deliveries(batch),
             "expected": expected if preparing else total, "done": not preparing and waiting == 0,
             "eta": messages.eta() if waiting or preparing else None}
 

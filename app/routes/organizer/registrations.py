@@ -17,7 +17,7 @@ from app.forms.registrants import BulkActionForm, CancelForm, CapacityForm, Deny
 from app.models import Event, Registration, RegistrationState
 from app.routes._helpers import apply_domain_error, start_writing
 from app.routes._loaders import load_managed_event
-from app.services import joins, registrations, roster
+from app.services import delivery_reports, joins, registrations, roster
 from app.services.errors import DomainError
 from app.web import redirect_to, render_page_or_fragment, wants_fragment
 
@@ -54,7 +54,8 @@ def _context(event: Event, view: roster.RosterView, **extra) -> dict:
         "options": {"sorts": roster.SORT_LABELS, "attended": roster.ATTENDED_FILTERS,
                     "questions": [(q, roster.answer_choices(q)) for q in roster.filterable_questions(event)]},
         "bulk_form": extra.pop("bulk_form", None) or BulkActionForm(formdata=None),
-        "row_form": RowActionForm(formdata=None), "message": extra.pop("message", None), **extra,
+        "row_form": RowActionForm(formdata=None), "message": extra.pop("message", None),
+        "email_problems": delivery_reports.problems_by_registration([r.id for r in listing.rows]), **extra,
     }
 
 
