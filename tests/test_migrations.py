@@ -50,7 +50,7 @@ def empty_database_url(database_kind: str, request: pytest.FixtureRequest, tmp_p
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
     conftest = _root_conftest(request.config)
-    name = f"foyer_migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    name = f"foyer_migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
     yield conftest.fresh_postgres_database(name)
     conftest.drop_postgres_database(name)
 
