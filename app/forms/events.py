@@ -11,7 +11,7 @@ from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields import DateTimeLocalField
+from wtforms.fields import DateTimeLocalField, EmailField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget, html_params
@@ -333,6 +333,10 @@ class SpeakerForm(FlaskForm):
     name = StringField("Name", filters=[_strip], validators=[DataRequired("Give the speaker's name."), Length(max=200)])
     title = StringField("Role or affiliation", filters=[_strip], validators=[Length(max=200)])
     bio = TextAreaField("Bio", filters=[_clean], validators=[Length(max=5000)])
+    email = EmailField("Email address", filters=[_strip], validators=[Length(max=320)],
+                       render_kw={"autocomplete": "off", "spellcheck": "false"},
+                       description="Optional and never shown publicly. With an address, the speaker gets the Teams "
+                                   "invitation and presents in the meeting.")
     photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.")
     remove_photo = BooleanField("Remove the current photo")
 
@@ -345,6 +349,7 @@ class SpeakerForm(FlaskForm):
 
     def to_data(self) -> event_rules.SpeakerData:
         return event_rules.SpeakerData(name=self.name.data, title=self.title.data or "", bio=self.bio.data or "",
+                                       email=self.email.data or "",
                                        photo=self.photo_image, remove_photo=bool(self.remove_photo.data))
 
 

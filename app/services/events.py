@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, or_, select
 
 from app.models import (
@@ -514,7 +515,7 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         clone.questions.append(Question(position=q.position, kind=q.kind, label=q.label, help_text=q.help_text,
                                         required=q.required, options=list(q.options or [])))
     for s in event.speakers:
-        clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio,
+        clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio, email=s.email,
                                       photo_filename=uploads.copy_upload(s.photo_filename)))
     db.session.add(clone)
     db.session.flush()
@@ -626,8 +627,20 @@ class SpeakerData:
     name: str
     title: str = ""
     bio: str = ""
+    email: str = ""
     photo: ProcessedImage | None = None
     remove_photo: bool = False
+
+
+def _check_speaker_email(raw: str) -> str:
+    """An optional speaker address: '' or a valid, normalised one (it becomes a Teams invitee)."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise DomainError(f"Enter a valid email address, or leave it empty. {exc}", field="email") from exc
 
 
 def _check_speaker(data: SpeakerData) -> str:
@@ -645,6 +658,7 @@ def _apply_speaker(speaker: Speaker, data: SpeakerData, name: str) -> None:
     speaker.name = name
     speaker.title = (data.title or "").strip()
     speaker.bio = (data.bio or "").strip()
+    speaker.email = _check_speaker_email(data.email)
     if data.photo is not None:
         uploads.discard_upload(speaker.photo_filename)
         speaker.photo_filename = uploads.store_image(data.photo)
@@ -662,6 +676,8 @@ def add_speaker(event: Event, data: SpeakerData, *, actor: User) -> Speaker:
     _apply_speaker(speaker, data, name)
     event.speakers.append(speaker)
     db.session.flush()
+    if speaker.email:
+        teams.queue_presenters(event)
     audit.record("event.speaker_added", actor=actor, target=event, summary=f"Speaker added: {speaker.name}")
     logger.info("Speaker %s added to event %s by %s", speaker.id, event.id, actor.id)
     return speaker
@@ -672,8 +688,11 @@ def update_speaker(speaker: Speaker, data: SpeakerData, *, actor: User) -> Speak
     event = speaker.event
     _require_manager(actor, event)
     _require_editable(event)
+    before = teams.presenters(event)
     _apply_speaker(speaker, data, _check_speaker(data))
     db.session.flush()
+    if teams.presenters(event) != before:
+        teams.queue_presenters(event)
     audit.record("event.speaker_edited", actor=actor, target=event, summary=f"Speaker edited: {speaker.name}")
     logger.info("Speaker %s of event %s edited by %s", speaker.id, event.id, actor.id)
     return speaker
@@ -688,6 +707,8 @@ def remove_speaker(speaker: Speaker, *, actor: User) -> None:
     event.speakers.remove(speaker)
     _renumber(sorted(event.speakers, key=lambda s: s.position))
     db.session.flush()
+    if speaker.email:
+        teams.queue_presenters(event)
     audit.record("event.speaker_removed", actor=actor, target=event, summary=f"Speaker removed: {speaker.name}")
     logger.info("Speaker %s removed from event %s by %s", speaker.id, event.id, actor.id)
 

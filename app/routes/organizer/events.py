@@ -80,7 +80,7 @@ def speaker_form(speaker=None, *, formdata=None) -> SpeakerForm:
     """A speaker form, blank (for adding) or filled from a speaker (for editing)."""
     if speaker is None:
         return SpeakerForm(formdata=formdata, prefix="new-speaker")
-    data = {"name": speaker.name, "title": speaker.title, "bio": speaker.bio}
+    data = {"name": speaker.name, "title": speaker.title, "bio": speaker.bio, "email": speaker.email}
     return SpeakerForm(formdata=formdata, prefix=f"speaker-{speaker.id}", data=data)
 
 
