@@ -115,6 +115,10 @@ class EventForm(FlaskForm):
         description="Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org).",
         validators=[Length(max=20_000)],
     )
+    tags = StringField(
+        "Tags", filters=[_strip], validators=[Length(max=500)],
+        description="Optional, comma-separated, e.g. “security, beginners”. People filter the event list by tag.",
+    )
     timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False, widget=ZoneSelect(),
                            description="Start and end times below are in this zone.")
     starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
@@ -191,6 +195,7 @@ class EventForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.banner_image: ProcessedImage | None = None
+        self.tag_list: list[str] = []
         self.utc: dict[str, datetime | None] = {}
         self.capacity_value: int | None = None
         self.reminder_offsets: list[int] = []
@@ -219,6 +224,14 @@ class EventForm(FlaskForm):
 
     def validate_banner(self, field):
         self.banner_image = _image_from(field, max_side=2400)
+
+    def validate_tags(self, field):
+        from app.services.catalog import normalize_tags
+
+        try:
+            self.tag_list = normalize_tags(field.data)
+        except DomainError as exc:
+            raise ValidationError(exc.message) from exc
 
     def validate(self, extra_validators=None) -> bool:
         """Field checks, then the times read in the chosen zone, then the schedule rules."""
@@ -282,6 +295,7 @@ class EventForm(FlaskForm):
             banner=self.banner_image,
             banner_alt=self.banner_alt.data or "",
             remove_banner=bool(self.remove_banner.data),
+            tags=self.tag_list,
             co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
         )
 

@@ -29,7 +29,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import audit, joins, messages, registrations, teams, uploads
+from app.services import audit, catalog, joins, messages, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -264,6 +264,8 @@ class EventData:
     banner: ProcessedImage | None = None
     banner_alt: str = ""
     remove_banner: bool = False
+    #: Catalogue tags, normalized (catalog.normalize_tags); None leaves them as they are.
+    tags: list[str] | None = None
     #: None leaves the co-organizers as they are.
     co_organizer_ids: list[int] | None = None
     #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
@@ -343,11 +345,17 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
     event.banner_alt = (data.banner_alt or "").strip()[:300]
     if data.banner is not None:
         uploads.discard_upload(event.banner_filename)
+        uploads.discard_upload(event.banner_thumb_filename)
         event.banner_filename = uploads.store_image(data.banner)
+        # The catalogue's cards show a small copy, made once now rather than on every page view.
+        event.banner_thumb_filename = uploads.store_image(catalog.make_thumbnail(data.banner))
     elif data.remove_banner and event.banner_filename:
         uploads.discard_upload(event.banner_filename)
-        event.banner_filename = None
+        uploads.discard_upload(event.banner_thumb_filename)
+        event.banner_filename = event.banner_thumb_filename = None
         event.banner_alt = ""
+    if data.tags is not None:
+        catalog.set_tags(event, data.tags)
     return visible
 
 
@@ -502,6 +510,7 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         join_grace_minutes=event.join_grace_minutes,
         reminder_offsets=list(event.reminder_offsets or []),
         banner_filename=uploads.copy_upload(event.banner_filename),
+        banner_thumb_filename=uploads.copy_upload(event.banner_thumb_filename),
         banner_alt=event.banner_alt,
         ics_sequence=0,
         owner_id=actor.id,
@@ -514,6 +523,7 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
     for q in event.questions:
         clone.questions.append(Question(position=q.position, kind=q.kind, label=q.label, help_text=q.help_text,
                                         required=q.required, options=list(q.options or [])))
+    catalog.set_tags(clone, event.tags)
     for s in event.speakers:
         clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio, email=s.email,
                                       photo_filename=uploads.copy_upload(s.photo_filename)))

@@ -133,6 +133,7 @@ def _initial_data(event: Event) -> dict:
         "reminders": [o for o in offsets if o in presets],
         "reminder_custom": ", ".join(events.describe_offset(o) for o in offsets if o not in presets),
         "banner_alt": event.banner_alt,
+        "tags": ", ".join(event.tags),
         "co_organizers": [u.id for u in event.co_organizers],
     }
 
