@@ -946,6 +946,10 @@ def queue_test_email(*, actor: User, now: datetime | None = None) -> Message | N
         return None
     outbox.enqueue("message.send", {"message_id": message.id, "attachments": []},
                    dedupe_key=f"message:{message.dedupe_key}")
+    from app.services import audit
+
+    audit.record("message.test_email", actor=actor, target=("message", message.id),
+                 summary=f"Sent a test email to {actor.email}")
     return message
 
 

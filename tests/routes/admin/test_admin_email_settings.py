@@ -86,6 +86,7 @@ def test_test_email_goes_through_the_pipeline_and_shows_in_messages(app, client,
         [message] = db.session.scalars(select(Message).where(Message.kind == "test")).all()
         assert message.recipient == admin.email and message.event_id is None
         assert "Replies go to: help@example.org" in message.body_text
+        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "message.test_email")) is not None
     drain(app)
     [sent] = [e for e in acs.sent_emails if e.to[0]["address"] == admin.email]
     assert sent.subject == "Test email from Foyer"
