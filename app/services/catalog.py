@@ -100,12 +100,12 @@ def list_events(when: str = "upcoming", *, query: str = "", tag: str = "", page:
     return CatalogPage(events=list(events), page=page, pages=pages, total=total)
 
 
-def catalogue_tags(limit: int = 30) -> list[str]:
-    """Tags of upcoming published events, most used first, for the catalogue's tag links."""
-    now = utcnow()
+def catalogue_tags(when: str = "upcoming", limit: int = 30) -> list[str]:
+    """Tags of the tab's published events (upcoming or past), most used first, for the tag links."""
+    ended = Event.ends_at <= utcnow()
     rows = db.session.execute(
         select(EventTag.tag, func.count()).join(Event, Event.id == EventTag.event_id)
-        .where(Event.status == EventStatus.published, Event.ends_at > now)
+        .where(Event.status == EventStatus.published, ended if when == "past" else ~ended)
         .group_by(EventTag.tag).order_by(func.count().desc(), EventTag.tag).limit(limit)
     ).all()
     return [tag for tag, _ in rows]

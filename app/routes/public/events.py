@@ -58,7 +58,7 @@ def index_GET():
     listing = catalog.list_events(when, query=query, tag=tag, page=request.args.get("page", 1, type=int))
     if listing is None:
         abort(404)
-    context = {"listing": listing, "when": when, "query": query, "tag": tag, "tags": catalog.catalogue_tags(),
+    context = {"listing": listing, "when": when, "query": query, "tag": tag, "tags": catalog.catalogue_tags(when),
                "availability": catalog.availability, "excerpt": catalog.excerpt}
     if request.headers.get("HX-Target") == "catalogue-results" and wants_fragment():
         response = make_response(get_template_attribute("public/_catalogue.html", "results")(**context))

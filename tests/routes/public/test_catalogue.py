@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Event, EventStatus, Speaker
+from app.models import Event, EventStatus, EventTag, Speaker
 
 
 def _published(make_event, owner, **columns):
@@ -143,7 +144,7 @@ def test_search_works_without_javascript_and_htmx_swaps_only_the_results(client,
     assert "<html" in boosted  # a boosted navigation gets the whole page
 
 
-def test_upcoming_and_past_tabs_are_real_links_with_their_own_empty_states(client, make_user, make_event):
+def test_upcoming_and_past_tabs_are_real_links_with_their_own_empty_states(app, client, make_user, make_event):
     empty = _text(client.get("/"))
     assert re.search(r'<a href="/"\s+aria-current="page">Upcoming</a>', empty)
     assert 'href="/?when=past">Past</a>' in empty
@@ -163,6 +164,12 @@ def test_upcoming_and_past_tabs_are_real_links_with_their_own_empty_states(clien
     assert "seats left" not in past and "Unlimited seats" not in past
     assert _titles(_text(client.get("/"))) == ["Next week"]
     assert _titles(_text(client.get("/?when=nonsense"))) == ["Next week"]
+    with app.app_context():
+        past_event = db.session.scalar(select(Event).where(Event.title == "Last week"))
+        past_event.tag_rows = [EventTag(tag="retro")]
+        db.session.commit()
+    assert 'href="/?when=past&amp;tag=retro"' in _text(client.get("/?when=past"))
+    assert "retro" not in _text(client.get("/"))  # each tab offers its own events' tags
     searched = _text(client.get("/?when=past&q=month"))
     assert _titles(searched) == ["Last month"] and 'href="/?q=month"' in searched  # the tab keeps the search
 
