@@ -50,12 +50,15 @@ from .graph_model import (
     attendee_resources,
     body_preview,
     build_attendance_record,
+    check_participants,
     join_block,
     location_resource,
     new_online_meeting,
     parse_dtz,
     parse_prefer,
     parse_utc,
+    participant_resources,
+    sync_meeting_attendees,
     utc_dtz,
     zoned_dtz,
 )
@@ -65,6 +68,11 @@ if TYPE_CHECKING:
     from .core import Emulator
 
 logger = logging.getLogger(__name__)
+
+
+def _prefers_unknown_members(call: _Call) -> bool:
+    """`Prefer: include-unknown-enum-members` unlocks evolvable enum members (producer, coorganizer …)."""
+    return "include-unknown-enum-members" in parse_prefer(call.request)
 
 
 @dataclass
@@ -655,6 +663,8 @@ class GraphService:
             if meeting is not None:
                 meeting["subject"] = event["subject"]
                 meeting["startDateTime"], meeting["endDateTime"] = iso_utc(start), iso_utc(end)
+            if meeting is not None and "attendees" in body:
+                sync_meeting_attendees(meeting, attendees)
             join_url = event["onlineMeeting"]["joinUrl"]
             if join_url not in event["body"]["content"]:
                 event["body"]["content"] += join_block(join_url, event["body"]["contentType"])
@@ -786,8 +796,19 @@ class GraphService:
                     parse_utc(value)
                 except (TypeError, ValueError) as exc:
                     raise GraphError(400, "BadRequest", f"Invalid {key}.") from exc
+            if key == "participants":
+                check_participants(value, include_unknown=_prefers_unknown_members(call))
         with self._emulator.lock:
             meeting = self._owned_meeting(call, meeting_id)
+            allowed = body.get("allowedPresenters", meeting["allowedPresenters"])
+            roles = {p.get("role") for p in (body.get("participants") or {}).get("attendees") or []}
+            if "presenter" in roles and allowed != "roleIsPresenter":
+                # "To set the presenter role … allowedPresenters must also be set to roleIsPresenter."
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    "The presenter role can only be given when allowedPresenters is set to roleIsPresenter.",
+                )
             for key, value in body.items():
                 if key.startswith("@odata"):
                     continue
@@ -797,6 +818,10 @@ class GraphService:
                     meeting[key] = {**meeting[key], **value}
                 elif key in ("startDateTime", "endDateTime"):
                     meeting[key] = iso_utc(parse_utc(value))
+                elif key == "participants":
+                    # The attendee list is replaced whole (Graph wants the full list); the organizer stays.
+                    if "attendees" in value:
+                        meeting["participants"]["attendees"] = participant_resources(value["attendees"] or [])
                 else:
                     meeting[key] = value
             result = copy.deepcopy(meeting)

@@ -336,6 +336,89 @@ def attendee_resources(value: Any) -> list[dict[str, Any]]:
     return result
 
 
+#: onlineMeetingRole members; those after unknownFutureValue need `Prefer: include-unknown-enum-members`.
+MEETING_ROLES = ("attendee", "presenter")
+MEETING_ROLES_EVOLVED = ("producer", "coorganizer")
+PARTICIPANT_INFO_PROPERTIES = frozenset({"identity", "role", "upn", "@odata.type"})
+
+
+def check_participants(value: Any, *, include_unknown: bool) -> None:
+    """Refuse a `meetingParticipants` that is not one: unknown properties, roles outside the enum."""
+    if not isinstance(value, dict) or set(value) - {"attendees", "organizer", "@odata.type"}:
+        raise GraphError(400, "BadRequest", "Invalid participants: only 'attendees' and 'organizer' exist.")
+    attendees = value.get("attendees")
+    if attendees is not None and not isinstance(attendees, list):
+        raise GraphError(400, "BadRequest", "Property 'attendees' must be a collection.")
+    for info in attendees or []:
+        if not isinstance(info, dict):
+            raise GraphError(400, "BadRequest", "Each attendee must be a meetingParticipantInfo.")
+        unknown = set(info) - PARTICIPANT_INFO_PROPERTIES
+        if unknown:
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.meetingParticipantInfo'.",
+            )
+        role = info.get("role")
+        allowed = MEETING_ROLES + (MEETING_ROLES_EVOLVED if include_unknown else ())
+        if role is not None and role not in allowed:
+            raise GraphError(
+                400, "BadRequest", f"Cannot convert the literal '{role}' to the expected type "
+                "'microsoft.graph.onlineMeetingRole'."
+            )
+        if not isinstance(info.get("upn"), str) and not isinstance((info.get("identity") or {}).get("user"), dict):
+            raise GraphError(400, "BadRequest", "A participant needs a upn or an identity.")
+
+
+def participant_resources(attendees: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored meetingParticipantInfo entries for a (checked) attendee list."""
+    result = []
+    for info in attendees:
+        user = (info.get("identity") or {}).get("user") or {}
+        result.append(
+            {
+                "upn": info.get("upn") or user.get("userPrincipalName"),
+                "role": info.get("role") or "attendee",
+                "identity": {
+                    "user": {
+                        "id": user.get("id"),
+                        "displayName": user.get("displayName"),
+                        "tenantId": user.get("tenantId"),
+                        "identityProvider": "AAD",
+                    }
+                },
+            }
+        )
+    return result
+
+
+def sync_meeting_attendees(meeting: dict[str, Any], attendees: list[dict[str, Any]]) -> None:
+    """A calendar event's attendee change reaches its meeting: new invitees join as attendees, removed
+    ones leave, everyone kept keeps their role.
+    """
+    current = {(p.get("upn") or "").lower(): p for p in meeting["participants"]["attendees"]}
+    synced = []
+    for attendee in attendees:
+        address = attendee["emailAddress"]["address"]
+        kept = current.get(address.lower())
+        synced.append(
+            kept
+            or {
+                "upn": address,
+                "role": "attendee",
+                "identity": {
+                    "user": {
+                        "id": None,
+                        "displayName": attendee["emailAddress"].get("name"),
+                        "tenantId": None,
+                        "identityProvider": "AAD",
+                    }
+                },
+            }
+        )
+    meeting["participants"]["attendees"] = synced
+
+
 def join_block(join_url: str, content_type: str) -> str:
     if content_type == "text":
         return f"\n\n________________________________________\nMicrosoft Teams meeting\nJoin: {join_url}\n"

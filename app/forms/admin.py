@@ -72,6 +72,23 @@ class BrandingForm(FlaskForm):
         return picked if picked.lower() != current.lower() else typed
 
 
+class EmailSettingsForm(FlaskForm):
+    sender_name = StringField(
+        "Sender name", validators=[Length(max=100)],
+        description="The name people see for Foyer's emails, e.g. your organization's events team. "
+                    "Leave empty to use the site name.",
+    )
+    reply_to = EmailField(
+        "Reply-to address", validators=[Length(max=320)], render_kw={"autocomplete": "email"},
+        description="Where replies to Foyer's emails go. Leave empty and replies go to the sender address, "
+                    "which usually nobody reads.",
+    )
+
+
+class TestEmailForm(FlaskForm):
+    """Only the CSRF token: "send me a test email"."""
+
+
 class PrivacyNoticeForm(FlaskForm):
     privacy_text = TextAreaField(
         "Privacy notice",

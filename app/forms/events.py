@@ -11,7 +11,7 @@ from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields import DateTimeLocalField
+from wtforms.fields import DateTimeLocalField, EmailField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget, html_params
@@ -115,6 +115,10 @@ class EventForm(FlaskForm):
         description="Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org).",
         validators=[Length(max=20_000)],
     )
+    tags = StringField(
+        "Tags", filters=[_strip], validators=[Length(max=500)],
+        description="Optional, comma-separated, e.g. “security, beginners”. People filter the event list by tag.",
+    )
     timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False, widget=ZoneSelect(),
                            description="Start and end times below are in this zone.")
     starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
@@ -191,6 +195,7 @@ class EventForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.banner_image: ProcessedImage | None = None
+        self.tag_list: list[str] = []
         self.utc: dict[str, datetime | None] = {}
         self.capacity_value: int | None = None
         self.reminder_offsets: list[int] = []
@@ -219,6 +224,14 @@ class EventForm(FlaskForm):
 
     def validate_banner(self, field):
         self.banner_image = _image_from(field, max_side=2400)
+
+    def validate_tags(self, field):
+        from app.services.catalog import normalize_tags
+
+        try:
+            self.tag_list = normalize_tags(field.data)
+        except DomainError as exc:
+            raise ValidationError(exc.message) from exc
 
     def validate(self, extra_validators=None) -> bool:
         """Field checks, then the times read in the chosen zone, then the schedule rules."""
@@ -282,6 +295,7 @@ class EventForm(FlaskForm):
             banner=self.banner_image,
             banner_alt=self.banner_alt.data or "",
             remove_banner=bool(self.remove_banner.data),
+            tags=self.tag_list,
             co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
         )
 
@@ -333,6 +347,10 @@ class SpeakerForm(FlaskForm):
     name = StringField("Name", filters=[_strip], validators=[DataRequired("Give the speaker's name."), Length(max=200)])
     title = StringField("Role or affiliation", filters=[_strip], validators=[Length(max=200)])
     bio = TextAreaField("Bio", filters=[_clean], validators=[Length(max=5000)])
+    email = EmailField("Email address", filters=[_strip], validators=[Length(max=320)],
+                       render_kw={"autocomplete": "off", "spellcheck": "false"},
+                       description="Optional and never shown publicly. With an address, the speaker gets the Teams "
+                                   "invitation and presents in the meeting.")
     photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.")
     remove_photo = BooleanField("Remove the current photo")
 
@@ -345,6 +363,7 @@ class SpeakerForm(FlaskForm):
 
     def to_data(self) -> event_rules.SpeakerData:
         return event_rules.SpeakerData(name=self.name.data, title=self.title.data or "", bio=self.bio.data or "",
+                                       email=self.email.data or "",
                                        photo=self.photo_image, remove_photo=bool(self.remove_photo.data))
 
 

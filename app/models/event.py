@@ -95,6 +95,8 @@ class Event(db.Model):
     #: Stored file name of the banner under the upload folder.
     banner_filename: Mapped[str | None] = mapped_column(String(100))
     banner_alt: Mapped[str] = mapped_column(String(300), default="")
+    #: A small copy of the banner for the catalogue's cards, made once when the banner is uploaded.
+    banner_thumb_filename: Mapped[str | None] = mapped_column(String(100))
     cancellation_reason: Mapped[str] = mapped_column(Text, default="")
     #: Bumped on every attendee-visible change (iCalendar SEQUENCE).
     ics_sequence: Mapped[int] = mapped_column(default=0)
@@ -157,6 +159,12 @@ class Event(db.Model):
     questions: Mapped[list[Question]] = relationship(
         back_populates="event", order_by="Question.position", cascade="all, delete-orphan"
     )
+    tag_rows: Mapped[list[EventTag]] = relationship(order_by="EventTag.tag", cascade="all, delete-orphan")
+
+    @property
+    def tags(self) -> list[str]:
+        """The event's catalogue tags, normalized (see services/catalog.normalize_tags), sorted."""
+        return [row.tag for row in self.tag_rows]
 
     @property
     def zone(self) -> ZoneInfo:
@@ -192,8 +200,19 @@ class Speaker(db.Model):
     title: Mapped[str] = mapped_column(String(200), default="")
     bio: Mapped[str] = mapped_column(Text, default="")
     photo_filename: Mapped[str | None] = mapped_column(String(100))
+    #: Optional; a speaker with an address is invited to the Teams meeting as a presenter. Never public.
+    email: Mapped[str] = mapped_column(String(320), default="", server_default="")
 
     event: Mapped[Event] = relationship(back_populates="speakers")
+
+
+class EventTag(db.Model):
+    """One catalogue tag of an event (lower case, single spaces), for filtering by tag."""
+
+    __tablename__ = "event_tags"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
 class Question(db.Model):

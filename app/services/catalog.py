@@ -1,24 +1,32 @@
-"""The public catalogue: which events the public sees, how many seats are left, when registration
-is open, and plain-text / absolute-URL helpers shared by pages, the iCal feed and (later) emails.
+"""The public catalogue: which events the public sees (upcoming or past, searched, by tag), how many
+seats are left, when registration is open, banner thumbnails, tags, the metadata shared links show
+(Open Graph, schema.org/Event), and plain-text / absolute-URL helpers shared by pages, the iCal feed
+and emails.
 """
 
 from __future__ import annotations
 
 import enum
 import html
+import io
 import logging
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import nh3
 from flask import current_app
+from PIL import Image, ImageOps
 from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import selectinload
 
-from app.models import Event, EventStatus, db, utcnow
+from app.models import Event, EventStatus, EventTag, db, utcnow
+from app.services.errors import DomainError
 from app.services.markdown import render_markdown
+from app.services.uploads import ProcessedImage
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +58,57 @@ class CatalogPage:
         return self.page < self.pages
 
 
-def _upcoming_query(now: datetime) -> Select[tuple[Event]]:
-    return select(Event).where(Event.status == EventStatus.published, Event.ends_at > now)
+#: The catalogue's two tabs.
+WHEN_CHOICES = ("upcoming", "past")
+QUERY_MAX = 100
 
 
-def upcoming_events(page: int = 1, *, per_page: int = PAGE_SIZE, now: datetime | None = None) -> CatalogPage | None:
-    """Published, not cancelled events that have not ended, soonest first; None for a page past the end."""
+def clean_query(text: str | None) -> str:
+    """The search text as searched: one line, single spaces, at most 100 characters."""
+    return " ".join((text or "").split())[:QUERY_MAX]
+
+
+def _catalog_query(when: str, now: datetime, query: str, tag: str) -> Select[tuple[Event]]:
+    """Published events that have not ended (upcoming) or have (past), matching the search and tag."""
+    ended = Event.ends_at <= now
+    statement = select(Event).where(Event.status == EventStatus.published, ended if when == "past" else ~ended)
+    for word in query.lower().split():
+        # Every word somewhere in the title or the description (case-insensitive, wildcards literal).
+        statement = statement.where(or_(func.lower(Event.title).contains(word, autoescape=True),
+                                        func.lower(Event.description).contains(word, autoescape=True)))
+    if tag:
+        statement = statement.where(Event.id.in_(select(EventTag.event_id).where(EventTag.tag == tag)))
+    return statement
+
+
+def list_events(when: str = "upcoming", *, query: str = "", tag: str = "", page: int = 1,
+                per_page: int = PAGE_SIZE, now: datetime | None = None) -> CatalogPage | None:
+    """One page of the catalogue: upcoming events soonest first, or past ones latest first, optionally
+    searched (title and description) and filtered by tag; None for a page past the end.
+    """
     now = now or utcnow()
-    page = max(page, 1)
-    total = db.session.scalar(select(func.count()).select_from(_upcoming_query(now).subquery())) or 0
+    when = when if when in WHEN_CHOICES else "upcoming"
+    statement = _catalog_query(when, now, clean_query(query), normalize_tag(tag))
+    total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     pages = max(math.ceil(total / per_page), 1)
+    page = max(page, 1)
     if page > pages:
         return None
-    events = db.session.scalars(
-        _upcoming_query(now).order_by(Event.starts_at, Event.id).limit(per_page).offset((page - 1) * per_page)
-    ).all()
+    order = (Event.starts_at.desc(), Event.id.desc()) if when == "past" else (Event.starts_at, Event.id)
+    events = db.session.scalars(statement.options(selectinload(Event.tag_rows)).order_by(*order)
+                                .limit(per_page).offset((page - 1) * per_page)).all()
     return CatalogPage(events=list(events), page=page, pages=pages, total=total)
+
+
+def catalogue_tags(when: str = "upcoming", limit: int = 30) -> list[str]:
+    """Tags of the tab's published events (upcoming or past), most used first, for the tag links."""
+    ended = Event.ends_at <= utcnow()
+    rows = db.session.execute(
+        select(EventTag.tag, func.count()).join(Event, Event.id == EventTag.event_id)
+        .where(Event.status == EventStatus.published, ended if when == "past" else ~ended)
+        .group_by(EventTag.tag).order_by(func.count().desc(), EventTag.tag).limit(limit)
+    ).all()
+    return [tag for tag, _ in rows]
 
 
 def feed_events(now: datetime | None = None) -> list[Event]:
@@ -228,3 +271,104 @@ def format_duration(start: datetime, end: datetime) -> str:
         if amount:
             parts.append(f"{amount} {unit}{'' if amount == 1 else 's'}")
     return " ".join(parts) or "0 minutes"
+
+
+# --- tags -------------------------------------------------------------------------------------------
+
+TAG_MAX_LENGTH = 40
+MAX_TAGS = 10
+
+
+def normalize_tag(text: str | None) -> str:
+    """One tag as stored and linked: lower case, single spaces, no leading '#'."""
+    return " ".join((text or "").replace("\x00", "").split()).lstrip("#").strip().lower()
+
+
+def normalize_tags(text: str | None) -> list[str]:
+    """The organizer's comma-separated tags, normalized, without repeats, in the order typed."""
+    tags: list[str] = []
+    for part in (text or "").split(","):
+        tag = normalize_tag(part)
+        if not tag or tag in tags:
+            continue
+        if len(tag) > TAG_MAX_LENGTH:
+            raise DomainError(f"Keep each tag under {TAG_MAX_LENGTH} characters.", field="tags")
+        if any(ch < " " for ch in tag):
+            raise DomainError("Tags are plain words.", field="tags")
+        tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise DomainError(f"Use at most {MAX_TAGS} tags.", field="tags")
+    return tags
+
+
+def set_tags(event: Event, tags: list[str]) -> None:
+    """Replace the event's tags (already normalized)."""
+    current = {row.tag: row for row in event.tag_rows}
+    event.tag_rows = [current.get(tag) or EventTag(tag=tag) for tag in sorted(set(tags))]
+
+
+# --- banner thumbnails ------------------------------------------------------------------------------
+
+THUMBNAIL_SIZE = (480, 270)
+
+
+def make_thumbnail(banner: ProcessedImage) -> ProcessedImage:
+    """A small WebP of the banner for catalogue cards, cropped to 16:9 (first frame of an animation).
+
+    Made once, when the banner is uploaded, from the already checked and re-encoded image.
+    """
+    with Image.open(io.BytesIO(banner.data)) as image:
+        image.seek(0)
+        frame = image.convert("RGB")
+    thumb = ImageOps.fit(frame, THUMBNAIL_SIZE, method=Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    thumb.save(out, "WEBP", quality=72, method=4)
+    return ProcessedImage(out.getvalue(), "webp", thumb.width, thumb.height)
+
+
+# --- metadata for shared links ----------------------------------------------------------------------
+
+
+def upload_url(filename: str | None) -> str | None:
+    """The absolute URL of an uploaded image, or None."""
+    return public_url("public.upload_GET", filename=filename) if filename else None
+
+
+def event_json_ld(event: Event) -> dict[str, Any]:
+    """The event as schema.org/Event JSON-LD (rendered as data, never executed)."""
+    from app.services.settings import get_branding
+
+    url = event_url(event)
+    data: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Event",
+        "name": event.title,
+        "startDate": event.local_starts_at.isoformat(),
+        "endDate": event.local_ends_at.isoformat(),
+        "eventAttendanceMode": "https://schema.org/OnlineEventAttendanceMode",
+        "eventStatus": "https://schema.org/EventCancelled" if event.is_cancelled
+        else "https://schema.org/EventScheduled",
+        "location": {"@type": "VirtualLocation", "url": url},
+        "url": url,
+        "organizer": {"@type": "Organization", "name": get_branding().site_name,
+                      "url": public_url("public.index_GET")},
+    }
+    description = excerpt(event.description, 300)
+    if description:
+        data["description"] = description
+    image = upload_url(event.banner_filename)
+    if image:
+        data["image"] = [image]
+    if event.speakers:
+        data["performer"] = [{"@type": "Person", "name": s.name} for s in event.speakers]
+    if not event.is_cancelled:
+        seats = availability(event)
+        data["offers"] = {
+            # Registration is free; no currency is claimed for a price of nothing.
+            "@type": "Offer", "url": url, "price": "0",
+            "availability": "https://schema.org/SoldOut" if seats.state in (SeatState.full, SeatState.waitlist)
+            else "https://schema.org/InStock",
+        }
+        if event.published_at:
+            data["offers"]["validFrom"] = event.published_at.isoformat()
+    return data

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, or_, select
 
 from app.models import (
@@ -28,7 +29,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import audit, joins, messages, registrations, teams, uploads
+from app.services import audit, catalog, joins, messages, registrations, teams, uploads
 from app.services.errors import Conflict, DomainError, NotAllowed
 from app.services.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.uploads import ProcessedImage
@@ -263,6 +264,8 @@ class EventData:
     banner: ProcessedImage | None = None
     banner_alt: str = ""
     remove_banner: bool = False
+    #: Catalogue tags, normalized (catalog.normalize_tags); None leaves them as they are.
+    tags: list[str] | None = None
     #: None leaves the co-organizers as they are.
     co_organizer_ids: list[int] | None = None
     #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
@@ -342,11 +345,17 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
     event.banner_alt = (data.banner_alt or "").strip()[:300]
     if data.banner is not None:
         uploads.discard_upload(event.banner_filename)
+        uploads.discard_upload(event.banner_thumb_filename)
         event.banner_filename = uploads.store_image(data.banner)
+        # The catalogue's cards show a small copy, made once now rather than on every page view.
+        event.banner_thumb_filename = uploads.store_image(catalog.make_thumbnail(data.banner))
     elif data.remove_banner and event.banner_filename:
         uploads.discard_upload(event.banner_filename)
-        event.banner_filename = None
+        uploads.discard_upload(event.banner_thumb_filename)
+        event.banner_filename = event.banner_thumb_filename = None
         event.banner_alt = ""
+    if data.tags is not None:
+        catalog.set_tags(event, data.tags)
     return visible
 
 
@@ -501,6 +510,7 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         join_grace_minutes=event.join_grace_minutes,
         reminder_offsets=list(event.reminder_offsets or []),
         banner_filename=uploads.copy_upload(event.banner_filename),
+        banner_thumb_filename=uploads.copy_upload(event.banner_thumb_filename),
         banner_alt=event.banner_alt,
         ics_sequence=0,
         owner_id=actor.id,
@@ -513,8 +523,9 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
     for q in event.questions:
         clone.questions.append(Question(position=q.position, kind=q.kind, label=q.label, help_text=q.help_text,
                                         required=q.required, options=list(q.options or [])))
+    catalog.set_tags(clone, event.tags)
     for s in event.speakers:
-        clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio,
+        clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio, email=s.email,
                                       photo_filename=uploads.copy_upload(s.photo_filename)))
     db.session.add(clone)
     db.session.flush()
@@ -626,8 +637,20 @@ class SpeakerData:
     name: str
     title: str = ""
     bio: str = ""
+    email: str = ""
     photo: ProcessedImage | None = None
     remove_photo: bool = False
+
+
+def _check_speaker_email(raw: str) -> str:
+    """An optional speaker address: '' or a valid, normalised one (it becomes a Teams invitee)."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise DomainError(f"Enter a valid email address, or leave it empty. {exc}", field="email") from exc
 
 
 def _check_speaker(data: SpeakerData) -> str:
@@ -645,6 +668,7 @@ def _apply_speaker(speaker: Speaker, data: SpeakerData, name: str) -> None:
     speaker.name = name
     speaker.title = (data.title or "").strip()
     speaker.bio = (data.bio or "").strip()
+    speaker.email = _check_speaker_email(data.email)
     if data.photo is not None:
         uploads.discard_upload(speaker.photo_filename)
         speaker.photo_filename = uploads.store_image(data.photo)
@@ -662,6 +686,8 @@ def add_speaker(event: Event, data: SpeakerData, *, actor: User) -> Speaker:
     _apply_speaker(speaker, data, name)
     event.speakers.append(speaker)
     db.session.flush()
+    if speaker.email:
+        teams.queue_presenters(event)
     audit.record("event.speaker_added", actor=actor, target=event, summary=f"Speaker added: {speaker.name}")
     logger.info("Speaker %s added to event %s by %s", speaker.id, event.id, actor.id)
     return speaker
@@ -672,8 +698,11 @@ def update_speaker(speaker: Speaker, data: SpeakerData, *, actor: User) -> Speak
     event = speaker.event
     _require_manager(actor, event)
     _require_editable(event)
+    before = teams.presenters(event)
     _apply_speaker(speaker, data, _check_speaker(data))
     db.session.flush()
+    if teams.presenters(event) != before:
+        teams.queue_presenters(event)
     audit.record("event.speaker_edited", actor=actor, target=event, summary=f"Speaker edited: {speaker.name}")
     logger.info("Speaker %s of event %s edited by %s", speaker.id, event.id, actor.id)
     return speaker
@@ -688,6 +717,8 @@ def remove_speaker(speaker: Speaker, *, actor: User) -> None:
     event.speakers.remove(speaker)
     _renumber(sorted(event.speakers, key=lambda s: s.position))
     db.session.flush()
+    if speaker.email:
+        teams.queue_presenters(event)
     audit.record("event.speaker_removed", actor=actor, target=event, summary=f"Speaker removed: {speaker.name}")
     logger.info("Speaker %s removed from event %s by %s", speaker.id, event.id, actor.id)
 

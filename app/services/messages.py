@@ -120,6 +120,7 @@ KINDS: dict[str, Kind] = {
     "resend": Kind("Link re-sent", "Your registration link: {title}",
                    "Someone — probably you — tried to register for {title} with this address, which is already "
                    "registered. Nothing has changed. Here is your personal link again."),
+    "test": Kind("Test email", "Test email from {title}", "This is a test email from {title}.", manage_link=False),
 }
 #: Types whose subject and intro an organizer may override per event.
 OVERRIDABLE = ("confirmed", "pending", "approved", "denied", "waitlisted", "promoted", "reminder", "event_changed",
@@ -889,10 +890,11 @@ def send_message(payload: dict[str, Any]) -> None:
     wait = reserve_slot(message_id, now=now)
     if wait > 0:
         raise outbox.Defer("email quota in use", seconds=wait)
+    reply_to = sender_reply_to()
     files = message_attachments(payload)
     db.session.rollback()  # building the invite read rows: no transaction stays open during the call
     email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
-                         html=row.body_html, attachments=files or None)
+                         html=row.body_html, attachments=files or None, reply_to=reply_to)
     try:
         result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
@@ -901,6 +903,54 @@ def send_message(payload: dict[str, Any]) -> None:
             _settle(message_id, reserved_at=None)
         _raise_for(message_id, exc)
     _accepted(message_id, row.operation_id, row.event_id, result.status, result.error, files=files)
+
+
+# --- sender settings and the admin's test email ---------------------------------------------------
+
+
+def sender_reply_to() -> list[tuple[str, str]] | None:
+    """The admin's reply-to address, named with the sender name, for every email sent; None without one.
+
+    ACS sends From the configured sender address; its display name belongs to that MailFrom address in
+    Azure (the send request has no field for it), so the sender name travels with the reply-to.
+    """
+    from app.services.settings import get_branding, get_email_settings
+
+    sender = get_email_settings()
+    if not sender.reply_to:
+        return None
+    return [(sender.reply_to, clean_header(sender.sender_name or get_branding().site_name))]
+
+
+def queue_test_email(*, actor: User, now: datetime | None = None) -> Message | None:
+    """Queue a test email to the acting admin through the pipeline; None when one was queued this minute."""
+    from app.services.settings import get_branding, get_email_settings
+
+    if not actor.is_admin:
+        raise NotAllowed("Only admins can send a test email.")
+    now = now or utcnow()
+    branding, sender = get_branding(), get_email_settings()
+    subject = clean_header(_fill(KINDS["test"].subject, {"title": branding.site_name}))
+    context = {"branding": branding, "subject": subject, "name": clean_header(actor.name or ""),
+               "sender_name": sender.sender_name, "reply_to": sender.reply_to,
+               "sent_from": current_app.config.get("ACS_SENDER_ADDRESS", "")}
+    env = current_app.jinja_env
+    message = _add(Message(
+        dedupe_key=f"test:{actor.id}:{now:%Y%m%d%H%M}", channel=MessageChannel.email, kind="test",
+        status=MessageStatus.queued, event_id=None, recipient=actor.email, recipient_name=context["name"],
+        subject=subject, body_text=env.get_template("emails/test.txt").render(**context).strip() + "\n",
+        body_html=env.get_template("emails/test.html").render(**context), attachments=[],
+        deadline=now + timedelta(minutes=10), operation_id=new_operation_id(), created_at=now,
+    ))
+    if message is None:
+        return None
+    outbox.enqueue("message.send", {"message_id": message.id, "attachments": []},
+                   dedupe_key=f"message:{message.dedupe_key}")
+    from app.services import audit
+
+    audit.record("message.test_email", actor=actor, target=("message", message.id),
+                 summary=f"Sent a test email to {actor.email}")
+    return message
 
 
 def _raise_for(message_id: int, exc: AcsError) -> None:

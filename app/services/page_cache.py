@@ -101,9 +101,9 @@ def event_pages(app: Flask | None = None) -> PageCache:
 
 
 def _shown_publicly() -> tuple[type, ...]:
-    from app.models import Event, Question, Setting, Speaker
+    from app.models import Event, EventTag, Question, Setting, Speaker
 
-    return Event, Speaker, Question, Setting
+    return Event, Speaker, Question, Setting, EventTag
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:

@@ -1,4 +1,6 @@
-"""Site-wide settings: branding (name, colours, logo, footer) and the versioned privacy notice."""
+"""Site-wide settings: branding (name, colours, logo, footer), how emails present themselves (sender
+name, reply-to) and the versioned privacy notice.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import IO
+
+from email_validator import EmailNotValidError, validate_email
 
 from app.models import Setting, User, db, utcnow
 from app.services import audit, uploads
@@ -144,6 +148,69 @@ def update_branding(
     audit.record("settings.branding", actor=actor, target=("setting", "branding"), summary="Changed the branding")
     logger.info("Branding updated by %s", actor.id)
     return branding
+
+
+# --- email sender ------------------------------------------------------------------------------------
+
+EMAIL_SETTING = "email"
+SENDER_NAME_MAX = 100
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """How Foyer's emails present themselves. Set by admins only, never from anything an attendee types."""
+
+    sender_name: str = ""
+    reply_to: str = ""
+
+
+def get_email_settings() -> EmailSettings:
+    row = db.session.get(Setting, EMAIL_SETTING)
+    if row is None or not isinstance(row.value, dict):
+        return EmailSettings()
+    return EmailSettings(**{k: str(v) for k, v in row.value.items() if k in EmailSettings.__dataclass_fields__})
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(ch < " " or ch == "\x7f" for ch in value)
+
+
+def check_sender_name(value: str) -> str:
+    """A display name for headers: one line, no control characters, at most 100 characters."""
+    value = (value or "").strip()
+    if _has_control_characters(value):
+        raise DomainError("The sender name must be a single line of text.", field="sender_name")
+    value = " ".join(value.split())
+    if len(value) > SENDER_NAME_MAX:
+        raise DomainError(f"Keep the sender name under {SENDER_NAME_MAX} characters.", field="sender_name")
+    return value
+
+
+def check_reply_to(value: str) -> str:
+    """An optional reply-to address: '' or one valid address (no CR/LF, no second address)."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if _has_control_characters(value):
+        raise DomainError("Enter a single email address.", field="reply_to")
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise DomainError(f"Enter a valid email address, or leave it empty. {exc}", field="reply_to") from exc
+
+
+def update_email_settings(*, actor: User, sender_name: str, reply_to: str) -> EmailSettings:
+    """Save the sender name and reply-to address every email is sent with."""
+    saved = EmailSettings(sender_name=check_sender_name(sender_name), reply_to=check_reply_to(reply_to))
+    row = db.session.get(Setting, EMAIL_SETTING)
+    if row is None:
+        db.session.add(Setting(key=EMAIL_SETTING, value=asdict(saved)))
+    else:
+        row.value = asdict(saved)
+    audit.record("settings.email", actor=actor, target=("setting", EMAIL_SETTING),
+                 summary="Changed the email sender settings")
+    logger.info("Email sender settings updated by %s", actor.id)
+    return saved
 
 
 # --- privacy notice ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def _details(event: Event) -> EventDetails:
             "<p>Attendees join from their personal Foyer link.</p>")
     return EventDetails(subject=event.title, body_html=body, start=event.starts_at, end=event.ends_at,
                         timezone=event.timezone,
-                        transaction_id=_transaction_id(event))
+                        transaction_id=_transaction_id(event), attendees=tuple(presenters(event)))
 
 
 def _transaction_id(event: Event) -> str:
@@ -152,7 +152,10 @@ def provision(payload: dict[str, Any]) -> None:
         meeting = _graph_call(lambda: graph.get_online_meeting_by_join_url(event.join_url))
         event = _save(event_id, online_meeting_id=meeting.id)
     scope = LOBBY_SCOPES.get(event.attendee_lobby, "everyone")
-    _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope))
+    speakers = [address for address, _ in presenters(event)]
+    _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope,
+                                                    allowed_presenters=allowed_presenters(event),
+                                                    presenters=speakers))
     _save(event_id, provisioning_status=ProvisioningStatus.ready, provisioning_error="")
     logger.info("Teams meeting for event %s is ready", event_id)
 
@@ -193,3 +196,52 @@ def cancel(payload: dict[str, Any]) -> None:
             return
         raise _outcome(exc) from exc
     logger.info("Teams meeting for event %s cancelled", event.id)
+
+
+# --- speakers as presenters ----------------------------------------------------------------------------
+
+
+def presenters(event: Event) -> list[tuple[str, str]]:
+    """(address, name) of the speakers who present in the meeting: those with an address, once each."""
+    seen: dict[str, tuple[str, str]] = {}
+    for speaker in event.speakers:
+        if speaker.email and speaker.email.lower() not in seen:
+            seen[speaker.email.lower()] = (speaker.email, speaker.name)
+    return list(seen.values())
+
+
+def allowed_presenters(event: Event) -> str:
+    """Graph gives the presenter role only in meetings whose allowedPresenters is "roleIsPresenter";
+    without speakers only the organizer presents (ACS guests keep the role the meeting gives them).
+    """
+    return "roleIsPresenter" if presenters(event) else "organizer"
+
+
+def queue_presenters(event: Event) -> None:
+    """Send the changed speaker list to the calendar event and the meeting (after provisioning)."""
+    if event.provisioning_status == ProvisioningStatus.not_requested:
+        return
+    # Every change gets its own item: the handler sends the list as it is when it runs.
+    outbox.enqueue("teams.presenters", {"event_id": event.id},
+                   dedupe_key=f"teams.presenters:{event.id}:{uuid.uuid4().hex}", event_id=event.id)
+
+
+@outbox.handler("teams.presenters")
+def update_presenters(payload: dict[str, Any]) -> None:
+    """PATCH the calendar event's attendees (Outlook invites new speakers, cancels for removed ones),
+    then the meeting's participants, giving each speaker the presenter role.
+    """
+    from app.services.microsoft_connection import require_connected
+
+    event = _load(payload)
+    if event is None or event.is_cancelled or not event.graph_event_id:
+        return  # not created yet: provisioning sends the current speakers
+    _graph_call(require_connected)
+    graph = get_microsoft().graph
+    people = presenters(event)
+    _graph_call(lambda: graph.update_event_attendees(event.graph_event_id, people))
+    if event.online_meeting_id:
+        _graph_call(lambda: graph.update_online_meeting(
+            event.online_meeting_id, allowed_presenters=allowed_presenters(event),
+            presenters=[address for address, _ in people]))
+    logger.info("Teams presenters of event %s updated (%s)", event.id, len(people))

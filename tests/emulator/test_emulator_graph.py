@@ -174,6 +174,34 @@ def test_get_and_patch_online_meeting(graph, in_process, meeting_event):
     assert graph("GET", "/me/onlineMeetings/nope").status_code == 404
 
 
+def test_meeting_presenters_need_role_is_presenter_and_a_real_participant_shape(graph, in_process, meeting_event):
+    meeting = in_process.emulator.graph.meeting_by_join_url(meeting_event["onlineMeeting"]["joinUrl"])
+    path = f"/me/onlineMeetings/{meeting['id']}"
+    presenter = {"upn": "ada@example.org", "role": "presenter"}
+    # Graph: "to set the presenter role … allowedPresenters must also be set to roleIsPresenter".
+    refused = graph("PATCH", path, json={"allowedPresenters": "organizer", "participants": {"attendees": [presenter]}})
+    assert refused.status_code == 400
+    assert in_process.emulator.graph.online_meetings[meeting["id"]]["allowedPresenters"] == "everyone"
+    for bad in ({"attendees": [{"email": "ada@example.org", "role": "presenter"}]},
+                {"attendees": [{"upn": "ada@example.org", "role": "speaker"}]},
+                {"attendees": [{"upn": "ada@example.org", "role": "coorganizer"}]},  # needs the Prefer header
+                {"presenters": []}):
+        assert graph("PATCH", path, json={"allowedPresenters": "roleIsPresenter", "participants": bad}).status_code \
+            == 400, bad
+    accepted = graph("PATCH", path, json={"allowedPresenters": "roleIsPresenter",
+                                          "participants": {"attendees": [presenter]}})
+    assert accepted.status_code == 200
+    stored = in_process.emulator.graph.online_meetings[meeting["id"]]
+    assert [(p["upn"], p["role"]) for p in stored["participants"]["attendees"]] == [("ada@example.org", "presenter")]
+    assert stored["participants"]["organizer"]["role"] == "presenter"  # the organizer stays
+    # A new event attendee joins the meeting as an attendee; the presenter keeps her role.
+    graph("PATCH", f"/me/events/{meeting_event['id']}", json={"attendees": [
+        {"emailAddress": {"address": "ada@example.org", "name": "Ada"}, "type": "required"},
+        {"emailAddress": {"address": "bob@example.org", "name": "Bob"}, "type": "required"}]})
+    roles = {p["upn"]: p["role"] for p in stored["participants"]["attendees"]}
+    assert roles == {"ada@example.org": "presenter", "bob@example.org": "attendee"}
+
+
 def test_patch_event_updates_meeting_and_change_key(graph, in_process, meeting_event):
     response = graph(
         "PATCH",

@@ -1,18 +1,20 @@
-"""Admin: branding (site name, colours, logo, footer) and the versioned privacy notice."""
+"""Admin: branding (site name, colours, logo, footer), email sender settings and a test email, and the
+versioned privacy notice.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, flash, render_template, url_for
+from flask import Blueprint, current_app, flash, render_template, url_for
 from flask_login import current_user
 
 from app.extensions import db
-from app.forms.admin import BrandingForm, PrivacyNoticeForm
+from app.forms.admin import BrandingForm, EmailSettingsForm, PrivacyNoticeForm, TestEmailForm
 from app.forms.registration import OrganizationDomainsForm
 from app.routes._helpers import apply_domain_error
 from app.routes.admin._guard import require_admin
-from app.services import registrations, settings
+from app.services import messages, registrations, settings
 from app.services.errors import DomainError
 from app.web import redirect_to
 
@@ -23,8 +25,12 @@ require_admin(bp)
 
 
 def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoticeForm | None = None,
-            status: int = 200, domains_form: OrganizationDomainsForm | None = None):
+            status: int = 200, domains_form: OrganizationDomainsForm | None = None,
+            email_form: EmailSettingsForm | None = None):
     branding = settings.get_branding()
+    sender = settings.get_email_settings()
+    if email_form is None:
+        email_form = EmailSettingsForm(sender_name=sender.sender_name, reply_to=sender.reply_to)
     notice = settings.get_privacy_notice()
     if branding_form is None:
         branding_form = BrandingForm(
@@ -39,7 +45,8 @@ def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoti
         domains_form = OrganizationDomainsForm(domains="\n".join(domains))
     return render_template(
         "admin/branding.html", form=branding_form, privacy_form=privacy_form, saved=branding, notice=notice,
-        domains_form=domains_form, domains=domains,
+        domains_form=domains_form, domains=domains, email_form=email_form, sender=sender,
+        test_form=TestEmailForm(), sender_address=current_app.config.get("ACS_SENDER_ADDRESS", ""),
     ), status
 
 
@@ -109,3 +116,37 @@ def organization_POST():
             return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
     db.session.rollback()
     return _render(domains_form=form, status=422)
+
+
+@bp.post("/email")
+def email_POST():
+    """Save the sender name and reply-to address every email goes out with."""
+    form = EmailSettingsForm()
+    if form.validate_on_submit():
+        try:
+            settings.update_email_settings(actor=current_user._get_current_object(),
+                                           sender_name=form.sender_name.data or "", reply_to=form.reply_to.data or "")
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Email settings saved.", "success")
+            return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
+    db.session.rollback()
+    return _render(email_form=form, status=422)
+
+
+@bp.post("/email/test")
+def email_test_POST():
+    """Queue a test email to the signed-in admin through the one message pipeline."""
+    form = TestEmailForm()
+    if not form.validate_on_submit():
+        return _render(status=422)
+    actor = current_user._get_current_object()
+    message = messages.queue_test_email(actor=actor)
+    db.session.commit()
+    if message is None:
+        flash("A test email was already queued this minute; see Messages for how it went.", "info")
+    else:
+        flash(f"A test email to {actor.email} is queued; Messages shows when it is sent.", "success")
+    return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))

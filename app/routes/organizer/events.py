@@ -80,7 +80,7 @@ def speaker_form(speaker=None, *, formdata=None) -> SpeakerForm:
     """A speaker form, blank (for adding) or filled from a speaker (for editing)."""
     if speaker is None:
         return SpeakerForm(formdata=formdata, prefix="new-speaker")
-    data = {"name": speaker.name, "title": speaker.title, "bio": speaker.bio}
+    data = {"name": speaker.name, "title": speaker.title, "bio": speaker.bio, "email": speaker.email}
     return SpeakerForm(formdata=formdata, prefix=f"speaker-{speaker.id}", data=data)
 
 
@@ -133,6 +133,7 @@ def _initial_data(event: Event) -> dict:
         "reminders": [o for o in offsets if o in presets],
         "reminder_custom": ", ".join(events.describe_offset(o) for o in offsets if o not in presets),
         "banner_alt": event.banner_alt,
+        "tags": ", ".join(event.tags),
         "co_organizers": [u.id for u in event.co_organizers],
     }
 

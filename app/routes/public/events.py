@@ -5,7 +5,19 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, send_from_directory, session
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    get_template_attribute,
+    make_response,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+)
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -14,6 +26,7 @@ from app.forms.registration import RegistrationForm
 from app.routes._loaders import load_public_event
 from app.services import catalog, ics, page_cache
 from app.services.settings import HEX_COLOUR, get_branding, get_privacy_notice
+from app.web import wants_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +48,25 @@ def _load_event(slug: str):
 
 @bp.get("/")
 def index_GET():
-    """Upcoming published events, soonest first, 20 to a page."""
-    page = request.args.get("page", 1, type=int)
-    listing = catalog.upcoming_events(page)
+    """The catalogue: upcoming (soonest first) or past (latest first) events, 20 to a page, searched by
+    title and description and filtered by tag. The search form is a plain GET; htmx swaps the results.
+    """
+    when = request.args.get("when", "upcoming")
+    when = when if when in catalog.WHEN_CHOICES else "upcoming"
+    query = catalog.clean_query(request.args.get("q"))
+    tag = catalog.normalize_tag(request.args.get("tag"))
+    listing = catalog.list_events(when, query=query, tag=tag, page=request.args.get("page", 1, type=int))
     if listing is None:
         abort(404)
-    return render_template("public/index.html", listing=listing, availability=catalog.availability,
-                           excerpt=catalog.excerpt)
+    context = {"listing": listing, "when": when, "query": query, "tag": tag, "tags": catalog.catalogue_tags(when),
+               "availability": catalog.availability, "excerpt": catalog.excerpt}
+    if request.headers.get("HX-Target") == "catalogue-results" and wants_fragment():
+        response = make_response(get_template_attribute("public/_catalogue.html", "results")(**context))
+    else:
+        response = make_response(render_template("public/index.html", **context))
+    response.vary.add("HX-Request")
+    response.vary.add("HX-Target")
+    return response
 
 
 @bp.get("/events/<slug>")
@@ -69,8 +94,8 @@ def _render_event_page(event) -> str:
         duration=catalog.format_duration(event.starts_at, event.ends_at),
         summary=catalog.excerpt(event.description, 200),
         canonical_url=catalog.event_url(event),
-        banner_url=catalog.public_url("public.upload_GET", filename=event.banner_filename)
-        if event.banner_filename else None,
+        banner_url=catalog.upload_url(event.banner_filename),
+        json_ld=catalog.event_json_ld(event),
     )
 
 

@@ -77,6 +77,8 @@ class EventDetails:
     timezone: str  # IANA name; sent as-is (Graph accepts IANA and Windows names)
     location: str = ""
     transaction_id: str | None = None
+    #: (address, name) of people Outlook invites: the event's speakers (sent at creation only).
+    attendees: tuple[tuple[str, str], ...] = ()
 
     def as_graph(self) -> dict[str, Any]:
         from zoneinfo import ZoneInfo
@@ -92,6 +94,19 @@ class EventDetails:
         if self.location:
             body["location"] = {"displayName": self.location}
         return body
+
+
+def event_attendees(attendees: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Graph `attendee` resources (required attendees) from (address, name) pairs."""
+    return [{"emailAddress": {"address": address, "name": name or address}, "type": "required"}
+            for address, name in attendees]
+
+
+def presenter_participants(addresses: list[str]) -> list[dict[str, Any]]:
+    """`meetingParticipantInfo` entries giving each address the presenter role (needs allowedPresenters
+    "roleIsPresenter" on the same meeting).
+    """
+    return [{"upn": address, "role": "presenter"} for address in addresses]
 
 
 class GraphClient:
@@ -127,6 +142,8 @@ class GraphClient:
         if details.transaction_id:
             # Graph's own guard against a repeated POST creating a second event.
             body["transactionId"] = details.transaction_id
+        if details.attendees:
+            body["attendees"] = event_attendees(details.attendees)
         data = self._call("POST", "/me/events", json=body, headers=self._tz_header(details.timezone))
         return _event_ref(data)
 
@@ -137,6 +154,14 @@ class GraphClient:
         """PATCH /me/events/{id} with the subject, body and times."""
         data = self._call("PATCH", f"/me/events/{quote(event_id, safe='')}", json=details.as_graph(),
                           headers=self._tz_header(details.timezone))
+        return _event_ref(data)
+
+    def update_event_attendees(self, event_id: str, attendees: list[tuple[str, str]]) -> GraphEventRef:
+        """PATCH /me/events/{id} with only the full attendee list: Outlook invites those added and
+        sends a cancellation to those removed.
+        """
+        data = self._call("PATCH", f"/me/events/{quote(event_id, safe='')}",
+                          json={"attendees": event_attendees(attendees)})
         return _event_ref(data)
 
     def cancel_event(self, event_id: str, comment: str = "") -> None:
@@ -159,13 +184,18 @@ class GraphClient:
         return _meeting(self._call("GET", f"/me/onlineMeetings/{quote(meeting_id, safe='')}"))
 
     def update_online_meeting(self, meeting_id: str, *, lobby_scope: str | None = None,
-                              allowed_presenters: str | None = None) -> OnlineMeeting:
-        """PATCH /me/onlineMeetings/{id}: who bypasses the lobby, who presents."""
+                              allowed_presenters: str | None = None,
+                              presenters: list[str] | None = None) -> OnlineMeeting:
+        """PATCH /me/onlineMeetings/{id}: who bypasses the lobby, who presents. `presenters` (addresses)
+        replaces the meeting's attendee list: Graph takes the full list on every update.
+        """
         body: dict[str, Any] = {}
         if lobby_scope is not None:
             body["lobbyBypassSettings"] = {"scope": lobby_scope, "isDialInBypassEnabled": False}
         if allowed_presenters is not None:
             body["allowedPresenters"] = allowed_presenters
+        if presenters is not None:
+            body["participants"] = {"attendees": presenter_participants(presenters)}
         return _meeting(self._call("PATCH", f"/me/onlineMeetings/{quote(meeting_id, safe='')}", json=body))
 
     def list_attendance_reports(self, meeting_id: str) -> list[AttendanceReport]:
