@@ -1,7 +1,7 @@
 """Speakers' optional email addresses (Teams presenters), events' catalogue tags and banner thumbnails.
 
 Revision ID: 3b7e9c1d2a40
-Revises: 804cbdc4e828
+Revises: a7c3d9e1f024
 Create Date: 2026-12-04 18:15:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '3b7e9c1d2a40'
-down_revision = '804cbdc4e828'
+down_revision = 'a7c3d9e1f024'
 branch_labels = None
 depends_on = None
 
