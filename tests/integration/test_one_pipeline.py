@@ -2,12 +2,14 @@
 re-issued join link, the admins' "re-connect Microsoft 365" alert; the attendance follow-ups are in
 test_attendance_import.py) are message kinds like every other email. Each is logged (listed in
 /admin/messages), paced by the quota, sent once under its own Operation-Id, asked about at ACS before
-any second attempt, and no send holds the worker while ACS works on it."""
+any second attempt, and no send holds the worker while ACS works on it. Emails an earlier version queued
+the old way are taken into the message log on upgrade."""
 
 from __future__ import annotations
 
 import importlib.util
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +19,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Role
 from app.services import microsoft_connection, outbox, registrations
-from app.services.microsoft.acs import AcsEmailClient
+from app.services.microsoft.acs import AcsEmailClient, EmailMessage
 from tests.routes.admin.test_microsoft import connect_service_account
 
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -187,3 +189,28 @@ def test_a_lost_answer_is_asked_about_before_any_resend_and_no_call_waits_on_acs
 def test_the_second_email_path_is_gone():
     assert importlib.util.find_spec("app.services.notifications") is None
     assert not hasattr(AcsEmailClient, "send")  # only submit (no waiting) and operation_status remain
+
+
+def test_emails_queued_by_the_old_path_are_taken_into_the_message_log_and_sent_once(app, emulator):
+    """An upgrade can find plain emails still queued by the earlier second path (outbox kind "email.send")."""
+    acs = app.extensions["microsoft"].acs_email
+    already, never = str(uuid.uuid4()), str(uuid.uuid4())
+    with app.app_context():
+        # The earlier version had handed the first to ACS when the worker stopped; the second, not yet.
+        acs.submit(EmailMessage(to=[("ada@example.org", "Ada")], subject="Thank you for joining", plain_text="Hi",
+                                html="<p>Hi</p>"), operation_id=already)
+        for address, operation_id in (("ada@example.org", already), ("bob@example.org", never)):
+            outbox.enqueue("email.send", {"to": address, "name": "", "subject": "Thank you for joining",
+                                          "text": "Hi", "html": "", "operation_id": operation_id, "attachments": []},
+                           dedupe_key=f"email:legacy-test:{address}")
+        db.session.commit()
+        outbox.drain(limit=500)
+        rows = {m.recipient: m for m in db.session.scalars(select(Message))}
+        assert {a: (m.kind, m.status, m.operation_id) for a, m in rows.items()} == {
+            "ada@example.org": ("legacy", MessageStatus.sent, already),
+            "bob@example.org": ("legacy", MessageStatus.sent, never)}
+        items = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send")).all()
+        assert [i.status for i in items] == [OutboxStatus.done, OutboxStatus.done]
+    per_operation = Counter(_header(r, "Operation-Id") for r in email_posts(emulator))
+    assert per_operation[already] == 1 and per_operation[never] == 1  # ACS was asked, not sent to again
+    assert emulator.acs.duplicate_operation_ids() == []
