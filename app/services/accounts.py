@@ -40,6 +40,9 @@ def _dummy_hash() -> str:
 INVITE_LIFETIME = timedelta(days=7)
 #: A "forgot password" link is short-lived: it goes to a mailbox that may be read by others later.
 RESET_LIFETIME = timedelta(hours=1)
+#: At most one reset email per account this often, however often it is asked for: each one takes a slot
+#: of the email quota that attendees' emails share.
+RESET_RESEND_AFTER = timedelta(minutes=5)
 
 
 def normalize_email(email: str) -> str:
@@ -257,9 +260,14 @@ def request_password_reset(email: str) -> bool:
     if user is None or not user.is_active_account:
         logger.info("Password reset asked for an address with no active account")
         return False
+    now = utcnow()
+    expires = user.invite_expires_at
+    if expires is not None and now + RESET_LIFETIME - RESET_RESEND_AFTER < expires <= now + RESET_LIFETIME:
+        logger.info("Password reset for user %s asked again within minutes; the link sent stays", user.id)
+        return False
     token = new_token()
     user.invite_token_hash = hash_token(token)
-    user.invite_expires_at = utcnow() + RESET_LIFETIME
+    user.invite_expires_at = now + RESET_LIFETIME
     messages.queue_staff_link("password_reset", user, link=catalog.public_url("auth.password_reset_GET", token=token),
                               expires=user.invite_expires_at, key=user.invite_token_hash[:16])
     audit.record("user.password_reset_requested", actor_kind="anonymous", target=user,

@@ -74,6 +74,8 @@ def test_the_answer_is_the_same_for_known_and_unknown_addresses(app, client, emu
     assert known.headers["Location"] == unknown.headers["Location"] == "/login/forgot/sent"
     page = client.get("/login/forgot/sent").get_data(as_text=True)
     assert NEUTRAL in page and "known@example.org" not in page
+    again = forgot(client, "known@example.org")  # asked again at once: same answer, no second email
+    assert again.headers["Location"] == "/login/forgot/sent"
     drain(app)
     assert len(mails_to(emulator, "known@example.org")) == 1 and not mails_to(emulator, "nobody@example.org")
     # A typo is asked again; it reveals nothing either.
