@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1029,8 +1030,17 @@ def send_legacy_email(payload: dict[str, Any]) -> None:
     begin_write()
     operation_id = str(payload.get("operation_id") or new_operation_id())
     key = f"legacy-email:{operation_id}"
+    # Its event and registration (from the item and its key), so that erasure and retention find it.
+    item = next((i for i in db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send",
+                                                                         OutboxItem.status == OutboxStatus.running))
+                 if isinstance(i.payload, dict) and i.payload.get("operation_id") == operation_id), None)
+    found = re.match(r"email:registration:(\d+):", item.dedupe_key) if item is not None else None
+    registration_id = int(found.group(1)) if found else None
+    if registration_id is not None and db.session.get(Registration, registration_id) is None:
+        registration_id = None
     message = _existing(key) or _add(Message(
         dedupe_key=key, channel=MessageChannel.email, kind="legacy", status=MessageStatus.queued,
+        event_id=item.event_id if item is not None else None, registration_id=registration_id,
         recipient=str(payload.get("to", "")), recipient_name=clean_header(str(payload.get("name", ""))),
         subject=clean_header(str(payload.get("subject", ""))), body_text=str(payload.get("text", "")),
         body_html=str(payload.get("html") or "") or f"<pre>{escape(str(payload.get('text', '')))}</pre>",

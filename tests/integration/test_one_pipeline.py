@@ -191,24 +191,26 @@ def test_the_second_email_path_is_gone():
     assert not hasattr(AcsEmailClient, "send")  # only submit (no waiting) and operation_status remain
 
 
-def test_emails_queued_by_the_old_path_are_taken_into_the_message_log_and_sent_once(app, emulator):
+def test_emails_queued_by_the_old_path_are_taken_into_the_message_log_and_sent_once(app, emulator, confirmed):
     """An upgrade can find plain emails still queued by the earlier second path (outbox kind "email.send")."""
+    event, (ada_id, *_) = confirmed
     acs = app.extensions["microsoft"].acs_email
     already, never = str(uuid.uuid4()), str(uuid.uuid4())
     with app.app_context():
         # The earlier version had handed the first to ACS when the worker stopped; the second, not yet.
         acs.submit(EmailMessage(to=[("ada@example.org", "Ada")], subject="Thank you for joining", plain_text="Hi",
                                 html="<p>Hi</p>"), operation_id=already)
-        for address, operation_id in (("ada@example.org", already), ("bob@example.org", never)):
+        for address, operation_id, key in (("ada@example.org", already, f"registration:{ada_id}:followup"),
+                                           ("admin@example.org", never, "admin-alert:reconnect:1:1")):
             outbox.enqueue("email.send", {"to": address, "name": "", "subject": "Thank you for joining",
                                           "text": "Hi", "html": "", "operation_id": operation_id, "attachments": []},
-                           dedupe_key=f"email:legacy-test:{address}")
+                           dedupe_key=f"email:{key}", event_id=event.id if address.startswith("ada") else None)
         db.session.commit()
         outbox.drain(limit=500)
-        rows = {m.recipient: m for m in db.session.scalars(select(Message))}
-        assert {a: (m.kind, m.status, m.operation_id) for a, m in rows.items()} == {
-            "ada@example.org": ("legacy", MessageStatus.sent, already),
-            "bob@example.org": ("legacy", MessageStatus.sent, never)}
+        rows = {m.recipient: m for m in db.session.scalars(select(Message).where(Message.kind == "legacy"))}
+        assert {a: (m.status, m.operation_id, m.event_id, m.registration_id) for a, m in rows.items()} == {
+            "ada@example.org": (MessageStatus.sent, already, event.id, ada_id),  # erasure and retention find it
+            "admin@example.org": (MessageStatus.sent, never, None, None)}
         items = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send")).all()
         assert [i.status for i in items] == [OutboxStatus.done, OutboxStatus.done]
     per_operation = Counter(_header(r, "Operation-Id") for r in email_posts(emulator))
