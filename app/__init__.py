@@ -50,7 +50,7 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
 
 def _install_microsoft(app: Flask) -> None:
     """Microsoft clients, the outbox handlers that use them, and (with the built-in emulator) its sign-in page."""
-    from app.services import attendance, messages, notifications, teams  # noqa: F401  (register their outbox handlers)
+    from app.services import attendance, messages, teams  # noqa: F401  (register their outbox handlers)
     from app.services.microsoft import wiring
 
     wiring.install(app)

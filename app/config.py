@@ -142,7 +142,6 @@ class Config:
         self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or ""
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
         #: Fallback seconds between email status polls when ACS sends no retry-after.
-        self.ACS_EMAIL_POLL_SECONDS = float(env("ACS_EMAIL_POLL_SECONDS") or 1)
         #: Seconds after a send before the email operation's final status is read from ACS.
         self.ACS_STATUS_POLL_SECONDS = float(env("ACS_STATUS_POLL_SECONDS") or 30)
         #: Fault rules for the built-in emulator (see app/emulator/README.md); ignored for real Microsoft.
@@ -169,7 +168,6 @@ class TestConfig(Config):
         self.ARGON2_TIME_COST = 1
         self.ARGON2_MEMORY_KIB = 1024
         self.ARGON2_PARALLELISM = 1
-        self.ACS_EMAIL_POLL_SECONDS = 0.01
         self.ACS_STATUS_POLL_SECONDS = 0.0
         # Tests drain the outbox explicitly (as the worker would), so each step is observable.
         self.OUTBOX_DRAIN_AFTER_REQUEST = False

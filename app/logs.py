@@ -1,7 +1,8 @@
 """Logging that never records a personal link.
 
-Manage (`/r/…`), join (`/j/…`) and address-confirmation links carry their secret in the path, and request
-logs (the development server's, gunicorn's access log) print paths. Both go through `redact_links`.
+Manage (`/r/…`), join (`/j/…`), address-confirmation, staff invitation and password-reset links carry their
+secret in the path, and request logs (the development server's, gunicorn's access log) print paths. Both go
+through `redact_links`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from gunicorn.glogging import Logger as GunicornLogger
 
 #: Path segments after which the next segment is a secret link token.
-_LINK = re.compile(r"(/(?:r|j|registrations/verify)/)[A-Za-z0-9_-]{16,}")
+_LINK = re.compile(r"(/(?:r|j|registrations/verify|invitation|password/reset)/)[A-Za-z0-9_-]{16,}")
 #: The webhook secret Event Grid sends in the query string (`/webhooks/…?secret=…`).
 _QUERY_SECRET = re.compile(r"([?&]secret=)[^&\s\"']+")
 REDACTED = r"\1[redacted]"

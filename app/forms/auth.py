@@ -31,3 +31,11 @@ class PasswordChangeForm(FlaskForm, _NewPassword):
 
 class AcceptInvitationForm(FlaskForm, _NewPassword):
     pass
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+
+
+class ResetPasswordForm(FlaskForm, _NewPassword):
+    pass

@@ -6,7 +6,14 @@ from flask import Blueprint, abort, current_app, flash, render_template, request
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import csrf, db, limiter
-from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
+from app.forms.auth import (
+    AcceptInvitationForm,
+    ForgotPasswordForm,
+    LoginForm,
+    PasswordChangeForm,
+    ResetPasswordForm,
+    SetupForm,
+)
 from app.routes._helpers import apply_domain_error, safe_next
 from app.services import accounts, auth_flows, staff_sso
 from app.services.errors import DomainError
@@ -213,3 +220,64 @@ def invitation_POST(token: str):
             flash("Your password is set. Welcome to Foyer.", "success")
             return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/invitation.html", form=form, invited=user, token=token), 422
+
+
+def _reset_key() -> str:
+    return "reset:" + (request.form.get("email") or "").strip().lower()[:320]
+
+
+@bp.get("/login/forgot")
+def forgot_GET():
+    """Ask for a password reset link."""
+    return render_template("auth/forgot.html", form=ForgotPasswordForm())
+
+
+@bp.post("/login/forgot")
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_reset_key)
+def forgot_POST():
+    """Email a reset link if the address is a staff account's; the answer is the same either way."""
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("auth/forgot.html", form=form), 422
+    accounts.request_password_reset(form.email.data)
+    db.session.commit()
+    return redirect_to(url_for("auth.forgot_sent_GET"))
+
+
+@bp.get("/login/forgot/sent")
+def forgot_sent_GET():
+    """The neutral answer: never says whether the address has an account."""
+    return render_template("auth/forgot_sent.html")
+
+
+@bp.get("/password/reset/<token>")
+def password_reset_GET(token: str):
+    """Let the holder of a reset link choose a new password."""
+    user = accounts.user_for_invitation(token)
+    if user is None:
+        return render_template("auth/reset_invalid.html"), 404
+    return render_template("auth/reset.html", form=ResetPasswordForm(), account=user, token=token)
+
+
+@bp.post("/password/reset/<token>")
+@limiter.limit(_login_limit, methods=["POST"])
+def password_reset_POST(token: str):
+    """Set the new password; the link is used up and every session of the account ends."""
+    user = accounts.user_for_invitation(token)
+    if user is None:
+        return render_template("auth/reset_invalid.html"), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.complete_password_reset(user, form.password.data,
+                                             min_length=current_app.config["PASSWORD_MIN_LENGTH"])
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            session.clear()
+            logout_user()
+            flash("Your password has been changed. Sign in with your new password.", "success")
+            return redirect_to(url_for("auth.login_GET"))
+    return render_template("auth/reset.html", form=form, account=user, token=token), 422

@@ -38,6 +38,11 @@ def _dummy_hash() -> str:
     _hasher()
     return current_app.extensions["foyer_dummy_hash"]
 INVITE_LIFETIME = timedelta(days=7)
+#: A "forgot password" link is short-lived: it goes to a mailbox that may be read by others later.
+RESET_LIFETIME = timedelta(hours=1)
+#: At most one reset email per account this often, however often it is asked for: each one takes a slot
+#: of the email quota that attendees' emails share.
+RESET_RESEND_AFTER = timedelta(minutes=5)
 
 
 def normalize_email(email: str) -> str:
@@ -218,12 +223,65 @@ def _ensure_not_last_admin(user: User, message: str) -> None:
 
 
 def invite_user(email: str, *, name: str, role: Role, actor: User) -> tuple[User, str]:
-    """Create an account without a password and return it with its one-time invitation token."""
+    """Create an account without a password, email it its one-time invitation link, and return it with
+    the token (the admin sees the link once, too).
+    """
     user = create_user(email, role=role, name=name)
     token = issue_invitation(user)
     audit.record("user.invite", actor=actor, target=user, summary=f"Invited {user.email} as {role.value}")
     logger.info("User %s invited as %s by %s", user.id, role, actor.id)
+    email_invitation(user, token, actor=actor)
     return user, token
+
+
+def email_invitation(user: User, token: str, *, actor: User) -> None:
+    """Queue the invitation email with its one-time link (through the message log; audited)."""
+    from app.services import catalog, messages
+
+    messages.queue_staff_link("staff_invite", user, link=catalog.public_url("auth.invitation_GET", token=token),
+                              expires=user.invite_expires_at, key=hash_token(token)[:16])
+    audit.record("user.invitation_sent", actor=actor, target=user,
+                 summary=f"Emailed an invitation link to {user.email}")
+
+
+def request_password_reset(email: str) -> bool:
+    """"Forgot password": email an active account a short-lived one-time link to choose a new password.
+
+    The caller answers the same whatever happens (no account enumeration); True when a link was queued.
+    The password itself stays valid until the link is used, so nobody can lock an account out by asking.
+    """
+    from app.services import catalog, messages
+
+    try:
+        address = normalize_email(email or "")
+    except DomainError:
+        return False
+    user = find_user_by_email(address)
+    if user is None or not user.is_active_account:
+        logger.info("Password reset asked for an address with no active account")
+        return False
+    now = utcnow()
+    expires = user.invite_expires_at
+    if expires is not None and now + RESET_LIFETIME - RESET_RESEND_AFTER < expires <= now + RESET_LIFETIME:
+        logger.info("Password reset for user %s asked again within minutes; the link sent stays", user.id)
+        return False
+    token = new_token()
+    user.invite_token_hash = hash_token(token)
+    user.invite_expires_at = now + RESET_LIFETIME
+    messages.queue_staff_link("password_reset", user, link=catalog.public_url("auth.password_reset_GET", token=token),
+                              expires=user.invite_expires_at, key=user.invite_token_hash[:16])
+    audit.record("user.password_reset_requested", actor_kind="anonymous", target=user,
+                 summary=f"Emailed a password reset link to {user.email}")
+    logger.info("Password reset link for user %s queued", user.id)
+    return True
+
+
+def complete_password_reset(user: User, password: str, *, min_length: int) -> None:
+    """Set the new password from a reset link: the link is used up and every other session ends."""
+    accept_invitation(user, password, min_length=min_length)  # bumps session_version
+    audit.record("user.password_reset", actor=user, target=user, summary=f"{user.email} chose a new password "
+                 "from a reset link")
+    logger.info("User %s reset their password", user.id)
 
 
 def create_user_with_password(email: str, *, name: str, role: Role, password: str, actor: User,
@@ -236,8 +294,11 @@ def create_user_with_password(email: str, *, name: str, role: Role, password: st
 
 
 def invitation_pending(user: User) -> bool:
-    """True while a one-time link has been issued and not used or expired."""
-    return bool(user.invite_token_hash and user.invite_expires_at and user.invite_expires_at > utcnow())
+    """True while a one-time link has been issued and not used or expired (a password reset link
+    asked for by someone who has a password is not an invitation).
+    """
+    return bool(not user.password_hash and user.invite_token_hash and user.invite_expires_at
+                and user.invite_expires_at > utcnow())
 
 
 def reissue_invitation(user: User, *, actor: User) -> str:
@@ -249,6 +310,7 @@ def reissue_invitation(user: User, *, actor: User) -> str:
     token = issue_invitation(user)
     audit.record("user.reinvite", actor=actor, target=user, summary=f"New invitation link for {user.email}")
     logger.info("Invitation for user %s re-issued by %s", user.id, actor.id)
+    email_invitation(user, token, actor=actor)
     return token
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, select
 
 from app.models import Event, EventStatus, Registration, RegistrationState, User, db, utcnow
 from app.models.base import begin_write
-from app.services import audit, catalog, notifications, outbox
+from app.services import audit, messages, outbox
 from app.services.microsoft.errors import MicrosoftError
 from app.services.microsoft.graph import AttendanceRecord
 from app.services.microsoft.wiring import get_microsoft
@@ -240,22 +240,6 @@ def import_attendance(payload: dict[str, Any]) -> None:
 # --- follow-up ---------------------------------------------------------------------------------------------
 
 
-def _followup_text(event: Event, reg: Registration, attended: bool) -> tuple[str, str]:
-    link = catalog.event_url(event)
-    if attended:
-        subject = f"Thank you for joining {event.title}"
-        lines = [f"Hello {reg.first_name},", "", f"Thank you for joining {event.title}."]
-        if event.followup_recording_url:
-            lines += ["", f"The recording is here: {event.followup_recording_url}"]
-    else:
-        subject = f"Sorry we missed you at {event.title}"
-        lines = [f"Hello {reg.first_name},", "", f"We are sorry we missed you at {event.title}."]
-        if event.followup_recording_url:
-            lines += ["", f"You can watch the recording here: {event.followup_recording_url}"]
-    lines += ["", f"Event page: {link}"]
-    return subject, "\n".join(lines)
-
-
 def queue_followups(event: Event) -> int:
     """Queue "thanks" to attendees and "sorry we missed you" to no-shows (each person once, ever)."""
     count = 0
@@ -263,10 +247,7 @@ def queue_followups(event: Event) -> int:
         regs = db.session.scalars(select(Registration).where(Registration.event_id == event.id,
                                                              SEGMENTS[segment]()).order_by(Registration.id))
         for reg in regs:
-            subject, text = _followup_text(event, reg, attended)
-            notifications.queue_plain_email(to=reg.email, name=reg.full_name, subject=subject, text=text,
-                                            dedupe_key=f"registration:{reg.id}:followup", event_id=event.id)
-            count += 1
+            count += 1 if messages.queue_followup(reg, attended=attended) is not None else 0
     return count
 
 

@@ -175,17 +175,9 @@ def revoke_acs_tokens(payload: dict[str, Any]) -> None:
 
 def _send_new_link(reg: Registration, token: str) -> None:
     """Email the attendee their new join link (the old one stopped working)."""
-    from app.services import notifications, registrations
+    from app.services import messages
 
-    event = reg.event
-    lines = [f"Hello {reg.first_name},", "",
-             f"The organizer of {event.title} has issued you a new personal join link. The previous link no "
-             "longer works.", "",
-             f"Event: {event.title}", f"When: {registrations.describe_when(event, reg.timezone)}", "",
-             "Join the event from your new link (keep it to yourself):", join_url_for_token(token), ""]
-    notifications.queue_plain_email(to=reg.email, name=reg.full_name, subject=f"Your new join link: {event.title}",
-                                    text="\n".join(lines), dedupe_key=f"registration:{reg.id}:join-link:"
-                                    f"{reg.join_token_hash}", event_id=event.id)
+    messages.queue_new_join_link(reg, join_url_for_token(token))
 
 
 def _plausible(token: Any) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,7 +122,26 @@ KINDS: dict[str, Kind] = {
                    "Someone — probably you — tried to register for {title} with this address, which is already "
                    "registered. Nothing has changed. Here is your personal link again."),
     "test": Kind("Test email", "Test email from {title}", "This is a test email from {title}.", manage_link=False),
+    "followup_attended": Kind("Follow-up: thanks for joining", "Thank you for joining {title}",
+                              "Thank you for joining {title}.", manage_link=False),
+    "followup_missed": Kind("Follow-up: sorry we missed you", "Sorry we missed you at {title}",
+                            "We are sorry we missed you at {title}.", manage_link=False),
+    "join_link": Kind("New join link", "Your new join link: {title}",
+                      "The organizer of {title} has issued you a new personal join link. The previous link no "
+                      "longer works.", manage_link=False),
+    # Staff emails: about the installation, not an event ({site} is the site name).
+    "admin_alert": Kind("Admin alert", "{site} needs you to re-connect Microsoft 365",
+                        "{site} could not renew its access to Microsoft 365 and has paused Teams meeting work.",
+                        manage_link=False),
+    "staff_invite": Kind("Staff invitation", "You're invited to {site}",
+                         "You have been invited to {site} as {role}. Choose a password to finish setting up your "
+                         "account.", manage_link=False),
+    "password_reset": Kind("Password reset", "Reset your {site} password",
+                           "Someone — probably you — asked to reset the password of your {site} account. Choose a "
+                           "new password with the link below.", manage_link=False),
 }
+#: Kinds sent to staff, rendered by `render_staff` (no event).
+STAFF_KINDS = ("admin_alert", "staff_invite", "password_reset")
 #: Types whose subject and intro an organizer may override per event.
 OVERRIDABLE = ("confirmed", "pending", "approved", "denied", "waitlisted", "promoted", "reminder", "event_changed",
                "event_cancelled", "cancelled")
@@ -454,6 +474,8 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     from app.services import catalog
     from app.services.settings import get_branding
 
+    if kind in STAFF_KINDS:
+        return render_staff(kind, name=name, zone=zone, link=link, extra=extra, expires=expires)
     spec = KINDS[kind]
     now = now or utcnow()
     zone = zone if is_valid_zone(zone) else "UTC"
@@ -491,6 +513,52 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     html = env.get_template(f"emails/{kind}.html").render(**context)
     body = env.get_template(f"emails/{kind}.txt").render(**context)
     return Rendered(subject=subject_text or event.title, html=html, text=body.strip() + "\n")
+
+
+#: Stands in a message's stored body for a one-time link that signs someone in (invitation, password
+#: reset): the link itself travels encrypted in the outbox item and is put in only as the email is sent,
+#: so the message log (and whoever reads it in /admin/messages) never holds it.
+SECRET_LINK = "{one-time-link}"  # noqa: S105  (a placeholder, not a secret)
+
+
+def render_staff(kind: str, *, name: str = "", zone: str = "UTC", link: str | None = None, extra: str = "",
+                 expires: datetime | None = None, role: str = "") -> Rendered:
+    """Render an email to staff (about the installation, no event), branded, times in `zone`."""
+    from app.services import catalog
+    from app.services.settings import get_branding
+
+    spec = KINDS[kind]
+    zone = zone if is_valid_zone(zone) else "UTC"
+    branding = _cached(("branding",), get_branding)
+    values = {"site": branding.site_name, "role": clean_header(role)}
+    subject_text = clean_header(_fill(spec.subject, values))
+    intro_text = _fill(spec.intro, values)
+    expires_text = ""
+    if expires is not None:
+        local = expires.astimezone(ZoneInfo(zone))
+        expires_text = f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} ({zone})"
+    context = {
+        "kind": kind, "branding": branding, "zone": zone, "name": clean_header(name), "subject": subject_text,
+        "logo_url": (catalog.public_url("public.upload_GET", filename=branding.logo_filename)
+                     if branding.logo_filename else None),
+        "intro_html": Markup("<p>{}</p>").format(intro_text), "intro_text": intro_text, "link": link,
+        "extra": (extra or "").strip(), "expires": expires_text,
+    }
+    env = current_app.jinja_env
+    html = env.get_template(f"emails/{kind}.html").render(**context)
+    body = env.get_template(f"emails/{kind}.txt").render(**context)
+    return Rendered(subject=subject_text, html=html, text=body.strip() + "\n")
+
+
+def _with_secret_link(payload: dict[str, Any], text_body: str, html_body: str) -> tuple[str, str]:
+    """The bodies as sent: a one-time link kept out of the log is put back in (see SECRET_LINK)."""
+    sealed = payload.get("secret_link")
+    if not sealed:
+        return text_body, html_body
+    from app.services import crypto
+
+    link = crypto.decrypt(sealed)
+    return text_body.replace(SECRET_LINK, link), html_body.replace(SECRET_LINK, str(escape(link)))
 
 
 def save_override(event: Event, kind: str, subject: str, intro: str, *, actor: User) -> MessageOverride | None:
@@ -538,13 +606,14 @@ def _add(message: Message) -> Message | None:
     return insert_unless_exists(message, "dedupe_key")
 
 
-def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str, rendered: Rendered,
+def queue_email(kind: str, *, event: Event | None, to: str, name: str, dedupe_key: str, rendered: Rendered,
                 registration: Registration | None = None, attachments: list[tuple[str, str, bytes]] | None = None,
                 invite: dict[str, Any] | None = None, deadline: datetime | None = None,
-                batch: str | None = None) -> Message | None:
+                batch: str | None = None, secret_link: str | None = None) -> Message | None:
     """Record one email and queue its sending, in the caller's transaction; a repeated key is a no-op.
 
     `invite` is an invitation spec (`_invite_spec`): the .ics is built when the email is sent.
+    `event` is None for staff emails. `secret_link` replaces SECRET_LINK in the body as it is sent.
     """
     now = utcnow()
     files = [{"name": clean_header(n), "contentType": t, "contentInBase64": base64.b64encode(b).decode()}
@@ -555,7 +624,8 @@ def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str,
         described.append(_invite_description(invite["method"]))  # its size is recorded once it is built
     message = _add(Message(
         dedupe_key=dedupe_key, channel=MessageChannel.email, kind=kind, status=MessageStatus.queued,
-        event_id=event.id, registration_id=registration.id if registration is not None else None, batch=batch,
+        event_id=event.id if event is not None else None,
+        registration_id=registration.id if registration is not None else None, batch=batch,
         recipient=to, recipient_name=clean_header(name), subject=rendered.subject, body_text=rendered.text,
         body_html=rendered.html, attachments=described,
         deadline=deadline or now + timedelta(minutes=10), operation_id=new_operation_id(),
@@ -566,7 +636,12 @@ def queue_email(kind: str, *, event: Event, to: str, name: str, dedupe_key: str,
     payload: dict[str, Any] = {"message_id": message.id, "attachments": files}
     if invite is not None:
         payload["invite"] = invite
-    outbox.enqueue("message.send", payload, dedupe_key=f"message:{dedupe_key}", event_id=event.id)
+    if secret_link is not None:
+        from app.services import crypto
+
+        payload["secret_link"] = crypto.encrypt(secret_link)
+    outbox.enqueue("message.send", payload, dedupe_key=f"message:{dedupe_key}",
+                   event_id=event.id if event is not None else None)
     return message
 
 
@@ -695,6 +770,48 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
                       attachment_note=invite == "REQUEST", join_link=join_link, device_link=device_link)
     return queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=dedupe_key, rendered=rendered,
                        registration=reg, invite=spec, deadline=deadline, batch=batch)
+
+
+def queue_followup(reg: Registration, *, attended: bool) -> Message | None:
+    """Queue "thank you for joining" (attended) or "sorry we missed you" to a registrant, once ever,
+    with the event's recording link when there is one.
+    """
+    key = f"registration:{reg.id}:followup"
+    if _existing(key) is not None:
+        return None
+    event = reg.event
+    kind = "followup_attended" if attended else "followup_missed"
+    rendered = render(kind, event=event, name=reg.first_name, zone=reg.timezone,
+                      link=event.followup_recording_url or None)
+    return queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=key, rendered=rendered,
+                       registration=reg, deadline=utcnow() + timedelta(hours=6))
+
+
+def queue_new_join_link(reg: Registration, join_link: str) -> Message | None:
+    """Queue a registrant's newly issued join link (the organizer re-issued it; the old one stopped working)."""
+    event = reg.event
+    rendered = render("join_link", event=event, name=reg.first_name, zone=reg.timezone, join_link=join_link)
+    return queue_email("join_link", event=event, to=reg.email, name=reg.full_name, rendered=rendered,
+                       dedupe_key=f"registration:{reg.id}:join-link:{reg.join_token_hash}", registration=reg)
+
+
+def queue_admin_alert(admin: User, *, reason: str, key: str) -> Message | None:
+    """Queue the "re-connect Microsoft 365" alert to one admin (`key` names the breakage)."""
+    from app.services import catalog
+
+    rendered = render_staff("admin_alert", name=admin.name, extra=reason,
+                            link=catalog.public_url("admin_microsoft.connection_GET"))
+    return queue_email("admin_alert", event=None, to=admin.email, name=admin.name, rendered=rendered,
+                       dedupe_key=f"admin-alert:{key}:{admin.id}")
+
+
+def queue_staff_link(kind: str, user: User, *, link: str, expires: datetime, key: str) -> Message | None:
+    """Queue a staff invitation or password-reset email; the one-time link never enters the log."""
+    rendered = render_staff(kind, name=user.name, link=SECRET_LINK, expires=expires,
+                            role="an admin" if user.is_admin else "an organizer")
+    return queue_email(kind, event=None, to=user.email, name=user.name, rendered=rendered,
+                       dedupe_key=f"{kind}:{user.id}:{key}", secret_link=link,
+                       deadline=utcnow() + timedelta(minutes=5))
 
 
 # --- event-wide messages (fan-out in the worker) -----------------------------------------------------
@@ -893,8 +1010,9 @@ def send_message(payload: dict[str, Any]) -> None:
     reply_to = sender_reply_to()
     files = message_attachments(payload)
     db.session.rollback()  # building the invite read rows: no transaction stays open during the call
-    email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
-                         html=row.body_html, attachments=files or None, reply_to=reply_to)
+    text_body, html_body = _with_secret_link(payload, row.body_text, row.body_html)
+    email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=text_body,
+                         html=html_body, attachments=files or None, reply_to=reply_to)
     try:
         result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
@@ -951,6 +1069,32 @@ def queue_test_email(*, actor: User, now: datetime | None = None) -> Message | N
     audit.record("message.test_email", actor=actor, target=("message", message.id),
                  summary=f"Sent a test email to {actor.email}")
     return message
+@outbox.handler("email.send", on_failure=_mark_failed)
+def send_legacy_email(payload: dict[str, Any]) -> None:
+    """An email an earlier version queued outside the message log: record it as a message (keeping its
+    Operation-Id, counted as tried so ACS is asked about it first) and send it as one.
+    """
+    db.session.rollback()
+    begin_write()
+    operation_id = str(payload.get("operation_id") or new_operation_id())
+    key = f"legacy-email:{operation_id}"
+    # Its event and registration (from the item and its key), so that erasure and retention find it.
+    item = next((i for i in db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "email.send",
+                                                                         OutboxItem.status == OutboxStatus.running))
+                 if isinstance(i.payload, dict) and i.payload.get("operation_id") == operation_id), None)
+    found = re.match(r"email:registration:(\d+):", item.dedupe_key) if item is not None else None
+    registration_id = int(found.group(1)) if found else None
+    if registration_id is not None and db.session.get(Registration, registration_id) is None:
+        registration_id = None
+    message = _existing(key) or _add(Message(
+        dedupe_key=key, channel=MessageChannel.email, kind="legacy", status=MessageStatus.queued,
+        event_id=item.event_id if item is not None else None, registration_id=registration_id,
+        recipient=str(payload.get("to", "")), recipient_name=clean_header(str(payload.get("name", ""))),
+        subject=clean_header(str(payload.get("subject", ""))), body_text=str(payload.get("text", "")),
+        body_html=str(payload.get("html") or "") or f"<pre>{escape(str(payload.get('text', '')))}</pre>",
+        deadline=utcnow(), operation_id=operation_id, attempts=1, created_at=utcnow())) or _existing(key)
+    db.session.commit()
+    send_message({**payload, "message_id": message.id})
 
 
 def _raise_for(message_id: int, exc: AcsError) -> None:

@@ -104,7 +104,7 @@ def record_reconnect_required(reason: str) -> None:
 
 def alert_admins_if_needed() -> int:
     """Email every active admin once after the connection broke; returns how many were queued."""
-    from app.services import notifications
+    from app.services import messages
 
     begin_write()
     row = db.session.get(MicrosoftConnection, CONNECTION_ID)
@@ -115,14 +115,7 @@ def alert_admins_if_needed() -> int:
     admins = db.session.scalars(select(User).where(User.role == Role.admin, User.is_active_account.is_(True))).all()
     stamp = row.admins_alerted_at.strftime("%Y%m%d%H%M%S%f")  # one alert per breakage, however close
     for admin in admins:
-        notifications.queue_plain_email(
-            to=admin.email, name=admin.name,
-            subject="Foyer needs you to re-connect Microsoft 365",
-            text=("Foyer could not renew its access to Microsoft 365 and has paused Teams meeting work.\n\n"
-                  f"Reason: {row.last_error}\n\nSign in to Foyer as an admin and open Admin → Microsoft 365 → "
-                  "Re-connect. Registrations keep working meanwhile, and nothing queued is lost."),
-            dedupe_key=f"admin-alert:reconnect:{stamp}:{admin.id}",
-        )
+        messages.queue_admin_alert(admin, reason=row.last_error, key=f"reconnect:{stamp}")
     db.session.commit()
     return len(admins)
 

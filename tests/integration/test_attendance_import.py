@@ -231,3 +231,27 @@ def test_union_of_intervals():
     t = lambda m: datetime(2031, 1, 1, tzinfo=UTC) + timedelta(minutes=m)  # noqa: E731
     assert attendance.union_seconds([]) == 0
     assert attendance.union_seconds([(t(0), t(10)), (t(5), t(20)), (t(30), t(40)), (t(40), t(41))]) == 31 * 60
+
+
+def test_followups_are_messages_logged_paced_and_sent_once(app, client, emulator, ended_event):
+    from tests.integration.test_one_pipeline import send_paced, set_quota
+
+    ctx = ended_event
+    event_id = ctx["event"].id
+    url = f"/manage/events/{event_id}"
+    assert client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "https://video.example.org/r1"},
+                         form_url=url).status_code == 303
+    set_quota(client, 2)
+    _seed_reports(emulator, ctx)
+    client.submit(f"{url}/attendance/import", form_url=url)
+    attended = send_paced(app, emulator, "followup_attended", per_pass=2)
+    missed = send_paced(app, emulator, "followup_missed", per_pass=2)
+    assert sorted(m.recipient for m in attended) == ["ada@example.org", "bob@example.org"]
+    assert sorted(m.recipient for m in missed) == ["cleo@example.org", "dan@example.org"]
+    assert all(m.event_id == event_id and m.registration_id for m in attended + missed)
+    dan = next(e for e in emulator.acs.sent_emails if e.subject.startswith("Sorry we missed you")
+               and e.to[0]["address"] == "dan@example.org")
+    assert "https://video.example.org/r1" in dan.plain_text and "https://video.example.org/r1" in dan.html
+    assert "<!DOCTYPE html>" in dan.html and "Times are shown in your time zone, UTC" in dan.plain_text
+    listing = client.get("/admin/messages?kind=followup_missed").get_data(as_text=True)
+    assert "dan@example.org" in listing

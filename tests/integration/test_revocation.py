@@ -16,6 +16,8 @@ from app.models import (
     ConnectionStatus,
     Event,
     EventStatus,
+    Message,
+    MessageStatus,
     MicrosoftConnection,
     OutboxItem,
     OutboxStatus,
@@ -105,7 +107,11 @@ def test_revoked_sign_in_parks_work_alerts_admins_once_and_resumes_after_reconne
     alerts = [e for e in emulator.acs.sent_emails if e.subject == ALERT_SUBJECT]
     assert sorted(e.to[0]["address"] for e in alerts) == sorted([admin.email, second_admin.email])
     assert "Admin → Microsoft 365 → Re-connect" in alerts[0].plain_text
-    alert_items = [i for i in outbox_items(app, "email.send") if i.dedupe_key.startswith("email:admin-alert:")]
+    with app.app_context():  # through the message log, shown in /admin/messages
+        logged = db.session.scalars(select(Message).where(Message.kind == "admin_alert")).all()
+        assert sorted(m.recipient for m in logged) == sorted([admin.email, second_admin.email])
+        assert all(m.status == MessageStatus.sent and m.event_id is None for m in logged)
+    alert_items = [i for i in outbox_items(app, "message.send") if i.dedupe_key.startswith("message:admin-alert:")]
     assert len(alert_items) == 2 and all(i.status == OutboxStatus.done for i in alert_items)
     assert all(i.status == OutboxStatus.waiting for i in outbox_items(app, "teams.provision")
                if i.event_id in (second.id, third.id))

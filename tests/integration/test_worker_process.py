@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, OutboxItem, OutboxStatus, ProvisioningStatus, Setting
-from app.services import notifications
+from app.services import messages
 from tests.services.microsoft import conftest as tls_fixtures
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DONE_LINE = re.compile(r"Outbox item (\d+) \((email\.send)\) -> done")
+DONE_LINE = re.compile(r"Outbox item (\d+) \((message\.send)\) -> done")
 
 # The TLS emulator and an app on the test database pointed at it (see tests/services/microsoft/conftest.py).
 tls_emulator = tls_fixtures.tls_emulator
@@ -56,7 +56,6 @@ def worker_env(tls_app, tls_emulator, database_url):
         "ACS_CONNECTION_STRING": ends.acs_connection_string,
         "ACS_SENDER_ADDRESS": "events@foyer.example",
         "MICROSOFT_CA_BUNDLE": tls_emulator.ca_bundle_path,
-        "ACS_EMAIL_POLL_SECONDS": "0.01",
         "LOG_LEVEL": "INFO",
     }
     return env
@@ -172,9 +171,12 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite deployments run a single worker; concurrent claiming is a PostgreSQL feature")
     addresses = [f"guest{n:02d}@example.org" for n in range(40)]
+    # A quota that lets all 40 go at once: this is about claiming, not pacing.
+    db.session.add(Setting(key=messages.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
     for address in addresses:
-        notifications.queue_plain_email(to=address, subject="Your seat is confirmed", text="See you there.",
-                                        dedupe_key=f"worker-test:{address}")
+        messages.queue_email("admin_alert", event=None, to=address, name="", dedupe_key=f"worker-test:{address}",
+                             rendered=messages.Rendered("Your seat is confirmed", "<p>See you there.</p>",
+                                                        "See you there."))
     db.session.commit()
     # Slow sends keep both workers busy at the same time.
     emulator.faults.add(kind="latency", latency=0.05, group="acs", path="/emails:send")
@@ -191,7 +193,7 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
     assert not first & second  # no item was performed by both
     assert len(first | second) == 40
     db.session.rollback()
-    statuses = db.session.scalars(select(OutboxItem.status).where(OutboxItem.kind == "email.send")).all()
+    statuses = db.session.scalars(select(OutboxItem.status).where(OutboxItem.kind == "message.send")).all()
     assert statuses == [OutboxStatus.done] * 40
     sent_to = sorted(e.to[0]["address"] for e in emulator.acs.sent_emails)
     assert sent_to == addresses  # each exactly once at ACS

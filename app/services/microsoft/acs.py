@@ -7,7 +7,6 @@ emulator, a custom CA bundle and timeouts apply alike. Errors become `AcsError`.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,11 +147,8 @@ class SendResult:
 
 class AcsEmailClient:
     def __init__(self, settings: AcsSettings, sender_address: str, *, session: requests.Session,
-                 verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0,
-                 max_poll_seconds: float = 30.0, poll_interval: float = 1.0) -> None:
+                 verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0) -> None:
         self.sender_address = sender_address
-        self.max_poll_seconds = max_poll_seconds
-        self.poll_interval = poll_interval
         self._client = EmailClient(settings.endpoint, AzureKeyCredential(settings.access_key),
                                    **_client_kwargs(session, verify, timeout, retry_total))
 
@@ -205,30 +201,6 @@ class AcsEmailClient:
         return SendResult(operation_id=data.get("id") or operation_id, status=data.get("status") or "",
                           error=(f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
                                  if isinstance(error, dict) else str(error)))
-
-    def send(self, message: EmailMessage, *, operation_id: str | None = None) -> SendResult:
-        """Send and wait for a terminal status; the operation id is ours, so a resend is recognisable."""
-        operation_id = operation_id or str(uuid.uuid4())
-        try:
-            # polling_interval is only the fallback: the poller follows the service's retry-after.
-            poller = self._client.begin_send(self._body(message), operation_id=operation_id,
-                                             polling_interval=self.poll_interval)
-            result = poller.result(timeout=self.max_poll_seconds)
-        except HttpResponseError as exc:
-            if exc.status_code is not None and exc.status_code < 400:
-                # The operation itself ended "Failed" (e.g. EmailDropped): the poller raises on that.
-                code = getattr(getattr(exc, "error", None), "code", "") or ""
-                message = getattr(getattr(exc, "error", None), "message", "") or str(exc.message or "")
-                return SendResult(operation_id=operation_id, status="Failed",
-                                  error=f"{code}: {message}".strip(": "))
-            raise _acs_error(exc, "Sending email") from exc
-        except AzureError as exc:
-            raise _acs_error(exc, "Sending email") from exc
-        if result is None:
-            return SendResult(operation_id=operation_id, status=poller.status())
-        error = result.get("error") or {}
-        return SendResult(operation_id=result.get("id") or operation_id, status=result.get("status") or "",
-                          error=error.get("message", "") if isinstance(error, dict) else str(error))
 
 
 @dataclass(frozen=True)

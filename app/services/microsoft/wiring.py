@@ -75,8 +75,7 @@ def build(config, *, token_provider=None) -> MicrosoftClients:
     graph = GraphClient(config["GRAPH_BASE_URL"], token_provider, session=session, timeout=timeout)
     acs = AcsSettings.from_connection_string(config["ACS_CONNECTION_STRING"])
     identity = AcsIdentityClient(acs, session=session, verify=verify, timeout=timeout)
-    email = AcsEmailClient(acs, config["ACS_SENDER_ADDRESS"], session=session, verify=verify, timeout=timeout,
-                           poll_interval=config["ACS_EMAIL_POLL_SECONDS"])
+    email = AcsEmailClient(acs, config["ACS_SENDER_ADDRESS"], session=session, verify=verify, timeout=timeout)
     sms = (AcsSmsClient(acs, config["ACS_SMS_SENDER"], session=session, verify=verify, timeout=timeout)
            if config["ACS_SMS_SENDER"] else None)
     return MicrosoftClients(session=session, entra=entra, graph=graph, acs_identity=identity, acs_email=email,

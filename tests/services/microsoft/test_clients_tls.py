@@ -117,23 +117,37 @@ def test_acs_rejects_requests_signed_with_the_wrong_key(tls_ctx, emulator):
     assert emulator.acs.rejected_signatures
 
 
+def _final_status(email, operation_id: str) -> str:
+    """Poll an operation until ACS reports a terminal status."""
+    for _ in range(10):
+        status = email.operation_status(operation_id).status
+        if status in ("Succeeded", "Failed", "Canceled"):
+            return status
+    raise AssertionError(f"operation {operation_id} still {status}")
+
+
 def test_acs_email_is_sent_with_our_operation_id(tls_ctx, emulator):
     email = tls_ctx.extensions["microsoft"].acs_email
-    result = email.send(EmailMessage(to=[("ada@example.org", "Ada")], subject="Hello", plain_text="Hi",
-                                     html="<p>Hi</p>"), operation_id="3f0c6f4e-0000-4000-8000-000000000001")
-    assert result.status == "Succeeded" and result.operation_id == "3f0c6f4e-0000-4000-8000-000000000001"
+    operation_id = "3f0c6f4e-0000-4000-8000-000000000001"
+    result = email.submit(EmailMessage(to=[("ada@example.org", "Ada")], subject="Hello", plain_text="Hi",
+                                       html="<p>Hi</p>"), operation_id=operation_id)
+    assert result.operation_id == operation_id and result.status in ("NotStarted", "Running")
     [sent] = emulator.acs.sent_emails
     assert sent.sender == "events@foyer.example" and sent.to == [{"address": "ada@example.org", "displayName": "Ada"}]
-    assert sent.client_operation_id == "3f0c6f4e-0000-4000-8000-000000000001"
+    assert sent.client_operation_id == operation_id
+    assert _final_status(email, operation_id) == "Succeeded"
+    assert email.operation_status("3f0c6f4e-0000-4000-8000-00000000dead") is None  # never sent: ACS says so
 
 
 def test_acs_email_failure_and_throttling_surface_as_errors(tls_ctx, emulator):
     email = tls_ctx.extensions["microsoft"].acs_email
-    bounced = email.send(EmailMessage(to=[("x@bounce.invalid", "")], subject="S", plain_text="T", html="<p>T</p>"))
-    assert bounced.status == "Failed"
+    bounced = email.submit(EmailMessage(to=[("x@bounce.invalid", "")], subject="S", plain_text="T", html="<p>T</p>"),
+                           operation_id="3f0c6f4e-0000-4000-8000-000000000002")
+    assert _final_status(email, bounced.operation_id) == "Failed"
     emulator.faults.add(kind="status", group="acs", path="/emails:send", status=429, retry_after="7", count=1)
     with pytest.raises(AcsError) as caught:
-        email.send(EmailMessage(to=[("ada@example.org", "")], subject="S", plain_text="T", html="<p>T</p>"))
+        email.submit(EmailMessage(to=[("ada@example.org", "")], subject="S", plain_text="T", html="<p>T</p>"),
+                     operation_id="3f0c6f4e-0000-4000-8000-000000000003")
     assert caught.value.status == 429 and caught.value.transient and caught.value.retry_after == 7.0
 
 
