@@ -173,7 +173,7 @@ def test_a_lost_answer_is_asked_about_before_any_resend_and_no_call_waits_on_acs
         operation_id = message.operation_id
         outbox.drain(limit=500)
         message = db.session.scalar(select(Message).where(Message.kind == "join_link"))
-        assert message.status == MessageStatus.sent and message.delivery_status == "Running"
+        assert message.status == MessageStatus.sent and message.operation_status == "Running"
     assert time.monotonic() - started < 20  # neither attempt waited for ACS to finish
 
     acs = [r for r in emulator.requests_for("acs") if operation_id in (_header(r, "Operation-Id") or "")
