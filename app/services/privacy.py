@@ -31,7 +31,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import audit, catalog, registrations
+from app.services import audit, catalog, joins, registrations
 from app.services.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -180,6 +180,7 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
             if item is not None and item.status != OutboxStatus.running:
                 db.session.delete(item)
             db.session.delete(message)
+    joins.queue_identity_deletion(reg)  # ACS forgets the person too (and revokes their tokens)
     db.session.delete(reg)  # answers and transitions go with it (ORM cascade and ON DELETE CASCADE)
     db.session.execute(
         update(Event).where(Event.id == event.id)
