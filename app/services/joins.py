@@ -7,8 +7,10 @@ link. An organizer can revoke a link and issue a new one; the revoked link then 
 
 A session is an ACS identity (created once per registration, then reused) and a user access token
 for `voip.join` and `chat.join` (see TOKEN_SCOPES), valid 60–1440 minutes (ACS's bounds):
-`JOIN_TOKEN_MINUTES` by default, never longer than the event still needs, never shorter than ACS allows. The browser asks again before the
-token expires (long events).
+`JOIN_TOKEN_MINUTES` by default, never longer than the event still needs, never shorter than ACS allows.
+The browser asks again before the token expires (long events). The tokens follow the registration: they
+are revoked when it is cancelled or denied or the event is cancelled or unpublished, and the identity is
+deleted on erasure (all through the outbox).
 """
 
 from __future__ import annotations
