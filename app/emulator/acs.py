@@ -42,7 +42,7 @@ IDENTITY_API_VERSIONS = ("2021-03-07", "2022-06-01", "2022-10-01", "2023-10-01",
 EMAIL_API_VERSIONS = ("2023-03-31", "2024-07-01-preview", "2025-09-01")
 SMS_API_VERSIONS = ("2021-03-07",)
 #: ACS's token scopes, exactly (CommunicationIdentityTokenScope in the Identity REST spec 2023-10-01); any
-#: other value, a different case included, is a 400 ValidationError.
+#: other value is a 400 ValidationError.
 TOKEN_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
