@@ -7,6 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import csrf, db, limiter
 from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
+from app.routes import microsoft_return
 from app.routes._helpers import apply_domain_error, safe_next
 from app.services import accounts, auth_flows, staff_sso
 from app.services.errors import DomainError
@@ -92,7 +93,13 @@ def microsoft_login_POST():
 @csrf.exempt
 @limiter.limit(_login_limit)
 def microsoft_callback_POST():
-    """Finish "Sign in with Microsoft" (a cross-site form post; the single-use state is the CSRF guard)."""
+    """Finish "Sign in with Microsoft": a cross-site form post, honoured only in the browser that started
+    the sign-in (its session holds the single-use state; see routes/microsoft_return.py).
+    """
+    elsewhere = microsoft_return.check_browser("staff", retry_url=url_for("auth.login_GET"),
+                                               retry_label="Go to the sign-in page")
+    if elsewhere is not None:
+        return elsewhere
     pending = auth_flows.take(request.form.get("state"), "staff")
     if pending is None:
         db.session.commit()
