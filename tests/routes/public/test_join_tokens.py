@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Registration
-from app.services import outbox, registrations
+from app.services import outbox, privacy, registrations
 from tests.mail import queued_emails
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
@@ -186,3 +186,15 @@ def test_join_page_does_not_reveal_the_manage_link(app, client, joined):
     manage = _manage_token(app, reg_id)
     assert manage not in page and 'href="/r/' not in page and "/r/" not in page
     assert "use the link in your confirmation email" in page
+
+
+def test_retention_purge_deletes_the_acs_identities_through_the_worker(app, joined, event):
+    _, _, call_token = joined
+    emulator = app.extensions["microsoft"].emulator
+    acs_user = next(iter(emulator.acs.identities))
+    with app.app_context():
+        privacy.purge_event(db.session.get(Event, event.id))
+        db.session.commit()
+        assert emulator.acs.identities[acs_user].deleted is False  # not in the purge itself
+        outbox.drain()
+    assert emulator.acs.identities[acs_user].deleted is True and not emulator.acs.token_is_valid(call_token)
