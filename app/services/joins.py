@@ -158,11 +158,9 @@ def reissue(reg: Registration, *, actor: User) -> str:
     token = _issue(reg)
     db.session.flush()
     _send_new_link(reg, token)
-    if reg.acs_user_id:
-        # Whoever held the old link may still hold a call token from it: ACS revokes every token issued
-        # so far (a join from the new link gets a fresh one).
-        outbox.enqueue("acs.revoke_tokens", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
-                       dedupe_key=f"acs.revoke_tokens:{reg.id}:{reg.join_token_hash}")
+    # Whoever held the old link may still hold a call token from it: ACS revokes every token issued so
+    # far (a join from the new link gets a fresh one).
+    queue_token_revocation(reg, "link-reissued")
     logger.info("Join link of registration %s revoked and reissued by %s", reg.id, actor.id)
     return token
 
@@ -173,8 +171,10 @@ def reissue(reg: Registration, *, actor: User) -> str:
 def queue_token_revocation(reg: Registration, reason: str) -> None:
     """Queue ACS's revocation of every call token the registration was given (no identity: none was).
 
-    ACS is never called in the request: the worker revokes (POST /identities/{id}/:revokeAccessTokens).
-    The key names the ACS identity, not the row id (SQLite may give an erased row's id to a new one).
+    ACS is never called in the request: the worker revokes (POST /identities/{id}/:revokeAccessTokens;
+    Microsoft notes it can take up to 15 minutes to reach every service, so the join page also stops
+    issuing sessions at once). The key names the ACS identity, not the row id (SQLite may give an
+    erased row's id to a new one).
     """
     if not reg.acs_user_id:
         return

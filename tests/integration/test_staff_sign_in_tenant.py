@@ -120,3 +120,14 @@ def test_the_refusal_does_not_leave_the_flow_usable(app, client, switched_on, oi
     path, fields = emulator_answer(client, oid(MEGAN))
     assert client.post(path, data=fields).status_code == 303  # refused: no Foyer account
     assert client.post(path, data=fields).status_code == 200  # used up: only the re-post page
+
+
+def test_an_account_linked_before_tenants_were_recorded_gets_its_tenant(app, client, switched_on, make_user, oid,
+                                                                        emulator):
+    user = make_user(ADELE, Role.organizer)
+    with app.app_context():
+        db.session.get(User, user.id).entra_object_id = oid(ADELE)
+        db.session.commit()
+    assert sign_in_with_microsoft(client, oid(ADELE)).status_code == 303
+    with app.app_context():
+        assert db.session.get(User, user.id).entra_tenant_id == emulator.config.tenant_id
