@@ -56,7 +56,9 @@ def organization_tenant() -> str:
     configured = (current_app.config.get("ENTRA_TENANT_ID") or "").lower()
     if configured:
         return configured
-    row = db.session.get(MicrosoftConnection, 1)
+    from app.services.microsoft_connection import CONNECTION_ID
+
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
     return (row.tenant_id or "").lower() if row is not None else ""
 
 
