@@ -373,8 +373,9 @@ def _purge_messages(event: Event) -> int:
 @purger("registrations")
 def _purge_registrations(event: Event) -> int:
     """Registrations with their answers and state history (and, through the worker, their ACS identities)."""
-    for reg in db.session.scalars(select(Registration).where(Registration.event_id == event.id,
-                                                             Registration.acs_user_id.is_not(None))):
+    joined = db.session.scalars(select(Registration).where(Registration.event_id == event.id,
+                                                           Registration.acs_user_id.is_not(None))).all()
+    for reg in joined:
         joins.queue_identity_deletion(reg)
     ids = _event_registration_ids(event)
     db.session.execute(delete(RegistrationAnswer).where(RegistrationAnswer.registration_id.in_(ids))
