@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -18,6 +19,15 @@ def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+_TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _tenant_in(authority: str) -> str:
+    """The tenant id in an authority URL's path, or "" when it names a domain, `organizations`, `common` …"""
+    segment = authority.rstrip("/").rsplit("/", 1)[-1]
+    return segment if _TENANT_ID.match(segment) else ""
 
 
 def _int(value: str | None, default: int) -> int:
@@ -130,8 +140,10 @@ class Config:
         self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or f"https://{emu.login_host}/{emu.tenant_id}").rstrip("/")
         self.ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID") or emu.client_id
         self.ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET") or emu.client_secret
-        #: The tenant whose staff may use "Sign in with Microsoft" (default: the authority's tenant).
-        self.ENTRA_TENANT_ID = env("ENTRA_TENANT_ID") or self.ENTRA_AUTHORITY.rsplit("/", 1)[-1]
+        #: The tenant whose staff may use "Sign in with Microsoft": configured, else the authority's when its
+        #: path is a tenant id; an authority by domain name or `organizations` names none, and the
+        #: connected service account's id token (`tid`) decides (services/staff_sso.py).
+        self.ENTRA_TENANT_ID = (env("ENTRA_TENANT_ID") or _tenant_in(self.ENTRA_AUTHORITY)).lower()
         self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or f"https://{emu.graph_host}/v1.0").rstrip("/")
         self.ACS_CONNECTION_STRING = env("ACS_CONNECTION_STRING") or (
             f"endpoint=https://{emu.acs_host}/;accesskey={emu.acs_access_key}"

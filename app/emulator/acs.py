@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 IDENTITY_API_VERSIONS = ("2021-03-07", "2022-06-01", "2022-10-01", "2023-10-01", "2025-06-30")
 EMAIL_API_VERSIONS = ("2023-03-31", "2024-07-01-preview", "2025-09-01")
 SMS_API_VERSIONS = ("2021-03-07",)
+#: ACS's token scopes, exactly (CommunicationIdentityTokenScope in the Identity REST spec 2023-10-01); any
+#: other value is a 400 ValidationError.
 TOKEN_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -248,6 +250,15 @@ class AcsService:
                         )
                         return not identity.deleted and not revoked and issued.expires_at > now
         return False
+
+    def token_scopes(self, token: str) -> list[str] | None:
+        """The scopes an issued ACS user access token carries (None: never issued here)."""
+        with self._emulator.lock:
+            for identity in self.identities.values():
+                for issued in identity.tokens:
+                    if issued.token == token:
+                        return list(issued.scopes)
+        return None
 
     def duplicate_operation_ids(self) -> list[str]:
         """Operation ids the client sent more than once."""

@@ -32,6 +32,9 @@ class MicrosoftConnection(db.Model):
     account_name: Mapped[str] = mapped_column(String(200), default="")
     #: MSAL's home_account_id ("<oid>.<tid>"), to pick the account from the cache.
     home_account_id: Mapped[str] = mapped_column(String(200), default="")
+    #: The service account's tenant (`tid` of its id token), kept across disconnects: the organization
+    #: whose staff may use "Sign in with Microsoft" unless ENTRA_TENANT_ID says otherwise.
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -28,8 +28,10 @@ class User(UserMixin, db.Model):
     #: argon2id hash, or NULL while an invitation has not been accepted.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active_account: Mapped[bool] = mapped_column(default=True)
-    #: Entra ID object id, for optional "Sign in with Microsoft".
+    #: Entra ID object id and tenant id (`oid` + `tid` of the id token), for optional "Sign in with
+    #: Microsoft": a sign-in matches on both (Microsoft's guidance), never on the mutable username.
     entra_object_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    entra_tenant_id: Mapped[str | None] = mapped_column(String(64))
     #: Hash of a one-time invitation / password-reset token, with its expiry.
     invite_token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     invite_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -14,6 +14,7 @@ from app.forms.auth import (
     ResetPasswordForm,
     SetupForm,
 )
+from app.routes import microsoft_return
 from app.routes._helpers import apply_domain_error, safe_next
 from app.services import accounts, auth_flows, staff_sso
 from app.services.errors import DomainError
@@ -99,7 +100,13 @@ def microsoft_login_POST():
 @csrf.exempt
 @limiter.limit(_login_limit)
 def microsoft_callback_POST():
-    """Finish "Sign in with Microsoft" (a cross-site form post; the single-use state is the CSRF guard)."""
+    """Finish "Sign in with Microsoft": a cross-site form post, honoured only in the browser that started
+    the sign-in (its session holds the single-use state; see routes/microsoft_return.py).
+    """
+    elsewhere = microsoft_return.check_browser("staff", retry_url=url_for("auth.login_GET"),
+                                               retry_label="Go to the sign-in page")
+    if elsewhere is not None:
+        return elsewhere
     pending = auth_flows.take(request.form.get("state"), "staff")
     if pending is None:
         db.session.commit()

@@ -459,6 +459,7 @@ def unpublish_event(event: Event, *, actor: User) -> None:
         raise Conflict("This event is not published.")
     event.status = EventStatus.draft
     db.session.flush()
+    joins.queue_event_token_revocation(event, "event-unpublished")
     audit.record("event.unpublish", actor=actor, target=event, summary=f"Unpublished “{event.title}”")
     logger.info("Event %s unpublished by %s", event.id, actor.id)
 
@@ -477,6 +478,7 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     event.ics_sequence += 1
     db.session.flush()
     teams.queue_cancellation(event, reason)
+    joins.queue_event_token_revocation(event, "event-cancelled")
     audit.record("event.cancel", actor=actor, target=event, summary=f"Cancelled “{event.title}”")
     if event.published_at is not None:
         messages.queue_event_cancelled(event)

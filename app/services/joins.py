@@ -6,9 +6,11 @@ itself is kept encrypted (MultiFernet) so that emails, calendar invites and orga
 link. An organizer can revoke a link and issue a new one; the revoked link then says so.
 
 A session is an ACS identity (created once per registration, then reused) and a user access token
-for `voip` and `chat`, valid 60–1440 minutes (ACS's bounds): `JOIN_TOKEN_MINUTES` by default, never
-longer than the event still needs, never shorter than ACS allows. The browser asks again before the
-token expires (long events).
+for `voip.join` and `chat.join` (see TOKEN_SCOPES), valid 60–1440 minutes (ACS's bounds):
+`JOIN_TOKEN_MINUTES` by default, never longer than the event still needs, never shorter than ACS allows.
+The browser asks again before the token expires (long events). The tokens follow the registration: they
+are revoked when it is cancelled or denied or the event is cancelled or unpublished, and the identity is
+deleted on erasure (all through the outbox).
 """
 
 from __future__ import annotations
@@ -24,15 +26,21 @@ from flask import current_app
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from app.models import Event, Registration, RegistrationState, User, db, utcnow
+from app.models import Event, EventStatus, Registration, RegistrationState, User, db, utcnow
 from app.services import crypto, outbox, tokens
 from app.services.errors import Conflict, DomainError
 from app.services.microsoft.errors import AcsError
 
 logger = logging.getLogger(__name__)
 
-#: Scopes of the attendee's ACS token: calling, and the meeting chat (CallWithChat).
-TOKEN_SCOPES = ["voip", "chat"]
+#: Scopes of the attendee's ACS token: join calls and the meeting chat (CallWithChat), least privilege.
+#: Microsoft's identity model (learn.microsoft.com/azure/communication-services/concepts/identity-model,
+#: "VoIP token scopes" and "Chat token scopes") documents `voip.join` as joining calls with every in-call
+#: operation but never starting one, and `chat.join` as reading and sending in an existing thread but never
+#: creating, updating or deleting threads. An attendee only ever joins the event's Teams meeting (the UI
+#: Library's join by meeting link) and its chat; with `voip` and `chat` a token copied out of the browser
+#: could start calls and create chat threads on the organization's resource.
+TOKEN_SCOPES = ["voip.join", "chat.join"]
 #: ACS's bounds on a token's lifetime, in minutes.
 TOKEN_MIN_MINUTES = 60
 TOKEN_MAX_MINUTES = 1440
@@ -52,6 +60,7 @@ class JoinState:
     open = "open"
     ended = "ended"
     cancelled = "cancelled"  # the registration or the whole event was cancelled (or denied)
+    unpublished = "unpublished"  # the organizer took the event back to draft
     not_confirmed = "not_confirmed"  # pending, waitlisted or awaiting email confirmation
     revoked = "revoked"  # the organizer replaced this link
 
@@ -149,28 +158,72 @@ def reissue(reg: Registration, *, actor: User) -> str:
     token = _issue(reg)
     db.session.flush()
     _send_new_link(reg, token)
-    if reg.acs_user_id:
-        # Whoever held the old link may still hold a call token from it: ACS revokes every token issued
-        # so far (a join from the new link gets a fresh one).
-        outbox.enqueue("acs.revoke_tokens", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
-                       dedupe_key=f"acs.revoke_tokens:{reg.id}:{reg.join_token_hash}")
+    # Whoever held the old link may still hold a call token from it: ACS revokes every token issued so
+    # far (a join from the new link gets a fresh one).
+    queue_token_revocation(reg, "link-reissued")
     logger.info("Join link of registration %s revoked and reissued by %s", reg.id, actor.id)
     return token
 
 
-@outbox.handler("acs.revoke_tokens")
-def revoke_acs_tokens(payload: dict[str, Any]) -> None:
-    """Perform a queued token revocation; throttling and outages are retried."""
+# --- tokens follow the registration ------------------------------------------------------------------
+
+
+def queue_token_revocation(reg: Registration, reason: str) -> None:
+    """Queue ACS's revocation of every call token the registration was given (no identity: none was).
+
+    ACS is never called in the request: the worker revokes (POST /identities/{id}/:revokeAccessTokens;
+    Microsoft notes it can take up to 15 minutes to reach every service, so the join page also stops
+    issuing sessions at once). The key names the ACS identity, not the row id (SQLite may give an
+    erased row's id to a new one).
+    """
+    if not reg.acs_user_id:
+        return
+    outbox.enqueue("acs.revoke_tokens", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
+                   dedupe_key=f"acs.revoke_tokens:{reg.acs_user_id}:{reason}:{utcnow().isoformat()}")
+
+
+def queue_event_token_revocation(event: Event, reason: str) -> int:
+    """Queue the revocation of the call tokens of everyone who joined the event; returns how many."""
+    regs = list(db.session.scalars(select(Registration).where(Registration.event_id == event.id,
+                                                              Registration.acs_user_id.is_not(None))))
+    for reg in regs:
+        queue_token_revocation(reg, reason)
+    return len(regs)
+
+
+def queue_identity_deletion(reg: Registration) -> None:
+    """Queue the deletion of the registration's ACS identity (its tokens and data go with it)."""
+    if not reg.acs_user_id:
+        return
+    outbox.enqueue("acs.delete_user", {"user_id": reg.acs_user_id}, event_id=reg.event_id,
+                   dedupe_key=f"acs.delete_user:{reg.acs_user_id}")
+
+
+def _identity_call(action: str, user_id: str) -> None:
+    """Run one ACS identity operation for the worker; throttling and outages are retried, 404 is done."""
     from app.services.microsoft.wiring import get_microsoft
 
+    identity = get_microsoft().acs_identity
     try:
-        get_microsoft().acs_identity.revoke_tokens(payload["user_id"])
+        getattr(identity, action)(user_id)
     except AcsError as exc:
         if exc.transient:
             raise outbox.retry_transient(str(exc), exc.retry_after) from exc
         if exc.status == 404:
             return  # the identity is gone, and its tokens with it
         raise outbox.PermanentFailure(str(exc)) from exc
+
+
+@outbox.handler("acs.revoke_tokens")
+def revoke_acs_tokens(payload: dict[str, Any]) -> None:
+    """Perform a queued token revocation."""
+    _identity_call("revoke_tokens", payload["user_id"])
+
+
+@outbox.handler("acs.delete_user")
+def delete_acs_identity(payload: dict[str, Any]) -> None:
+    """Perform a queued identity deletion (erasure)."""
+    _identity_call("delete_user", payload["user_id"])
 
 
 def _send_new_link(reg: Registration, token: str) -> None:
@@ -220,6 +273,8 @@ def status(link: JoinLink, now: datetime | None = None) -> JoinStatus:
         state = JoinState.revoked
     elif event.is_cancelled or reg.state in (RegistrationState.cancelled, RegistrationState.denied):
         state = JoinState.cancelled
+    elif event.status == EventStatus.draft:
+        state = JoinState.unpublished
     elif reg.state != RegistrationState.confirmed:
         state = JoinState.not_confirmed
     elif now >= closes:
@@ -234,6 +289,8 @@ def status(link: JoinLink, now: datetime | None = None) -> JoinStatus:
 _REFUSALS = {
     JoinState.revoked: "This join link has been replaced. Use the link in your most recent email.",
     JoinState.cancelled: "This registration or event has been cancelled, so the link no longer opens the call.",
+    JoinState.unpublished: "The organizer has taken this event offline for now, so the call is closed. If they "
+                           "publish it again, this link works again.",
     JoinState.not_confirmed: "Your place is not confirmed yet, so you cannot join the call.",
     JoinState.too_early: "The call has not opened yet.",
     JoinState.ended: "This event has ended.",

@@ -138,6 +138,7 @@ def finish_connect(flow: dict[str, Any], auth_response: dict[str, str], *, actor
     row.status = ConnectionStatus.connected
     row.connected_at = utcnow()
     row.connected_by_id = actor.id
+    row.tenant_id = (account.tenant_id or "").lower() or row.tenant_id  # from the id token's `tid`
     row.last_error = ""
     row.admins_alerted_at = None
     resumed = outbox.resume_waiting()

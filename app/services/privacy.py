@@ -31,7 +31,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services import audit, catalog, registrations
+from app.services import audit, catalog, joins, registrations
 from app.services.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
             if item is not None and item.status != OutboxStatus.running:
                 db.session.delete(item)
             db.session.delete(message)
+    joins.queue_identity_deletion(reg)  # ACS forgets the person too (and revokes their tokens)
     db.session.delete(reg)  # answers and transitions go with it (ORM cascade and ON DELETE CASCADE)
     db.session.execute(
         update(Event).where(Event.id == event.id)
@@ -372,7 +373,11 @@ def _purge_messages(event: Event) -> int:
 
 @purger("registrations")
 def _purge_registrations(event: Event) -> int:
-    """Registrations with their answers and state history."""
+    """Registrations with their answers and state history (and, through the worker, their ACS identities)."""
+    joined = db.session.scalars(select(Registration).where(Registration.event_id == event.id,
+                                                           Registration.acs_user_id.is_not(None))).all()
+    for reg in joined:
+        joins.queue_identity_deletion(reg)
     ids = _event_registration_ids(event)
     db.session.execute(delete(RegistrationAnswer).where(RegistrationAnswer.registration_id.in_(ids))
                        .execution_options(synchronize_session=False))

@@ -389,6 +389,9 @@ def record_transition(reg: Registration, to_state: RegistrationState, *, actor: 
         reg.confirmed_at = now
     if to_state in (RegistrationState.cancelled, RegistrationState.denied):
         reg.cancelled_at = now
+        from app.services import joins
+
+        joins.queue_token_revocation(reg, to_state.value)  # a call token must not outlive the place
     db.session.add(reg)  # a new registration is written with its first transition
     db.session.flush()
     logger.info("Registration %s: %s -> %s by %s", reg.id, from_state, to_state.value,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Role, User
+from tests.conftest import PASSWORD
 from tests.microsoft_helpers import _FORM, hidden_fields
 
 ADELE = "adele.vance@contoso.emulator.invalid"
@@ -125,16 +126,49 @@ def test_account_from_another_tenant_is_refused(app, client, switched_on, make_u
     assert "That Microsoft account belongs to another organization." in page
 
 
+def not_started_here(client, path: str, fields: dict[str, str]) -> str:
+    """A callback this browser did not start: the same-origin re-post page, then a refusal."""
+    first = client.post(path, data=fields)
+    assert first.status_code == 200
+    page = first.get_data(as_text=True)
+    assert 'name="foyer_resubmitted" value="1"' in page and "Continue" in page
+    again = client.post(path, data={**hidden_fields(page)})
+    assert again.status_code == 400
+    return again.get_data(as_text=True)
+
+
 def test_replayed_or_forged_callback_is_refused(app, client, switched_on, make_user, oid):
     make_user(ADELE, Role.organizer)
     path, fields = emulator_answer(client, oid(ADELE))
-    forged = client.post(path, data={**fields, "state": "forged-state"})
-    assert "That sign-in has expired. Please try again." in refusal(client, forged)
+    forged = not_started_here(client, path, {**fields, "state": "forged-state"})
+    assert "This sign-in was not started in this browser" in forged
 
     assert client.post(path, data=fields).status_code == 303  # the genuine answer works once
     client.submit("/logout", form_url="/manage/events/")
-    replayed = client.post(path, data=fields)
-    assert "That sign-in has expired. Please try again." in refusal(client, replayed)
+    assert "not started in this browser" in not_started_here(client, path, fields)
+    assert client.get("/manage/events/").status_code in (302, 303)  # nobody signed in
+
+
+def test_a_callback_started_in_another_browser_is_refused(app, client, switched_on, make_user, oid):
+    """Login CSRF: the attacker's own sign-in answer, posted by a signed-in victim's browser."""
+    make_user(ADELE, Role.organizer)
+    victim = make_user("victim@example.org", Role.admin)
+    attacker = app.test_client()
+    attacker.__class__ = type(client)
+    path, fields = emulator_answer(attacker, oid(ADELE))  # the attacker stops before the callback
+    assert client.submit("/login", {"email": victim.email, "password": PASSWORD}).status_code == 303
+    page = not_started_here(client, path, fields)
+    assert "This sign-in was not started in this browser" in page and "Nothing has changed" in page
+    # The victim is still themself (an admin), not Adele.
+    assert client.get("/admin/microsoft/").status_code == 200  # Adele, an organizer, would get a 404
+    # Microsoft's real answer arrives cross-site, without the session cookie: nothing may set one then
+    # (it would replace the person's real session).
+    cookieless = app.test_client().post(path, data=fields)
+    assert cookieless.status_code == 200 and "Set-Cookie" not in cookieless.headers
+    with app.app_context():
+        assert db.session.scalar(select(User.last_login_at).where(User.email == ADELE)) is None
+    # The attacker's flow was not used up by the refusal: their own browser can still finish it.
+    assert attacker.post(path, data=fields).status_code == 303
 
 
 def test_sign_in_is_refused_when_switched_off(app, client, auth, make_user, oid):
@@ -148,7 +182,22 @@ def test_sign_in_is_refused_when_switched_off(app, client, auth, make_user, oid)
     client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
     auth.logout()
     path, fields = emulator_answer(client, oid(ADELE))
-    auth.login(admin.email)
-    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "0"}, form_url="/admin/microsoft/")
-    auth.logout()
+    admin_browser = app.test_client()
+    admin_browser.__class__ = type(client)
+    admin_browser.submit("/login", {"email": admin.email, "password": PASSWORD})
+    admin_browser.submit("/admin/microsoft/staff-sign-in", {"enabled": "0"}, form_url="/admin/microsoft/")
     assert "Sign in with Microsoft is not switched on." in refusal(client, client.post(path, data=fields))
+
+
+def test_cross_site_answer_is_posted_again_from_foyer_and_signs_in(app, client, switched_on, make_user, oid):
+    """Real Entra posts cross-site, so the SameSite=Lax session cookie stays behind: the cookie-less
+    arrival gets a page that posts the same answer from Foyer's origin, which carries the session."""
+    make_user(ADELE, Role.organizer)
+    path, fields = emulator_answer(client, oid(ADELE))
+    arrival = app.test_client().post(path, data=fields)  # no cookie, as a cross-site POST arrives
+    assert arrival.status_code == 200 and "Set-Cookie" not in arrival.headers
+    page = arrival.get_data(as_text=True)
+    assert 'src="/static/js/microsoft-return.js"' in page and f'action="{path}"' in page
+    done = client.post(path, data=hidden_fields(page))  # the page's own post, from this browser
+    assert done.status_code == 303 and done.headers["Location"].endswith("/manage/events/")
+    assert client.get("/manage/events/").status_code == 200

@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.extensions import csrf, db
 from app.forms.admin import ConfirmForm
 from app.models import User
+from app.routes import microsoft_return
 from app.routes.admin._guard import require_admin
 from app.services import auth_flows, microsoft_connection, staff_sso
 from app.services.errors import DomainError
@@ -87,16 +88,21 @@ def connect_emulated_POST():
 def callback_POST():
     """Microsoft posts the code (or an error) back here.
 
-    The request is cross-site, so it carries no session cookie: the single-use `state` ties it to the
-    admin who pressed Connect. Nothing is written to the session here (that would replace the admin's
-    session cookie); the outcome travels to the status page as a short code instead.
+    Honoured only in the browser that pressed Connect: its session holds the single-use `state` (the
+    cross-site arrival is posted again from Foyer's origin first; see routes/microsoft_return.py). The
+    outcome travels to the status page as a short code.
     """
+    elsewhere = microsoft_return.check_browser("connect", retry_url=url_for("admin_microsoft.connection_GET"),
+                                               retry_label="Back to Microsoft 365")
+    if elsewhere is not None:
+        return elsewhere
     pending = auth_flows.take(request.form.get("state"), "connect")
     if pending is None:
         db.session.commit()
         return _outcome("expired")
     actor = db.session.get(User, pending.user_id) if pending.user_id else None
-    if actor is None or not actor.is_active_account or not actor.is_admin:
+    here = getattr(current_user, "id", None)
+    if actor is None or not actor.is_active_account or not actor.is_admin or actor.id != here:
         db.session.commit()
         abort(404)
     db.session.commit()  # the flow is used up, whatever happens next

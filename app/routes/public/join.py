@@ -93,14 +93,13 @@ def _context(link: JoinLink, token: str) -> dict:
     reg = link.registration
     event = reg.event
     current = joins.status(link)
-    manage = None
-    if not link.revoked:
-        manage = registrations.manage_url(registrations.manage_token_for(reg))
+    # No link to the manage page here: join links travel in invites and forwarded emails, and the
+    # manage page reads the person's data and can cancel or erase (it is only in the confirmation email).
     return {
         "reg": reg, "event": event, "token": token, "status": current, "states": JoinState,
         "sandbox": _sandbox(), "teams_url": event.join_url if not link.revoked and reg.state.value == "confirmed"
-        and not event.is_cancelled else None,
-        "manage_url": manage, "when_attendee": registrations.describe_when(event, reg.timezone),
+        and event.is_published else None,
+        "revoked": link.revoked, "when_attendee": registrations.describe_when(event, reg.timezone),
         "heartbeat_seconds": joins.HEARTBEAT_SECONDS,
         "minutes_to_open": max(0, math.ceil((current.opens_at - utcnow()).total_seconds() / 60)),
     }

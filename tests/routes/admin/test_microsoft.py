@@ -48,8 +48,12 @@ def test_admin_connects_service_account_and_tokens_are_encrypted(app, client, au
 def test_callback_with_unknown_state_is_refused_without_touching_the_session(app, client, auth):
     auth.login_as_admin()
     response = client.post("/admin/microsoft/callback", data={"state": "forged", "code": "x"})
-    assert response.status_code == 303 and "outcome=expired" in response.headers["Location"]
+    # Not started in this browser: first the same-origin re-post page, then a refusal; no cookie either time.
+    assert response.status_code == 200 and 'name="foyer_resubmitted" value="1"' in response.get_data(as_text=True)
     assert "Set-Cookie" not in response.headers
+    again = client.post("/admin/microsoft/callback", data={"state": "forged", "code": "x", "foyer_resubmitted": "1"})
+    assert again.status_code == 400 and "not started in this browser" in again.get_data(as_text=True)
+    assert "Set-Cookie" not in again.headers
     with app.app_context():
         assert db.session.scalar(select(MicrosoftConnection.status)) in (None, ConnectionStatus.disconnected)
 

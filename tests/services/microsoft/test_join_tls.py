@@ -78,7 +78,7 @@ def test_identity_is_created_once_and_reused_across_joins(tls_app, tls_client, e
     acs = [r for r in emulator.requests if r.service == "acs"]
     assert [r.status for r in acs] == [201, 200, 200]
     assert emulator.acs.rejected_signatures == 0
-    assert _acs_bodies(emulator, ":issueAccessToken")[0]["scopes"] == ["voip", "chat"]
+    assert _acs_bodies(emulator, ":issueAccessToken")[0]["scopes"] == ["voip.join", "chat.join"]
     # The token never reaches the logs.
     assert body["token"] not in caplog.text and token not in caplog.text
 
