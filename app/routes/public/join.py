@@ -89,6 +89,12 @@ def _load(token: str) -> JoinLink:
     return link
 
 
+def _may_see_meeting(link: JoinLink) -> bool:
+    """Only a confirmed attendee with a live link sees the Teams link or the meeting ID and passcode."""
+    reg = link.registration
+    return not link.revoked and reg.state.value == "confirmed" and not reg.event.is_cancelled
+
+
 def _context(link: JoinLink, token: str) -> dict:
     reg = link.registration
     event = reg.event
@@ -98,8 +104,9 @@ def _context(link: JoinLink, token: str) -> dict:
         manage = registrations.manage_url(registrations.manage_token_for(reg))
     return {
         "reg": reg, "event": event, "token": token, "status": current, "states": JoinState,
-        "sandbox": _sandbox(), "teams_url": event.join_url if not link.revoked and reg.state.value == "confirmed"
-        and not event.is_cancelled else None,
+        "sandbox": _sandbox(), "teams_url": event.join_url if _may_see_meeting(link) else None,
+        "meeting_id": event.join_meeting_id if _may_see_meeting(link) else None,
+        "meeting_passcode": event.join_passcode if _may_see_meeting(link) else None,
         "manage_url": manage, "when_attendee": registrations.describe_when(event, reg.timezone),
         "heartbeat_seconds": joins.HEARTBEAT_SECONDS,
         "minutes_to_open": max(0, math.ceil((current.opens_at - utcnow()).total_seconds() / 60)),
