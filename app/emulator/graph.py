@@ -141,7 +141,12 @@ class GraphService:
                 raise KeyError(meeting_id)
             start_s = as_utc_string(start or meeting["startDateTime"])
             end_s = as_utc_string(end or meeting["endDateTime"])
-            built = [build_attendance_record(r, acs_resource_id=self.config.acs_resource_id) for r in (records or [])]
+            built = [
+                build_attendance_record(
+                    r, acs_resource_id=self.config.acs_resource_id, allowed_presenters=meeting["allowedPresenters"]
+                )
+                for r in (records or [])
+            ]
             report = {
                 "id": new_guid(),
                 "totalParticipantCount": len(built),

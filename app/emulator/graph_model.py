@@ -135,12 +135,15 @@ ACS_IDENTITY_TYPE = "#microsoft.graph.azureCommunicationServicesUserIdentity"
 TEAMS_IDENTITY_TYPE = "#microsoft.graph.communicationsUserIdentity"
 
 
-def build_attendance_record(raw: dict[str, Any], *, acs_resource_id: str | None = None) -> dict[str, Any]:
+def build_attendance_record(
+    raw: dict[str, Any], *, acs_resource_id: str | None = None, allowed_presenters: str = "everyone"
+) -> dict[str, Any]:
     """Fill in a Graph attendanceRecord from a possibly minimal dict (durations computed).
 
-    Participants who joined as ACS users (ids "8:acs:…", or `"acs": True`) appear as Microsoft shows them:
-    an `azureCommunicationServicesUserIdentity` with the ACS resource id, no email address, role "Attendee"
-    (or "Presenter" when the meeting let them present). Teams users get a `communicationsUserIdentity`.
+    Participants who joined as ACS users (ids "8:acs:…", or `"acs": True`) appear as Microsoft's
+    attendanceRecord-list example shows them: an `azureCommunicationServicesUserIdentity` with the ACS
+    resource id, an empty email address, a record id of its own, and role "Presenter" when the meeting lets
+    everyone present (else "Attendee"). Teams users get a `communicationsUserIdentity`.
     """
     intervals = []
     for interval in raw.get("attendanceIntervals") or raw.get("intervals") or []:
@@ -173,11 +176,12 @@ def build_attendance_record(raw: dict[str, Any], *, acs_resource_id: str | None 
             "tenantId": raw.get("tenantId"),
         }
     )
+    acs_role = "Presenter" if allowed_presenters == "everyone" else "Attendee"
     return {
-        "id": raw.get("id") or identity.get("id") or new_guid(),
-        "emailAddress": None if is_acs else raw.get("emailAddress"),
+        "id": raw.get("id") or (new_guid() if is_acs else identity.get("id")) or new_guid(),
+        "emailAddress": "" if is_acs else raw.get("emailAddress"),
         "totalAttendanceInSeconds": raw.get("totalAttendanceInSeconds", sum(i["durationInSeconds"] for i in intervals)),
-        "role": raw.get("role", "Attendee"),
+        "role": raw.get("role", acs_role if is_acs else "Attendee"),
         "identity": identity,
         "attendanceIntervals": intervals,
     }
