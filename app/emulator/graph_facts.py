@@ -169,7 +169,7 @@ def check_value(prop: dict[str, Any], value: Any, *, include_unknown: bool, path
         if not isinstance(value, str):
             raise FactsError(
                 "RequestBodyRead",
-                f"Cannot convert the literal '{value}' to the expected type 'microsoft.graph.{kind}'.",
+                f"Cannot convert the literal '{json.dumps(value)}' to the expected type 'microsoft.graph.{kind}'.",
             )
         # Flag enums take "a,b"; each member must exist. Graph matches members case-insensitively
         # (its own examples send "contentType": "HTML").
