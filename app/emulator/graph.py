@@ -122,6 +122,23 @@ class GraphService:
         with self._emulator.lock:
             return next((m for m in self.online_meetings.values() if m["joinWebUrl"] == join_url), None)
 
+    def renew_meeting(self, event_id: str) -> dict[str, Any]:
+        """Give a Teams event a new meeting and join URL (the other outcome users report after edits)."""
+        with self._emulator.lock:
+            event, meta = self.events[event_id], self._meta[event_id]
+            old = self.online_meetings.pop(meta.online_meeting_id, None) if meta.online_meeting_id else None
+            if old is not None:
+                self.dropped_meetings[old["id"]] = old
+            organizer = self._emulator.entra.users[meta.owner_oid]
+            meeting = self._create_meeting(organizer, event["subject"], meta.start, meta.end, event["attendees"])
+            meta.online_meeting_id = meeting["id"]
+            event["onlineMeeting"] = {
+                "joinUrl": meeting["joinWebUrl"],
+                "conferenceId": meeting["audioConferencing"]["conferenceId"],
+                "tollNumber": meeting["audioConferencing"]["tollNumber"],
+            }
+            return meeting
+
     def add_attendance_report(
         self,
         meeting_id: str,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import requests
-from tzlocal.windows_tz import tz_win
+from tzlocal.windows_tz import tz_win, win_tz
 
 from app.services.microsoft.errors import GraphError, ReconnectRequired
 from app.services.microsoft.retry import exponential_backoff, parse_retry_after
@@ -141,8 +141,9 @@ class EventDetails:
     def as_graph(self, *, with_body: bool) -> dict[str, Any]:
         """The event fields; `with_body` only at creation (a body PATCH would drop the Teams meeting)."""
         zone_name = self.graph_zone
-        # Wall time in the Windows zone's representative IANA zone, so Graph reads back the same instant.
-        zone = ZoneInfo("UTC") if zone_name == "UTC" else ZoneInfo(self.timezone)
+        # Graph reads the wall time by the Windows zone's rules: write it by those of the zone CLDR names for
+        # it, so the instant is exact even where a rare IANA zone's rules differ from its Windows zone.
+        zone = ZoneInfo(win_tz.get(zone_name, "UTC"))
         fmt = "%Y-%m-%dT%H:%M:%S"
         body: dict[str, Any] = {
             "subject": self.subject,
