@@ -216,8 +216,8 @@ def _find_meeting(event: Event) -> Event:
     graph = get_microsoft().graph
     try:
         meeting = graph.get_online_meeting_by_join_url(event.join_url)
-    except GraphError as exc:
-        if exc.status != 404:
+    except MicrosoftError as exc:
+        if not (isinstance(exc, GraphError) and exc.status == 404):
             raise _outcome(exc) from exc
         _wait_for_setup(event)
     return _save(event.id, online_meeting_id=meeting.id, **_join_by_id(meeting))
