@@ -707,6 +707,7 @@ class GraphService:
             zone = resolve_zone(call.zone_name)
             rendered["start"] = zoned_dtz(meta.start, zone, call.zone_name)
             rendered["end"] = zoned_dtz(meta.end, zone, call.zone_name)
+        rendered = mask_evolvable("event", rendered, include_unknown=call.include_unknown)
         select = call.request.args.get("$select")
         if select:
             keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag"}
