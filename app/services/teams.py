@@ -5,6 +5,7 @@ performed by the worker through Graph. Registration never waits for any of it.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -238,8 +239,8 @@ def _age(created: str | None) -> timedelta | None:
         return None
     text = created.replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
-    if dot:  # Graph sends 7 fractional digits
-        digits = "".join(c for c in rest if c.isdigit())
+    if dot:  # Graph sends 7 fractional digits; Python takes at most 6
+        digits = re.match(r"\d*", rest).group(0)
         text = f"{head}.{digits[:6]}{rest[len(digits):]}"
     try:
         moment = datetime.fromisoformat(text)
