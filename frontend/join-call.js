@@ -67,7 +67,10 @@ async function mount({ container, session, experience, accent, nonce, refresh, o
     refreshProactively: true,
     tokenRefresher: async () => (await refresh()).token,
   });
-  const locator = { meetingLink: session.meetingLink };
+  // The join URL when there is one; otherwise the meeting ID and passcode (ACS's TeamsMeetingIdLocator).
+  const locator = session.meetingLink
+    ? { meetingLink: session.meetingLink }
+    : { meetingId: session.meetingId, passcode: session.passcode };
   const withChat = experience !== "call_only";
   FoyerCall.last = { phase: "creating-adapter", userId: session.userId, displayName: session.displayName,
                      meetingLink: session.meetingLink, experience: withChat ? "call_with_chat" : "call_only" };

@@ -18,6 +18,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.config import TestConfig
+from app.emulator.graph_facts import write_problems
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
 from app.services import accounts, page_cache
@@ -92,6 +93,10 @@ def app(database_url, tmp_path_factory) -> Iterator[Flask]:
     application = create_app(TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=database_url)
     with application.app_context():
         upgrade()
+    emulator = application.extensions["microsoft"].emulator
+    if emulator is not None:
+        # Tests drain the outbox at once; the meeting set-up delay has its own tests, which raise it.
+        emulator.config.meeting_lookup_delay = 0.0
     yield application
     with application.app_context():
         db.session.remove()
@@ -112,6 +117,26 @@ def _clean_database(request) -> Iterator[None]:
         if microsoft.emulator is not None:
             microsoft.emulator.reset()
         microsoft.entra.reset_cache()
+
+
+@pytest.fixture(autouse=True)
+def _graph_writes_as_microsoft_takes_them(request) -> Iterator[None]:
+    """After each test using the app, walk every Graph request Foyer made through Microsoft's v1.0 facts
+    (properties, value types, enum members, time zones) and fail the test if Graph would refuse one.
+
+    Set up after `_clean_database`, so it runs before the emulator is reset.
+    """
+    yield
+    if "app" not in request.fixturenames:
+        return
+    emulator = request.getfixturevalue("app").extensions["microsoft"].emulator
+    if emulator is None:
+        return
+    problems = []
+    for recorded in emulator.requests_for("graph"):
+        prefer = [v for k, v in recorded.headers.items() if k.lower() == "prefer"]
+        problems += write_problems(recorded.method, recorded.path, recorded.body, prefer)
+    assert not problems, "Foyer sent Graph requests Microsoft would refuse:\n" + "\n".join(problems)
 
 
 @pytest.fixture

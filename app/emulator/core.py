@@ -126,6 +126,9 @@ class EmulatorConfig:
     graph_page_size: int = 10
     graph_max_batch: int = 20
     teams_base_url: str = "https://teams.microsoft.com"
+    #: Seconds after creation before `GET /me/onlineMeetings?$filter=JoinWebUrl eq '…'` finds a meeting
+    #: (Teams sets a new meeting up asynchronously); in-process tests may set 0 or advance the clock.
+    meeting_lookup_delay: float = 3.0
     # --- ACS ---
     acs_access_key: str = WELL_KNOWN_ACS_KEY
     acs_resource_id: str = "ac5e0000-0000-4000-8000-000000000001"

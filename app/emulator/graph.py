@@ -30,13 +30,9 @@ from werkzeug.wrappers import Request, Response
 from ._util import iso_utc, json_response, new_guid, read_json
 from .core import IN_PROCESS_KEY, EmulatedUser, RequestContext
 from .faults import Fault
+from .graph_facts import FactsError, check_action, check_meeting_update, check_object, mask_evolvable
 from .graph_model import (
-    EVENT_PROPERTIES,
     FILTER_RE,
-    LOBBY_SCOPES,
-    MEETING_BOOLEANS,
-    MEETING_ENUMS,
-    MEETING_PROPERTIES,
     NO_TIME,
     ODATA_JSON,
     SCOPES_ATTENDANCE,
@@ -94,6 +90,8 @@ class _Call:
     zone_name: str | None
     #: granted delegated scopes, lower-cased
     scopes: frozenset[str]
+    #: `Prefer: include-unknown-enum-members`: enum members after unknownFutureValue may be sent and shown
+    include_unknown: bool = False
 
 
 class GraphService:
@@ -120,6 +118,10 @@ class GraphService:
         #: cancellation notices Graph would have sent to attendees (cancel and organizer delete)
         self.cancellations: list[dict[str, Any]] = []
         self._meta: dict[str, _EventMeta] = {}
+        #: meetings that a body PATCH took off their event (their join URLs no longer work)
+        self.dropped_meetings: dict[str, dict[str, Any] | None] = {}
+        #: meeting id -> emulator time from which `$filter=JoinWebUrl eq` finds it
+        self._findable_at: dict[str, float] = {}
 
     # --- Python control API ---
 
@@ -127,6 +129,23 @@ class GraphService:
         """The stored meeting whose joinWebUrl equals `join_url` exactly."""
         with self._emulator.lock:
             return next((m for m in self.online_meetings.values() if m["joinWebUrl"] == join_url), None)
+
+    def renew_meeting(self, event_id: str) -> dict[str, Any]:
+        """Give a Teams event a new meeting and join URL (the other outcome users report after edits)."""
+        with self._emulator.lock:
+            event, meta = self.events[event_id], self._meta[event_id]
+            old = self.online_meetings.pop(meta.online_meeting_id, None) if meta.online_meeting_id else None
+            if old is not None:
+                self.dropped_meetings[old["id"]] = old
+            organizer = self._emulator.entra.users[meta.owner_oid]
+            meeting = self._create_meeting(organizer, event["subject"], meta.start, meta.end, event["attendees"])
+            meta.online_meeting_id = meeting["id"]
+            event["onlineMeeting"] = {
+                "joinUrl": meeting["joinWebUrl"],
+                "conferenceId": meeting["audioConferencing"]["conferenceId"],
+                "tollNumber": meeting["audioConferencing"]["tollNumber"],
+            }
+            return meeting
 
     def add_attendance_report(
         self,
@@ -147,7 +166,12 @@ class GraphService:
                 raise KeyError(meeting_id)
             start_s = as_utc_string(start or meeting["startDateTime"])
             end_s = as_utc_string(end or meeting["endDateTime"])
-            built = [build_attendance_record(r) for r in (records or [])]
+            built = [
+                build_attendance_record(
+                    r, acs_resource_id=self.config.acs_resource_id, allowed_presenters=meeting["allowedPresenters"]
+                )
+                for r in (records or [])
+            ]
             report = {
                 "id": new_guid(),
                 "totalParticipantCount": len(built),
@@ -253,9 +277,19 @@ class GraphService:
         user = self._emulator.entra.users[record.user_oid]
         zone_name = None
         prefer = parse_prefer(request)
-        if "outlook.timezone" in prefer and resolve_zone(prefer["outlook.timezone"]) is not None:
+        if "outlook.timezone" in prefer:
             zone_name = prefer["outlook.timezone"]
-        return _Call(request, ctx, user, version, zone_name, frozenset(s.lower() for s in record.scopes))
+            if resolve_zone(zone_name) is None:
+                raise GraphError(
+                    400,
+                    "TimeZoneNotSupportedException",
+                    f"A valid TimeZone value must be specified. The following TimeZone value is not supported: "
+                    f"'{zone_name}'.",
+                )
+        include_unknown = "include-unknown-enum-members" in prefer
+        return _Call(
+            request, ctx, user, version, zone_name, frozenset(s.lower() for s in record.scopes), include_unknown
+        )
 
     def _require(self, call: _Call, allowed: tuple[str, ...], code: str, message: str) -> None:
         if not self.config.enforce_scopes:
@@ -386,7 +420,7 @@ class GraphService:
     def _events_post(self, call: _Call) -> Response:
         self._require(call, SCOPES_CAL_WRITE, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         body = self._json_body(call)
-        self._check_event_properties(body)
+        self._check_facts("event", body, call)
         with self._emulator.lock:
             transaction_id = body.get("transactionId")
             if transaction_id:
@@ -407,7 +441,7 @@ class GraphService:
     def _event_patch(self, call: _Call, event_id: str) -> Response:
         self._require(call, SCOPES_CAL_WRITE, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         body = self._json_body(call)
-        self._check_event_properties(body)
+        self._check_facts("event", body, call)
         with self._emulator.lock:
             event = self._owned_event(call, event_id)
             if_match = call.request.headers.get("If-Match")
@@ -432,14 +466,10 @@ class GraphService:
     def _event_cancel_post(self, call: _Call, event_id: str) -> Response:
         self._require(call, SCOPES_CAL_WRITE, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         body = self._json_body(call, required=False)
-        unknown = set(body) - {"comment", "Comment"}
-        if unknown:
-            raise GraphError(
-                400,
-                "RequestBodyRead",
-                f"The parameter '{sorted(unknown)[0]}' in the request payload is "
-                "not a valid parameter for the operation 'cancel'.",
-            )
+        try:
+            check_action("event", "cancel", body)
+        except FactsError as exc:
+            raise GraphError(400, exc.code, exc.message) from exc
         comment = body.get("comment", body.get("Comment"))
         with self._emulator.lock:
             event = self._owned_event(call, event_id)
@@ -474,16 +504,13 @@ class GraphService:
             )
         logger.info("Emulator Graph event %s removed (%s)", event_id, kind)
 
-    def _check_event_properties(self, body: dict[str, Any]) -> None:
-        for key in body:
-            if key not in EVENT_PROPERTIES and not key.startswith("@odata"):
-                raise GraphError(
-                    400,
-                    "RequestBodyRead",
-                    f"The property '{key}' does not exist on type "
-                    "'microsoft.graph.event'. Make sure to only use property names that are defined by "
-                    "the type or mark the type as open type.",
-                )
+    @staticmethod
+    def _check_facts(type_name: str, body: dict[str, Any], call: _Call) -> None:
+        """Refuse what Graph's v1.0 metadata refuses: unknown properties, wrong types, hidden enum members."""
+        try:
+            check_object(type_name, body, include_unknown=call.include_unknown)
+        except FactsError as exc:
+            raise GraphError(400, exc.code, exc.message) from exc
 
     def _create_event(self, call: _Call, body: dict[str, Any]) -> dict[str, Any]:
         now = self._emulator.clock.now()
@@ -646,8 +673,13 @@ class GraphService:
             content = body["body"] or {}
             event["body"] = {
                 "contentType": str(content.get("contentType", "html")).lower(),
-                "content": content.get("content", ""),
+                "content": content.get("content") or "",
             }
+            online = event["onlineMeeting"]
+            if not creating and online and online["joinUrl"] not in event["body"]["content"]:
+                # What users report after PATCHing the body of a Teams event without its meeting blob: the
+                # meeting is gone (onlineMeeting null, the old join URL dead) while isOnlineMeeting stays.
+                self._drop_meeting(event, meta)
         if wants_online and not event["isOnlineMeeting"]:
             meeting = self._create_meeting(call.user, event["subject"], start, end, attendees)
             meta.online_meeting_id = meeting["id"]
@@ -670,6 +702,14 @@ class GraphService:
                 event["body"]["content"] += join_block(join_url, event["body"]["contentType"])
         event["bodyPreview"] = body_preview(event["body"])
 
+    def _drop_meeting(self, event: dict[str, Any], meta: _EventMeta) -> None:
+        logger.info("Emulator Graph event %s: body replaced without the meeting blob; meeting dropped", event["id"])
+        if meta.online_meeting_id:
+            self.dropped_meetings[meta.online_meeting_id] = self.online_meetings.pop(meta.online_meeting_id, None)
+        meta.online_meeting_id = None
+        event["onlineMeeting"] = None
+        event["onlineMeetingUrl"] = None
+
     def _render_event(self, call: _Call, event: dict[str, Any], *, single: bool = False) -> dict[str, Any]:
         meta = self._meta[event["id"]]
         rendered = copy.deepcopy(event)
@@ -677,6 +717,7 @@ class GraphService:
             zone = resolve_zone(call.zone_name)
             rendered["start"] = zoned_dtz(meta.start, zone, call.zone_name)
             rendered["end"] = zoned_dtz(meta.end, zone, call.zone_name)
+        rendered = mask_evolvable("event", rendered, include_unknown=call.include_unknown)
         select = call.request.args.get("$select")
         if select:
             keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag"}
@@ -705,6 +746,8 @@ class GraphService:
             now=self._emulator.clock.now(),
         )
         self.online_meetings[meeting["id"]] = meeting
+        # Teams takes a moment to set a new meeting up: the JoinWebUrl lookup finds it only afterwards.
+        self._findable_at[meeting["id"]] = self._emulator.clock.time() + self.config.meeting_lookup_delay
         return meeting
 
     def _owned_meeting(self, call: _Call, meeting_id: str) -> dict[str, Any]:
@@ -733,12 +776,14 @@ class GraphService:
         }
         if prop not in getters:
             raise GraphError(400, "BadRequest", f"Filter on property '{match.group(1)}' is not supported.")
+        now = self._emulator.clock.time()
         with self._emulator.lock:
             found = [
-                copy.deepcopy(m)
+                self._meeting_view(call, copy.deepcopy(m))
                 for m in self.online_meetings.values()
                 if getters[prop](m) == value
                 and m["participants"]["organizer"]["identity"]["user"]["id"] == call.user.oid
+                and self._findable_at.get(m["id"], 0.0) <= now
             ]
         return self._ok(
             call,
@@ -762,42 +807,13 @@ class GraphService:
             call, SCOPES_MEETING_WRITE, "Forbidden", "Application does not have permission to update online meetings."
         )
         body = self._json_body(call)
-        for key, value in body.items():
-            if key.startswith("@odata"):
-                continue
-            if key not in MEETING_PROPERTIES:
-                raise GraphError(
-                    400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.onlineMeeting'."
-                )
-            if key in MEETING_ENUMS and value not in MEETING_ENUMS[key]:
-                raise GraphError(
-                    400,
-                    "BadRequest",
-                    f"Cannot convert the literal '{value}' to the expected type 'microsoft.graph.{key}'.",
-                )
-            if key in MEETING_BOOLEANS and not isinstance(value, bool):
-                raise GraphError(
-                    400, "BadRequest", f"Cannot convert the literal '{value}' to the expected type 'Edm.Boolean'."
-                )
-            if key == "lobbyBypassSettings":
-                if not isinstance(value, dict) or set(value) - {"scope", "isDialInBypassEnabled", "@odata.type"}:
-                    raise GraphError(400, "BadRequest", "Invalid lobbyBypassSettings.")
-                if "scope" in value and value["scope"] not in LOBBY_SCOPES:
-                    raise GraphError(
-                        400,
-                        "BadRequest",
-                        f"Cannot convert the literal '{value['scope']}' to the "
-                        "expected type 'microsoft.graph.lobbyBypassScope'.",
-                    )
-                if "isDialInBypassEnabled" in value and not isinstance(value["isDialInBypassEnabled"], bool):
-                    raise GraphError(400, "BadRequest", "isDialInBypassEnabled must be a boolean.")
-            if key in ("startDateTime", "endDateTime"):
-                try:
-                    parse_utc(value)
-                except (TypeError, ValueError) as exc:
-                    raise GraphError(400, "BadRequest", f"Invalid {key}.") from exc
-            if key == "participants":
-                check_participants(value, include_unknown=_prefers_unknown_members(call))
+        self._check_facts("onlineMeeting", body, call)
+        try:
+            check_meeting_update(body)
+        except FactsError as exc:
+            raise GraphError(400, exc.code, exc.message) from exc
+        if "participants" in body:
+            check_participants(body["participants"], include_unknown=_prefers_unknown_members(call))
         with self._emulator.lock:
             meeting = self._owned_meeting(call, meeting_id)
             allowed = body.get("allowedPresenters", meeting["allowedPresenters"])
@@ -813,9 +829,8 @@ class GraphService:
                 if key.startswith("@odata"):
                     continue
                 if key == "lobbyBypassSettings":
-                    meeting[key] = {**meeting[key], **{k: v for k, v in value.items() if k != "@odata.type"}}
-                elif key == "joinMeetingIdSettings" and isinstance(value, dict):
-                    meeting[key] = {**meeting[key], **value}
+                    given = {k: v for k, v in (value or {}).items() if not k.startswith("@odata")}
+                    meeting[key] = {**meeting[key], **given}
                 elif key in ("startDateTime", "endDateTime"):
                     meeting[key] = iso_utc(parse_utc(value))
                 elif key == "participants":
@@ -829,7 +844,12 @@ class GraphService:
 
     def _meeting_entity(self, call: _Call, meeting: dict[str, Any]) -> dict[str, Any]:
         context = f"{call.ctx.base_url}/{call.version}/$metadata#users('{call.user.oid}')/onlineMeetings/$entity"
-        return {"@odata.context": context, **meeting}
+        return {"@odata.context": context, **self._meeting_view(call, meeting)}
+
+    @staticmethod
+    def _meeting_view(call: _Call, meeting: dict[str, Any]) -> dict[str, Any]:
+        """Members after unknownFutureValue read `unknownFutureValue` unless the client sent the Prefer header."""
+        return mask_evolvable("onlineMeeting", meeting, include_unknown=call.include_unknown)
 
     # --- attendance ---
 

@@ -26,71 +26,6 @@ SCOPES_MEETING_READ = ("OnlineMeetings.Read", "OnlineMeetings.ReadWrite")
 SCOPES_MEETING_WRITE = ("OnlineMeetings.ReadWrite",)
 SCOPES_ATTENDANCE = ("OnlineMeetingArtifact.Read.All",)
 
-#: Writable event properties the emulator understands; anything else is a 400 like Graph's.
-EVENT_PROPERTIES = frozenset(
-    {
-        "subject",
-        "body",
-        "start",
-        "end",
-        "location",
-        "locations",
-        "attendees",
-        "allowNewTimeProposals",
-        "isOnlineMeeting",
-        "onlineMeetingProvider",
-        "isAllDay",
-        "isReminderOn",
-        "reminderMinutesBeforeStart",
-        "importance",
-        "sensitivity",
-        "showAs",
-        "categories",
-        "responseRequested",
-        "hideAttendees",
-        "transactionId",
-        "recurrence",
-        "isDraft",
-    }
-)
-MEETING_ENUMS = {
-    "allowedPresenters": ("everyone", "organization", "roleIsPresenter", "organizer", "unknownFutureValue"),
-    "allowMeetingChat": ("enabled", "disabled", "limited", "unknownFutureValue"),
-}
-LOBBY_SCOPES = (
-    "organizer",
-    "organization",
-    "organizationAndFederated",
-    "everyone",
-    "unknownFutureValue",
-    "invited",
-    "organizationExcludingGuests",
-)
-MEETING_BOOLEANS = frozenset(
-    {
-        "isEntryExitAnnounced",
-        "allowTeamworkReactions",
-        "allowAttendeeToEnableCamera",
-        "allowAttendeeToEnableMic",
-        "recordAutomatically",
-        "allowParticipantsToChangeName",
-        "allowRecording",
-        "allowTranscription",
-    }
-)
-MEETING_PROPERTIES = frozenset(
-    {
-        "subject",
-        "startDateTime",
-        "endDateTime",
-        "lobbyBypassSettings",
-        "participants",
-        "joinMeetingIdSettings",
-        "autoAdmittedUsers",
-        *MEETING_ENUMS,
-        *MEETING_BOOLEANS,
-    }
-)
 FILTER_RE = re.compile(r"^\s*([A-Za-z][\w/]*)\s+eq\s+'((?:[^']|'')*)'\s*$")
 NO_TIME = "0001-01-01T00:00:00Z"
 
@@ -127,14 +62,11 @@ def new_online_meeting(
         "creationDateTime": iso_utc(now),
         "startDateTime": iso_utc(start),
         "endDateTime": iso_utc(end),
-        "joinUrl": join_url,
         "joinWebUrl": join_url,
-        "meetingCode": str(secrets.randbelow(10**12)).zfill(12),
         "subject": subject or None,
         "isBroadcast": False,
-        "autoAdmittedUsers": "everyoneInCompany",
-        "outerMeetingAutoAdmittedUsers": None,
         "isEntryExitAnnounced": True,
+        # Tenants' default meeting policy: everyone presents, unless the organizer changes it.
         "allowedPresenters": "everyone",
         "allowMeetingChat": "enabled",
         "shareMeetingChatHistoryDefault": "none",
@@ -199,8 +131,20 @@ def new_online_meeting(
     return meeting
 
 
-def build_attendance_record(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fill in a Graph attendanceRecord from a possibly minimal dict (durations computed)."""
+ACS_IDENTITY_TYPE = "#microsoft.graph.azureCommunicationServicesUserIdentity"
+TEAMS_IDENTITY_TYPE = "#microsoft.graph.communicationsUserIdentity"
+
+
+def build_attendance_record(
+    raw: dict[str, Any], *, acs_resource_id: str | None = None, allowed_presenters: str = "everyone"
+) -> dict[str, Any]:
+    """Fill in a Graph attendanceRecord from a possibly minimal dict (durations computed).
+
+    Participants who joined as ACS users (ids "8:acs:…", or `"acs": True`) appear as Microsoft's
+    attendanceRecord-list example shows them: an `azureCommunicationServicesUserIdentity` with the ACS
+    resource id, an empty email address, a record id of its own, and role "Presenter" when the meeting lets
+    everyone present (else "Attendee"). Teams users get a `communicationsUserIdentity`.
+    """
     intervals = []
     for interval in raw.get("attendanceIntervals") or raw.get("intervals") or []:
         if isinstance(interval, dict):
@@ -215,16 +159,29 @@ def build_attendance_record(raw: dict[str, Any]) -> dict[str, Any]:
                 "durationInSeconds": int((leave_dt - join_dt).total_seconds()),
             }
         )
-    identity = raw.get("identity") or {
-        "id": raw.get("userId") or new_guid(),
-        "displayName": raw.get("displayName"),
-        "tenantId": raw.get("tenantId"),
-    }
+    user_id = raw.get("userId") or (raw.get("identity") or {}).get("id") or new_guid()
+    is_acs = bool(raw.get("acs")) or str(user_id).startswith("8:acs:")
+    identity = raw.get("identity") or (
+        {
+            "@odata.type": ACS_IDENTITY_TYPE,
+            "id": user_id,
+            "displayName": raw.get("displayName"),
+            "azureCommunicationServicesResourceId": acs_resource_id,
+        }
+        if is_acs
+        else {
+            "@odata.type": TEAMS_IDENTITY_TYPE,
+            "id": user_id,
+            "displayName": raw.get("displayName"),
+            "tenantId": raw.get("tenantId"),
+        }
+    )
+    acs_role = "Presenter" if allowed_presenters == "everyone" else "Attendee"
     return {
-        "id": raw.get("id") or identity.get("id") or new_guid(),
-        "emailAddress": raw.get("emailAddress"),
+        "id": raw.get("id") or (new_guid() if is_acs else identity.get("id")) or new_guid(),
+        "emailAddress": "" if is_acs else raw.get("emailAddress"),
         "totalAttendanceInSeconds": raw.get("totalAttendanceInSeconds", sum(i["durationInSeconds"] for i in intervals)),
-        "role": raw.get("role", "Attendee"),
+        "role": raw.get("role", acs_role if is_acs else "Attendee"),
         "identity": identity,
         "attendanceIntervals": intervals,
     }

@@ -1,14 +1,19 @@
-"""Windows time-zone names (as Outlook/Graph use them) mapped to IANA zones.
+"""Time-zone names Graph accepts, and the zones they stand for.
 
-Graph accepts Windows names ("Pacific Standard Time") in `start.timeZone` and in
-`Prefer: outlook.timezone`, and in practice IANA names too; the emulator accepts both and echoes the
-name the client used. The table follows CLDR's windowsZones.xml (territory "001" entries) for the
-zones people commonly pick; unknown names are rejected like Graph does.
+Graph's `dateTimeTimeZone.timeZone` and `Prefer: outlook.timezone` take any Windows time-zone name
+("Pacific Standard Time") or one of a fixed list of IANA names (specs/graph-timezones.json, from the
+dateTimeTimeZone docs, with its alternative spellings); any other IANA name (Europe/Amsterdam,
+America/Toronto, ...) is refused with `400 TimeZoneNotSupportedException`. Windows names come from
+CLDR's windowsZones mapping as tzlocal ships it, plus the table below for the common ones.
 """
 
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tzlocal.windows_tz import win_tz
+
+from .graph_facts import accepted_iana_zones
 
 WINDOWS_TO_IANA: dict[str, str] = {
     "Dateline Standard Time": "Etc/GMT+12",
@@ -82,17 +87,26 @@ WINDOWS_TO_IANA: dict[str, str] = {
     "Tonga Standard Time": "Pacific/Tongatapu",
 }
 
-_LOWER = {name.lower(): iana for name, iana in WINDOWS_TO_IANA.items()}
+#: Every Windows name CLDR knows, each with a representative IANA zone.
+_LOWER = {name.lower(): iana for name, iana in {**win_tz, **WINDOWS_TO_IANA}.items()}
+
+
+def graph_accepts_zone(name: str | None) -> bool:
+    """Whether Graph takes `name` as a time zone."""
+    return resolve_zone(name) is not None
 
 
 def resolve_zone(name: str | None) -> ZoneInfo | None:
-    """Return the zone for a Windows or IANA name, or None if Graph would not accept it."""
+    """Return the zone for a name Graph accepts (Windows, or a listed IANA name), else None."""
     if not name or not isinstance(name, str):
         return None
-    iana = _LOWER.get(name.strip().lower())
-    if iana is None and "/" not in name and name.upper() not in ("UTC", "GMT"):
-        return None  # not a Windows name we know and not IANA-looking
+    key = name.strip()
+    iana = _LOWER.get(key.lower())
+    if iana is None and key in accepted_iana_zones():
+        iana = key
+    if iana is None:
+        return None
     try:
-        return ZoneInfo(iana or name.strip())
+        return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):
         return None

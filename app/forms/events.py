@@ -156,6 +156,23 @@ class EventForm(FlaskForm):
         default="bypass",
         description="Applies to people joining from their Foyer link.",
     )
+    allow_attendee_mic = BooleanField(
+        "Attendees may turn on their microphone", default=True,
+        description="Untick for a talk where only the organizer speaks. Applies to everyone in the meeting "
+        "except the organizer.",
+    )
+    allow_attendee_camera = BooleanField(
+        "Attendees may turn on their camera", default=True,
+        description="Untick to keep attendees' video off; only the organizer is seen.",
+    )
+    meeting_chat = SelectField(
+        "Meeting chat",
+        choices=[SelectChoice("enabled", "On: everyone in the meeting can chat"),
+                 SelectChoice("disabled", "Off")],
+        default="enabled",
+        description="The chat beside the call in Teams and on the join page. Only the organizer presents "
+        "(shares a screen), whatever you choose here.",
+    )
     call_experience = SelectField(
         "What attendees see on the join page",
         choices=[SelectChoice("call_with_chat", "The call with the meeting chat"),
@@ -287,6 +304,9 @@ class EventForm(FlaskForm):
             who_can_register=self.who_can_register.data or "everyone",
             require_email_verification=bool(self.require_email_verification.data),
             attendee_lobby=self.attendee_lobby.data or "bypass",
+            allow_attendee_mic=bool(self.allow_attendee_mic.data),
+            allow_attendee_camera=bool(self.allow_attendee_camera.data),
+            meeting_chat=self.meeting_chat.data or "enabled",
             call_experience=self.call_experience.data or "call_with_chat",
             join_opens_minutes=15 if self.join_opens_minutes.data is None else self.join_opens_minutes.data,
             join_grace_minutes=30 if self.join_grace_minutes.data is None else self.join_grace_minutes.data,

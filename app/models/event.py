@@ -134,6 +134,15 @@ class Event(db.Model):
     online_meeting_id: Mapped[str | None] = mapped_column(String(512))
     #: Stored verbatim: Teams join URLs carry %-escapes that must not be decoded.
     join_url: Mapped[str | None] = mapped_column(Text)
+    #: The meeting's joinMeetingIdSettings: a second way in (Teams "join with an ID", the ACS
+    #: TeamsMeetingIdLocator) when there is no join URL.
+    join_meeting_id: Mapped[str | None] = mapped_column(String(64))
+    join_passcode: Mapped[str | None] = mapped_column(String(64))
+    #: Teams meeting options for attendees: may they turn on their microphone and camera, and is the
+    #: meeting chat on ("enabled") or off ("disabled"). Only the organizer presents.
+    allow_attendee_mic: Mapped[bool] = mapped_column(default=True, server_default="1")
+    allow_attendee_camera: Mapped[bool] = mapped_column(default=True, server_default="1")
+    meeting_chat: Mapped[str] = mapped_column(String(20), default="enabled", server_default="enabled")
 
     #: Days after the end when attendees' personal data is purged; NULL uses the admin's default.
     retention_days: Mapped[int | None]

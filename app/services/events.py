@@ -270,6 +270,10 @@ class EventData:
     co_organizer_ids: list[int] | None = None
     #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
     attendee_lobby: str = "bypass"
+    #: Teams meeting options: attendees may turn on their microphone / camera; meeting chat on or off.
+    allow_attendee_mic: bool = True
+    allow_attendee_camera: bool = True
+    meeting_chat: str = "enabled"
     #: "everyone", or "organization" (only addresses at the organization's domains).
     who_can_register: str = "everyone"
     require_email_verification: bool = False
@@ -320,6 +324,9 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
         or (event.description or "") != (data.description or "")
     )
     event.attendee_lobby = data.attendee_lobby if data.attendee_lobby in LOBBY_MODES else "bypass"
+    event.allow_attendee_mic = bool(data.allow_attendee_mic)
+    event.allow_attendee_camera = bool(data.allow_attendee_camera)
+    event.meeting_chat = data.meeting_chat if data.meeting_chat in MEETING_CHAT_MODES else "enabled"
     event.title = title
     event.slug = slug
     event.description = data.description or ""
@@ -400,11 +407,14 @@ def create_event(data: EventData, *, actor: User) -> Event:
 
 
 LOBBY_MODES = ("bypass", "lobby")
+#: Graph's meetingChatMode values Foyer offers.
+MEETING_CHAT_MODES = ("enabled", "disabled")
 
 
 def _meeting_fields(event: Event) -> tuple:
     """What the Teams calendar event and meeting carry: a change is pushed to Graph."""
-    return (event.title, event.starts_at, event.ends_at, event.timezone, event.slug, event.attendee_lobby)
+    return (event.title, event.starts_at, event.ends_at, event.timezone, event.slug, event.attendee_lobby,
+            event.allow_attendee_mic, event.allow_attendee_camera, event.meeting_chat)
 
 
 def _attendee_fields(event: Event) -> tuple:
@@ -507,6 +517,9 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         approval_required=event.approval_required,
         waitlist_enabled=event.waitlist_enabled,
         attendee_lobby=event.attendee_lobby,
+        allow_attendee_mic=event.allow_attendee_mic,
+        allow_attendee_camera=event.allow_attendee_camera,
+        meeting_chat=event.meeting_chat,
         call_experience=event.call_experience,
         join_opens_minutes=event.join_opens_minutes,
         join_grace_minutes=event.join_grace_minutes,

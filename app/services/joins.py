@@ -103,10 +103,14 @@ class JoinSession:
     display_name: str
     meeting_link: str
     endpoint: str
+    #: The meeting's ID and passcode: the browser joins with them (TeamsMeetingIdLocator) when there is no link.
+    meeting_id: str = ""
+    passcode: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {"userId": self.user_id, "token": self.token, "expiresOn": self.expires_on.isoformat(),
-                "displayName": self.display_name, "meetingLink": self.meeting_link, "endpoint": self.endpoint}
+                "displayName": self.display_name, "meetingLink": self.meeting_link, "endpoint": self.endpoint,
+                "meetingId": self.meeting_id, "passcode": self.passcode}
 
 
 # --- the link ---------------------------------------------------------------------------------------
@@ -330,7 +334,7 @@ def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession
         raise JoinUnavailable(_REFUSALS[current.state], state=current.state)
     reg = link.registration
     event = reg.event
-    if not event.join_url:
+    if not event.join_url and not (event.join_meeting_id and event.join_passcode):
         raise JoinUnavailable("The online meeting for this event is not ready yet. Please try again in a minute.",
                               state=JoinState.open, retry=True)
     identity = get_microsoft().acs_identity
@@ -350,8 +354,9 @@ def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession
     db.session.flush()
     logger.info("Join session issued for registration %s (event %s)", reg.id, event.id)
     return JoinSession(user_id=issued.user_id, token=issued.token, expires_on=issued.expires_on,
-                       display_name=reg.full_name[:256] or "Guest", meeting_link=event.join_url,
-                       endpoint=acs_endpoint())
+                       display_name=reg.full_name[:256] or "Guest", meeting_link=event.join_url or "",
+                       endpoint=acs_endpoint(), meeting_id=event.join_meeting_id or "",
+                       passcode=event.join_passcode or "")
 
 
 def record_presence(link: JoinLink, *, left: bool = False, now: datetime | None = None) -> bool:

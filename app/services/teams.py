@@ -5,7 +5,9 @@ performed by the worker through Graph. Registration never waits for any of it.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
@@ -14,7 +16,7 @@ from app.models import Event, ProvisioningStatus, db
 from app.models.base import begin_write
 from app.services import catalog, outbox
 from app.services.microsoft.errors import GraphError, MicrosoftError, NotConnected, ReconnectRequired
-from app.services.microsoft.graph import EventDetails
+from app.services.microsoft.graph import EventDetails, GraphEventRef, MeetingOptions, OnlineMeeting
 from app.services.microsoft.wiring import get_microsoft
 
 logger = logging.getLogger(__name__)
@@ -23,6 +25,9 @@ TRANSACTION_NAMESPACE = uuid.UUID("0b8f4a1e-7d1c-4c55-9b0a-3f2f7d6e8a21")
 #: Graph lobby-bypass scopes for the event's "how are attendees admitted" setting. Foyer attendees
 #: join as anonymous ACS users, so only "everyone" lets them straight in.
 LOBBY_SCOPES = {"bypass": "everyone", "lobby": "organization"}
+#: Teams sets a new meeting up asynchronously: the JoinWebUrl lookup may come back empty for a while
+#: after the calendar event is created. Until this long after creation, an empty answer means "not yet".
+MEETING_SETUP_GRACE = timedelta(minutes=5)
 
 
 # --- queueing (called by the event verbs, inside their transaction) ---------------------------------
@@ -73,6 +78,23 @@ def _rearm(key: str) -> None:
 # --- performing (outbox handlers, in the worker) -----------------------------------------------------
 
 
+def _meeting_options(event: Event) -> MeetingOptions:
+    """The meeting settings Foyer owns for an event.
+
+    Only the organizer (and the speakers Foyer names as presenters) present: ACS guests keep the role the
+    meeting gives them, and with the tenant's usual default ("everyone") an anonymous registrant could
+    share their screen or remove others.
+    """
+    return MeetingOptions(
+        lobby_scope=LOBBY_SCOPES.get(event.attendee_lobby, "everyone"),
+        allowed_presenters=allowed_presenters(event),
+        presenters=[address for address, _ in presenters(event)],
+        allow_attendee_mic=event.allow_attendee_mic,
+        allow_attendee_camera=event.allow_attendee_camera,
+        meeting_chat=event.meeting_chat,
+    )
+
+
 def _details(event: Event) -> EventDetails:
     link = catalog.event_url(event)  # works in the worker, where there is no request
     body = (f"<p>{escape(event.title)}</p>"
@@ -85,7 +107,8 @@ def _details(event: Event) -> EventDetails:
 
 def _transaction_id(event: Event) -> str:
     """The same for every attempt to create one event's meeting, so Graph de-duplicates retries; the
-    creation time is in it because SQLite can give a deleted event's id to a new one."""
+    creation time is in it because SQLite can give a deleted event's id to a new one.
+    """
     return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"event:{event.id}:{event.created_at.isoformat()}"))
 
 
@@ -129,7 +152,7 @@ def _save(event_id: int, **values: Any) -> Event:
 
 @outbox.handler("teams.provision", on_failure=_mark_failed)
 def provision(payload: dict[str, Any]) -> None:
-    """Create the calendar event with a Teams meeting, find its onlineMeeting, set the lobby."""
+    """Create the calendar event with a Teams meeting, find its onlineMeeting, apply the meeting options."""
     from app.services.microsoft_connection import require_connected
 
     event = _load(payload)
@@ -148,21 +171,18 @@ def provision(payload: dict[str, Any]) -> None:
         event = _save(event_id, join_url=ref.join_url)
     if not event.join_url:
         raise outbox.PermanentFailure("Graph created the calendar event without a Teams meeting")
-    if not event.online_meeting_id:
-        meeting = _graph_call(lambda: graph.get_online_meeting_by_join_url(event.join_url))
-        event = _save(event_id, online_meeting_id=meeting.id)
-    scope = LOBBY_SCOPES.get(event.attendee_lobby, "everyone")
-    speakers = [address for address, _ in presenters(event)]
-    _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope,
-                                                    allowed_presenters=allowed_presenters(event),
-                                                    presenters=speakers))
+    event = _apply_meeting_options(_find_meeting(event))
     _save(event_id, provisioning_status=ProvisioningStatus.ready, provisioning_error="")
     logger.info("Teams meeting for event %s is ready", event_id)
 
 
 @outbox.handler("teams.update")
 def update(payload: dict[str, Any]) -> None:
-    """PATCH the calendar event's subject, body and times (and the lobby setting)."""
+    """PATCH the calendar event's subject, times and location (never its body), then follow its join URL.
+
+    Graph answers the PATCH with the event as it now is; if its join URL changed, Foyer stores the new
+    one and finds the new meeting, so attendees never get a dead link. Then the meeting options again.
+    """
     from app.services.microsoft_connection import require_connected
 
     event = _load(payload)
@@ -172,10 +192,77 @@ def update(payload: dict[str, Any]) -> None:
         return  # not created yet: provisioning will use the current details
     _graph_call(require_connected)
     graph = get_microsoft().graph
-    _graph_call(lambda: graph.update_event(event.graph_event_id, _details(event)))
+    ref = _graph_call(lambda: graph.update_event(event.graph_event_id, _details(event)))
+    event = _follow_join_url(event, ref)
+    if event.provisioning_status == ProvisioningStatus.ready or event.online_meeting_id:
+        _apply_meeting_options(_find_meeting(event))
+
+
+def _follow_join_url(event: Event, ref: GraphEventRef) -> Event:
+    """Keep the stored join URL equal to the calendar event's; a changed one means a new meeting."""
+    if ref.join_url == event.join_url:
+        return event
+    if not ref.join_url:
+        message = ("The Teams meeting is gone from the calendar event (Microsoft returned no join link). "
+                   "Attendees cannot join until the meeting is set up again.")
+        logger.warning("Event %s: %s", event.id, message)
+        _save(event.id, provisioning_status=ProvisioningStatus.failed, provisioning_error=message)
+        raise outbox.PermanentFailure(message)
+    logger.info("Event %s: the Teams join URL changed; storing the new one", event.id)
+    return _save(event.id, join_url=ref.join_url, online_meeting_id=None, join_meeting_id=None, join_passcode=None)
+
+
+def _find_meeting(event: Event) -> Event:
+    """Look the onlineMeeting up by its join URL (once per join URL) and keep its ID and passcode."""
     if event.online_meeting_id:
-        scope = LOBBY_SCOPES.get(event.attendee_lobby, "everyone")
-        _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, lobby_scope=scope))
+        return event
+    graph = get_microsoft().graph
+    try:
+        meeting = graph.get_online_meeting_by_join_url(event.join_url)
+    except MicrosoftError as exc:
+        if not (isinstance(exc, GraphError) and exc.status == 404):
+            raise _outcome(exc) from exc
+        _wait_for_setup(event)
+    return _save(event.id, online_meeting_id=meeting.id, **_join_by_id(meeting))
+
+
+def _wait_for_setup(event: Event) -> None:
+    """An empty lookup: "not yet" while the meeting is new (retried with growing waits), then permanent."""
+    ref = _graph_call(lambda: get_microsoft().graph.get_event(event.graph_event_id))
+    age = _age(ref.created)
+    if age is not None and age < MEETING_SETUP_GRACE:
+        wait = min(60.0, max(2.0, age.total_seconds()))
+        raise outbox.Defer(f"Teams is still setting the meeting up; looking again in {wait:.0f} s", seconds=wait)
+    raise outbox.PermanentFailure("Microsoft has no online meeting for the calendar event's join link")
+
+
+def _age(created: str | None) -> timedelta | None:
+    if not created:
+        return None
+    text = created.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Graph sends 7 fractional digits; Python takes at most 6
+        digits = re.match(r"\d*", rest).group(0)
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return datetime.now(UTC) - (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _join_by_id(meeting: OnlineMeeting) -> dict[str, Any]:
+    return {"join_meeting_id": meeting.join_meeting_id, "join_passcode": meeting.passcode}
+
+
+def _apply_meeting_options(event: Event) -> Event:
+    """PATCH the meeting's options; its answer refreshes the meeting ID and passcode."""
+    graph = get_microsoft().graph
+    meeting = _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, _meeting_options(event)))
+    values = _join_by_id(meeting)
+    if any(getattr(event, name) != value for name, value in values.items()):
+        event = _save(event.id, **values)
+    return event
 
 
 @outbox.handler("teams.cancel")
@@ -241,7 +328,7 @@ def update_presenters(payload: dict[str, Any]) -> None:
     people = presenters(event)
     _graph_call(lambda: graph.update_event_attendees(event.graph_event_id, people))
     if event.online_meeting_id:
-        _graph_call(lambda: graph.update_online_meeting(
-            event.online_meeting_id, allowed_presenters=allowed_presenters(event),
-            presenters=[address for address, _ in people]))
+        options = MeetingOptions(allowed_presenters=allowed_presenters(event),
+                                 presenters=[address for address, _ in people])
+        _graph_call(lambda: graph.update_online_meeting(event.online_meeting_id, options))
     logger.info("Teams presenters of event %s updated (%s)", event.id, len(people))

@@ -40,7 +40,7 @@ def _seed(app, *, starts_in: timedelta, experience: str = "call_with_chat", name
         event = Event(title="Garden club call", slug="garden-club-call", timezone="Europe/Berlin", starts_at=start,
                       ends_at=start + timedelta(hours=1), status=EventStatus.published,
                       published_at=datetime.now(UTC), owner_id=owner.id, join_url=TEAMS_URL,
-                      call_experience=experience)
+                      call_experience=experience, join_meeting_id="123456789012", join_passcode="Ab3dEf")
         db.session.add(event)
         db.session.flush()
         reg = Registration(event_id=event.id, email="ada@example.org", first_name=name[0], last_name=name[1],
@@ -74,6 +74,7 @@ def test_keyboard_only_join_shows_the_sandbox_stage(live_server, page: Page, vis
     token = _seed(live_server.app, starts_in=timedelta(minutes=5))
     visit(f"/j/{token}")
     expect(page.get_by_role("heading", name="The call is open")).to_be_visible()
+    expect(page.get_by_role("region", name="Other ways in, and help")).to_contain_text("123456789012")
     # The embedded default never loads the call bundle: nothing can reach Teams from the emulator.
     assert page.evaluate("() => typeof window.FoyerCall") == "undefined"
     with page.expect_response(lambda r: r.url.endswith("/session") and r.request.method == "POST") as answer:

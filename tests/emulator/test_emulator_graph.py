@@ -41,9 +41,10 @@ def graph(in_process, bearer):
 
 
 @pytest.fixture
-def meeting_event(graph):
+def meeting_event(graph, in_process):
     response = graph("POST", "/me/events", json=_event_body())
     assert response.status_code == 201, response.text
+    in_process.emulator.clock.advance(in_process.emulator.config.meeting_lookup_delay)  # Teams sets it up
     return response.json()
 
 

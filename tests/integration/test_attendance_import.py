@@ -130,6 +130,32 @@ def test_import_merges_reports_pages_and_foyer_joins(app, emulator, ended_event)
     assert any(r.path.endswith("/attendanceReports") for r in emulator.requests_for("graph"))
 
 
+def test_acs_participants_are_matched_by_their_acs_identity(app, emulator, ended_event):
+    """Foyer's attendees join as ACS users: Graph lists them with an azureCommunicationServicesUserIdentity
+    (id "8:acs:…"), an empty email address and role "Attendee" or "Presenter"."""
+    ctx = ended_event
+    resource = emulator.config.acs_resource_id
+    dan_acs = f"8:acs:{resource}_00000012-518d-e776-71d3-44482200c7c3"
+    with app.app_context():
+        db.session.get(Registration, ctx["ids"]["Dan"]).acs_user_id = dan_acs
+        db.session.commit()
+    at = lambda minutes: _iso(ctx["start"] + timedelta(minutes=minutes))  # noqa: E731
+    report = emulator.graph.add_attendance_report(ctx["meeting"], start=at(0), end=at(60), records=[
+        {"userId": dan_acs, "displayName": "Dan", "intervals": [(at(0), at(25))]},
+        {"userId": f"8:acs:{resource}_00000012-0000-0000-0000-000000000001", "displayName": "Someone",
+         "intervals": [(at(0), at(5))]},
+    ])
+    assert report["attendanceRecords"][0]["emailAddress"] == ""
+    assert report["attendanceRecords"][0]["role"] == "Attendee"  # Foyer's meetings: only the organizer presents
+    jobs.queue_attendance_imports(app)
+    drain(app)
+    with app.app_context():
+        dan = db.session.get(Registration, ctx["ids"]["Dan"])
+        assert (dan.attended, dan.attendance_minutes) == (True, 25)
+        summary = db.session.get(Event, ctx["event"].id).attendance_summary
+        assert summary["matched_records"] == 1 and summary["unknown_attendees"] == 1
+
+
 def test_no_report_yet_retries_later_then_imports(app, emulator, ended_event):
     ctx = ended_event
     jobs.queue_attendance_imports(app)

@@ -1,6 +1,7 @@
 """Events get Teams meetings: connect the service account, publish, let the worker provision through
 Graph, then reschedule and cancel — and see each step arrive at the (in-process) emulator."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,7 +163,143 @@ def _form_values(html: str) -> dict:
     for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
         add(name, body.lstrip("\n"))
     for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
-        for option in re.findall(r"<option\b[^>]*>", options):
+        for option, text in re.findall(r"(<option\b[^>]*>)([^<]*)", options):
             if re.search(r"\bselected\b", option):
-                add(name, re.search(r'value="([^"]*)"', option).group(1))
+                value = re.search(r'value="([^"]*)"', option)
+                add(name, value.group(1) if value else text.strip())  # an option without value sends its text
     return {k: v if len(v) > 1 else v[0] for k, v in values.items()}
+
+
+# --- real Graph: zones, edits that keep the meeting, options, a patient lookup ------------------------------
+
+
+def _edit(client, event_id, **changes):
+    form = _form_values(client.get(f"/manage/events/{event_id}/edit").get_data(as_text=True))
+    for name, value in changes.items():
+        if value is None:
+            form.pop(name, None)
+        else:
+            form[name] = value
+    response = client.post(f"/manage/events/{event_id}/edit", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)[-3000:]
+
+
+def _graph_writes(emulator, path):
+    return [json.loads(r.body) for r in emulator.requests_for("graph", path=path) if r.method in ("POST", "PATCH")]
+
+
+def test_event_in_amsterdam_provisions_and_edits_keep_the_meeting(app, client, auth, make_event, emulator):
+    admin = auth.login_as_admin()
+    connect_service_account(app, client)
+    start = datetime(2026, 12, 10, 17, 0, tzinfo=UTC)
+    event = make_event(admin, starts_at=start, ends_at=start + timedelta(hours=1), timezone="Europe/Amsterdam")
+    publish(client, event)
+    drain(app)
+    provisioned = _event(app, event.id)
+    assert provisioned.provisioning_status == ProvisioningStatus.ready, provisioned.provisioning_error
+    [create] = _graph_writes(emulator, "/v1.0/me/events")
+    assert create["start"] == {"dateTime": "2026-12-10T18:00:00", "timeZone": "W. Europe Standard Time"}
+    [posted] = [r for r in emulator.requests_for("graph", path="/v1.0/me/events") if r.method == "POST"]
+    assert posted.headers["Prefer"] == 'outlook.timezone="W. Europe Standard Time"'
+
+    _edit(client, event.id, starts_at="2026-12-10T19:00", ends_at="2026-12-10T20:30", title="Later call")
+    drain(app)
+    edited = _event(app, event.id)
+    graph_event = emulator.graph.events[edited.graph_event_id]
+    assert graph_event["subject"] == "Later call" and graph_event["start"]["dateTime"].startswith("2026-12-10T18:00")
+    # The edit never sent the body, so the meeting lives on and the stored join URL is the current one.
+    [patch] = _graph_writes(emulator, f"/v1.0/me/events/{edited.graph_event_id}")
+    assert "body" not in patch and patch["end"]["timeZone"] == "W. Europe Standard Time"
+    assert graph_event["onlineMeeting"]["joinUrl"] == edited.join_url
+    assert emulator.graph.meeting_by_join_url(edited.join_url)["id"] == edited.online_meeting_id
+    assert edited.provisioning_status == ProvisioningStatus.ready
+
+
+def test_a_new_join_url_after_an_edit_is_stored_and_its_meeting_set_up(app, client, auth, make_event, emulator):
+    admin = auth.login_as_admin()
+    connect_service_account(app, client)
+    event = make_event(admin)
+    publish(client, event)
+    drain(app)
+    before = _event(app, event.id)
+    renewed = emulator.graph.renew_meeting(before.graph_event_id)  # Microsoft hands out a new meeting
+
+    _edit(client, event.id, title="Moved call")
+    drain(app)
+    after = _event(app, event.id)
+    assert after.join_url == renewed["joinWebUrl"] != before.join_url
+    assert after.join_url == emulator.graph.events[after.graph_event_id]["onlineMeeting"]["joinUrl"]
+    assert after.online_meeting_id == renewed["id"]
+    assert after.join_meeting_id == renewed["joinMeetingIdSettings"]["joinMeetingId"]
+    assert emulator.graph.online_meetings[renewed["id"]]["allowedPresenters"] == "organizer"
+
+
+def test_meeting_options_from_the_event_form_reach_graph(app, client, auth, make_event, emulator):
+    admin = auth.login_as_admin()
+    connect_service_account(app, client)
+    event = make_event(admin)
+    page = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)
+    for label in ("Attendees may turn on their microphone", "Attendees may turn on their camera", "Meeting chat"):
+        assert label in page
+    _edit(client, event.id, allow_attendee_mic=None, meeting_chat="disabled")  # mic unticked, chat off
+    publish(client, event)
+    drain(app)
+    provisioned = _event(app, event.id)
+    assert provisioned.provisioning_status == ProvisioningStatus.ready
+    meeting = emulator.graph.online_meetings[provisioned.online_meeting_id]
+    assert meeting["allowedPresenters"] == "organizer"
+    assert meeting["allowAttendeeToEnableMic"] is False and meeting["allowAttendeeToEnableCamera"] is True
+    assert meeting["allowMeetingChat"] == "disabled"
+    assert meeting["lobbyBypassSettings"]["scope"] == "everyone"
+    ids = meeting["joinMeetingIdSettings"]
+    assert (provisioned.join_meeting_id, provisioned.join_passcode) == (ids["joinMeetingId"], ids["passcode"])
+
+    _edit(client, event.id, allow_attendee_mic="y", meeting_chat="enabled", attendee_lobby="lobby")
+    drain(app)
+    meeting = emulator.graph.online_meetings[provisioned.online_meeting_id]
+    assert meeting["allowAttendeeToEnableMic"] is True and meeting["allowMeetingChat"] == "enabled"
+    assert meeting["lobbyBypassSettings"]["scope"] == "organization"
+
+
+def test_an_empty_lookup_right_after_creation_is_retried_until_teams_has_the_meeting(
+        app, client, auth, make_event, emulator, monkeypatch):
+    admin = auth.login_as_admin()
+    connect_service_account(app, client)
+    monkeypatch.setattr(emulator.config, "meeting_lookup_delay", 30.0)
+    event = make_event(admin)
+    publish(client, event)
+    drain(app)
+    waiting = _event(app, event.id)
+    assert waiting.provisioning_status == ProvisioningStatus.pending and waiting.join_url
+    with app.app_context():
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "teams.provision"))
+        assert item.status == OutboxStatus.pending and item.attempts == 0  # not a failure: Teams needs a moment
+        assert item.next_attempt_at > datetime.now(UTC)
+        item.next_attempt_at = datetime.now(UTC)  # time passes for Foyer ...
+        db.session.commit()
+    emulator.clock.advance(31)  # ... and for Teams
+    drain(app)
+    ready = _event(app, event.id)
+    assert ready.provisioning_status == ProvisioningStatus.ready and ready.online_meeting_id
+    assert len(emulator.graph.events) == 1
+
+
+def test_a_lookup_still_empty_minutes_after_creation_fails_the_provisioning(
+        app, client, auth, make_event, emulator, monkeypatch):
+    admin = auth.login_as_admin()
+    connect_service_account(app, client)
+    monkeypatch.setattr(emulator.config, "meeting_lookup_delay", 3600.0)
+    event = make_event(admin)
+    publish(client, event)
+    drain(app)
+    graph_event_id = _event(app, event.id).graph_event_id
+    long_ago = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+    emulator.graph.events[graph_event_id]["createdDateTime"] = long_ago
+    with app.app_context():
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "teams.provision"))
+        item.next_attempt_at = datetime.now(UTC)
+        db.session.commit()
+    drain(app)
+    failed = _event(app, event.id)
+    assert failed.provisioning_status == ProvisioningStatus.failed
+    assert "no online meeting" in failed.provisioning_error

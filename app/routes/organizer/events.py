@@ -128,6 +128,8 @@ def _initial_data(event: Event) -> dict:
         "approval_required": event.approval_required, "waitlist_enabled": event.waitlist_enabled,
         "who_can_register": event.who_can_register, "require_email_verification": event.require_email_verification,
         "attendee_lobby": event.attendee_lobby,
+        "allow_attendee_mic": event.allow_attendee_mic, "allow_attendee_camera": event.allow_attendee_camera,
+        "meeting_chat": event.meeting_chat,
         "call_experience": event.call_experience, "join_opens_minutes": event.join_opens_minutes,
         "join_grace_minutes": event.join_grace_minutes, "recording_url": event.recording_url,
         "reminders": [o for o in offsets if o in presets],

@@ -89,6 +89,13 @@ def _load(token: str) -> JoinLink:
     return link
 
 
+def _may_see_meeting(link: JoinLink) -> bool:
+    """Only a confirmed attendee with a live link sees the Teams link or the meeting ID and passcode."""
+    reg = link.registration
+    return (not link.revoked and reg.state.value == "confirmed" and not reg.event.is_cancelled
+            and reg.event.is_published)
+
+
 def _context(link: JoinLink, token: str) -> dict:
     reg = link.registration
     event = reg.event
@@ -97,8 +104,9 @@ def _context(link: JoinLink, token: str) -> dict:
     # manage page reads the person's data and can cancel or erase (it is only in the confirmation email).
     return {
         "reg": reg, "event": event, "token": token, "status": current, "states": JoinState,
-        "sandbox": _sandbox(), "teams_url": event.join_url if not link.revoked and reg.state.value == "confirmed"
-        and event.is_published else None,
+        "sandbox": _sandbox(), "teams_url": event.join_url if _may_see_meeting(link) else None,
+        "meeting_id": event.join_meeting_id if _may_see_meeting(link) else None,
+        "meeting_passcode": event.join_passcode if _may_see_meeting(link) else None,
         "revoked": link.revoked, "when_attendee": registrations.describe_when(event, reg.timezone),
         "heartbeat_seconds": joins.HEARTBEAT_SECONDS,
         "minutes_to_open": max(0, math.ceil((current.opens_at - utcnow()).total_seconds() / 60)),

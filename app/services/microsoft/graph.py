@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import requests
+from tzlocal.windows_tz import tz_win, win_tz
 
 from app.services.microsoft.errors import GraphError, ReconnectRequired
 from app.services.microsoft.retry import exponential_backoff, parse_retry_after
@@ -31,6 +33,29 @@ class GraphUser:
     mail: str | None
 
 
+#: IANA zones CLDR's windowsZones leaves out (old aliases and POSIX-style names), with their Windows names.
+EXTRA_WINDOWS_ZONES = {
+    "GMT": "UTC",
+    "US/East-Indiana": "US Eastern Standard Time",
+    "Europe/Uzhgorod": "FLE Standard Time",
+    "Europe/Zaporozhye": "FLE Standard Time",
+    "EST5EDT": "Eastern Standard Time",
+    "CST6CDT": "Central Standard Time",
+    "MST7MDT": "Mountain Standard Time",
+    "PST8PDT": "Pacific Standard Time",
+}
+
+
+def windows_zone(iana: str) -> str:
+    """The Windows name Graph takes for an IANA zone (CLDR's windowsZones mapping, as tzlocal ships it).
+
+    Graph refuses most IANA names (Europe/Amsterdam gets 400 TimeZoneNotSupportedException) but takes every
+    Windows name. A zone with no Windows equivalent is sent as UTC: the instants stay exact, only Outlook's
+    display zone differs.
+    """
+    return tz_win.get(iana) or EXTRA_WINDOWS_ZONES.get(iana) or "UTC"
+
+
 @dataclass(frozen=True)
 class GraphEventRef:
     """What Foyer keeps of a calendar event it created."""
@@ -38,6 +63,8 @@ class GraphEventRef:
     id: str
     join_url: str | None
     web_link: str | None
+    #: Graph's createdDateTime (ISO 8601, UTC)
+    created: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,40 @@ class OnlineMeeting:
     join_web_url: str
     lobby_scope: str | None
     allowed_presenters: str | None
+    #: joinMeetingIdSettings: the meeting ID and passcode people can join with instead of the URL
+    join_meeting_id: str | None = None
+    passcode: str | None = None
+
+
+@dataclass(frozen=True)
+class MeetingOptions:
+    """The onlineMeeting settings Foyer owns (PATCH /me/onlineMeetings/{id}); None leaves one as it is."""
+
+    lobby_scope: str | None = None
+    allowed_presenters: str | None = None
+    allow_attendee_mic: bool | None = None
+    allow_attendee_camera: bool | None = None
+    #: meetingChatMode: "enabled" or "disabled"
+    meeting_chat: str | None = None
+    #: Addresses of the people who present (the speakers); replaces the meeting's attendee list whole,
+    #: as Graph takes the full list on every update.
+    presenters: list[str] | None = None
+
+    def as_graph(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.presenters is not None:
+            body["participants"] = {"attendees": presenter_participants(self.presenters)}
+        if self.lobby_scope is not None:
+            body["lobbyBypassSettings"] = {"scope": self.lobby_scope, "isDialInBypassEnabled": False}
+        if self.allowed_presenters is not None:
+            body["allowedPresenters"] = self.allowed_presenters
+        if self.allow_attendee_mic is not None:
+            body["allowAttendeeToEnableMic"] = self.allow_attendee_mic
+        if self.allow_attendee_camera is not None:
+            body["allowAttendeeToEnableCamera"] = self.allow_attendee_camera
+        if self.meeting_chat is not None:
+            body["allowMeetingChat"] = self.meeting_chat
+        return body
 
 
 @dataclass(frozen=True)
@@ -74,23 +135,30 @@ class EventDetails:
     body_html: str
     start: datetime  # aware
     end: datetime  # aware
-    timezone: str  # IANA name; sent as-is (Graph accepts IANA and Windows names)
+    timezone: str  # IANA name; sent as its Windows name (see windows_zone)
     location: str = ""
     transaction_id: str | None = None
     #: (address, name) of people Outlook invites: the event's speakers (sent at creation only).
     attendees: tuple[tuple[str, str], ...] = ()
 
-    def as_graph(self) -> dict[str, Any]:
-        from zoneinfo import ZoneInfo
+    @property
+    def graph_zone(self) -> str:
+        return windows_zone(self.timezone)
 
-        zone = ZoneInfo(self.timezone)
+    def as_graph(self, *, with_body: bool) -> dict[str, Any]:
+        """The event fields; `with_body` only at creation (a body PATCH would drop the Teams meeting)."""
+        zone_name = self.graph_zone
+        # Graph reads the wall time by the Windows zone's rules: write it by those of the zone CLDR names for
+        # it, so the instant is exact even where a rare IANA zone's rules differ from its Windows zone.
+        zone = ZoneInfo(win_tz.get(zone_name, "UTC"))
         fmt = "%Y-%m-%dT%H:%M:%S"
         body: dict[str, Any] = {
             "subject": self.subject,
-            "body": {"contentType": "HTML", "content": self.body_html},
-            "start": {"dateTime": self.start.astimezone(zone).strftime(fmt), "timeZone": self.timezone},
-            "end": {"dateTime": self.end.astimezone(zone).strftime(fmt), "timeZone": self.timezone},
+            "start": {"dateTime": self.start.astimezone(zone).strftime(fmt), "timeZone": zone_name},
+            "end": {"dateTime": self.end.astimezone(zone).strftime(fmt), "timeZone": zone_name},
         }
+        if with_body:
+            body["body"] = {"contentType": "HTML", "content": self.body_html}
         if self.location:
             body["location"] = {"displayName": self.location}
         return body
@@ -138,22 +206,26 @@ class GraphClient:
 
     def create_event(self, details: EventDetails) -> GraphEventRef:
         """POST /me/events with a Teams meeting."""
-        body = details.as_graph() | {"isOnlineMeeting": True, "onlineMeetingProvider": "teamsForBusiness"}
+        body = details.as_graph(with_body=True) | {"isOnlineMeeting": True, "onlineMeetingProvider": "teamsForBusiness"}
         if details.transaction_id:
             # Graph's own guard against a repeated POST creating a second event.
             body["transactionId"] = details.transaction_id
         if details.attendees:
             body["attendees"] = event_attendees(details.attendees)
-        data = self._call("POST", "/me/events", json=body, headers=self._tz_header(details.timezone))
+        data = self._call("POST", "/me/events", json=body, headers=self._tz_header(details.graph_zone))
         return _event_ref(data)
 
     def get_event(self, event_id: str) -> GraphEventRef:
         return _event_ref(self._call("GET", f"/me/events/{quote(event_id, safe='')}"))
 
     def update_event(self, event_id: str, details: EventDetails) -> GraphEventRef:
-        """PATCH /me/events/{id} with the subject, body and times."""
-        data = self._call("PATCH", f"/me/events/{quote(event_id, safe='')}", json=details.as_graph(),
-                          headers=self._tz_header(details.timezone))
+        """PATCH /me/events/{id} with the subject, times and location — never the body.
+
+        The body of a Teams event carries the meeting's join blob; replacing it makes Exchange drop the
+        meeting (onlineMeeting null, or a new join URL). The returned ref has the join URL as it is now.
+        """
+        data = self._call("PATCH", f"/me/events/{quote(event_id, safe='')}", json=details.as_graph(with_body=False),
+                          headers=self._tz_header(details.graph_zone))
         return _event_ref(data)
 
     def update_event_attendees(self, event_id: str, attendees: list[tuple[str, str]]) -> GraphEventRef:
@@ -183,20 +255,10 @@ class GraphClient:
     def get_online_meeting(self, meeting_id: str) -> OnlineMeeting:
         return _meeting(self._call("GET", f"/me/onlineMeetings/{quote(meeting_id, safe='')}"))
 
-    def update_online_meeting(self, meeting_id: str, *, lobby_scope: str | None = None,
-                              allowed_presenters: str | None = None,
-                              presenters: list[str] | None = None) -> OnlineMeeting:
-        """PATCH /me/onlineMeetings/{id}: who bypasses the lobby, who presents. `presenters` (addresses)
-        replaces the meeting's attendee list: Graph takes the full list on every update.
-        """
-        body: dict[str, Any] = {}
-        if lobby_scope is not None:
-            body["lobbyBypassSettings"] = {"scope": lobby_scope, "isDialInBypassEnabled": False}
-        if allowed_presenters is not None:
-            body["allowedPresenters"] = allowed_presenters
-        if presenters is not None:
-            body["participants"] = {"attendees": presenter_participants(presenters)}
-        return _meeting(self._call("PATCH", f"/me/onlineMeetings/{quote(meeting_id, safe='')}", json=body))
+    def update_online_meeting(self, meeting_id: str, options: MeetingOptions) -> OnlineMeeting:
+        """PATCH /me/onlineMeetings/{id}: lobby, presenters, attendees' mic and camera, meeting chat."""
+        return _meeting(self._call("PATCH", f"/me/onlineMeetings/{quote(meeting_id, safe='')}",
+                                   json=options.as_graph()))
 
     def list_attendance_reports(self, meeting_id: str) -> list[AttendanceReport]:
         path = f"/me/onlineMeetings/{quote(meeting_id, safe='')}/attendanceReports"
@@ -213,7 +275,9 @@ class GraphClient:
         for r in self._paged(path):
             identity = r.get("identity") or {}
             records.append(AttendanceRecord(
-                email=r.get("emailAddress"), display_name=identity.get("displayName"),
+                # ACS participants come with an empty address and an azureCommunicationServicesUserIdentity
+                # whose id is the ACS user id ("8:acs:…"): they are matched by that id.
+                email=r.get("emailAddress") or None, display_name=identity.get("displayName"),
                 identity_id=identity.get("id"), role=r.get("role"),
                 total_seconds=int(r.get("totalAttendanceInSeconds") or 0),
                 intervals=list(r.get("attendanceIntervals") or []),
@@ -296,13 +360,16 @@ def _graph_error(response: requests.Response) -> GraphError:
 
 def _event_ref(data: dict[str, Any]) -> GraphEventRef:
     meeting = data.get("onlineMeeting") or {}
-    return GraphEventRef(id=data["id"], join_url=meeting.get("joinUrl"), web_link=data.get("webLink"))
+    return GraphEventRef(id=data["id"], join_url=meeting.get("joinUrl"), web_link=data.get("webLink"),
+                         created=data.get("createdDateTime"))
 
 
 def _meeting(data: dict[str, Any]) -> OnlineMeeting:
     lobby = data.get("lobbyBypassSettings") or {}
+    by_id = data.get("joinMeetingIdSettings") or {}
     return OnlineMeeting(id=data["id"], join_web_url=data.get("joinWebUrl") or "", lobby_scope=lobby.get("scope"),
-                         allowed_presenters=data.get("allowedPresenters"))
+                         allowed_presenters=data.get("allowedPresenters"),
+                         join_meeting_id=by_id.get("joinMeetingId"), passcode=by_id.get("passcode"))
 
 
 __all__ = ["GraphClient", "GraphError", "ReconnectRequired"]

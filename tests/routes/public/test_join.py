@@ -247,7 +247,8 @@ def test_session_is_issued_for_an_open_link_and_the_identity_is_reused(app, clie
     first = _session(client, token)
     assert first.status_code == 200, _text(first)
     body = first.get_json()
-    assert set(body) == {"userId", "token", "expiresOn", "displayName", "meetingLink", "endpoint"}
+    assert set(body) == {"userId", "token", "expiresOn", "displayName", "meetingLink", "endpoint", "meetingId",
+                         "passcode"}
     assert body["displayName"] == "Ada Lovelace" and body["meetingLink"] == TEAMS_URL
     assert body["userId"].startswith("8:acs:") and body["endpoint"] == "https://acs.emulator.invalid/"
     assert first.headers["Cache-Control"] == "no-store" and first.headers["Referrer-Policy"] == "no-referrer"
@@ -281,6 +282,18 @@ def test_meeting_not_ready_is_a_retryable_503(app, client, event, register):
     _set_times(app, event.id, starts_in=timedelta(minutes=-5), join_url=None)
     response = _session(client, token)
     assert response.status_code == 503 and response.get_json()["retry"] is True
+
+
+def test_meeting_id_and_passcode_are_the_locator_when_there_is_no_join_url(app, client, event, register):
+    _, token = register(event)
+    _set_times(app, event.id, starts_in=timedelta(minutes=-5), join_url=None, join_meeting_id="123456789012",
+               join_passcode="Ab3dEf")
+    page = _text(client.get(f"/j/{token}"))
+    assert "Join a meeting with an ID" in page and "123456789012" in page and "Ab3dEf" in page
+    response = _session(client, token)
+    assert response.status_code == 200, _text(response)
+    body = response.get_json()
+    assert body["meetingLink"] == "" and (body["meetingId"], body["passcode"]) == ("123456789012", "Ab3dEf")
 
 
 def test_acs_failure_is_a_clear_retryable_message(app, client, event, register):

@@ -21,7 +21,7 @@ _INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 @pytest.fixture(scope="session")
 def tls_emulator():
-    emulator = Emulator(EmulatorConfig(email_per_minute=1000, email_per_hour=10000, faults=""))
+    emulator = Emulator(EmulatorConfig(email_per_minute=1000, email_per_hour=10000, faults="", meeting_lookup_delay=0))
     with EmulatorServer(emulator) as server:
         yield server
 

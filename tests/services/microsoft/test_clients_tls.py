@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import ConnectionStatus, MicrosoftConnection
 from app.services.microsoft.acs import AcsIdentityClient, AcsSettings, EmailMessage
 from app.services.microsoft.errors import AcsError, GraphError, ReconnectRequired
-from app.services.microsoft.graph import EventDetails
+from app.services.microsoft.graph import EventDetails, MeetingOptions
 
 
 def _details(title="Quarterly town hall"):
@@ -33,10 +33,13 @@ def test_graph_calendar_event_with_teams_meeting_round_trip(connected, emulator)
     again = graph.create_event(_details())  # same transactionId: Graph does not make a second one
     assert again.id == ref.id
 
+    emulator.clock.advance(emulator.config.meeting_lookup_delay)  # Teams has set the meeting up
     meeting = graph.get_online_meeting_by_join_url(ref.join_url)
     assert meeting.join_web_url == ref.join_url
-    updated = graph.update_online_meeting(meeting.id, lobby_scope="everyone")
-    assert updated.lobby_scope == "everyone"
+    assert meeting.join_meeting_id and meeting.passcode
+    updated = graph.update_online_meeting(meeting.id, MeetingOptions(lobby_scope="everyone",
+                                                                     allowed_presenters="organizer"))
+    assert updated.lobby_scope == "everyone" and updated.allowed_presenters == "organizer"
 
     graph.update_event(ref.id, _details("Renamed town hall"))
     assert emulator.graph.events[ref.id]["subject"] == "Renamed town hall"
