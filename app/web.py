@@ -24,7 +24,7 @@ from flask_wtf.csrf import generate_csrf
 
 from app import jobs
 from app.services.markdown import render_markdown
-from app.services.settings import get_branding
+from app.services.settings import brand_version, get_branding
 
 
 def wants_fragment() -> bool:
@@ -126,7 +126,8 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def _inject_branding():
-        return {"branding": get_branding(), "current_user": current_user}
+        branding = get_branding()
+        return {"branding": branding, "brand_version": brand_version(branding), "current_user": current_user}
 
     @app.after_request
     def _drain_queued_work(response: Response) -> Response:
