@@ -143,7 +143,9 @@ def create_first_admin(email: str, password: str, *, name: str = "", min_length:
     """Create the very first admin; refused once any user exists."""
     if has_any_user():
         raise NotAllowed("Foyer is already set up.")
-    return create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
+    user = create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
+    audit.record("user.setup", actor=user, target=user, summary=f"Set up Foyer as its first admin, {user.email}")
+    return user
 
 
 def issue_invitation(user: User) -> str:

@@ -47,7 +47,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import begin_write, insert_unless_exists
-from app.services import outbox
+from app.services import audit, outbox
 from app.services.errors import DomainError, NotAllowed
 from app.services.markdown import render_markdown
 from app.services.microsoft.acs import EmailMessage
@@ -510,12 +510,17 @@ def save_override(event: Event, kind: str, subject: str, intro: str, *, actor: U
     if not subject and not intro:
         if override is not None:
             db.session.delete(override)
+            audit.record("message.wording", actor=actor, target=event, event=event,
+                         summary=f"Restored the standard wording of the “{KINDS[kind].label}” email")
         return None
     if override is None:
         override = MessageOverride(event_id=event.id, kind=kind)
         db.session.add(override)
     override.subject, override.intro = subject, intro
     db.session.flush()
+    audit.record("message.wording", actor=actor, target=event, event=event,
+                 summary=f"Changed the wording of the “{KINDS[kind].label}” email",
+                 details={"kind": kind, "subject": subject, "intro": intro})
     logger.info("Email %s of event %s reworded by %s", kind, event.id, actor.id)
     return override
 
@@ -762,11 +767,16 @@ def send_organizer_message(event: Event, composition: Composition, *, actor: Use
     if not can_manage(actor, event):
         raise NotAllowed("You cannot message this event's attendees.")
     batch = f"organizer:{event.id}:{uuid.uuid4().hex[:12]}"
+    expected = segment_count(event, composition.segment)
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "organizer", "segment": composition.segment,
                                        "subject": composition.subject, "body": composition.body, "batch": batch,
-                                       "expected": segment_count(event, composition.segment),
+                                       "expected": expected,
                                        "actor_id": actor.id},
                    dedupe_key=f"fanout:{batch}", event_id=event.id)
+    audit.record("message.send", actor=actor, target=event, event=event,
+                 summary=f"Messaged “{SEGMENTS[composition.segment][0]}”: {composition.subject}",
+                 details={"batch": batch, "segment": composition.segment, "subject": composition.subject,
+                          "recipients": expected})
     logger.info("Organizer message %s to %s of event %s queued by %s", batch, composition.segment, event.id,
                 actor.id)
     return batch
