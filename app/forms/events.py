@@ -181,7 +181,8 @@ class EventForm(FlaskForm):
         "Other reminder times", filters=[_strip], validators=[Length(max=200)],
         description="Optional, comma-separated, e.g. “2 days, 30 minutes”.",
     )
-    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.")
+    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.",
+                       render_kw={"data-max-bytes": 5 * 1024 * 1024})
     banner_alt = StringField("Banner description (alt text)", filters=[_strip], validators=[Length(max=300)],
                              description="Describe the image for people who cannot see it; "
                              "leave blank if it is only decoration.")
@@ -333,7 +334,8 @@ class SpeakerForm(FlaskForm):
     name = StringField("Name", filters=[_strip], validators=[DataRequired("Give the speaker's name."), Length(max=200)])
     title = StringField("Role or affiliation", filters=[_strip], validators=[Length(max=200)])
     bio = TextAreaField("Bio", filters=[_clean], validators=[Length(max=5000)])
-    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.")
+    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.",
+                      render_kw={"data-max-bytes": 5 * 1024 * 1024})
     remove_photo = BooleanField("Remove the current photo")
 
     def __init__(self, *args, **kwargs):
