@@ -466,7 +466,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     intro_md = intro if intro is not None else (override.intro if override and override.intro else "")
     if intro_md:
         intro_html = render_markdown(_fill(intro_md, {"title": event.title}))
-        intro_text = catalog.markdown_to_text(_fill(intro_md, {"title": event.title}))
+        intro_text = catalog.markdown_to_text(_fill(intro_md, {"title": event.title}), links=True)
     else:
         intro_text = _fill(spec.intro, values)
         intro_html = Markup("<p>{}</p>").format(intro_text)
