@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Event, EventStatus, Registration
+from app.models import AuditEntry, Event, EventStatus, Registration, User
 from app.services import audit, registrations
 from tests.conftest import PASSWORD
 from tests.routes.admin.test_microsoft import connect_service_account
@@ -225,6 +225,8 @@ def test_first_admin_creation_is_recorded(app):
         admin_id = admin.id
     [entry] = _entries(app, action="user.setup")
     assert entry.actor_user_id == admin_id and entry.target_id == str(admin_id)
+    with app.app_context():  # setup signs the admin in: the users page must not say "Never"
+        assert db.session.get(User, admin_id).last_login_at is not None
     assert PASSWORD not in _dump(app)
 
 
