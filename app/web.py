@@ -4,6 +4,7 @@ template filters, branding in templates, and security headers.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
@@ -88,6 +89,32 @@ def format_time(value: datetime | None, zone: str | None = None) -> str:
     return f"{value.astimezone(ZoneInfo(zone or 'UTC')):%H:%M}"
 
 
+#: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters.").
+_STOCK_TOO_LONG = re.compile(r"^Field cannot be longer than (\d+) characters?\.$")
+_STOCK_TOO_SHORT = re.compile(r"^Field must be at least (\d+) characters? long\.$")
+_STOCK_BETWEEN = re.compile(r"^Field must be between (\d+) and (\d+) characters long\.$")
+
+
+def field_errors(field) -> list[str]:
+    """A form field's errors, with WTForms' stock wording replaced by one that names the field."""
+    label = field.label.text.rstrip(" *:") if getattr(field, "label", None) else "This field"
+    entered = len(field.data) if isinstance(field.data, str) else None
+    you_entered = f" (you entered {entered:,})" if entered is not None else ""
+    friendly = []
+    for error in field.errors:
+        error = str(error)
+        if match := _STOCK_TOO_LONG.match(error):
+            error = f"{label} can be at most {int(match[1]):,} characters long{you_entered}."
+        elif match := _STOCK_TOO_SHORT.match(error):
+            error = f"{label} needs at least {int(match[1]):,} characters{you_entered}."
+        elif match := _STOCK_BETWEEN.match(error):
+            error = f"{label} needs between {int(match[1]):,} and {int(match[2]):,} characters{you_entered}."
+        elif error == "This field is required.":
+            error = f"{label} is required."
+        friendly.append(error)
+    return friendly
+
+
 #: Requests that change things. On SQLite each runs as one writer transaction from its first query.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -122,6 +149,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["nl2br"] = nl2br
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["time"] = format_time
+    app.jinja_env.filters["field_errors"] = field_errors
     app.jinja_env.globals["csrf_token"] = generate_csrf
 
     @app.context_processor

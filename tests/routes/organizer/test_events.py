@@ -175,7 +175,7 @@ def test_slug_is_generated_unique_and_editable(client, auth, events_in_db):
         ({"reminders": ["sixty"]}, "Invalid choice"),
         ({"reminders": ["7"]}, "not a valid choice"),
         ({"title": "   "}, "Give the event a title."),
-        ({"title": "x" * 201}, "Field cannot be longer than 200 characters."),
+        ({"title": "x" * 201}, "Title can be at most 200 characters long (you entered 201)."),
     ],
 )
 def test_invalid_event_is_refused_with_field_error_and_nothing_saved(client, auth, make_event, events_in_db,
