@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from flask_wtf import FlaskForm
@@ -195,6 +195,8 @@ class EventForm(FlaskForm):
         self.utc: dict[str, datetime | None] = {}
         self.capacity_value: int | None = None
         self.reminder_offsets: list[int] = []
+        #: The saved start of the event being edited: an unchanged start may lie in the past, a new one not.
+        self.saved_starts_at: datetime | None = None
 
     def validate_timezone(self, field):
         if not is_valid_zone(field.data):
@@ -243,10 +245,17 @@ class EventForm(FlaskForm):
                 f.errors.append(f"{f.data:%H:%M} does not exist on that day in {zone}: the clocks go forward "
                                 "then. Choose another time.")
                 ok = False
-        if ok:
-            for name, message in event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS)):
-                getattr(self, name).errors.append(message)
-                ok = False
+        # The schedule rules run on every time that could be read, beside any other error, so the organizer
+        # sees every problem at once; a field already in error gets no second message.
+        problems = event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS))
+        starts = self.utc.get("starts_at")
+        if starts is not None and starts != self.saved_starts_at and starts < datetime.now(UTC):
+            problems.insert(0, ("starts_at", "This time has already passed. Choose a start in the future."))
+        for name, message in problems:
+            f = getattr(self, name)
+            if not f.errors:
+                f.errors.append(message)
+            ok = False
         return ok
 
     def _validate_reminders(self) -> bool:

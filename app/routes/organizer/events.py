@@ -265,6 +265,7 @@ def event_edit_POST(event_id: int):
     start_writing()
     event = load_managed_event(event_id)
     form = EventForm()
+    form.saved_starts_at = event.starts_at
     _setup_sharing(form, event)
     if form.validate_on_submit():
         try:
