@@ -17,12 +17,19 @@
       var wrap = el.closest("[data-local-wrapper]");
       if (wrap) wrap.hidden = false;
     });
-    // Pre-fill time-zone selects that ask for the visitor's zone.
+    // Pre-fill time-zone selects that ask for the visitor's zone, and say which zone was chosen and why.
     root.querySelectorAll("select[data-default-browser-zone]").forEach(function (sel) {
       if (sel.dataset.touched) return;
-      if (sel.value && sel.value !== "UTC" && sel.value !== "") return;
+      // "prefer": the device's zone wins over a preselected one (a new event); otherwise it only fills a blank.
+      if (sel.getAttribute("data-default-browser-zone") !== "prefer" && sel.value && sel.value !== "UTC") return;
       for (var i = 0; i < sel.options.length; i++) {
-        if (sel.options[i].value === zone) { sel.value = zone; break; }
+        if ((sel.options[i].value || sel.options[i].text) === zone) {
+          sel.value = zone;
+          var note = document.getElementById(sel.id + "-help");
+          if (note) note.textContent = "Start and end times below are in this zone. Preselected: " + zone +
+            " (this device’s time zone).";
+          break;
+        }
       }
     });
   }

@@ -130,13 +130,15 @@ def test_ambiguous_autumn_time_takes_the_first_occurrence(client, auth, events_i
     assert event.starts_at == datetime(2031, 10, 26, 0, 30, tzinfo=UTC)  # 02:30 CEST
 
 
-def test_new_event_preselects_the_zone_used_last(client, auth, make_event):
+def test_new_event_names_the_zone_it_preselects(client, auth, make_event):
     me = auth.login_as_organizer()
-    assert "data-default-browser-zone" in client.get(NEW).get_data(as_text=True)
+    page = client.get(NEW).get_data(as_text=True)
+    assert 'data-default-browser-zone="prefer"' in page  # the device's zone wins when the browser knows it
+    assert "Preselected: UTC (no zone chosen yet)." in page
     make_event(me, timezone="Asia/Tokyo")
     page = client.get(NEW).get_data(as_text=True)
-    assert '<option selected>Asia/Tokyo</option>' in page
-    assert "data-default-browser-zone" not in page
+    assert '<option selected>Asia/Tokyo</option>' in page and 'data-default-browser-zone="prefer"' in page
+    assert "Preselected: Asia/Tokyo (the zone of your last event)." in page
 
 
 def test_slug_is_generated_unique_and_editable(client, auth, events_in_db):
