@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import re
-
 import threading
 from datetime import UTC, datetime, timedelta
 
