@@ -115,6 +115,19 @@ def field_errors(field) -> list[str]:
     return friendly
 
 
+def microsoft_status() -> str:
+    """The Microsoft 365 connection's status ("connected", "disconnected", "needs_reconnect"), once per
+    request: badges say "waiting" rather than "provisioning" while parked work cannot run.
+    """
+    if "microsoft_status" not in g:
+        from app.models import MicrosoftConnection, db
+        from app.services.microsoft_connection import CONNECTION_ID
+
+        row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+        g.microsoft_status = row.status.value if row is not None else "disconnected"
+    return g.microsoft_status
+
+
 #: Requests that change things. On SQLite each runs as one writer transaction from its first query.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -151,6 +164,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["time"] = format_time
     app.jinja_env.filters["field_errors"] = field_errors
     app.jinja_env.globals["csrf_token"] = generate_csrf
+    app.jinja_env.globals["microsoft_status"] = microsoft_status
 
     @app.context_processor
     def _inject_branding():
