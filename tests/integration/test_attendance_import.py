@@ -231,3 +231,19 @@ def test_union_of_intervals():
     t = lambda m: datetime(2031, 1, 1, tzinfo=UTC) + timedelta(minutes=m)  # noqa: E731
     assert attendance.union_seconds([]) == 0
     assert attendance.union_seconds([(t(0), t(10)), (t(5), t(20)), (t(30), t(40)), (t(40), t(41))]) == 31 * 60
+
+
+def test_import_now_right_after_the_end_runs_at_once(app, client, emulator, ended_event):
+    ctx = ended_event
+    event_id = ctx["event"].id
+    with app.app_context():  # the event ended two minutes ago: the automatic import would wait 15 minutes
+        row = db.session.get(Event, event_id)
+        row.ends_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+        db.session.commit()
+    _seed_reports(emulator, ctx)
+    response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    assert response.status_code == 303
+    assert "importing the attendance now" in client.get(response.headers["Location"]).get_data(as_text=True)
+    drain(app)
+    with app.app_context():
+        assert db.session.get(Event, event_id).attendance_imported_at is not None
