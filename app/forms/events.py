@@ -188,6 +188,10 @@ class EventForm(FlaskForm):
                              "leave blank if it is only decoration.")
     remove_banner = BooleanField("Remove the current banner")
     co_organizers = MultiCheckboxField("Co-organizers", coerce=int, validate_choice=False)
+    notify_attendees = BooleanField(
+        "Email registrants if the title or time changes",
+        description="They get the old and new details and an updated calendar invitation.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -293,6 +297,7 @@ class EventForm(FlaskForm):
             banner_alt=self.banner_alt.data or "",
             remove_banner=bool(self.remove_banner.data),
             co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
+            notify_attendees=bool(self.notify_attendees.data),
         )
 
 

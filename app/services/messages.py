@@ -716,11 +716,33 @@ def segment_count(event: Event, segment: str) -> int:
         Registration.event_id == event.id, condition())) or 0
 
 
-def queue_event_changed(event: Event) -> None:
-    """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics)."""
+def queue_event_changed(event: Event, *, previous: dict[str, str] | None = None) -> None:
+    """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics);
+    `previous` (title, ISO start and end) lets each email show what it was."""
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "event_changed", "sequence": event.ics_sequence,
-                                       "batch": f"event_changed:{event.id}:{event.ics_sequence}"},
+                                       "batch": f"event_changed:{event.id}:{event.ics_sequence}",
+                                       "previous": previous},
                    dedupe_key=f"fanout:event_changed:{event.id}:{event.ics_sequence}", event_id=event.id)
+
+
+def previous_details(event: Event, previous: dict[str, str] | None, zone: str) -> str:
+    """What an event was before a change, in the recipient's zone: "Was: …" lines ('' when unknown)."""
+    if not previous:
+        return ""
+    from types import SimpleNamespace
+
+    lines = []
+    if previous.get("title") and previous["title"] != event.title:
+        lines.append(f"Was called: {previous['title']}")
+    try:
+        before = SimpleNamespace(starts_at=datetime.fromisoformat(previous["starts_at"]),
+                                 ends_at=datetime.fromisoformat(previous["ends_at"]))
+    except (KeyError, TypeError, ValueError):
+        before = None
+    if before is not None and (before.starts_at, before.ends_at) != (event.starts_at, event.ends_at):
+        lines.append(f"Was: {describe_when(before, zone)}")
+        lines.append(f"Now: {describe_when(event, zone)}")
+    return "\n".join(lines)
 
 
 def queue_event_cancelled(event: Event) -> None:
@@ -816,8 +838,9 @@ def fanout(payload: dict[str, Any]) -> None:
             confirmed = reg.state == RegistrationState.confirmed
             method = ("CANCEL" if kind == "event_cancelled" else "REQUEST") if confirmed else None
             key = f"{batch}:{reg.id}"
-            queued = notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch,
-                                         extra=event.cancellation_reason if kind == "event_cancelled" else "",
+            extra = (event.cancellation_reason if kind == "event_cancelled"
+                     else previous_details(event, payload.get("previous"), reg.timezone))
+            queued = notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch, extra=extra,
                                          deadline=utcnow() + timedelta(minutes=30))
         count += 1 if queued is not None else 0
     db.session.commit()

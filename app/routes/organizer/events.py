@@ -120,6 +120,7 @@ def _initial_data(event: Event) -> dict:
     offsets = list(event.reminder_offsets or [])
     return {
         "title": event.title, "slug": event.slug, "description": event.description, "timezone": event.timezone,
+        "notify_attendees": True,
         "starts_at": utc_to_local(event.starts_at, event.timezone),
         "ends_at": utc_to_local(event.ends_at, event.timezone),
         "capacity": "" if event.capacity is None else str(event.capacity),
