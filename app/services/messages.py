@@ -718,7 +718,8 @@ def segment_count(event: Event, segment: str) -> int:
 
 def queue_event_changed(event: Event, *, previous: dict[str, str] | None = None) -> None:
     """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics);
-    `previous` (title, ISO start and end) lets each email show what it was."""
+    `previous` (title, ISO start and end) lets each email show what it was.
+    """
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "event_changed", "sequence": event.ics_sequence,
                                        "batch": f"event_changed:{event.id}:{event.ics_sequence}",
                                        "previous": previous},

@@ -15,7 +15,17 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Registration, Role
+from app.models import (
+    AuditEntry,
+    Event,
+    EventStatus,
+    Message,
+    MessageStatus,
+    OutboxItem,
+    OutboxStatus,
+    Registration,
+    Role,
+)
 from app.services import messages, outbox, registrations
 from tests.mail import queued_emails
 from tests.routes.organizer.conftest import event_form
