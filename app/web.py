@@ -5,9 +5,7 @@ template filters, branding in templates, and security headers.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 from flask import (
     Flask,
@@ -24,6 +22,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app import jobs
+from app.services.dates import format_date, format_datetime, format_time
 from app.services.markdown import render_markdown
 from app.services.settings import brand_version, get_branding
 
@@ -71,22 +70,6 @@ def redirect_to(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, 303)
-
-
-def format_datetime(value: datetime | None, zone: str | None = None, *, with_zone: bool = True) -> str:
-    """'Tue 3 Mar 2026, 14:00 (Europe/Berlin)' in the given IANA zone (UTC when none)."""
-    if value is None:
-        return ""
-    tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
-    local = value.astimezone(tz)
-    text = f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
-    return f"{text} ({tz.key})" if with_zone else text
-
-
-def format_time(value: datetime | None, zone: str | None = None) -> str:
-    if value is None:
-        return ""
-    return f"{value.astimezone(ZoneInfo(zone or 'UTC')):%H:%M}"
 
 
 #: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters.").
@@ -162,6 +145,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["nl2br"] = nl2br
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["time"] = format_time
+    app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["field_errors"] = field_errors
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.jinja_env.globals["microsoft_status"] = microsoft_status

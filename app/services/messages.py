@@ -48,6 +48,7 @@ from app.models import (
 )
 from app.models.base import begin_write, insert_unless_exists
 from app.services import audit, outbox
+from app.services.dates import format_datetime
 from app.services.errors import DomainError, NotAllowed
 from app.services.markdown import render_markdown
 from app.services.microsoft.acs import EmailMessage
@@ -352,7 +353,7 @@ def _put_back(until: datetime, *, due_by: datetime | None = None, not_before: da
 
 
 def describe_when(event: Event, zone_name: str) -> str:
-    """'Tuesday 3 March 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
+    """'Tue 3 Mar 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
     from app.services.registrations import describe_when as when
 
     return when(event, zone_name)
@@ -475,8 +476,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
                 if branding.logo_filename else None)
     expires_text = ""
     if expires is not None:
-        local = expires.astimezone(ZoneInfo(zone))
-        expires_text = f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} ({zone})"
+        expires_text = format_datetime(expires, zone)
     context = {
         "kind": kind, "branding": branding, "logo_url": logo_url, "event": event, "name": clean_header(name),
         "when": describe_when(event, zone), "when_relative": when_relative, "zone": zone,
