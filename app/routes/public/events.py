@@ -133,6 +133,8 @@ def _cache_by_version(response: Response, version: str) -> None:
         response.cache_control.immutable = True
     else:
         response.cache_control.no_cache = True
+    response.set_etag(version)  # a revalidation of an unchanged file is a 304
+    response.make_conditional(request)
 
 
 @bp.get("/uploads/<path:filename>")

@@ -181,6 +181,8 @@ def test_branding_urls_change_with_the_branding_and_are_cached_for_good(app, cli
     for url in ("/brand.css", old_css, "/favicon.ico"):
         assert client.get(url).headers["Cache-Control"] == "no-cache"
     assert "--accent: #0b5394;" in _text(client.get(old_css))
+    etag = client.get("/favicon.ico").headers["ETag"]
+    assert client.get("/favicon.ico", headers={"If-None-Match": etag}).status_code == 304
 
 
 def test_favicon_is_an_icon_in_the_accent_colour(app, client, admin):
