@@ -153,6 +153,9 @@ def cancel_GET(token: str):
     if not reg.is_active:
         flash("This registration is already cancelled.", "info")
         return redirect_to(url_for(".manage_GET", token=token))
+    if reg.event.is_cancelled:
+        flash("The organizer has cancelled this event: there is nothing for you to cancel.", "info")
+        return redirect_to(url_for(".manage_GET", token=token))
     return render_template("public/manage_cancel.html", reg=reg, event=reg.event, token=token,
                            form=CancelRegistrationForm())
 

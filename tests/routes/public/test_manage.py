@@ -314,6 +314,8 @@ def test_manage_page_after_the_event_was_cancelled(app, client, event, register,
                             form_url=f"/r/{token}")
     assert refused.status_code == 303
     assert "can no longer be changed" in _text(client.get(f"/r/{token}"))
+    assert client.get(f"/r/{token}/cancel").status_code == 303  # no "Cancel your registration?" question
+    assert "nothing for you to cancel" in _text(client.get(f"/r/{token}"))
     with app.app_context():
         assert db.session.scalars(select_registrations(event.id)).one().first_name == "Ada"
     calendar = Calendar.from_ical(client.get(f"/r/{token}/invite.ics").data)
