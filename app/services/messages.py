@@ -360,7 +360,7 @@ def describe_when(event: Event, zone_name: str) -> str:
 
 
 def relative_start(event: Event, now: datetime, zone_name: str) -> str:
-    """'in 1 hour', 'in 15 minutes', 'tomorrow at 14:00', 'on Tuesday 3 March at 14:00' (recipient's zone)."""
+    """'in 1 hour', 'in 15 minutes', 'tomorrow at 14:00', 'on Tue 3 Mar at 14:00' (recipient's zone)."""
     zone = ZoneInfo(zone_name if is_valid_zone(zone_name) else "UTC")
     minutes = max(0, round((event.starts_at - now).total_seconds() / 60))
     if minutes < 1:
@@ -375,7 +375,7 @@ def relative_start(event: Event, now: datetime, zone_name: str) -> str:
         return f"today at {start:%H:%M}"
     if start.date() == today + timedelta(days=1):
         return f"tomorrow at {start:%H:%M}"
-    return f"on {start:%A} {start.day} {start:%B} at {start:%H:%M}"
+    return f"on {start:%a} {start.day} {start:%b} at {start:%H:%M}"  # the date as Foyer writes it everywhere
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,14 @@ def test_organizer_and_attendee_pages_write_the_same_date(app, client, auth, mak
     assert "Mon 3 Mar 2031, 14:00" in client.get(f"/manage/events/{event.id}").get_data(as_text=True)
     assert "Mon 3 Mar 2031, 14:00–15:00 (Europe/Berlin)" in client.get(f"/r/{outcome.manage_token}").get_data(
         as_text=True)
+
+
+def test_reminder_wording_writes_the_date_the_same_way(app, make_user, make_event):
+    from datetime import timedelta
+
+    from app.services import messages
+
+    owner = make_user("owner@example.org")
+    start = datetime(2031, 3, 3, 13, 0, tzinfo=UTC)
+    event = make_event(owner, starts_at=start, ends_at=start + timedelta(hours=1))
+    assert messages.relative_start(event, start - timedelta(days=5), "Europe/Berlin") == "on Mon 3 Mar at 14:00"
