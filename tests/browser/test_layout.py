@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Event, EventStatus, Question, QuestionKind, Role, Speaker
+from app.models import Event, EventStatus, Message, Question, QuestionKind, Role, Speaker
 from app.services import accounts, audit, events, joins, registrations
 
 PASSWORD = "a long secret pw"
@@ -61,6 +62,7 @@ def _hostile_data(app) -> dict:
                      details={"note": _word("Detail", 400)})
         db.session.commit()
         made["owner_id"] = owner.id
+        made["message_id"] = db.session.scalar(select(Message.id).order_by(Message.id))
         return made
 
 
@@ -80,9 +82,12 @@ def _assert_no_sideways_scroll(page, path: str) -> None:
 
 @pytest.mark.parametrize("context_options", [{"viewport": {"width": 1280, "height": 900}}])
 def test_no_page_scrolls_sideways_with_long_unbroken_text(page, visit, live_server):
+    visit("/setup")  # first run, before anyone exists
+    _assert_no_sideways_scroll(page, "/setup")
     data = _hostile_data(live_server.app)
     opened, cancelled = data["open"], data["cancelled"]
     public = ["/", f"/events/{opened['slug']}", f"/events/{opened['slug']}/register",
+              "/" + opened["join"] + "/device-check",
               f"/events/{cancelled['slug']}", opened["manage"], f"{opened['manage']}/cancel",
               f"{opened['manage']}/erase", cancelled["manage"], "/" + opened["join"], "/" + cancelled["join"],
               "/privacy", "/login"]
@@ -105,7 +110,7 @@ def test_no_page_scrolls_sideways_with_long_unbroken_text(page, visit, live_serv
              f"{base}/in-call", f"{base}/cancel", f"{base}/registrations/{opened['reg_id']}/join-link",
              f"/manage/events/{cancelled['id']}", "/manage/events/new", "/account/password",
              "/admin/users", f"/admin/users/{data['owner_id']}", "/admin/users/new", "/admin/users/invite",
-             "/admin/audit/", "/admin/messages", "/admin/branding", "/admin/privacy/", "/admin/health/",
+             "/admin/audit/", "/admin/messages", f"/admin/messages/{data['message_id']}", "/admin/branding", "/admin/privacy/", "/admin/health/",
              "/admin/microsoft/"]
     for path in staff:
         visit(path)
