@@ -110,7 +110,8 @@ def test_no_page_scrolls_sideways_with_long_unbroken_text(page, visit, live_serv
              f"{base}/in-call", f"{base}/cancel", f"{base}/registrations/{opened['reg_id']}/join-link",
              f"/manage/events/{cancelled['id']}", "/manage/events/new", "/account/password",
              "/admin/users", f"/admin/users/{data['owner_id']}", "/admin/users/new", "/admin/users/invite",
-             "/admin/audit/", "/admin/messages", f"/admin/messages/{data['message_id']}", "/admin/branding", "/admin/privacy/", "/admin/health/",
+             "/admin/audit/", "/admin/messages", f"/admin/messages/{data['message_id']}", "/admin/branding",
+             "/admin/privacy/", "/admin/health/",
              "/admin/microsoft/"]
     for path in staff:
         visit(path)
