@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -41,7 +41,13 @@ def register(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code is None or exc.code < 400:
             return exc
-        response = _render(exc.code)
+        detail = None
+        if exc.code == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            size = f"{limit // 1048576} MB" if limit >= 1048576 else f"{max(limit // 1024, 1)} KB"
+            detail = (f"That upload is larger than {size}. Go back: the form still holds what you typed. "
+                      "Choose a smaller file and send it again.")
+        response = _render(exc.code, detail)
         if exc.code == 405 and exc.response is None:
             return response[0], 405, {"Allow": ", ".join(getattr(exc, "valid_methods", None) or [])}
         return response

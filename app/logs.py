@@ -40,6 +40,11 @@ def _add_once(target: logging.Filterer) -> None:
         target.addFilter(LinkRedactingFilter())
 
 
+#: Libraries that talk a lot at INFO: the Azure SDK prints every request's and response's headers, APScheduler
+#: every job it adds, Alembic its context on every start. They speak at WARNING unless LOG_LEVEL is DEBUG.
+CHATTY_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "apscheduler", "alembic", "flask_migrate")
+
+
 def install(level: str) -> None:
     """Basic logging at `level`; every record that reaches a root handler is redacted (Flask's
     "Exception on /r/… [GET]" included), and so is the development server's request log at its source.
@@ -48,6 +53,14 @@ def install(level: str) -> None:
     for handler in logging.getLogger().handlers:
         _add_once(handler)
     _add_once(logging.getLogger("werkzeug"))
+    quiet_chatty_libraries(level)
+
+
+def quiet_chatty_libraries(level: str) -> None:
+    """CHATTY_LOGGERS at WARNING, or at DEBUG when that is the level asked for."""
+    debug = logging.getLevelName(str(level).upper()) == logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 class RedactingGunicornLogger(GunicornLogger):

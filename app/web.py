@@ -4,9 +4,8 @@ template filters, branding in templates, and security headers.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 from flask import (
     Flask,
@@ -23,8 +22,9 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app import jobs
+from app.services.dates import format_date, format_datetime, format_time
 from app.services.markdown import render_markdown
-from app.services.settings import get_branding
+from app.services.settings import brand_version, get_branding
 
 
 def wants_fragment() -> bool:
@@ -72,20 +72,43 @@ def redirect_to(location: str) -> Response:
     return redirect(location, 303)
 
 
-def format_datetime(value: datetime | None, zone: str | None = None, *, with_zone: bool = True) -> str:
-    """'Tue 3 Mar 2026, 14:00 (Europe/Berlin)' in the given IANA zone (UTC when none)."""
-    if value is None:
-        return ""
-    tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
-    local = value.astimezone(tz)
-    text = f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
-    return f"{text} ({tz.key})" if with_zone else text
+#: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters.").
+_STOCK_TOO_LONG = re.compile(r"^Field cannot be longer than (\d+) characters?\.$")
+_STOCK_TOO_SHORT = re.compile(r"^Field must be at least (\d+) characters? long\.$")
+_STOCK_BETWEEN = re.compile(r"^Field must be between (\d+) and (\d+) characters long\.$")
 
 
-def format_time(value: datetime | None, zone: str | None = None) -> str:
-    if value is None:
-        return ""
-    return f"{value.astimezone(ZoneInfo(zone or 'UTC')):%H:%M}"
+def field_errors(field) -> list[str]:
+    """A form field's errors, with WTForms' stock wording replaced by one that names the field."""
+    label = field.label.text.rstrip(" *:") if getattr(field, "label", None) else "This field"
+    entered = len(field.data) if isinstance(field.data, str) else None
+    you_entered = f" (you entered {entered:,})" if entered is not None else ""
+    friendly = []
+    for error in field.errors:
+        error = str(error)
+        if match := _STOCK_TOO_LONG.match(error):
+            error = f"{label} can be at most {int(match[1]):,} characters long{you_entered}."
+        elif match := _STOCK_TOO_SHORT.match(error):
+            error = f"{label} needs at least {int(match[1]):,} characters{you_entered}."
+        elif match := _STOCK_BETWEEN.match(error):
+            error = f"{label} needs between {int(match[1]):,} and {int(match[2]):,} characters{you_entered}."
+        elif error == "This field is required.":
+            error = f"{label} is required."
+        friendly.append(error)
+    return friendly
+
+
+def microsoft_status() -> str:
+    """The Microsoft 365 connection's status ("connected", "disconnected", "needs_reconnect"), once per
+    request: badges say "waiting" rather than "provisioning" while parked work cannot run.
+    """
+    if "microsoft_status" not in g:
+        from app.models import MicrosoftConnection, db
+        from app.services.microsoft_connection import CONNECTION_ID
+
+        row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+        g.microsoft_status = row.status.value if row is not None else "disconnected"
+    return g.microsoft_status
 
 
 #: Requests that change things. On SQLite each runs as one writer transaction from its first query.
@@ -122,11 +145,15 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["nl2br"] = nl2br
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["time"] = format_time
+    app.jinja_env.filters["date"] = format_date
+    app.jinja_env.filters["field_errors"] = field_errors
     app.jinja_env.globals["csrf_token"] = generate_csrf
+    app.jinja_env.globals["microsoft_status"] = microsoft_status
 
     @app.context_processor
     def _inject_branding():
-        return {"branding": get_branding(), "current_user": current_user}
+        branding = get_branding()
+        return {"branding": branding, "brand_version": brand_version(branding), "current_user": current_user}
 
     @app.after_request
     def _drain_queued_work(response: Response) -> Response:

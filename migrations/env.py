@@ -1,9 +1,10 @@
 import logging
 from logging.config import fileConfig
 
+from alembic import context
 from flask import current_app
 
-from alembic import context
+from app import logs
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -12,6 +13,8 @@ config = context.config
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
+# alembic.ini's INFO levels print the same lines on every start; Foyer's LOG_LEVEL decides instead.
+logs.quiet_chatty_libraries(current_app.config["LOG_LEVEL"])
 logger = logging.getLogger('alembic.env')
 
 

@@ -50,7 +50,8 @@ class BrandingForm(FlaskForm):
                  SelectChoice("black", "Black")],
         default="auto",
     )
-    logo = FileField("Logo", description="PNG, JPEG or WebP, up to 2 MB. Shown in the header, at most 800 pixels.")
+    logo = FileField("Logo", description="PNG, JPEG or WebP, up to 2 MB. Shown in the header, at most 800 pixels.",
+                     render_kw={"data-max-bytes": 2 * 1024 * 1024})
     logo_alt = StringField(
         "Logo description (alt text)",
         validators=[Length(max=300)],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from flask_wtf import FlaskForm
@@ -202,12 +202,17 @@ class EventForm(FlaskForm):
         "Other reminder times", filters=[_strip], validators=[Length(max=200)],
         description="Optional, comma-separated, e.g. “2 days, 30 minutes”.",
     )
-    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.")
+    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.",
+                       render_kw={"data-max-bytes": 5 * 1024 * 1024})
     banner_alt = StringField("Banner description (alt text)", filters=[_strip], validators=[Length(max=300)],
                              description="Describe the image for people who cannot see it; "
                              "leave blank if it is only decoration.")
     remove_banner = BooleanField("Remove the current banner")
     co_organizers = MultiCheckboxField("Co-organizers", coerce=int, validate_choice=False)
+    notify_attendees = BooleanField(
+        "Email registrants if the title or time changes",
+        description="They get the old and new details and an updated calendar invitation.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -216,6 +221,8 @@ class EventForm(FlaskForm):
         self.utc: dict[str, datetime | None] = {}
         self.capacity_value: int | None = None
         self.reminder_offsets: list[int] = []
+        #: The saved start of the event being edited: an unchanged start may lie in the past, a new one not.
+        self.saved_starts_at: datetime | None = None
 
     def validate_timezone(self, field):
         if not is_valid_zone(field.data):
@@ -272,10 +279,17 @@ class EventForm(FlaskForm):
                 f.errors.append(f"{f.data:%H:%M} does not exist on that day in {zone}: the clocks go forward "
                                 "then. Choose another time.")
                 ok = False
-        if ok:
-            for name, message in event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS)):
-                getattr(self, name).errors.append(message)
-                ok = False
+        # The schedule rules run on every time that could be read, beside any other error, so the organizer
+        # sees every problem at once; a field already in error gets no second message.
+        problems = event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS))
+        starts = self.utc.get("starts_at")
+        if starts is not None and starts != self.saved_starts_at and starts < datetime.now(UTC):
+            problems.insert(0, ("starts_at", "This time has already passed. Choose a start in the future."))
+        for name, message in problems:
+            f = getattr(self, name)
+            if not f.errors:
+                f.errors.append(message)
+            ok = False
         return ok
 
     def _validate_reminders(self) -> bool:
@@ -317,6 +331,7 @@ class EventForm(FlaskForm):
             remove_banner=bool(self.remove_banner.data),
             tags=self.tag_list,
             co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
+            notify_attendees=bool(self.notify_attendees.data),
         )
 
 
@@ -371,7 +386,8 @@ class SpeakerForm(FlaskForm):
                        render_kw={"autocomplete": "off", "spellcheck": "false"},
                        description="Optional and never shown publicly. With an address, the speaker gets the Teams "
                                    "invitation and presents in the meeting.")
-    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.")
+    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.",
+                      render_kw={"data-max-bytes": 5 * 1024 * 1024})
     remove_photo = BooleanField("Remove the current photo")
 
     def __init__(self, *args, **kwargs):

@@ -148,7 +148,10 @@ def create_first_admin(email: str, password: str, *, name: str = "", min_length:
     """Create the very first admin; refused once any user exists."""
     if has_any_user():
         raise NotAllowed("Foyer is already set up.")
-    return create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
+    user = create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
+    user.last_login_at = utcnow()  # setup signs the new admin in at once
+    audit.record("user.setup", actor=user, target=user, summary=f"Set up Foyer as its first admin, {user.email}")
+    return user
 
 
 def issue_invitation(user: User) -> str:
@@ -174,6 +177,7 @@ def accept_invitation(user: User, password: str, *, min_length: int) -> None:
     user.invite_token_hash = None
     user.invite_expires_at = None
     user.session_version += 1
+    user.last_login_at = utcnow()  # accepting signs the person in at once
 
 
 def change_password(user: User, current: str, new: str, *, min_length: int) -> None:

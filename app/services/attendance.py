@@ -142,9 +142,11 @@ def merge(event: Event, records: list[AttendanceRecord]) -> MergeResult:
 # --- queueing -----------------------------------------------------------------------------------------
 
 
-def _enqueue(event: Event) -> bool:
+def _enqueue(event: Event, *, at_once: bool = False) -> bool:
+    """Queue the import: a while after the end (Teams needs time for its reports), or at once when asked."""
+    run_at = utcnow() if at_once else max(utcnow(), event.ends_at + IMPORT_DELAY)
     item = outbox.enqueue(IMPORT_KIND, {"event_id": event.id}, dedupe_key=f"{IMPORT_KIND}:{event.id}",
-                          event_id=event.id, run_at=max(utcnow(), event.ends_at + IMPORT_DELAY))
+                          event_id=event.id, run_at=run_at)
     if item is not None:
         item.max_attempts = int(WAIT_FOR_REPORTS.total_seconds() // RETRY_EVERY_SECONDS) + 10
     return item is not None
@@ -169,7 +171,7 @@ def request_import(event: Event, *, actor: User, now: datetime | None = None) ->
         raise Conflict("Attendance can be imported once the event has ended.")
     if event.personal_data_purged_at is not None:
         raise Conflict("This event's personal data has been purged; there is nothing to import into.")
-    if not _enqueue(event):
+    if not _enqueue(event, at_once=True):
         item = db.session.scalar(select(outbox.OutboxItem).where(
             outbox.OutboxItem.dedupe_key == f"{IMPORT_KIND}:{event.id}"))
         if item is not None and item.status != outbox.OutboxStatus.running:

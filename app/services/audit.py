@@ -32,6 +32,7 @@ CATEGORIES = {
     "event": "Events",
     "registration": "Registrations",
     "export": "Exports",
+    "message": "Messages and email wording",
     "privacy": "Privacy (erasure, purge)",
     "attendance": "Attendance",
     "user": "Users",

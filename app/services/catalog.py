@@ -218,19 +218,31 @@ def registration_window(event: Event, now: datetime | None = None) -> Registrati
 # --- text and links ---------------------------------------------------------------------------------
 
 
-def markdown_to_text(text: str | None) -> str:
+def markdown_to_text(text: str | None, *, links: bool = False) -> str:
     """Plain text from organizer Markdown: rendered, stripped of every tag, blank lines between blocks
-    and one line per list item.
+    and one line per list item. With `links`, a link keeps its address as "text (url)" (plain-text email).
     """
-    return _markdown_to_text(text) if text else ""
+    return _markdown_to_text(text, links) if text else ""
+
+
+#: A rendered link: its address (HTML-escaped) and its text.
+_LINK = re.compile(r'<a\s[^>]*?href="([^"]*)"[^>]*>(.*?)</a>', re.DOTALL)
+
+
+def _link_as_text(match: re.Match) -> str:
+    url, label = match.group(1), match.group(2)
+    shown = html.unescape(nh3.clean(label, tags=set())).strip()
+    return label if html.unescape(url) in (shown, f"mailto:{shown}") else f"{label} ({url})"
 
 
 @lru_cache(maxsize=512)
-def _markdown_to_text(text: str) -> str:
+def _markdown_to_text(text: str, links: bool = False) -> str:
     """A pure function of the text: every invite and email of an event converts its description once."""
     rendered = str(render_markdown(text))
     if not rendered:
         return ""
+    if links:
+        rendered = _LINK.sub(_link_as_text, rendered)
     # Drop the renderer's own newlines between tags; the block and line ends below put them back.
     rendered = _BETWEEN_TAGS.sub("", rendered)
     rendered = _LIST_ITEM.sub("<li>• ", rendered)

@@ -268,6 +268,8 @@ class EventData:
     tags: list[str] | None = None
     #: None leaves the co-organizers as they are.
     co_organizer_ids: list[int] | None = None
+    #: Email registrants when the title or time of a published event changes.
+    notify_attendees: bool = True
     #: "bypass" (Foyer attendees go straight in) or "lobby" (they wait to be admitted).
     attendee_lobby: str = "bypass"
     #: Teams meeting options: attendees may turn on their microphone / camera; meeting chat on or off.
@@ -438,9 +440,13 @@ def update_event(event: Event, data: EventData, *, actor: User) -> Event:
         registrations.set_capacity(event, data.capacity, actor=actor)
     if _meeting_fields(event) != meeting_before:
         teams.queue_update(event)
-    audit.record("event.update", actor=actor, target=event, summary=f"Edited “{event.title}”")
-    if event.is_published and _attendee_fields(event) != attendee_before:
-        messages.queue_event_changed(event)
+    told = event.is_published and _attendee_fields(event) != attendee_before
+    audit.record("event.update", actor=actor, target=event, summary=f"Edited “{event.title}”",
+                 details={"registrants_notified": told and data.notify_attendees} if told else None)
+    if told and data.notify_attendees:
+        title, starts_at, ends_at = attendee_before
+        messages.queue_event_changed(event, previous={"title": title, "starts_at": starts_at.isoformat(),
+                                                      "ends_at": ends_at.isoformat()})
     logger.info("Event %s edited by %s (sequence %s)", event.id, actor.id, event.ics_sequence)
     return event
 

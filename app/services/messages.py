@@ -48,7 +48,8 @@ from app.models import (
     utcnow,
 )
 from app.models.base import begin_write, insert_unless_exists
-from app.services import outbox
+from app.services import audit, outbox
+from app.services.dates import format_datetime
 from app.services.errors import DomainError, NotAllowed
 from app.services.markdown import render_markdown
 from app.services.microsoft.acs import EmailMessage
@@ -373,14 +374,14 @@ def _put_back(until: datetime, *, due_by: datetime | None = None, not_before: da
 
 
 def describe_when(event: Event, zone_name: str) -> str:
-    """'Tuesday 3 March 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
+    """'Tue 3 Mar 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
     from app.services.registrations import describe_when as when
 
     return when(event, zone_name)
 
 
 def relative_start(event: Event, now: datetime, zone_name: str) -> str:
-    """'in 1 hour', 'in 15 minutes', 'tomorrow at 14:00', 'on Tuesday 3 March at 14:00' (recipient's zone)."""
+    """'in 1 hour', 'in 15 minutes', 'tomorrow at 14:00', 'on Tue 3 Mar at 14:00' (recipient's zone)."""
     zone = ZoneInfo(zone_name if is_valid_zone(zone_name) else "UTC")
     minutes = max(0, round((event.starts_at - now).total_seconds() / 60))
     if minutes < 1:
@@ -395,7 +396,7 @@ def relative_start(event: Event, now: datetime, zone_name: str) -> str:
         return f"today at {start:%H:%M}"
     if start.date() == today + timedelta(days=1):
         return f"tomorrow at {start:%H:%M}"
-    return f"on {start:%A} {start.day} {start:%B} at {start:%H:%M}"
+    return f"on {start:%a} {start.day} {start:%b} at {start:%H:%M}"  # the date as Foyer writes it everywhere
 
 
 @dataclass(frozen=True)
@@ -489,7 +490,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
     intro_md = intro if intro is not None else (override.intro if override and override.intro else "")
     if intro_md:
         intro_html = render_markdown(_fill(intro_md, {"title": event.title}))
-        intro_text = catalog.markdown_to_text(_fill(intro_md, {"title": event.title}))
+        intro_text = catalog.markdown_to_text(_fill(intro_md, {"title": event.title}), links=True)
     else:
         intro_text = _fill(spec.intro, values)
         intro_html = Markup("<p>{}</p>").format(intro_text)
@@ -498,8 +499,7 @@ def render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manage
                 if branding.logo_filename else None)
     expires_text = ""
     if expires is not None:
-        local = expires.astimezone(ZoneInfo(zone))
-        expires_text = f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} ({zone})"
+        expires_text = format_datetime(expires, zone)
     context = {
         "kind": kind, "branding": branding, "logo_url": logo_url, "event": event, "name": clean_header(name),
         "when": describe_when(event, zone), "when_relative": when_relative, "zone": zone,
@@ -579,12 +579,17 @@ def save_override(event: Event, kind: str, subject: str, intro: str, *, actor: U
     if not subject and not intro:
         if override is not None:
             db.session.delete(override)
+            audit.record("message.wording", actor=actor, target=event, event=event,
+                         summary=f"Restored the standard wording of the “{KINDS[kind].label}” email")
         return None
     if override is None:
         override = MessageOverride(event_id=event.id, kind=kind)
         db.session.add(override)
     override.subject, override.intro = subject, intro
     db.session.flush()
+    audit.record("message.wording", actor=actor, target=event, event=event,
+                 summary=f"Changed the wording of the “{KINDS[kind].label}” email",
+                 details={"kind": kind, "subject": subject, "intro": intro})
     logger.info("Email %s of event %s reworded by %s", kind, event.id, actor.id)
     return override
 
@@ -829,11 +834,34 @@ def segment_count(event: Event, segment: str) -> int:
         Registration.event_id == event.id, condition())) or 0
 
 
-def queue_event_changed(event: Event) -> None:
-    """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics)."""
+def queue_event_changed(event: Event, *, previous: dict[str, str] | None = None) -> None:
+    """Tell every active registrant an event's time or title changed (confirmed ones get the new .ics);
+    `previous` (title, ISO start and end) lets each email show what it was.
+    """
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "event_changed", "sequence": event.ics_sequence,
-                                       "batch": f"event_changed:{event.id}:{event.ics_sequence}"},
+                                       "batch": f"event_changed:{event.id}:{event.ics_sequence}",
+                                       "previous": previous},
                    dedupe_key=f"fanout:event_changed:{event.id}:{event.ics_sequence}", event_id=event.id)
+
+
+def previous_details(event: Event, previous: dict[str, str] | None, zone: str) -> str:
+    """What an event was before a change, in the recipient's zone: "Was: …" lines ('' when unknown)."""
+    if not previous:
+        return ""
+    from types import SimpleNamespace
+
+    lines = []
+    if previous.get("title") and previous["title"] != event.title:
+        lines.append(f"Was called: {previous['title']}")
+    try:
+        before = SimpleNamespace(starts_at=datetime.fromisoformat(previous["starts_at"]),
+                                 ends_at=datetime.fromisoformat(previous["ends_at"]))
+    except (KeyError, TypeError, ValueError):
+        before = None
+    if before is not None and (before.starts_at, before.ends_at) != (event.starts_at, event.ends_at):
+        lines.append(f"Was: {describe_when(before, zone)}")
+        lines.append(f"Now: {describe_when(event, zone)}")
+    return "\n".join(lines)
 
 
 def queue_event_cancelled(event: Event) -> None:
@@ -880,11 +908,16 @@ def send_organizer_message(event: Event, composition: Composition, *, actor: Use
     if not can_manage(actor, event):
         raise NotAllowed("You cannot message this event's attendees.")
     batch = f"organizer:{event.id}:{uuid.uuid4().hex[:12]}"
+    expected = segment_count(event, composition.segment)
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "organizer", "segment": composition.segment,
                                        "subject": composition.subject, "body": composition.body, "batch": batch,
-                                       "expected": segment_count(event, composition.segment),
+                                       "expected": expected,
                                        "actor_id": actor.id},
                    dedupe_key=f"fanout:{batch}", event_id=event.id)
+    audit.record("message.send", actor=actor, target=event, event=event,
+                 summary=f"Messaged “{SEGMENTS[composition.segment][0]}”: {composition.subject}",
+                 details={"batch": batch, "segment": composition.segment, "subject": composition.subject,
+                          "recipients": expected})
     logger.info("Organizer message %s to %s of event %s queued by %s", batch, composition.segment, event.id,
                 actor.id)
     return batch
@@ -924,8 +957,9 @@ def fanout(payload: dict[str, Any]) -> None:
             confirmed = reg.state == RegistrationState.confirmed
             method = ("CANCEL" if kind == "event_cancelled" else "REQUEST") if confirmed else None
             key = f"{batch}:{reg.id}"
-            queued = notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch,
-                                         extra=event.cancellation_reason if kind == "event_cancelled" else "",
+            extra = (event.cancellation_reason if kind == "event_cancelled"
+                     else previous_details(event, payload.get("previous"), reg.timezone))
+            queued = notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch, extra=extra,
                                          deadline=utcnow() + timedelta(minutes=30))
         count += 1 if queued is not None else 0
     db.session.commit()

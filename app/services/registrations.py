@@ -26,7 +26,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -807,16 +806,10 @@ def waitlist_position(reg: Registration) -> int | None:
 
 
 def describe_when(event: Event, zone_name: str) -> str:
-    """'Tuesday 3 March 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
-    zone = ZoneInfo(zone_name if is_valid_zone(zone_name) else "UTC")
-    start = event.starts_at.astimezone(zone)
-    end = event.ends_at.astimezone(zone)
-    text = f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M}"
-    if end.date() == start.date():
-        text += f"–{end:%H:%M}"
-    else:
-        text += f" – {end:%A} {end.day} {end:%B %Y}, {end:%H:%M}"
-    return f"{text} ({zone.key})"
+    """'Tue 3 Mar 2026, 14:00–15:00 (Europe/Berlin)' in the given zone."""
+    from app.services.dates import format_range
+
+    return format_range(event.starts_at, event.ends_at, zone_name)
 
 
 def _notify(reg: Registration, kind: str, *, extra: str = "", dedupe_key: str | None = None,

@@ -283,3 +283,34 @@ def update_privacy_notice(text: str, *, actor: User) -> PrivacyNotice:
                  summary=f"Saved privacy notice version {version.version}")
     logger.info("Privacy notice version %s saved by %s", version.version, actor.id)
     return PrivacyNotice(versions=versions)
+
+
+def brand_stylesheet(branding: Branding) -> str:
+    """The branding colours as CSS custom properties (a stored colour that is not #rrggbb falls back)."""
+    accent = branding.accent_colour if HEX_COLOUR.match(branding.accent_colour) else "#1f5fbf"
+    text = branding.accent_text_colour if HEX_COLOUR.match(branding.accent_text_colour) else "#ffffff"
+    return f":root {{ --accent: {accent}; --accent-text: {text}; }}\n"
+
+
+def brand_version(branding: Branding) -> str:
+    """A short hash of what the branding stylesheet and icon show: their URLs carry it, so a change
+    reaches every visitor at once while unchanged files stay cached for good.
+    """
+    import hashlib
+
+    return hashlib.sha256(f"{brand_stylesheet(branding)}{branding.site_name}".encode()).hexdigest()[:12]
+
+
+def favicon_bytes(branding: Branding) -> bytes:
+    """A 32×32 icon in the accent colour with the site name's first letter (an .ico with a PNG inside)."""
+    from PIL import Image, ImageDraw
+
+    accent = branding.accent_colour if HEX_COLOUR.match(branding.accent_colour) else "#1f5fbf"
+    image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, 31, 31), radius=6, fill=accent)
+    letter = (branding.site_name.strip()[:1] or "F").upper()
+    draw.text((16, 16), letter, fill=branding.accent_text_colour, anchor="mm", font_size=20)
+    buffer = io.BytesIO()
+    image.save(buffer, format="ICO", sizes=[(32, 32)])
+    return buffer.getvalue()

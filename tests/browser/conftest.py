@@ -233,8 +233,6 @@ class PageWatch:
     def _on_response(self, response) -> None:
         if response.status < 400 or response.status in EXPECTED_STATUSES:
             return
-        if response.url.endswith("/favicon.ico") and response.status == 404:
-            return  # Chromium asks for it on its own; no page links to it
         self.errors.add(f"HTTP {response.status} for {response.request.method} {response.url}")
 
     def _on_request_failed(self, request) -> None:

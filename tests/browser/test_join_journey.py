@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -86,6 +87,7 @@ def test_keyboard_only_join_shows_the_sandbox_stage(live_server, page: Page, vis
     expect(page.get_by_text("Sandbox stage", exact=True)).to_be_visible()
     expect(stage).to_contain_text("Ada Lovelace")
     expect(stage).to_contain_text("Garden club call")
+    expect(page.locator("#sandbox-expires")).to_have_text(re.compile(r"^\d\d:\d\d GMT$"))  # the zone is named
     expect(stage).to_be_focused()
     assert _acs_user(live_server.app).startswith("8:acs:")  # a real identity from the emulator
     audit()

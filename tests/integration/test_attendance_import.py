@@ -281,3 +281,19 @@ def test_followups_are_messages_logged_paced_and_sent_once(app, client, emulator
     assert "<!DOCTYPE html>" in dan.html and "Times are shown in your time zone, UTC" in dan.plain_text
     listing = client.get("/admin/messages?kind=followup_missed").get_data(as_text=True)
     assert "dan@example.org" in listing
+
+
+def test_import_now_right_after_the_end_runs_at_once(app, client, emulator, ended_event):
+    ctx = ended_event
+    event_id = ctx["event"].id
+    with app.app_context():  # the event ended two minutes ago: the automatic import would wait 15 minutes
+        row = db.session.get(Event, event_id)
+        row.ends_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+        db.session.commit()
+    _seed_reports(emulator, ctx)
+    response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    assert response.status_code == 303
+    assert "importing the attendance now" in client.get(response.headers["Location"]).get_data(as_text=True)
+    drain(app)
+    with app.app_context():
+        assert db.session.get(Event, event_id).attendance_imported_at is not None

@@ -99,6 +99,10 @@ def test_revoked_sign_in_parks_work_alerts_admins_once_and_resumes_after_reconne
     assert states[second.id].graph_event_id and not states[second.id].online_meeting_id  # half-way through
     assert states[third.id].graph_event_id is None
     assert all(e.provisioning_status == ProvisioningStatus.pending for e in states.values())
+    # The organizer is told the work waits for an admin, not that it is under way.
+    status = client.get(f"/manage/events/{third.id}/teams").get_data(as_text=True)
+    assert "Waiting for Microsoft re-connect" in status and "Provisioning…" not in status
+    assert "Waiting for Microsoft re-connect" in client.get("/manage/events/").get_data(as_text=True)
     assert [r.status for r in emulator.requests_for("entra") if r.path.endswith("/token")][-1] == 400
 
     # The worker keeps running: each active admin is emailed exactly once, however many passes.

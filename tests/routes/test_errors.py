@@ -46,7 +46,9 @@ def test_too_large_upload_is_413(app, client, monkeypatch):
     monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1024)
     response = client.post("/login", data={"email": "x" * 4096})
     assert response.status_code == 413
-    assert "That upload is too large" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert "That upload is larger than 1 KB." in body
+    assert "Go back: the form still holds what you typed." in body
 
 
 def test_unexpected_error_is_a_friendly_500_without_details(broken_app, caplog):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,17 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Registration, Role
+from app.models import (
+    AuditEntry,
+    Event,
+    EventStatus,
+    Message,
+    MessageStatus,
+    OutboxItem,
+    OutboxStatus,
+    Registration,
+    Role,
+)
 from app.services import messages, outbox, registrations
 from tests.mail import queued_emails
 from tests.routes.organizer.conftest import event_form
@@ -68,7 +79,7 @@ def test_confirmation_is_branded_in_the_attendees_zone_with_absolute_links_and_i
         (mail,) = queued_emails()
         assert mail["kind"] == "confirmed" and mail["subject"] == "You're registered: Spring meetup"
         for body in (mail["text"], mail["html"]):
-            assert "Wednesday 21 May 2031, 01:00–03:00 (Asia/Tokyo)" in body
+            assert "Wed 21 May 2031, 01:00–03:00 (Asia/Tokyo)" in body
             assert "http://localhost/r/" in body and f"http://localhost/events/{event.slug}" in body
         assert 'style="' in mail["html"] and "<script" not in mail["html"]
         calendar = ics_of(mail)
@@ -129,7 +140,8 @@ def test_changing_the_time_sends_every_registrant_the_updated_invite(app, client
     auth.login("owner@example.org")
     response = client.submit(f"/manage/events/{event.id}/edit",
                              event_form(slug=event.slug, title="Spring meetup (moved)", capacity="2",
-                                        starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00"))
+                                        starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00",
+                                        notify_attendees="y"))
     assert response.status_code == 303, response.get_data(as_text=True)[:800]
     drain_all(app)
     with app.app_context():
@@ -137,7 +149,11 @@ def test_changing_the_time_sends_every_registrant_the_updated_invite(app, client
         assert sorted(m["to"] for m in changed) == ["a@example.org", "b@example.org", "c@example.org"]
         for mail in changed:
             assert "Spring meetup (moved)" in mail["subject"]
-            assert "Wednesday 21 May 2031, 18:00–20:00 (Europe/London)" in mail["text"]
+            assert "Wed 21 May 2031, 18:00–20:00 (Europe/London)" in mail["text"]
+            # What it was, in the recipient's zone, so nobody has to remember the old time.
+            assert "Was called: Community call 1\n" in mail["text"]
+            assert "Was: Tue 20 May 2031, 17:00–19:00 (Europe/London)" in mail["text"]
+            assert "Was: Tue 20 May 2031, 17:00–19:00 (Europe/London)" in mail["html"]
             if mail["to"] == "c@example.org":  # waitlisted: told, but no seat in the calendar
                 assert mail["attachments"] == []
                 continue
@@ -152,6 +168,23 @@ def test_changing_the_time_sends_every_registrant_the_updated_invite(app, client
                              starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00", description="More words."))
     with app.app_context():
         assert len([m for m in queued_emails() if m["kind"] == "event_changed"]) == 3
+
+
+def test_the_organizer_may_move_an_event_without_emailing_registrants(app, client, auth, owner, published):
+    event = published(slug="quiet-move", starts_at=datetime(2031, 5, 20, 16, 0, tzinfo=UTC),
+                      ends_at=datetime(2031, 5, 20, 18, 0, tzinfo=UTC))
+    register(client, event, "ada@example.org", zone="Europe/London")
+    auth.login("owner@example.org")
+    edit = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)
+    assert re.search(r'<input[^>]*\bchecked\b[^>]*id="notify_attendees"', edit)  # on unless unticked
+    response = client.submit(f"/manage/events/{event.id}/edit",
+                             event_form(slug=event.slug, starts_at="2031-05-21T19:00", ends_at="2031-05-21T21:00"))
+    assert response.status_code == 303
+    drain_all(app)
+    with app.app_context():
+        assert [m for m in queued_emails() if m["kind"] == "event_changed"] == []
+        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "event.update")).all()[-1]
+        assert entry.details == {"registrants_notified": False}
 
 
 def invites_received(emulator) -> dict[str, list[tuple[str, Calendar]]]:
@@ -175,7 +208,7 @@ def test_the_invite_shows_the_event_as_it_is_when_the_email_goes_out(app, client
     auth.login("owner@example.org")
     response = client.submit(f"/manage/events/{event.id}/edit",
                              event_form(slug=event.slug, title="Moving", starts_at="2031-05-21T19:00",
-                                        ends_at="2031-05-21T21:00"))
+                                        ends_at="2031-05-21T21:00", notify_attendees="y"))
     assert response.status_code == 303, response.get_data(as_text=True)[:800]
     drain_all(app)
     received = invites_received(emulator)

@@ -120,6 +120,7 @@ def _initial_data(event: Event) -> dict:
     offsets = list(event.reminder_offsets or [])
     return {
         "title": event.title, "slug": event.slug, "description": event.description, "timezone": event.timezone,
+        "notify_attendees": True,
         "starts_at": utc_to_local(event.starts_at, event.timezone),
         "ends_at": utc_to_local(event.ends_at, event.timezone),
         "capacity": "" if event.capacity is None else str(event.capacity),
@@ -182,11 +183,13 @@ def event_new_GET():
     zone = events.last_used_timezone(current_user)
     form = EventForm(formdata=None, data={"timezone": zone, "waitlist_enabled": True,
                                           "reminders": list(events.normalize_reminder_offsets([1440, 60]))})
-    if zone == DEFAULT_ZONE:
-        # No zone used before: foyer.js preselects the organizer's own zone when it can.
-        form.timezone.render_kw = {"data-default-browser-zone": ""}
+    # The organizer's own zone comes first: foyer.js preselects the device's zone and says so in the note;
+    # without JavaScript the note names the zone chosen here, so it is never reused silently.
+    form.timezone.render_kw = {"data-default-browser-zone": "prefer"}
+    source = "the zone of your last event" if zone != DEFAULT_ZONE else "no zone chosen yet"
+    zone_note = f"Start and end times below are in this zone. Preselected: {zone} ({source})."
     _setup_sharing(form, None)
-    return render_template("organizer/event_form.html", event=None, form=form, can_share=True)
+    return render_template("organizer/event_form.html", event=None, form=form, can_share=True, zone_note=zone_note)
 
 
 @bp.post("/new")
@@ -268,6 +271,7 @@ def event_edit_POST(event_id: int):
     start_writing()
     event = load_managed_event(event_id)
     form = EventForm()
+    form.saved_starts_at = event.starts_at
     _setup_sharing(form, event)
     if form.validate_on_submit():
         try:

@@ -49,7 +49,7 @@ def attendance_import_POST(event_id: int):
         flash(exc.message, "error")
     else:
         db.session.commit()
-        flash("Attendance will be imported in a moment. Refresh this page to see it.", "success")
+        flash("Foyer is importing the attendance now. Refresh this page in a minute to see it.", "success")
     return _back(event_id, "attendance")
 
 

@@ -25,7 +25,13 @@ from app.extensions import compress
 from app.forms.registration import RegistrationForm
 from app.routes._loaders import load_public_event
 from app.services import catalog, ics, page_cache
-from app.services.settings import HEX_COLOUR, get_branding, get_privacy_notice
+from app.services.settings import (
+    brand_stylesheet,
+    brand_version,
+    favicon_bytes,
+    get_branding,
+    get_privacy_notice,
+)
 from app.web import wants_fragment
 
 logger = logging.getLogger(__name__)
@@ -134,12 +140,32 @@ def privacy_GET():
 def brand_css():
     """The admin's branding colours as CSS custom properties (no inline styles under our CSP)."""
     branding = get_branding()
-    accent = branding.accent_colour if HEX_COLOUR.match(branding.accent_colour) else "#1f5fbf"
-    text = branding.accent_text_colour if HEX_COLOUR.match(branding.accent_text_colour) else "#ffffff"
-    css = f":root {{ --accent: {accent}; --accent-text: {text}; }}\n"
-    response = Response(css, mimetype="text/css")
-    response.cache_control.max_age = 60
+    response = Response(brand_stylesheet(branding), mimetype="text/css")
+    _cache_by_version(response, brand_version(branding))
     return response
+
+
+@bp.get("/favicon.ico")
+def favicon_GET():
+    """The site icon in the branding's accent colour."""
+    branding = get_branding()
+    response = Response(favicon_bytes(branding), mimetype="image/x-icon")
+    _cache_by_version(response, brand_version(branding))
+    return response
+
+
+def _cache_by_version(response: Response, version: str) -> None:
+    """Pages link these with `?v=<branding hash>`: that URL never changes content, so it is cached for a
+    year; any other URL (no or an old version) is checked again on every use.
+    """
+    if request.args.get("v") == version:
+        response.cache_control.public = True
+        response.cache_control.max_age = 31536000
+        response.cache_control.immutable = True
+    else:
+        response.cache_control.no_cache = True
+    response.set_etag(version)  # a revalidation of an unchanged file is a 304
+    response.make_conditional(request)
 
 
 @bp.get("/uploads/<path:filename>")

@@ -45,6 +45,23 @@ STATE_TEXT = {
     RegistrationState.cancelled: ("Cancelled", "This registration has been cancelled. You no longer have a place."),
     RegistrationState.denied: ("Not accepted", "The organizer did not accept this registration."),
 }
+#: What the page says first when the event itself decides: its state outranks the registration's.
+EVENT_CANCELLED_TEXT = ("This event has been cancelled",
+                        "The organizer cancelled the event, so there is no call to join and nothing to change here.")
+EVENT_ENDED_TEXT = ("This event has ended", "Thank you for registering. Your registration can no longer be changed.")
+
+
+def _state_text(reg: Registration, ended: bool) -> tuple[str, str]:
+    if reg.event.is_cancelled:
+        return EVENT_CANCELLED_TEXT
+    if ended and reg.is_active:
+        return EVENT_ENDED_TEXT
+    return STATE_TEXT[reg.state]
+
+
+def _changeable(reg: Registration) -> bool:
+    """Details can change only on an active registration of an event that is still to come."""
+    return reg.is_active and not reg.event.is_cancelled and reg.event.ends_at > utcnow()
 
 
 @bp.after_request
@@ -81,15 +98,17 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
     """The manage page: state, times in both zones, calendar links, details form, data actions."""
     event = reg.event
     link = url_for(".manage_GET", token=token, _external=False)
-    active = reg.is_active
+    changeable = _changeable(reg)
+    ended = event.ends_at <= utcnow()
     invite = reg.state == RegistrationState.confirmed and not event.is_cancelled
     join_link = joins.join_url(reg) if invite else None
     body = render_template(
         "public/manage.html", reg=reg, event=event, token=token, link=link,
-        state_text=STATE_TEXT[reg.state], position=registrations.waitlist_position(reg),
-        form=form if form is not None else (details_form(reg, privacy_url=_privacy_url()) if active else None),
+        state_text=_state_text(reg, ended),
+        position=registrations.waitlist_position(reg) if changeable else None,
+        form=form if form is not None else (details_form(reg, privacy_url=_privacy_url()) if changeable else None),
         calendar_links=ics.add_to_calendar_links(reg, link=join_link) if invite else None, join_link=join_link,
-        has_invite=invite, ended=event.ends_at <= utcnow(), zones_differ=reg.timezone != event.timezone,
+        has_invite=invite, ended=ended, zones_differ=reg.timezone != event.timezone,
         when_attendee=registrations.describe_when(event, reg.timezone),
         when_event=registrations.describe_when(event, event.timezone),
     )
@@ -108,8 +127,9 @@ def manage_GET(token: str):
 def details_POST(token: str):
     """Change name, time zone and answers (never the email); invalid input re-renders with errors."""
     reg = _load(token)
-    if not reg.is_active:
-        flash("A cancelled registration cannot be changed.", "error")
+    if not _changeable(reg):
+        flash("A cancelled registration cannot be changed." if not reg.is_active
+              else f"{_state_text(reg, True)[0]}: your registration can no longer be changed.", "error")
         return redirect_to(url_for(".manage_GET", token=token))
     form = details_form(reg, privacy_url=_privacy_url())
     if not form.validate_on_submit():
@@ -132,6 +152,9 @@ def cancel_GET(token: str):
     reg = _load(token)
     if not reg.is_active:
         flash("This registration is already cancelled.", "info")
+        return redirect_to(url_for(".manage_GET", token=token))
+    if reg.event.is_cancelled:
+        flash("The organizer has cancelled this event: there is nothing for you to cancel.", "info")
         return redirect_to(url_for(".manage_GET", token=token))
     return render_template("public/manage_cancel.html", reg=reg, event=reg.event, token=token,
                            form=CancelRegistrationForm())

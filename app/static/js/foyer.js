@@ -17,12 +17,19 @@
       var wrap = el.closest("[data-local-wrapper]");
       if (wrap) wrap.hidden = false;
     });
-    // Pre-fill time-zone selects that ask for the visitor's zone.
+    // Pre-fill time-zone selects that ask for the visitor's zone, and say which zone was chosen and why.
     root.querySelectorAll("select[data-default-browser-zone]").forEach(function (sel) {
       if (sel.dataset.touched) return;
-      if (sel.value && sel.value !== "UTC" && sel.value !== "") return;
+      // "prefer": the device's zone wins over a preselected one (a new event); otherwise it only fills a blank.
+      if (sel.getAttribute("data-default-browser-zone") !== "prefer" && sel.value && sel.value !== "UTC") return;
       for (var i = 0; i < sel.options.length; i++) {
-        if (sel.options[i].value === zone) { sel.value = zone; break; }
+        if ((sel.options[i].value || sel.options[i].text) === zone) {
+          sel.value = zone;
+          var note = document.getElementById(sel.id + "-help");
+          if (note) note.textContent = "Start and end times below are in this zone. Preselected: " + zone +
+            " (this device’s time zone).";
+          break;
+        }
       }
     });
   }
@@ -48,6 +55,74 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); enableCopyButtons(document); });
-  document.addEventListener("htmx:load", function (evt) { localiseTimes(evt.target); enableCopyButtons(evt.target); });
+  // Uploads: a file larger than the field's limit is refused as soon as it is chosen, with a message
+  // beside the field, so nothing typed elsewhere in the form is lost to a "too large" answer.
+  function megabytes(bytes) { return (bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "") + " MB"; }
+
+  function showUploadError(input, text) {
+    var id = input.id + "-size-error";
+    var note = document.getElementById(id);
+    if (!text) {
+      if (note) note.remove();
+      input.removeAttribute("aria-invalid");
+      return;
+    }
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "error";
+      note.id = id;
+      note.setAttribute("role", "alert");
+      input.insertAdjacentElement("afterend", note);
+      var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (described.indexOf(id) < 0) described.push(id);
+      input.setAttribute("aria-describedby", described.join(" "));
+    }
+    note.textContent = text;
+    input.setAttribute("aria-invalid", "true");
+  }
+
+  function checkUploadSizes(root) {
+    root.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+      if (input.dataset.sizeReady) return;
+      input.dataset.sizeReady = "1";
+      input.addEventListener("change", function () {
+        var limit = Number(input.getAttribute("data-max-bytes"));
+        var file = input.files && input.files[0];
+        if (file && limit && file.size > limit) {
+          input.value = "";
+          showUploadError(input, "“" + file.name + "” is " + megabytes(file.size) + "; the limit is " +
+            megabytes(limit) + ". Choose a smaller file — everything else you entered is kept.");
+        } else {
+          showUploadError(input, "");
+        }
+      });
+    });
+  }
+
+  // The server refused a whole request as too large (413): htmx swaps nothing, so say it beside the file
+  // fields of the form that was sent, which still holds everything typed.
+  document.addEventListener("htmx:responseError", function (evt) {
+    if (!evt.detail.xhr || evt.detail.xhr.status !== 413) return;
+    var form = evt.detail.elt && (evt.detail.elt.closest("form") || evt.detail.elt);
+    var inputs = form ? form.querySelectorAll("input[type=file]") : [];
+    var text = "The upload is too large. Choose a smaller file — everything else you entered is kept.";
+    if (inputs.length) {
+      inputs.forEach(function (input) { if (input.files && input.files.length) showUploadError(input, text); });
+      var chosen = Array.prototype.filter.call(inputs, function (i) { return i.files && i.files.length; });
+      (chosen[0] || inputs[0]).focus();
+      if (!chosen.length) showUploadError(inputs[0], text);
+    } else if (form && !form.querySelector("[data-too-large]")) {
+      var box = document.createElement("div");
+      box.className = "form-errors";
+      box.setAttribute("role", "alert");
+      box.setAttribute("data-too-large", "");
+      box.textContent = "That was too much to send at once. Shorten it — everything you entered is kept.";
+      form.insertAdjacentElement("afterbegin", box);
+    }
+  });
+
+  function enhance(root) { localiseTimes(root); enableCopyButtons(root); checkUploadSizes(root); }
+
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  document.addEventListener("htmx:load", function (evt) { enhance(evt.target); });
 })();

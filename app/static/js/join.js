@@ -129,7 +129,7 @@
   function showSandbox(session) {
     var expires = new Date(session.expiresOn);
     document.getElementById("sandbox-expires").textContent = isNaN(expires.getTime()) ? session.expiresOn
-      : new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" }).format(expires);
+      : new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZoneName: "short" }).format(expires);
     document.getElementById("sandbox-name").textContent = session.displayName;
     var box = stateBox();
     if (box) box.hidden = true;

@@ -157,3 +157,38 @@ def test_privacy_notice_is_versioned(app, client, admin):
 
     too_long = save("x" * 20001)
     assert too_long.status_code == 422
+
+
+def _brand_links(page: str) -> tuple[str, str]:
+    import re
+
+    css = re.search(r'<link rel="stylesheet" href="(/brand\.css\?v=[0-9a-f]{12})">', page)
+    icon = re.search(r'<link rel="icon" href="(/favicon\.ico\?v=[0-9a-f]{12})"', page)
+    assert css and icon, "every page links the branding stylesheet and icon by version"
+    return css.group(1), icon.group(1)
+
+
+def test_branding_urls_change_with_the_branding_and_are_cached_for_good(app, client, admin):
+    old_css, old_icon = _brand_links(_text(client.get("/")))
+    for url in (old_css, old_icon):
+        cache = client.get(url).headers["Cache-Control"]
+        assert "immutable" in cache and "max-age=31536000" in cache
+    _save(client)
+    new_css, new_icon = _brand_links(_text(client.get("/")))
+    assert new_css != old_css and new_icon != old_icon  # the next page load fetches the new colours at once
+    assert "--accent: #0b5394;" in _text(client.get(new_css))
+    # An unversioned or outdated URL still answers, but is revalidated on every use.
+    for url in ("/brand.css", old_css, "/favicon.ico"):
+        assert client.get(url).headers["Cache-Control"] == "no-cache"
+    assert "--accent: #0b5394;" in _text(client.get(old_css))
+    etag = client.get("/favicon.ico").headers["ETag"]
+    assert client.get("/favicon.ico", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_favicon_is_an_icon_in_the_accent_colour(app, client, admin):
+    _save(client)
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/x-icon"
+    icon = Image.open(io.BytesIO(response.data))
+    assert icon.format == "ICO" and icon.size == (32, 32)
+    assert icon.convert("RGB").getpixel((3, 16)) == (0x0b, 0x53, 0x94)

@@ -75,6 +75,9 @@ def test_invitation_link_lets_the_user_set_a_password_and_sign_in(app, client, a
     response = _accept(other_client, path)
     assert response.status_code == 303
     assert other_client.get("/account/password").status_code == 200
+    # Accepting signs the person in, so the admin sees a sign-in, not "Never".
+    assert not re.search(r"Last sign-in</dt><dd><span class=\"muted\">Never",
+                         _text(client.get(f"/admin/users/{invited.id}")))
 
     third = other_client.application.test_client()
     third.__class__ = client.__class__

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Event, EventStatus, Registration
+from app.models import AuditEntry, Event, EventStatus, Registration, User
 from app.services import audit, registrations
 from tests.conftest import PASSWORD
 from tests.routes.admin.test_microsoft import connect_service_account
@@ -214,3 +214,42 @@ def test_attendee_self_export_and_erasure_are_recorded(app, client, event_with_p
     entries = [e for e in _entries(app) if e.action.startswith("privacy.")]
     assert [(e.action, e.actor_label, e.target_id) for e in entries] == [
         ("privacy.export", "attendee", str(ada)), ("privacy.erase", "attendee", str(ada))]
+
+
+def test_first_admin_creation_is_recorded(app):
+    from app.services import accounts
+
+    with app.app_context():
+        admin = accounts.create_first_admin("first@example.org", PASSWORD)
+        db.session.commit()
+        admin_id = admin.id
+    [entry] = _entries(app, action="user.setup")
+    assert entry.actor_user_id == admin_id and entry.target_id == str(admin_id)
+    with app.app_context():  # setup signs the admin in: the users page must not say "Never"
+        assert db.session.get(User, admin_id).last_login_at is not None
+    assert PASSWORD not in _dump(app)
+
+
+def test_organizer_messages_and_wording_changes_are_recorded(app, client, auth, make_event):
+    from tests.routes.organizer.test_messages import _event, _people
+
+    organizer = auth.login_as_organizer("org@example.org")
+    event = _event(make_event, organizer, title="Logged meetup")
+    _people(app, event, confirmed=2, waitlisted=1)
+    url = f"/manage/events/{event.id}/messages"
+    assert client.submit(url, {"segment": "confirmed", "subject": "Parking", "body": "Use gate B.",
+                               "action": "send"}).status_code == 303
+    wording = f"/manage/events/{event.id}/emails/confirmed"
+    assert client.submit(wording, {"subject": "See you at {title}!", "intro": "Bring a mug."}).status_code == 303
+    assert client.submit(wording, {"subject": "", "intro": ""}).status_code == 303
+
+    sent, changed, restored = _entries(app, event_id=event.id)[-3:]
+    assert (sent.action, sent.actor_user_id, sent.summary) == ("message.send", organizer.id,
+                                                               "Messaged “Confirmed”: Parking")
+    assert sent.details["recipients"] == 2 and sent.details["segment"] == "confirmed"
+    assert changed.action == "message.wording" and changed.details["intro"] == "Bring a mug."
+    assert "Changed the wording" in changed.summary and "Restored the standard wording" in restored.summary
+    auth.logout()
+    auth.login_as_admin()
+    page = client.get("/admin/audit/?category=message").get_data(as_text=True)
+    assert "Messaged “Confirmed”: Parking" in page and "Restored the standard wording" in page

@@ -108,16 +108,16 @@ def test_create_event_then_add_two_questions(client, auth, events_in_db):
 
 def test_timezone_round_trip_berlin(client, auth, events_in_db):
     auth.login_as_organizer()
-    response = client.submit(NEW, event_form(timezone="Europe/Berlin", starts_at="2026-03-29T10:00",
-                                             ends_at="2026-03-29T11:30"))
+    response = client.submit(NEW, event_form(timezone="Europe/Berlin", starts_at="2031-03-30T10:00",
+                                             ends_at="2031-03-30T11:30"))
     assert response.status_code == 303
     [event] = events_in_db()
-    assert event.starts_at == datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
+    assert event.starts_at == datetime(2031, 3, 30, 8, 0, tzinfo=UTC)
     assert event.timezone == "Europe/Berlin"
     overview = client.get(f"/manage/events/{event.id}").get_data(as_text=True)
-    assert "Sun 29 Mar 2026, 10:00" in overview and "11:30" in overview and "(Europe/Berlin)" in overview
+    assert "Sun 30 Mar 2031, 10:00" in overview and "11:30" in overview and "(Europe/Berlin)" in overview
     edit = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)
-    assert 'value="2026-03-29T10:00"' in edit
+    assert 'value="2031-03-30T10:00"' in edit
     assert '<option selected>Europe/Berlin</option>' in edit
 
 
@@ -130,13 +130,15 @@ def test_ambiguous_autumn_time_takes_the_first_occurrence(client, auth, events_i
     assert event.starts_at == datetime(2031, 10, 26, 0, 30, tzinfo=UTC)  # 02:30 CEST
 
 
-def test_new_event_preselects_the_zone_used_last(client, auth, make_event):
+def test_new_event_names_the_zone_it_preselects(client, auth, make_event):
     me = auth.login_as_organizer()
-    assert "data-default-browser-zone" in client.get(NEW).get_data(as_text=True)
+    page = client.get(NEW).get_data(as_text=True)
+    assert 'data-default-browser-zone="prefer"' in page  # the device's zone wins when the browser knows it
+    assert "Preselected: UTC (no zone chosen yet)." in page
     make_event(me, timezone="Asia/Tokyo")
     page = client.get(NEW).get_data(as_text=True)
-    assert '<option selected>Asia/Tokyo</option>' in page
-    assert "data-default-browser-zone" not in page
+    assert '<option selected>Asia/Tokyo</option>' in page and 'data-default-browser-zone="prefer"' in page
+    assert "Preselected: Asia/Tokyo (the zone of your last event)." in page
 
 
 def test_slug_is_generated_unique_and_editable(client, auth, events_in_db):
@@ -175,7 +177,7 @@ def test_slug_is_generated_unique_and_editable(client, auth, events_in_db):
         ({"reminders": ["sixty"]}, "Invalid choice"),
         ({"reminders": ["7"]}, "not a valid choice"),
         ({"title": "   "}, "Give the event a title."),
-        ({"title": "x" * 201}, "Field cannot be longer than 200 characters."),
+        ({"title": "x" * 201}, "Title can be at most 200 characters long (you entered 201)."),
     ],
 )
 def test_invalid_event_is_refused_with_field_error_and_nothing_saved(client, auth, make_event, events_in_db,
@@ -350,3 +352,31 @@ def test_sharing_with_an_unknown_or_inactive_user_is_a_field_error(client, auth,
                                  event_form(slug=event.slug, co_organizers=[value]))
         assert response.status_code == 422, value
     assert events_in_db()[0].co_organizers == []
+
+
+def test_every_problem_is_shown_at_once_including_the_schedule(client, auth, events_in_db):
+    auth.login_as_organizer()
+    response = client.submit(NEW, event_form(title="x" * 201, capacity="lots", starts_at="2031-05-20T18:00",
+                                             ends_at="2031-05-20T17:00", registration_opens_at="2031-05-21T09:00"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for message in ("Title can be at most 200 characters long", "Enter a whole number of seats",
+                    "The end must be after the start.", "Registration must open before the event ends."):
+        assert message in page, message
+    assert events_in_db() == []
+
+
+def test_a_start_in_the_past_is_refused_on_save_but_an_unchanged_one_is_kept(client, auth, make_event, events_in_db):
+    me = auth.login_as_organizer()
+    response = client.submit(NEW, event_form(starts_at="2020-05-20T18:00", ends_at="2031-05-20T20:00"))
+    assert response.status_code == 422
+    assert "This time has already passed. Choose a start in the future." in response.get_data(as_text=True)
+    assert events_in_db() == []
+
+    started = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    event = make_event(me, starts_at=started, ends_at=started + timedelta(hours=3), timezone="UTC")
+    kept = event_form(title="Renamed while running", timezone="UTC", starts_at=f"{started:%Y-%m-%dT%H:%M}",
+                      ends_at=f"{started + timedelta(hours=3):%Y-%m-%dT%H:%M}")
+    assert client.submit(f"/manage/events/{event.id}/edit", kept).status_code == 303
+    moved = {**kept, "starts_at": f"{started - timedelta(days=1):%Y-%m-%dT%H:%M}"}
+    assert client.submit(f"/manage/events/{event.id}/edit", moved).status_code == 422

@@ -199,3 +199,17 @@ def test_confirmations_and_reminders_carry_the_join_link(app, client, auth, make
         reminder = [m for m in queued_emails(to="p0@example.org") if m["kind"] == "reminder"]
     assert len(reminder) == 1
     assert join in reminder[0]["text"] and device in reminder[0]["text"] and device in reminder[0]["html"]
+
+
+def test_plain_text_email_keeps_the_address_of_every_link(app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    _people(app, event, confirmed=1, waitlisted=0)
+    body = "Read [the agenda](https://example.org/agenda?day=1&room=2) or <https://example.org/faq>."
+    assert client.submit(f"/manage/events/{event.id}/messages", {"segment": "confirmed", "subject": "Agenda",
+                                                                 "body": body, "action": "send"}).status_code == 303
+    drain(app)
+    with app.app_context():
+        [email] = [m for m in queued_emails() if m["subject"] == "Agenda"]
+    assert "Read the agenda (https://example.org/agenda?day=1&room=2) or https://example.org/faq." in email["text"]
+    assert 'href="https://example.org/agenda?day=1&amp;room=2"' in email["html"]

@@ -60,7 +60,7 @@ def test_plain_add_redirects_to_the_questions_section(client, event_with_questio
          "at least two different options"),
         ({"new-question-kind": "essay"}, "Not a valid choice"),
         ({"new-question-kind": "short_text", "new-question-label": ""}, "Write the question."),
-        ({"new-question-kind": "short_text", "new-question-label": "x" * 301}, "longer than 300"),
+        ({"new-question-kind": "short_text", "new-question-label": "x" * 301}, "at most 300 characters long"),
     ],
 )
 def test_invalid_question_is_refused_in_place(client, event_with_questions, events_in_db, data, message):

@@ -130,3 +130,19 @@ def test_clone_copies_everything_one_week_later_as_a_draft(app, client, auth, ma
 
     client.submit(f"/manage/events/{event.id}/clone", {}, form_url=edit)
     assert events_in_db()[-1].slug == "workshop-copy-2"
+
+
+def test_teams_badge_says_cancelled_after_a_cancellation_and_waiting_without_a_connection(client, auth, make_event):
+    me = auth.login_as_organizer()
+    ready = make_event(me, status=EventStatus.cancelled, cancelled_at=datetime.now(UTC),
+                       provisioning_status=ProvisioningStatus.ready)
+    status = client.get(f"/manage/events/{ready.id}/teams").get_data(as_text=True)
+    assert "Cancelled</span> The event is cancelled, and so is its Teams meeting." in status
+    assert "Ready" not in status
+    assert ">Ready<" not in client.get("/manage/events/?status=all").get_data(as_text=True)
+
+    parked = make_event(me, status=EventStatus.published, published_at=datetime.now(UTC),
+                        provisioning_status=ProvisioningStatus.pending)
+    status = client.get(f"/manage/events/{parked.id}/teams").get_data(as_text=True)
+    assert "Waiting for Microsoft 365 to be connected" in status and "Provisioning…" not in status
+    assert 'hx-trigger="load delay:30s"' in status  # no 2-second polling while nothing can happen

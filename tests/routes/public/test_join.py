@@ -140,6 +140,14 @@ def test_too_early_shows_a_countdown_in_the_attendees_zone_and_polls(app, client
     assert _session(client, token).status_code == 409
 
 
+def test_days_ahead_the_join_page_shows_the_date_not_a_countdown_in_hours(app, client, event, register):
+    _, token = register(event)
+    _set_times(app, event.id, starts_in=timedelta(days=6, hours=1))
+    page = _text(client.get(f"/j/{token}"))
+    assert "Opens in 6 days, on <time" in page and "(Asia/Tokyo)</time>." in page
+    assert "data-countdown-to=" not in page  # no "144 h 59 min" ticking
+
+
 def test_polling_opens_the_call_when_the_window_opens(app, client, event, register):
     _, token = register(event)
     assert 'data-state="too_early"' in _text(client.get(f"/j/{token}/status"))

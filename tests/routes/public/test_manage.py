@@ -304,6 +304,36 @@ def test_manage_page_after_the_event_was_cancelled(app, client, event, register,
         row.cancelled_at = datetime.now(UTC) - timedelta(minutes=1)
         db.session.commit()
     page = _text(client.get(f"/r/{token}"))
-    assert "The organizer has cancelled this event." in page and "Speaker ill" in page
+    # The event's state comes first; nothing suggests a seat, a call or a change.
+    heading = re.search(r'<h2 id="state-heading">([^<]*)</h2>', page).group(1)
+    assert heading == "This event has been cancelled" and "Speaker ill" in page
+    for misleading in ("You’re registered", "Your seat is confirmed", "You join from", "Change your details",
+                       "Cancel my registration", "Go to the join page"):
+        assert misleading not in page, misleading
+    refused = client.submit(f"/r/{token}/details", {"first_name": "Eve", "last_name": "L", "timezone": "UTC"},
+                            form_url=f"/r/{token}")
+    assert refused.status_code == 303
+    assert "can no longer be changed" in _text(client.get(f"/r/{token}"))
+    assert client.get(f"/r/{token}/cancel").status_code == 303  # no "Cancel your registration?" question
+    assert "nothing for you to cancel" in _text(client.get(f"/r/{token}"))
+    with app.app_context():
+        assert db.session.scalars(select_registrations(event.id)).one().first_name == "Ada"
     calendar = Calendar.from_ical(client.get(f"/r/{token}/invite.ics").data)
     assert str(calendar["METHOD"]) == "CANCEL"
+
+
+def select_registrations(event_id: int):
+    from sqlalchemy import select
+
+    return select(Registration).where(Registration.event_id == event_id)
+
+
+def test_manage_page_after_the_event_ended(app, client, event, register):
+    _, token = register(event)
+    with app.app_context():
+        row = db.session.get(Event, event.id)
+        row.starts_at, row.ends_at = datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC) - timedelta(hours=1)
+        db.session.commit()
+    page = _text(client.get(f"/r/{token}"))
+    assert re.search(r'<h2 id="state-heading">This event has ended</h2>', page)
+    assert "Your seat is confirmed" not in page and "Change your details" not in page

@@ -197,3 +197,27 @@ def test_privacy_page_shows_current_notice(client, auth):
     client.submit("/admin/branding/privacy", {"privacy_text": "We keep **little**."}, form_url="/admin/branding")
     page = _text(client.get("/privacy"))
     assert "<strong>little</strong>" in page and "Version 1" in page
+
+
+def test_top_button_of_a_full_event_says_what_registering_does(client, make_user, make_event):
+    owner = make_user("owner@example.org")
+    waitlist = _published(make_event, owner, title="Full call", capacity=0, waitlist_enabled=True)
+    closed = _published(make_event, owner, title="Full, no waitlist", capacity=0, waitlist_enabled=False)
+    open_ = _published(make_event, owner, title="Seats left", capacity=5)
+    assert '<a class="button primary" href="#register">Join the waitlist</a>' in _text(
+        client.get(f"/events/{waitlist.slug}"))
+    assert 'href="#register"' not in _text(client.get(f"/events/{closed.slug}"))
+    assert '<a class="button primary" href="#register">Register</a>' in _text(client.get(f"/events/{open_.slug}"))
+
+
+def test_a_required_checkbox_is_marked_like_every_required_field(app, client, make_user, make_event):
+    from app.models import Event, Question, QuestionKind
+
+    owner = make_user("owner@example.org")
+    event = _published(make_event, owner, title="Consent call", capacity=5)
+    with app.app_context():
+        row = db.session.get(Event, event.id)
+        row.questions = [Question(position=0, kind=QuestionKind.checkbox, label="I accept the rules", required=True)]
+        db.session.commit()
+    page = _text(client.get(f"/events/{event.slug}"))
+    assert re.search(r'I accept the rules</label> <span class="required" aria-hidden="true">\*</span>', page)
