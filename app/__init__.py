@@ -38,6 +38,7 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     # Ids in URLs fit a database integer: /users/99999999999999999999 is a 404, not an overflow.
     app.url_map.converters["int"] = DatabaseIdConverter
     _register_blueprints(app)
+    logs.learn_token_routes(app.url_map)
 
     from app import cli, errors, scheduler, web
 
