@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import Flask
@@ -93,9 +94,23 @@ def _init_extensions(app: Flask) -> None:
         if engine.dialect.name == "sqlite":
             _tune_sqlite(engine)
 
+    login_manager.user_loader(_load_user)
+
+
+def _load_user(session_id: str):
+    """Flask-Login's loader: the session's user while its version is current and the session is younger
+    than SESSION_LIFETIME_HOURS (counted from sign-in, so activity never stretches it).
+    """
+    from flask import current_app, session
+
+    from app.routes.auth import SIGNED_IN_AT
     from app.services.accounts import load_user_from_session_id
 
-    login_manager.user_loader(load_user_from_session_id)
+    signed_in_at = session.get(SIGNED_IN_AT)
+    lifetime = current_app.config["SESSION_LIFETIME_HOURS"] * 3600
+    if not isinstance(signed_in_at, int | float) or not 0 <= time.time() - signed_in_at <= lifetime:
+        return None
+    return load_user_from_session_id(session_id)
 
 
 def _tune_sqlite(engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -29,9 +31,14 @@ def _email_key() -> str:
     return "login:" + (request.form.get("email") or "").strip().lower()[:320]
 
 
+#: When the session's sign-in happened (Unix time): the absolute lifetime counts from it (see app._load_user).
+SIGNED_IN_AT = "signed_in_at"
+
+
 def _start_session(user) -> None:
     """Sign in with a fresh session (no fixation): clear whatever the anonymous session held."""
     session.clear()
+    session[SIGNED_IN_AT] = int(time.time())
     login_user(user)
 
 

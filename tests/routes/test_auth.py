@@ -1,3 +1,5 @@
+import time
+
 from app.extensions import db
 from app.models import Role, User
 
@@ -106,3 +108,28 @@ def test_login_is_throttled_per_client(app, client, make_user, monkeypatch):
     page = client.submit("/login", {"email": "org@example.org", "password": "correct horse battery"})
     assert page.status_code == 429
     assert "Too many requests" in page.get_data(as_text=True)
+
+
+def _copy_cookies(source, target) -> None:
+    for cookie in source._cookies.values():
+        target.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+
+
+def test_signing_out_ends_the_session_on_the_server(app, client, auth):
+    auth.login_as_organizer()
+    thief = app.test_client()
+    _copy_cookies(client, thief)  # a copy of the session cookie taken while signed in
+    assert thief.get("/manage/events/").status_code == 200
+    assert auth.logout().status_code == 303
+    assert thief.get("/manage/events/").status_code == 302  # the copy is dead too
+    assert client.get("/manage/events/").status_code == 302
+
+
+def test_a_session_ends_after_its_absolute_lifetime(app, client, auth, monkeypatch):
+    auth.login_as_organizer()
+    assert client.get("/manage/events/").status_code == 200
+    lifetime = app.config["SESSION_LIFETIME_HOURS"] * 3600
+    assert lifetime <= 24 * 3600 and app.permanent_session_lifetime.total_seconds() == lifetime
+    later = time.time() + lifetime + 60
+    monkeypatch.setattr(time, "time", lambda: later)  # the clock, not Foyer: activity does not stretch it
+    assert client.get("/manage/events/").status_code == 302
