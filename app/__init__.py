@@ -114,7 +114,7 @@ def _load_user(session_id: str):
 
 
 def _tune_sqlite(engine) -> None:
-    """WAL, a busy timeout, enforced foreign keys, and transactions that SQLAlchemy controls.
+    """WAL, a busy timeout, enforced foreign keys, secure delete, and transactions that SQLAlchemy controls.
 
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; taking it over is the
     recipe from SQLAlchemy's SQLite dialect docs, and lets writers use BEGIN IMMEDIATE.
@@ -129,6 +129,8 @@ def _tune_sqlite(engine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten with zeros, so erased personal data does not linger in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
