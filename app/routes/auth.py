@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app import ratelimit
 from app.extensions import csrf, db, limiter
 from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
 from app.routes._helpers import apply_domain_error, safe_next
@@ -27,8 +29,10 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _email_key() -> str:
-    return "login:" + (request.form.get("email") or "").strip().lower()[:320]
+def _wait_message(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    when = f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"Too many wrong passwords from this device for that account. Try again in {when}."
 
 
 #: When the session's sign-in happened (Unix time): the absolute lifetime counts from it (see app._load_user).
@@ -55,21 +59,33 @@ def login_GET():
 
 @bp.post("/login")
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key)
 def login_POST():
-    """Check the credentials and start a session."""
+    """Check the credentials and start a session.
+
+    Wrong passwords count per account and client (app.ratelimit): a client that keeps failing waits,
+    and no one else's failures ever stand between an account's owner and a correct password.
+    """
     form = LoginForm()
     target = safe_next(request.form.get("next"), url_for("organizer_events.events_GET"))
+    status = 422
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            db.session.commit()
-            _start_session(user)
-            return redirect_to(target)
-        db.session.commit()  # keep the audit entry of the refused attempt
-        form.form_errors.append("That email and password do not match an active account.")
+        client = request.remote_addr or ""
+        wait = ratelimit.sign_in_wait(form.email.data, client)
+        if wait:
+            form.form_errors.append(_wait_message(wait))
+            status = 429
+        else:
+            user = accounts.authenticate(form.email.data, form.password.data)
+            if user is not None:
+                db.session.commit()
+                ratelimit.clear_failed_sign_ins(form.email.data, client)
+                _start_session(user)
+                return redirect_to(target)
+            db.session.commit()  # keep the audit entry of the refused attempt
+            ratelimit.record_failed_sign_in(form.email.data, client)
+            form.form_errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
-                           microsoft_sign_in=staff_sso.is_enabled()), 422
+                           microsoft_sign_in=staff_sso.is_enabled()), status
 
 
 def _sso_callback() -> str:

@@ -133,3 +133,37 @@ def test_a_session_ends_after_its_absolute_lifetime(app, client, auth, monkeypat
     later = time.time() + lifetime + 60
     monkeypatch.setattr(time, "time", lambda: later)  # the clock, not Foyer: activity does not stretch it
     assert client.get("/manage/events/").status_code == 302
+
+
+ATTACKER, OWNER = {"REMOTE_ADDR": "203.0.113.9"}, {"REMOTE_ADDR": "198.51.100.7"}
+
+
+def _login_from(client, where: dict, password: str):
+    return client.submit("/login", {"email": "org@example.org", "password": password}, environ_base=where)
+
+
+def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out(app, client, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "10 per minute")
+    make_user("org@example.org")
+    attacker = app.test_client()
+    attacker.__class__ = client.__class__
+    answers = [_login_from(attacker, ATTACKER, f"guess number {i}").status_code for i in range(12)]
+    assert answers[:5] == [422] * 5 and set(answers[5:]) == {429}  # the guessing client is held back
+    assert _login_from(client, OWNER, "correct horse battery").status_code == 303  # the owner is not
+
+
+def test_a_client_that_keeps_failing_waits_longer_each_time(app, client, make_user, monkeypatch):
+    from app import ratelimit
+
+    make_user("org@example.org")
+    for _ in range(ratelimit.FREE_FAILURES):
+        assert _login_from(client, ATTACKER, "wrong password").status_code == 422
+    refused = _login_from(client, ATTACKER, "correct horse battery")  # even the right one, from this client
+    assert refused.status_code == 429 and "Try again in 30 seconds" in refused.get_data(as_text=True)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 31)
+    assert _login_from(client, ATTACKER, "still wrong").status_code == 422
+    refused = _login_from(client, ATTACKER, "correct horse battery")
+    assert refused.status_code == 429 and "Try again in 1 minute" in refused.get_data(as_text=True)
+    monkeypatch.setattr(time, "time", lambda: now + 31 + 61)
+    assert _login_from(client, ATTACKER, "correct horse battery").status_code == 303
