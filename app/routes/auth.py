@@ -12,7 +12,7 @@ from app import ratelimit
 from app.extensions import csrf, db, limiter
 from app.forms.auth import AcceptInvitationForm, LoginForm, PasswordChangeForm, SetupForm
 from app.routes._helpers import apply_domain_error, safe_next
-from app.services import accounts, auth_flows, staff_sso
+from app.services import accounts, auth_flows, setup_code, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url
@@ -159,16 +159,18 @@ def setup_GET():
 @bp.post("/setup")
 @limiter.limit(_login_limit, methods=["POST"])
 def setup_POST():
-    """Create the first admin and sign them in."""
+    """Create the first admin and sign them in (with the one-time setup code from the server's log)."""
     if accounts.has_any_user():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
         try:
+            setup_code.check(form.setup_code.data)
             user = accounts.create_first_admin(
                 form.email.data, form.password.data, name=form.name.data or "",
                 min_length=current_app.config["PASSWORD_MIN_LENGTH"],
             )
+            setup_code.discard()
         except DomainError as exc:
             apply_domain_error(form, exc)
         else:

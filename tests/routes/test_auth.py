@@ -1,7 +1,10 @@
+import logging
 import time
 
 from app.extensions import db
-from app.models import Role, User
+from app.models import Role, Setting, User
+from app.services import setup_code as setup_codes
+from tests.first_run import setup_code
 
 
 def test_first_visit_goes_to_setup(client):
@@ -11,8 +14,8 @@ def test_first_visit_goes_to_setup(client):
 
 
 def test_setup_creates_first_admin_and_signs_in(client, app):
-    response = client.submit("/setup", {"name": "Ada", "email": "Ada@Example.org", "password": "a long secret pw",
-                                        "confirm": "a long secret pw"})
+    response = client.submit("/setup", {"setup_code": setup_code(app), "name": "Ada", "email": "Ada@Example.org",
+                                        "password": "a long secret pw", "confirm": "a long secret pw"})
     assert response.status_code == 303
     assert client.get("/manage/events/").status_code == 200
     with app.app_context():
@@ -29,7 +32,8 @@ def test_setup_is_gone_once_a_user_exists(client, make_user):
 
 
 def test_setup_rejects_short_password_with_field_error(client, app):
-    response = client.submit("/setup", {"email": "ada@example.org", "password": "short", "confirm": "short"})
+    response = client.submit("/setup", {"setup_code": setup_code(app), "email": "ada@example.org",
+                                        "password": "short", "confirm": "short"})
     assert response.status_code == 422
     assert "Use at least 10 characters." in response.get_data(as_text=True)
     with app.app_context():
@@ -167,3 +171,42 @@ def test_a_client_that_keeps_failing_waits_longer_each_time(app, client, make_us
     assert refused.status_code == 429 and "Try again in 1 minute" in refused.get_data(as_text=True)
     monkeypatch.setattr(time, "time", lambda: now + 31 + 61)
     assert _login_from(client, ATTACKER, "correct horse battery").status_code == 303
+
+
+def _setup(client, code: str | None, email: str = "ada@example.org"):
+    data = {"name": "Ada", "email": email, "password": "a long secret pw", "confirm": "a long secret pw"}
+    if code is not None:
+        data["setup_code"] = code
+    return client.submit("/setup", data)
+
+
+def test_setup_needs_the_one_time_code_printed_at_start(app, client, caplog):
+    caplog.set_level(logging.WARNING, logger="app.services.setup_code")
+    printed = setup_codes.announce(app)  # what the web server does when it starts
+    assert printed and printed in caplog.text and "/setup" in caplog.text
+    assert setup_codes.announce(app) is None  # a second process of the same start keeps that code
+    page = client.get("/setup").get_data(as_text=True)
+    assert 'name="setup_code"' in page and "Setup code" in page
+    assert _setup(client, None, "mallory@example.org").status_code == 422  # whoever comes first is not enough
+    wrong = _setup(client, "AAAA-BBBB-CCCC-DDDD", "mallory@example.org")
+    assert wrong.status_code == 422 and "not the current setup code" in wrong.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(User).count() == 0
+    assert _setup(client, printed.lower().replace("-", " ")).status_code == 303  # forgiving about case and dashes
+    with app.app_context():
+        assert [u.email for u in db.session.query(User)] == ["ada@example.org"]
+        assert db.session.get(Setting, setup_codes.SETTING_KEY) is None  # used up
+    assert setup_codes.announce(app) is None
+
+
+def test_the_setup_code_command_replaces_the_code_and_create_admin_still_works(app, client):
+    first = setup_code(app)
+    second = setup_code(app)
+    assert first != second
+    assert "not the current setup code" in _setup(client, first).get_data(as_text=True)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["foyer", "create-admin", "root@example.org", "--password", "a long secret pw"])
+    assert result.exit_code == 0, result.output
+    assert _setup(client, second).status_code == 404  # set up from the command line: the page is gone
+    refused = runner.invoke(args=["foyer", "setup-code"])
+    assert refused.exit_code != 0 and "already set up" in refused.output
