@@ -40,6 +40,8 @@ class Message(db.Model):
         #: The dispatcher's two questions: slots taken recently, and who is more urgent.
         Index("ix_messages_reserved_at", "reserved_at"),
         Index("ix_messages_status_deadline", "status", "deadline"),
+        # SQLite would hand a deleted newest row's id to the next message; ids are never reused.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

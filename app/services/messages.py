@@ -893,6 +893,7 @@ def send_message(payload: dict[str, Any]) -> None:
     db.session.rollback()  # building the invite read rows: no transaction stays open during the call
     email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=row.body_text,
                          html=row.body_html, attachments=files or None)
+    outbox.fence()  # still this worker's to send, and no one else's until the call is over
     try:
         result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
@@ -976,6 +977,7 @@ def _send_sms(row) -> None:
         _settle(message_id, status=MessageStatus.suppressed, last_error="No SMS sender number is configured.")
         return
     _settle(message_id, status=MessageStatus.sending, attempts=row.attempts + 1)
+    outbox.fence()
     try:
         results = sms.send([row.recipient], row.body_text, tag=f"foyer-{message_id}")
     except AcsError as exc:
