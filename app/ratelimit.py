@@ -161,9 +161,14 @@ def _failure_keys(email: str, client: str) -> tuple[str, str]:
     return f"signin-failures:{ident}", f"signin-wait:{ident}"
 
 
-def _storage() -> Storage:
+def _storage() -> Storage | None:
+    """The rate limiter's storage, or None when rate limiting is turned off (RATELIMIT_ENABLED=false)."""
+    from flask import current_app
+
     from app.extensions import limiter
 
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
     return limiter.storage
 
 
@@ -174,7 +179,7 @@ def sign_in_wait(email: str, client: str) -> int:
     """
     _failures, wait = _failure_keys(email, client)
     storage = _storage()
-    if not storage.get(wait):
+    if storage is None or not storage.get(wait):
         return 0
     return max(1, math.ceil(storage.get_expiry(wait) - time.time()))
 
@@ -183,6 +188,8 @@ def record_failed_sign_in(email: str, client: str) -> None:
     """Count a wrong password from this client for this account; past the free ones, start a wait."""
     failures, wait = _failure_keys(email, client)
     storage = _storage()
+    if storage is None:
+        return
     count = storage.incr(failures, FAILURE_MEMORY_SECONDS)
     if count >= FREE_FAILURES:
         seconds = min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2 ** (count - FREE_FAILURES))
@@ -192,5 +199,6 @@ def record_failed_sign_in(email: str, client: str) -> None:
 
 def clear_failed_sign_ins(email: str, client: str) -> None:
     """A correct password: this client starts afresh for this account."""
-    for key in _failure_keys(email, client):
-        _storage().clear(key)
+    storage = _storage()
+    for key in _failure_keys(email, client) if storage is not None else ():
+        storage.clear(key)

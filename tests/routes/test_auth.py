@@ -210,3 +210,10 @@ def test_the_setup_code_command_replaces_the_code_and_create_admin_still_works(a
     assert _setup(client, second).status_code == 404  # set up from the command line: the page is gone
     refused = runner.invoke(args=["foyer", "setup-code"])
     assert refused.exit_code != 0 and "already set up" in refused.output
+
+
+def test_with_rate_limits_turned_off_wrong_passwords_hold_no_one_back(app, client, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "RATELIMIT_ENABLED", False)
+    make_user("org@example.org")
+    assert [_login_from(client, ATTACKER, "wrong password").status_code for _ in range(7)] == [422] * 7
+    assert _login_from(client, ATTACKER, "correct horse battery").status_code == 303
