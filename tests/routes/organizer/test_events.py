@@ -369,7 +369,7 @@ def test_animation_bomb_is_refused_from_its_headers_quickly(app, client, auth, e
     assert "“party.gif” was not accepted" in page and "too many pixels across its frames" in page
     assert 'value="Keep me"' in page and events_in_db() == []
     assert (set(folder.iterdir()) if folder.exists() else set()) == before
-    assert elapsed < 3, elapsed  # decoding even one frame of it takes longer
+    assert elapsed < 5, elapsed  # decoding and re-encoding its frames held a worker for about 30 s
 
 
 def test_an_animated_banner_keeps_its_first_frame(app, client, auth, events_in_db):
