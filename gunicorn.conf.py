@@ -24,7 +24,7 @@ max_requests_jitter = 2000
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Personal links (/r/…, /j/…) never reach the access log.
+# Personal links (/r/…, /j/…, /invitation/…, any route with a <token>) never reach the access log.
 logger_class = "app.logs.RedactingGunicornLogger"
 # Behind a reverse proxy Foyer reads X-Forwarded-* through ProxyFix (PROXY_FIX_HOPS), not gunicorn.
 forwarded_allow_ips = "127.0.0.1"

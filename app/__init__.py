@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import Flask
@@ -38,6 +39,7 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     # Ids in URLs fit a database integer: /users/99999999999999999999 is a 404, not an overflow.
     app.url_map.converters["int"] = DatabaseIdConverter
     _register_blueprints(app)
+    logs.learn_token_routes(app.url_map)
 
     from app import cli, errors, scheduler, web
 
@@ -92,13 +94,27 @@ def _init_extensions(app: Flask) -> None:
         if engine.dialect.name == "sqlite":
             _tune_sqlite(engine)
 
+    login_manager.user_loader(_load_user)
+
+
+def _load_user(session_id: str):
+    """Flask-Login's loader: the session's user while its version is current and the session is younger
+    than SESSION_LIFETIME_HOURS (counted from sign-in, so activity never stretches it).
+    """
+    from flask import current_app, session
+
+    from app.routes.auth import SIGNED_IN_AT
     from app.services.accounts import load_user_from_session_id
 
-    login_manager.user_loader(load_user_from_session_id)
+    signed_in_at = session.get(SIGNED_IN_AT)
+    lifetime = current_app.config["SESSION_LIFETIME_HOURS"] * 3600
+    if not isinstance(signed_in_at, int | float) or not 0 <= time.time() - signed_in_at <= lifetime:
+        return None
+    return load_user_from_session_id(session_id)
 
 
 def _tune_sqlite(engine) -> None:
-    """WAL, a busy timeout, enforced foreign keys, and transactions that SQLAlchemy controls.
+    """WAL, a busy timeout, enforced foreign keys, secure delete, and transactions that SQLAlchemy controls.
 
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; taking it over is the
     recipe from SQLAlchemy's SQLite dialect docs, and lets writers use BEGIN IMMEDIATE.
@@ -113,6 +129,8 @@ def _tune_sqlite(engine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten with zeros, so erased personal data does not linger in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")

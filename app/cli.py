@@ -7,7 +7,7 @@ from flask import Flask, current_app
 
 from app.extensions import db
 from app.models import Role
-from app.services import accounts
+from app.services import accounts, setup_code
 from app.services.errors import DomainError
 
 
@@ -29,8 +29,18 @@ def register(app: Flask) -> None:
             )
         except DomainError as exc:
             raise click.ClickException(exc.message) from exc
+        setup_code.discard()  # first-run setup is over, if it was still open
         db.session.commit()
         click.echo(f"Admin {user.email} created.")
+
+    @foyer.command("setup-code")
+    def print_setup_code() -> None:
+        """Print a new one-time code for first-run setup at /setup (the previous one stops working)."""
+        if accounts.has_any_user():
+            raise click.ClickException("Foyer is already set up: sign in, or use create-admin.")
+        code = setup_code.issue()
+        db.session.commit()
+        click.echo(f"Setup code: {code}  (enter it at {current_app.config['PUBLIC_BASE_URL']}/setup)")
 
     @foyer.command("deploy-check")
     def deploy_check() -> None:

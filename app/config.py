@@ -10,6 +10,7 @@ import base64
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -77,6 +78,10 @@ class Config:
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        #: A staff session ends this many hours after sign-in, however busy (a copied cookie dies with it).
+        self.SESSION_LIFETIME_HOURS = max(1, _int(env("SESSION_LIFETIME_HOURS"), 12))
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_LIFETIME_HOURS)
+        self.REMEMBER_COOKIE_DURATION = timedelta(hours=self.SESSION_LIFETIME_HOURS)
         self.WTF_CSRF_TIME_LIMIT = _int(env("CSRF_TIME_LIMIT"), 3600 * 8)
         #: Flask-WTF's extra https check wants a same-origin Referer, but staff, manage and join pages send
         #: none (Referrer-Policy: no-referrer keeps personal links out of it), so every form posted from

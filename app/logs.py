@@ -2,7 +2,9 @@
 
 Manage (`/r/…`), join (`/j/…`), address-confirmation, staff invitation and password-reset links carry their
 secret in the path, and request logs (the development server's, gunicorn's access log) print paths. Both go
-through `redact_links`.
+through `redact_links`, which also masks the webhook secret Event Grid sends as `?secret=…`. Besides the known
+prefixes, `learn_token_routes` adds every route of the app with a `<…token…>` argument, so a new token-bearing
+route is redacted without anyone having to remember it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,42 @@ import re
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-#: Path segments after which the next segment is a secret link token.
-_LINK = re.compile(r"(/(?:r|j|registrations/verify|invitation|password/reset)/)[A-Za-z0-9_-]{16,}")
-#: The webhook secret Event Grid sends in the query string (`/webhooks/…?secret=…`).
-_QUERY_SECRET = re.compile(r"([?&]secret=)[^&\s\"']+")
-REDACTED = r"\1[redacted]"
+#: Path prefixes after which the next segment is a secret link token (`learn_token_routes` adds more).
+_PREFIXES: set[str] = {"/r/", "/j/", "/registrations/verify/", "/invitation/", "/password/reset/"}
+#: `?token=…` (or `reset_token=…`) and the webhook `?secret=…` in a query string.
+_QUERY = re.compile(r"([?&][A-Za-z_]*(?:token|secret)[A-Za-z_]*=)[^&\s\"]+", re.IGNORECASE)
+_RULE_TOKEN = re.compile(r"<(?:[^:<>]+:)?(\w*token\w*)>")
+_RULE_ARGUMENT = re.compile(r"<[^<>]+>")
+REDACTED = "[redacted]"
+_link: re.Pattern[str] | None = None
+
+
+def _compile() -> re.Pattern[str]:
+    # Longest prefixes first, so that "/registrations/verify/" is not cut short by a shorter one.
+    alternatives = "|".join(sorted(_PREFIXES, key=len, reverse=True))
+    return re.compile(rf"((?:{alternatives}))[^/?#\s\"'<>]+")
+
+
+def learn_token_routes(url_map) -> None:
+    """Add the static part before the token of every route with a `<…token…>` argument."""
+    global _link
+    for rule in url_map.iter_rules():
+        found = _RULE_TOKEN.search(rule.rule)
+        if found is None:
+            continue
+        before = rule.rule[:found.start()]
+        # Other arguments before the token (an event's slug, say) match any one path segment.
+        pieces = _RULE_ARGUMENT.split(before)
+        _PREFIXES.add(r"[^/?#\s]+".join(re.escape(piece) for piece in pieces))
+    _link = _compile()
 
 
 def redact_links(value: str) -> str:
-    """The text with every personal-link token and webhook secret replaced by "[redacted]"."""
-    return _QUERY_SECRET.sub(REDACTED, _LINK.sub(REDACTED, value))
+    """The text with every personal-link token replaced by "[redacted]"."""
+    global _link
+    if _link is None:
+        _link = _compile()
+    return _QUERY.sub(rf"\1{REDACTED}", _link.sub(rf"\1{REDACTED}", value))
 
 
 class LinkRedactingFilter(logging.Filter):

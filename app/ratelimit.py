@@ -9,10 +9,15 @@ connection, outside the request's transaction. On PostgreSQL the counters live i
 On SQLite they live in a file beside it (`foyer.db` → `foyer.db-ratelimits`): a write to the main file
 from another connection would end the request's read snapshot, and SQLite would then refuse the
 request's own write ("database is locked").
+
+Failed sign-ins are also counted here, per account *and* client (`record_failed_sign_in`): a client that
+keeps guessing waits longer and longer, while the account's owner elsewhere signs in as usual.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 import time
 
@@ -138,3 +143,62 @@ def _sqlite_side_engine(main: Engine) -> Engine:
         if "already exists" not in str(exc):
             raise
     return engine
+
+
+# --- failed sign-ins per (account, client) ------------------------------------------------------------
+
+#: Wrong passwords a client may send for one account before it has to wait; each further one doubles the wait.
+FREE_FAILURES = 5
+FIRST_WAIT_SECONDS = 30
+MAX_WAIT_SECONDS = 15 * 60
+#: How long failures are remembered (a success from that client forgets them at once).
+FAILURE_MEMORY_SECONDS = 24 * 3600
+
+
+def _failure_keys(email: str, client: str) -> tuple[str, str]:
+    # Hashed: the counters name no address, and a long typed address makes no long key.
+    ident = hashlib.sha256(f"{email.strip().lower()}\n{client}".encode()).hexdigest()[:40]
+    return f"signin-failures:{ident}", f"signin-wait:{ident}"
+
+
+def _storage() -> Storage | None:
+    """The rate limiter's storage, or None when rate limiting is turned off (RATELIMIT_ENABLED=false)."""
+    from flask import current_app
+
+    from app.extensions import limiter
+
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    return limiter.storage
+
+
+def sign_in_wait(email: str, client: str) -> int:
+    """Seconds this client must still wait before it may try a password for this account (0: it may).
+
+    Only failures from this very client count, so nobody elsewhere can lock an account's owner out.
+    """
+    _failures, wait = _failure_keys(email, client)
+    storage = _storage()
+    if storage is None or not storage.get(wait):
+        return 0
+    return max(1, math.ceil(storage.get_expiry(wait) - time.time()))
+
+
+def record_failed_sign_in(email: str, client: str) -> None:
+    """Count a wrong password from this client for this account; past the free ones, start a wait."""
+    failures, wait = _failure_keys(email, client)
+    storage = _storage()
+    if storage is None:
+        return
+    count = storage.incr(failures, FAILURE_MEMORY_SECONDS)
+    if count >= FREE_FAILURES:
+        seconds = min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2 ** (count - FREE_FAILURES))
+        storage.clear(wait)
+        storage.incr(wait, seconds)
+
+
+def clear_failed_sign_ins(email: str, client: str) -> None:
+    """A correct password: this client starts afresh for this account."""
+    storage = _storage()
+    for key in _failure_keys(email, client) if storage is not None else ():
+        storage.clear(key)

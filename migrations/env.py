@@ -95,14 +95,30 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            # Rebuilding a table drops the old one: with foreign keys on, that would cascade into the
+            # rows that refer to it. The pragma only works outside a transaction, hence the raw connection.
+            connection.connection.driver_connection.execute('PRAGMA foreign_keys=OFF')
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.connection.driver_connection.execute('PRAGMA foreign_key_check').fetchall()
+                if broken:
+                    raise RuntimeError(f'migration left rows with dangling foreign keys: {broken[:5]}')
+        finally:
+            if sqlite and connection.engine.url.database not in (None, '', ':memory:'):
+                # Never hand this connection (foreign keys off) back to the pool: the next one is fresh.
+                connection.invalidate()
+            elif sqlite:  # an in-memory database lives only in this connection: keep it, switch back
+                connection.connection.driver_connection.execute('PRAGMA foreign_keys=ON')
 
 
 if context.is_offline_mode():

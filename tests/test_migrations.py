@@ -135,3 +135,45 @@ def test_models_and_migrations_agree(migrated_app):
         "The models and the migrated schema differ; write a migration "
         "(flask --app wsgi db migrate -m '…', then review it):\n" + "\n".join(map(repr, differences))
     )
+
+
+def test_the_autoincrement_rebuild_keeps_every_row_and_reference(migrated_app, database_kind):
+    """On SQLite, registrations and messages are rebuilt for AUTOINCREMENT: rows, the answers and messages
+    that point at them, and the partial unique index all survive, both ways."""
+    if database_kind != "sqlite":
+        pytest.skip("PostgreSQL sequences never reuse ids: nothing is rebuilt")
+    upgrade(revision="804cbdc4e828")
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import Event, Registration, RegistrationState, RegistrationTransition, Role, User
+
+    owner = User(email="o@example.org", name="O", role=Role.organizer)
+    db.session.add(owner)
+    db.session.flush()
+    now = datetime.now(UTC)
+    event = Event(slug="e", title="E", timezone="UTC", starts_at=now, ends_at=now + timedelta(hours=1),
+                  owner_id=owner.id)
+    db.session.add(event)
+    db.session.flush()
+    reg = Registration(id=7, event_id=event.id, state=RegistrationState.confirmed, email="a@example.org",
+                       first_name="A", last_name="B", timezone="UTC", manage_token_hash="h7")
+    db.session.add(reg)
+    db.session.flush()
+    db.session.add(RegistrationTransition(registration_id=7, to_state="confirmed", actor_kind="attendee"))
+    db.session.commit()
+    db.session.remove()
+    upgrade()
+    with db.engine.connect() as conn:
+        schema = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'registrations'")).scalar_one()
+        assert "AUTOINCREMENT" in schema
+        assert conn.execute(text("SELECT email FROM registrations WHERE id = 7")).scalar_one() == "a@example.org"
+        kept = conn.execute(text("SELECT count(*) FROM registration_transitions WHERE registration_id = 7"))
+        assert kept.scalar() == 1
+        indexes = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'registrations'"))}
+        assert "uq_registrations_active_email" in indexes
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    downgrade(revision="804cbdc4e828")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM registration_transitions")).scalar() == 1
+        schema = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'registrations'")).scalar_one()
+        assert "AUTOINCREMENT" not in schema

@@ -20,6 +20,9 @@ class _NewPassword:
 
 
 class SetupForm(FlaskForm, _NewPassword):
+    setup_code = StringField("Setup code", validators=[DataRequired(), Length(max=64)],
+                             render_kw={"autocomplete": "off", "spellcheck": "false"},
+                             description="Printed in Foyer's log (the terminal running it) when the server started.")
     name = StringField("Your name", validators=[Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])

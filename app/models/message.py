@@ -49,6 +49,8 @@ class Message(db.Model):
         Index("ix_messages_status_deadline", "status", "deadline"),
         #: Delivery reports name the message by its ACS id.
         Index("ix_messages_operation_id", "operation_id"),
+        # SQLite would hand a deleted newest row's id to the next message; ids are never reused.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -46,6 +46,8 @@ class Registration(db.Model):
         Index("ix_registrations_event_created", "event_id", "created_at", "id"),
         Index("ix_registrations_event_email", "event_id", "email", "id"),
         Index("ix_registrations_event_name", "event_id", "last_name", "first_name", "id"),
+        # SQLite would hand a deleted newest row's id to the next registration; ids are never reused.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

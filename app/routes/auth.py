@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app import ratelimit
 from app.extensions import csrf, db, limiter
 from app.forms.auth import (
     AcceptInvitationForm,
@@ -16,7 +20,7 @@ from app.forms.auth import (
 )
 from app.routes import microsoft_return
 from app.routes._helpers import apply_domain_error, safe_next
-from app.services import accounts, auth_flows, staff_sso
+from app.services import accounts, auth_flows, setup_code, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import browser_url
@@ -33,13 +37,20 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _email_key() -> str:
-    return "login:" + (request.form.get("email") or "").strip().lower()[:320]
+def _wait_message(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    when = f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"Too many wrong passwords from this device for that account. Try again in {when}."
+
+
+#: When the session's sign-in happened (Unix time): the absolute lifetime counts from it (see app._load_user).
+SIGNED_IN_AT = "signed_in_at"
 
 
 def _start_session(user) -> None:
     """Sign in with a fresh session (no fixation): clear whatever the anonymous session held."""
     session.clear()
+    session[SIGNED_IN_AT] = int(time.time())
     login_user(user)
 
 
@@ -56,21 +67,33 @@ def login_GET():
 
 @bp.post("/login")
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key)
 def login_POST():
-    """Check the credentials and start a session."""
+    """Check the credentials and start a session.
+
+    Wrong passwords count per account and client (app.ratelimit): a client that keeps failing waits,
+    and no one else's failures ever stand between an account's owner and a correct password.
+    """
     form = LoginForm()
     target = safe_next(request.form.get("next"), url_for("organizer_events.events_GET"))
+    status = 422
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            db.session.commit()
-            _start_session(user)
-            return redirect_to(target)
-        db.session.commit()  # keep the audit entry of the refused attempt
-        form.form_errors.append("That email and password do not match an active account.")
+        client = request.remote_addr or ""
+        wait = ratelimit.sign_in_wait(form.email.data, client)
+        if wait:
+            form.form_errors.append(_wait_message(wait))
+            status = 429
+        else:
+            user = accounts.authenticate(form.email.data, form.password.data)
+            if user is not None:
+                db.session.commit()
+                ratelimit.clear_failed_sign_ins(form.email.data, client)
+                _start_session(user)
+                return redirect_to(target)
+            db.session.commit()  # keep the audit entry of the refused attempt
+            ratelimit.record_failed_sign_in(form.email.data, client)
+            form.form_errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
-                           microsoft_sign_in=staff_sso.is_enabled()), 422
+                           microsoft_sign_in=staff_sso.is_enabled()), status
 
 
 def _sso_callback() -> str:
@@ -150,16 +173,18 @@ def setup_GET():
 @bp.post("/setup")
 @limiter.limit(_login_limit, methods=["POST"])
 def setup_POST():
-    """Create the first admin and sign them in."""
+    """Create the first admin and sign them in (with the one-time setup code from the server's log)."""
     if accounts.has_any_user():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
         try:
+            setup_code.check(form.setup_code.data)
             user = accounts.create_first_admin(
                 form.email.data, form.password.data, name=form.name.data or "",
                 min_length=current_app.config["PASSWORD_MIN_LENGTH"],
             )
+            setup_code.discard()
         except DomainError as exc:
             apply_domain_error(form, exc)
         else:

@@ -113,7 +113,8 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def record_sign_out(user: User) -> None:
-    """Audit a sign-out."""
+    """End every session of the user on the server (a copied cookie stops working too) and audit it."""
+    user.session_version += 1
     audit.record("auth.logout", actor=user, target=user, summary="Signed out")
 
 

@@ -1047,6 +1047,7 @@ def send_message(payload: dict[str, Any]) -> None:
     text_body, html_body = _with_secret_link(payload, row.body_text, row.body_html)
     email = EmailMessage(to=[(row.recipient, row.recipient_name)], subject=row.subject, plain_text=text_body,
                          html=html_body, attachments=files or None, reply_to=reply_to)
+    outbox.fence()  # still this worker's to send, and no one else's until the call is over
     try:
         result = client.submit(email, operation_id=row.operation_id)
     except AcsError as exc:
@@ -1204,6 +1205,7 @@ def _send_sms(row) -> None:
         _settle(message_id, status=MessageStatus.suppressed, last_error="No SMS sender number is configured.")
         return
     _settle(message_id, status=MessageStatus.sending, attempts=row.attempts + 1)
+    outbox.fence()
     try:
         results = sms.send([row.recipient], row.body_text, tag=f"foyer-{message_id}")
     except AcsError as exc:

@@ -4,6 +4,11 @@ Claiming is safe with many workers: on PostgreSQL candidates are read `FOR UPDAT
 every database the claim itself is a conditional UPDATE that only one worker can win. A claimed item
 carries a lease (`locked_until`); a worker that dies mid-job leaves the lease to expire and the item
 is claimed again. Handlers are idempotent by dedupe key, so a re-run never repeats a side effect.
+
+Every claim raises the item's `claim_version`, which fences a worker that outlived its lease: right
+before a provider call the handler calls `fence()`, which renews the lease for the length of the call
+only if the item is still at this worker's claim, and the result is settled only under the same check.
+A stale worker stops without sending and without overwriting the newer claim's outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import random
 import socket
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +79,10 @@ def retry_transient(message: str, retry_after: float | None) -> Defer | RetryLat
     return RetryLater(message)
 
 
+class LostClaim(Exception):
+    """Another worker has claimed the item since (this worker outlived its lease): stop, settle nothing."""
+
+
 class WaitForReconnect(Exception):
     """The Microsoft connection needs an admin to sign in again; park the item, do not fail it."""
 
@@ -88,6 +98,11 @@ class Registry:
 
 
 registry = Registry()
+
+#: The item and claim version being performed in this thread (for `fence`).
+_current_claim: ContextVar[tuple[int, int] | None] = ContextVar("outbox_claim", default=None)
+#: A remote call's worst case, in multiples of MICROSOFT_TIMEOUT (the ACS client tries up to four times).
+CALL_TIMEOUTS = 4
 
 
 def handler(kind: str, *, on_failure: Callable[[dict[str, Any], str], None] | None = None):
@@ -150,13 +165,43 @@ def claim_due(limit: int = 10, *, owner: str | None = None, now: datetime | None
             update(OutboxItem)
             .where(OutboxItem.id == item_id, claimable)
             .values(status=OutboxStatus.running, locked_by=owner, locked_until=locked_until,
-                    attempts=OutboxItem.attempts + 1)
+                    attempts=OutboxItem.attempts + 1, claim_version=OutboxItem.claim_version + 1)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:
             claimed.append(item_id)
     db.session.commit()
     return claimed
+
+
+def fence(seconds: float | None = None) -> None:
+    """Right before a provider call: confirm this worker still holds its claim on the item being
+    performed and extend the lease to cover the call (commits); raise `LostClaim` if it does not.
+
+    `seconds` is how long the call may take (default: CALL_TIMEOUTS × MICROSOFT_TIMEOUT); no other
+    worker can take the item over until then. Outside `perform` (a handler run directly) it does nothing.
+    """
+    from flask import current_app
+
+    claim = _current_claim.get()
+    if claim is None:
+        return
+    item_id, version = claim
+    if seconds is None:
+        seconds = CALL_TIMEOUTS * float(current_app.config.get("MICROSOFT_TIMEOUT") or 10)
+    until = utcnow() + max(lease(), timedelta(seconds=seconds))
+    db.session.rollback()
+    begin_write()
+    renewed = db.session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.claim_version == version,
+               OutboxItem.status == OutboxStatus.running)
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if renewed != 1:
+        raise LostClaim(f"outbox item {item_id} was claimed by another worker")
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -173,14 +218,19 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
     if item is None or item.status != OutboxStatus.running or item.locked_by != owner:
         return item.status if item else OutboxStatus.failed
     fn = registry.handlers.get(item.kind)
-    kind, payload, attempts = item.kind, dict(item.payload), item.attempts
+    kind, payload, attempts, version = item.kind, dict(item.payload), item.attempts, item.claim_version
     db.session.commit()  # end the read transaction: the handler may take a while
     error: str = ""
     deferred = throttled = False
+    claim = _current_claim.set((item_id, version))
     try:
         if fn is None:
             raise PermanentFailure(f"no handler for {kind!r}")
         fn(payload)
+    except LostClaim as exc:
+        db.session.rollback()
+        logger.warning("Outbox item %s (%s): %s; this worker stops", item_id, kind, exc)
+        return OutboxStatus.running
     except Defer as exc:
         status, delay = OutboxStatus.pending, max(0.0, exc.seconds)
         deferred, throttled = True, isinstance(exc, Throttled)
@@ -198,11 +248,19 @@ def perform(item_id: int, *, owner: str | None = None) -> OutboxStatus:
         delay = backoff_seconds(attempts)
     else:
         status, delay = OutboxStatus.done, 0.0
+    finally:
+        _current_claim.reset(claim)
     db.session.rollback()
     begin_write()
     item = db.session.get(OutboxItem, item_id)
     if item is None:
         return status
+    if item.claim_version != version or item.status != OutboxStatus.running:
+        # This worker outlived its lease and another one has the item now: its outcome is not ours to write.
+        db.session.rollback()
+        logger.warning("Outbox item %s (%s) was claimed again while this worker ran it; result not recorded",
+                       item_id, kind)
+        return item.status
     if deferred:  # the attempt is given back
         item.attempts = max(0, item.attempts - 1)
         error = error or item.last_error

@@ -4,6 +4,10 @@ Erasure keeps only an anonymous count on the event (`events.erased_registrations
 freed through the registration engine first, so the waitlist moves on exactly as after a cancel;
 then the registration, its answers and transitions go, and every queued or sent email that was
 addressed to the person is removed (unsent) or emptied (sent: only the fact and status remain).
+
+On SQLite, deleted content is overwritten in the database file (`PRAGMA secure_delete`, set on every
+connection), and once an erasure or purge commits the write-ahead log, which still holds the old pages,
+is checkpointed and truncated.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, literal, select, update
+from sqlalchemy import event as sa_event
 
 from app.models import (
     AuditEntry,
@@ -42,6 +47,34 @@ EXPORT_VERSION = 1
 ERASED_PAYLOAD = {"erased": True}
 #: Outbox rows already being sent by a worker: their record is emptied, not deleted.
 _KEEP_STATUSES = (OutboxStatus.done, OutboxStatus.running)
+_CHECKPOINT_KEY = "foyer_truncate_wal"
+
+
+def _truncate_wal_after_commit() -> None:
+    """On SQLite, checkpoint and empty the WAL once the current transaction commits (never on rollback)."""
+    session = db.session()
+    if session.get_bind().dialect.name != "sqlite" or session.info.get(_CHECKPOINT_KEY):
+        return
+    session.info[_CHECKPOINT_KEY] = True
+    sa_event.listen(session, "after_commit", _truncate_wal)
+    sa_event.listen(session, "after_soft_rollback", _forget_truncate)
+
+
+def _truncate_wal(session) -> None:
+    if not session.info.pop(_CHECKPOINT_KEY, False):
+        return
+    # A connection of its own, outside any transaction: a checkpoint cannot run inside one.
+    raw = session.get_bind().raw_connection()
+    try:
+        busy, _log, _done = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # a reader still holds old pages; the next checkpoint will catch up
+            logger.warning("The write-ahead log could not be truncated after an erasure (a reader is active)")
+    finally:
+        raw.close()
+
+
+def _forget_truncate(session, _previous_transaction) -> None:
+    session.info.pop(_CHECKPOINT_KEY, None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -193,6 +226,7 @@ def erase_registration(reg: Registration, *, actor: User | None = None) -> Event
     audit.record("privacy.erase", actor=actor, actor_kind="attendee", target=("registration", reg_id), event=event,
                  summary=f"Erased registration {reg_id}" + ("" if actor else " at the attendee's request"))
     logger.info("Registration %s of event %s erased by %s", reg_id, event.id, actor.id if actor else "the attendee")
+    _truncate_wal_after_commit()
     return event
 
 
@@ -400,6 +434,7 @@ def purge_event(event: Event, *, actor: User | None = None) -> dict[str, Any]:
                  details={"rows": touched, "counts": counts})
     db.session.flush()
     logger.info("Personal data of event %s purged: %s", event.id, touched)
+    _truncate_wal_after_commit()
     return counts
 
 

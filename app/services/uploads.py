@@ -1,6 +1,10 @@
 """Uploaded images: sniffed with Pillow (never trusting the name or content type), size-capped,
 re-encoded without metadata, and stored under UPLOAD_FOLDER with a random name.
 
+Banners, logos and photos are still images: an animated file keeps its first frame only. Its frames are
+counted from the headers before any pixel is decoded, so a small file that unpacks to billions of pixels
+(an "animation bomb") is refused at once instead of holding a worker for half a minute.
+
 Files are written only once every other check has passed, and files that a change makes obsolete
 are deleted only after the transaction commits, so a failed request leaves the disk as it was.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from flask import current_app
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import event as sa_event
 
 from app.extensions import db
@@ -28,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
+#: Limits on the whole file, frames included: checked from the headers, before decoding.
+MAX_FRAMES = 300
+MAX_TOTAL_PIXELS = 200_000_000
+# Pillow's own guard at open() (it warns above this and refuses above twice this).
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 #: Pillow's sniffed format -> the extension we store it under.
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|webp|gif)$")
@@ -61,49 +70,54 @@ def process_image(stream: IO[bytes], *, max_side: int = 2400, field: str | None 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw), formats=list(FORMATS))
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise InvalidUpload("That image has too many pixels.", field=field)
-            image.load()
+            _check_size(image, field)
+            image.seek(0)
+            image.load()  # the first frame only
             return _reencode(image, max_side)
     except InvalidUpload:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidUpload("That image has too many pixels.", field=field) from exc
+    except UnidentifiedImageError as exc:
         raise InvalidUpload("That file is not a JPEG, PNG, WebP or GIF image.", field=field) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         logger.info("Rejected a damaged image upload: %s", exc)
         raise InvalidUpload("That image is damaged or incomplete.", field=field) from exc
 
 
+def _check_size(image: Image.Image, field: str | None) -> None:
+    """Refuse, from the headers alone, an image whose frames hold too many pixels in all."""
+    pixels = image.width * image.height
+    if pixels > MAX_IMAGE_PIXELS:
+        raise InvalidUpload("That image has too many pixels.", field=field)
+    # GIF counts its frames by walking the frame headers (no pixel is decoded); WebP and APNG state it.
+    frames = getattr(image, "n_frames", 1)
+    if frames > MAX_FRAMES:
+        raise InvalidUpload(f"That animation has too many frames (at most {MAX_FRAMES}).", field=field)
+    if pixels * frames > MAX_TOTAL_PIXELS:
+        raise InvalidUpload("That animation has too many pixels across its frames.", field=field)
+
+
 def _reencode(image: Image.Image, max_side: int) -> ProcessedImage:
-    """Draw the pixels into a fresh file: EXIF, comments and any trailing payload are left behind."""
+    """Draw the first frame into a fresh file: EXIF, comments, other frames and trailing bytes stay behind."""
     fmt = image.format or ""
     extension = FORMATS[fmt]
     out = io.BytesIO()
-    if fmt == "GIF" and getattr(image, "n_frames", 1) > 1:
-        frames = []
-        for frame in ImageSequence.Iterator(image):
-            copy = frame.convert("RGBA")
-            copy.thumbnail((max_side, max_side))
-            frames.append(copy)
-        frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0,
-                       duration=image.info.get("duration", 100), disposal=2)
-        width, height = frames[0].size
+    clean = ImageOps.exif_transpose(image)
+    clean.thumbnail((max_side, max_side))
+    if fmt == "JPEG":
+        clean = clean.convert("RGB")
+        clean.save(out, "JPEG", quality=85, optimize=True)
+    elif fmt == "PNG":
+        if clean.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+            clean = clean.convert("RGBA")
+        clean.save(out, "PNG", optimize=True)
+    elif fmt == "WEBP":
+        clean = clean.convert("RGBA" if "A" in clean.getbands() else "RGB")
+        clean.save(out, "WEBP", quality=85)
     else:
-        clean = ImageOps.exif_transpose(image)
-        clean.thumbnail((max_side, max_side))
-        if fmt == "JPEG":
-            clean = clean.convert("RGB")
-            clean.save(out, "JPEG", quality=85, optimize=True)
-        elif fmt == "PNG":
-            if clean.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-                clean = clean.convert("RGBA")
-            clean.save(out, "PNG", optimize=True)
-        elif fmt == "WEBP":
-            clean = clean.convert("RGBA" if "A" in clean.getbands() else "RGB")
-            clean.save(out, "WEBP", quality=85)
-        else:
-            clean.save(out, "GIF")
-        width, height = clean.size
+        clean.save(out, "GIF")
+    width, height = clean.size
     return ProcessedImage(out.getvalue(), extension, width, height)
 
 

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.first_run import setup_code
+
 ADMIN_EMAIL = "ada@example.org"
 PASSWORD = "a long secret pw"
 TITLE = "Spring community call"
@@ -26,9 +28,10 @@ def _require_endpoints(live_server, *endpoints: str) -> None:
         pytest.xfail(f"not built yet: {', '.join(missing)}")
 
 
-def _set_up_and_sign_in(page: Page, visit, audit) -> None:
+def _set_up_and_sign_in(page: Page, visit, audit, live_server) -> None:
     visit("/login")  # the first visitor is sent to setup
     expect(page).to_have_url(re.compile(r"/setup$"))
+    page.get_by_label("Setup code").fill(setup_code(live_server.app))  # as printed in the server's log
     page.get_by_label("Your name").fill("Ada Admin")
     page.get_by_label("Email").fill(ADMIN_EMAIL)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -113,7 +116,7 @@ def _see_it_in_public(page: Page, audit) -> None:
 
 
 def _journey(page: Page, visit, audit, live_server) -> None:
-    _set_up_and_sign_in(page, visit, audit)
+    _set_up_and_sign_in(page, visit, audit, live_server)
     _require_endpoints(live_server, "organizer_events.event_new_GET", "organizer_questions.questions_POST",
                        "organizer_events.event_publish_POST", "public.event_GET")
     _create_event(page, audit)

@@ -85,7 +85,9 @@ def test_worker_killed_while_acs_accepts_a_send_sends_every_message_exactly_once
     # The fifth send is accepted by ACS, then the answer hangs: the worker is inside that call when killed.
     emulator.faults.add(kind="timeout", group="acs", path="/emails:send", process=True, latency=15, skip=4,
                         count=1)
-    first = start_worker(worker_env, "--once", OUTBOX_LEASE_SECONDS="2", ACS_STATUS_POLL_SECONDS="0")
+    # Before each send the worker renews its claim to cover the call (4 × MICROSOFT_TIMEOUT = 4 s here).
+    first = start_worker(worker_env, "--once", OUTBOX_LEASE_SECONDS="2", ACS_STATUS_POLL_SECONDS="0",
+                         MICROSOFT_TIMEOUT="1")
     try:
         wait_for(lambda: len(emulator.acs.sent_emails) >= 5, timeout=20, what="five sends at ACS")
         time.sleep(0.2)
@@ -95,7 +97,7 @@ def test_worker_killed_while_acs_accepts_a_send_sends_every_message_exactly_once
     assert first.returncode == -signal.SIGKILL
     before = _statuses()
     assert before.get("sending", 0) == 1  # the one in flight: accepted by ACS, never recorded
-    time.sleep(2.5)  # its lease runs out
+    time.sleep(4.5)  # its claim, renewed for the call, runs out
 
     for _ in range(3):
         run_worker_once(worker_env, OUTBOX_LEASE_SECONDS="2", ACS_STATUS_POLL_SECONDS="0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import threading
 import requests
 from werkzeug.serving import make_server
 
+from app.logs import redact_links
 from app.services.crypto import generate_key
 from tests.security.gunicorn import gunicorn
 
@@ -25,13 +27,13 @@ def test_development_server_log_redacts_link_tokens(app, caplog):
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        for path in (f"/r/{TOKEN}", f"/j/{TOKEN}", f"/registrations/verify/{TOKEN}"):
+        for path in (f"/r/{TOKEN}", f"/j/{TOKEN}", f"/registrations/verify/{TOKEN}", f"/invitation/{TOKEN}"):
             requests.get(base + path, timeout=10)
     finally:
         server.shutdown()
         thread.join(timeout=10)
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     assert all("[redacted]" in line and TOKEN not in line for line in lines), lines
 
 
@@ -46,3 +48,24 @@ def test_gunicorn_access_log_redacts_link_tokens(repo_root, tmp_path):
     access = [line for line in output.splitlines() if "GET /r/" in line]
     assert access and '" 404 ' in access[0], output  # an unknown link: the friendly 404, logged redacted
     assert all("/r/[redacted]" in line for line in access) and TOKEN not in output
+
+
+def _sample_path(rule: str) -> str:
+    """The rule with every token argument filled with TOKEN and every other argument with a plain value."""
+    return re.sub(r"<(?:[^:<>]+:)?(\w+)>", lambda m: TOKEN if "token" in m.group(1) else "7", rule)
+
+
+def test_every_token_bearing_route_is_redacted(app):
+    token_rules = [rule.rule for rule in app.url_map.iter_rules()
+                   if any("token" in argument for argument in rule.arguments)]
+    assert any(rule.startswith("/invitation/") for rule in token_rules)  # the walk finds the staff links
+    for rule in token_rules:
+        line = f'127.0.0.1 - - "GET {_sample_path(rule)}?next=/x HTTP/1.1" 200'
+        cleaned = redact_links(line)
+        assert TOKEN not in cleaned and "[redacted]" in cleaned, (rule, cleaned)
+
+
+def test_query_string_tokens_and_invitation_links_are_redacted():
+    assert redact_links(f"/invitation/{TOKEN}") == "/invitation/[redacted]"
+    assert TOKEN not in redact_links(f"GET /somewhere?token={TOKEN}&a=1")
+    assert redact_links("/events/spring-meetup") == "/events/spring-meetup"  # ordinary paths are left alone

@@ -1,5 +1,8 @@
 """Admin → Messages: every email and SMS with its status, filtered by event, type and status; the
 rendered HTML in a sandboxed frame; retry a failed one; the ACS email quota and when the queue drains.
+
+Personal links in a stored email (manage, join, confirmation, invitation links) are shown masked: they
+are the recipient's keys, and an admin who needs one to reach its owner again uses "Retry" / resend.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.forms.messages import EmptyForm, QuotaForm
+from app.logs import redact_links
 from app.models import Event, Message, MessageStatus
 from app.routes._helpers import apply_domain_error
 from app.routes.admin._guard import require_admin
@@ -90,15 +94,16 @@ def _load(message_id: int) -> Message:
 @bp.get("/<int:message_id>")
 def message_GET(message_id: int):
     """One message: recipient, status, attempts, errors, the text and the HTML in a sandboxed frame."""
-    return render_template("admin/message.html", message=_load(message_id), form=EmptyForm(formdata=None),
-                           kinds=messages.KINDS)
+    message = _load(message_id)
+    return render_template("admin/message.html", message=message, form=EmptyForm(formdata=None),
+                           kinds=messages.KINDS, body_text=redact_links(message.body_text or ""))
 
 
 @bp.get("/<int:message_id>/html")
 def message_html_GET(message_id: int):
     """The rendered HTML alone, for the sandboxed frame, under its own strict policy."""
     message = _load(message_id)
-    response = make_response(message.body_html or "<p>(No HTML version.)</p>")
+    response = make_response(redact_links(message.body_html or "<p>(No HTML version.)</p>"))
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = FRAME_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"

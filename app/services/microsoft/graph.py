@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 #: Outlook allows 4 concurrent requests per app per mailbox; Foyer acts for one mailbox.
 MAILBOX_CONCURRENCY = 4
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+#: The longest wait spent inside a call before retrying; a longer one is handed back to the outbox.
+INLINE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,10 @@ def presenter_participants(addresses: list[str]) -> list[dict[str, Any]]:
 class GraphClient:
     """Calls Graph on behalf of the connected service account.
 
-    Retries transient answers (429/5xx) honouring a fractional `Retry-After`, with exponential backoff
-    when there is none, as long as the wait fits in `max_wait`; beyond that it raises a transient
-    `GraphError` so the outbox can retry later. A 401 refreshes the token once and retries.
+    Retries transient answers (429/5xx) honouring a fractional `Retry-After` of up to a second, with short
+    exponential backoff when there is none, within `max_wait` in all; a longer wait raises a transient
+    `GraphError` at once (with its `retry_after`) so the outbox retries later. A 401 refreshes the token
+    once and retries.
     """
 
     def __init__(self, base_url: str, token_provider: Callable[..., str], *, session: requests.Session,
@@ -320,8 +323,14 @@ class GraphClient:
                 logger.info("Graph said 401 (%s) on %s %s; refreshing the token once", error.code, method, path_or_url)
                 continue
             if error.transient and attempt < self.max_attempts:
-                delay = error.retry_after if error.retry_after is not None else exponential_backoff(attempt)
-                if waited + delay <= self.max_wait:
+                # A wait here holds the worker and every job queued behind it. Only short waits are spent
+                # in the call; a longer Retry-After goes back at once with the error (its retry_after),
+                # and the outbox schedules the retry while the worker gets on with other jobs.
+                if error.retry_after is not None:
+                    delay = error.retry_after
+                else:
+                    delay = min(exponential_backoff(attempt), INLINE_WAIT_SECONDS)
+                if delay <= INLINE_WAIT_SECONDS and waited + delay <= self.max_wait:
                     logger.info("Graph %s on %s %s; retrying in %.2fs", response.status_code, method, path_or_url,
                                 delay)
                     self._sleep(delay)

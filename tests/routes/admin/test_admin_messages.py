@@ -3,6 +3,7 @@ retrying a failed message, and the quota form."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -94,3 +95,20 @@ def test_admin_sets_the_quota_and_bad_values_are_422(app, client, auth):
     assert ok.status_code == 303
     with app.app_context():
         assert messages.get_quota() == messages.Quota(5, 10)
+
+
+def test_the_viewer_masks_personal_links(app, client, auth, make_event, make_user):
+    owner = make_user("owner@example.org", Role.organizer)
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC))
+    _register(client, event, "ada@example.org")
+    with app.app_context():
+        message = db.session.scalar(select(Message).where(Message.recipient == "ada@example.org"))
+        message_id, stored = message.id, (message.body_html or "") + (message.body_text or "")
+    tokens = re.findall(r"/(?:r|j|registrations/verify)/([A-Za-z0-9_-]{16,})", stored)
+    assert tokens  # the stored email holds the attendee's personal link
+    auth.login_as_admin()
+    detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    frame = client.get(f"/admin/messages/{message_id}/html").get_data(as_text=True)
+    for token in tokens:
+        assert token not in detail and token not in frame
+    assert "[redacted]" in detail and "[redacted]" in frame

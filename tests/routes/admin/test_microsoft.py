@@ -7,6 +7,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ConnectionStatus, MicrosoftConnection
 from app.services import crypto
+from tests.first_run import setup_code
 from tests.microsoft_helpers import sign_in_at_emulator
 
 
@@ -97,8 +98,8 @@ def test_health_page_reports_database_worker_outbox_and_connection(client, auth)
 
 
 def test_first_run_offers_one_click_connection_of_the_emulated_account(app, client):
-    client.submit("/setup", {"name": "Ada", "email": "ada@example.org", "password": "a long secret pw",
-                             "confirm": "a long secret pw"})
+    client.submit("/setup", {"setup_code": setup_code(app), "name": "Ada", "email": "ada@example.org",
+                             "password": "a long secret pw", "confirm": "a long secret pw"})
     events_page = client.get("/manage/events/").get_data(as_text=True)
     assert "Connect the emulated service account" in events_page
     response = client.submit("/admin/microsoft/connect-emulated", form_url="/manage/events/")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 from PIL import Image
 
 from app.models import EventStatus, QuestionKind
+from tests.images import gif_bomb
 
 from .conftest import event_form, image_bytes, submit_multipart, upload
 
@@ -380,3 +383,31 @@ def test_a_start_in_the_past_is_refused_on_save_but_an_unchanged_one_is_kept(cli
     assert client.submit(f"/manage/events/{event.id}/edit", kept).status_code == 303
     moved = {**kept, "starts_at": f"{started - timedelta(days=1):%Y-%m-%dT%H:%M}"}
     assert client.submit(f"/manage/events/{event.id}/edit", moved).status_code == 422
+def test_animation_bomb_is_refused_from_its_headers_quickly(app, client, auth, events_in_db):
+    bomb = gif_bomb(6000, 30)  # 30 frames of 6000×6000: about a billion pixels in under a megabyte
+    assert len(bomb) < 1024 * 1024
+    auth.login_as_organizer()
+    folder = Path(app.config["UPLOAD_FOLDER"])
+    before = set(folder.iterdir()) if folder.exists() else set()
+    started = time.monotonic()
+    response = submit_multipart(client, NEW, event_form(title="Keep me", banner=upload(bomb, "party.gif")))
+    elapsed = time.monotonic() - started
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "“party.gif” was not accepted" in page and "too many pixels across its frames" in page
+    assert 'value="Keep me"' in page and events_in_db() == []
+    assert (set(folder.iterdir()) if folder.exists() else set()) == before
+    assert elapsed < 5, elapsed  # decoding and re-encoding its frames held a worker for about 30 s
+
+
+def test_an_animated_banner_keeps_its_first_frame(app, client, auth, events_in_db):
+    frames = [Image.new("RGB", (40, 20), colour) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0, duration=100)
+    auth.login_as_organizer()
+    response = submit_multipart(client, NEW, event_form(banner=upload(out.getvalue(), "moving.gif")))
+    assert response.status_code == 303, response.get_data(as_text=True)
+    [event] = events_in_db()
+    with Image.open(_stored(app, event.banner_filename)) as stored:
+        assert stored.format == "GIF" and getattr(stored, "n_frames", 1) == 1
+        assert stored.convert("RGB").getpixel((5, 5)) == (200, 30, 30)

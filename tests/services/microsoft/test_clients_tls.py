@@ -159,3 +159,13 @@ def test_sms_results_per_recipient(tls_ctx, emulator):
     results = sms.send(["+18005550101", "+18005550102"], "Starts in 1 hour")
     assert [r.successful for r in results] == [True, True]
     assert len(emulator.acs.sms_messages) >= 1
+
+
+def test_a_retry_after_of_seconds_is_handed_back_at_once_not_slept_through(connected, emulator):
+    emulator.faults.add(kind="status", group="graph", path="/v1.0/me", status=429, retry_after="5", count=1)
+    started = time.monotonic()
+    with pytest.raises(GraphError) as caught:
+        connected.graph.get_me()
+    assert time.monotonic() - started < 1.0  # the worker is free for other jobs meanwhile
+    assert caught.value.transient and caught.value.retry_after == 5.0
+    assert [r.status for r in emulator.requests_for("graph", path="/v1.0/me")] == [429]
