@@ -49,14 +49,11 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
 
 
 def _install_microsoft(app: Flask) -> None:
-    """Microsoft clients, the outbox handlers that use them, and (with the built-in emulator) its sign-in page."""
+    """Microsoft clients and the outbox handlers that use them."""
     from app.services import attendance, messages, notifications, teams  # noqa: F401  (register their outbox handlers)
     from app.services.microsoft import wiring
 
     wiring.install(app)
-    emulator = app.extensions["microsoft"].emulator
-    if emulator is not None:
-        app.wsgi_app = wiring.EmulatorSignInMount(app.wsgi_app, emulator)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:
