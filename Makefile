@@ -49,7 +49,7 @@ help:
 run: setup
 	@export HOST=$(HOST) PORT=$(PORT) EMULATOR_PORT=$(EMULATOR_PORT); \
 	$(FLASK) db upgrade; \
-	pids=""; trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT INT TERM; \
+	pids=""; trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT; trap 'exit 0' INT TERM; \
 	$(FLASK) emulator serve & pids="$$pids $$!"; \
 	$(FLASK) run --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
 	$(FLASK) worker & pids="$$pids $$!"; \
