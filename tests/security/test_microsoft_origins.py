@@ -79,3 +79,13 @@ def test_ca_bundle_is_used_and_the_environments_proxies_still_apply(app, monkeyp
     assert "https" not in direct["proxies"] and direct["verify"] == str(bundle)
     # An explicit verify= from a caller still wins.
     assert clients.session.merge_environment_settings("https://x.example/", {}, None, False, None)["verify"] is False
+
+
+def test_before_the_emulator_has_made_its_ca_its_calls_are_connection_errors(app, tmp_path):
+    """A process started before `flask emulator serve` wrote its CA sees Microsoft as unreachable (a
+    transient error the outbox retries), not a broken installation."""
+    import requests
+
+    clients = wiring.build({**app.config, **REAL, "MICROSOFT_CA_BUNDLE": str(tmp_path / "emulator" / "ca.pem")})
+    with pytest.raises(requests.exceptions.ConnectionError, match="emulator running"):
+        clients.session.get("https://127.0.0.1:9/v1.0/me", timeout=1)

@@ -10,6 +10,7 @@ shared `requests.Session` reaches it through a transport adapter.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -62,6 +63,11 @@ class BundleSession(requests.Session):
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify is None or verify is True:
             settings["verify"] = self.verify
+        if isinstance(settings["verify"], str) and not os.path.exists(settings["verify"]):
+            # The built-in emulator writes its CA when it first starts: until then it is simply not
+            # reachable (a transient error the outbox retries), not a broken installation.
+            raise requests.exceptions.ConnectionError(f"CA bundle {settings['verify']} not found (is the "
+                                                      "Microsoft emulator running? `flask emulator serve`)")
         return settings
 
 
