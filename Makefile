@@ -10,6 +10,8 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= localhost
 PORT ?= 5000
+# The Microsoft emulator's TLS port; its sign-in page for browsers is on the next one.
+EMULATOR_PORT ?= $(shell echo $$(( $(PORT) + 3443 )))
 # Parallel pytest workers (pytest-xdist). Each worker gets its own databases.
 PYTEST_WORKERS ?= 2
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/routes -x"`.
@@ -41,14 +43,19 @@ help:
 	@echo "make lint   ruff check"
 	@echo "make clean  remove the virtualenv and node_modules"
 
-# The worker (reminders, retries, scheduled jobs) runs beside the web server and stops with it.
+# Three processes: the built-in Microsoft emulator (used while no Microsoft variables are set), the web
+# server and the worker (reminders, retries, scheduled jobs). All three stop together on Ctrl+C, or
+# when one of them exits.
 run: setup
-	$(FLASK) db upgrade
-	@echo
-	@echo "  Foyer is running at http://$(HOST):$(PORT)  (Ctrl+C to stop)"
-	@echo
-	$(FLASK) worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	@export HOST=$(HOST) PORT=$(PORT) EMULATOR_PORT=$(EMULATOR_PORT); \
+	$(FLASK) db upgrade; \
+	pids=""; trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT; trap 'exit 0' INT TERM; \
+	$(FLASK) emulator serve & pids="$$pids $$!"; \
+	$(FLASK) run --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
+	$(FLASK) worker & pids="$$pids $$!"; \
+	$(FLASK) emulator wait-ready --url http://$(HOST):$(PORT)/; \
+	echo; echo "  Foyer is running at http://$(HOST):$(PORT)  (Ctrl+C to stop)"; echo; \
+	wait -n $$pids
 
 test: setup-dev chromium postgres
 	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || rc=$$?; \

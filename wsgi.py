@@ -6,7 +6,8 @@ import sys
 from app import create_app
 from app.services import setup_code
 
-app = create_app()
+# FOYER_INSTANCE_PATH moves instance/ (database, keys, the emulator's CA and state) elsewhere.
+app = create_app(instance_path=os.environ.get("FOYER_INSTANCE_PATH") or None)
 
 # A web server starting (gunicorn imports this module, `flask run` too) prints the one-time setup code
 # while Foyer has no admin; other `flask` commands (db upgrade, worker, …) import it without serving.

@@ -56,9 +56,6 @@ def _install_microsoft(app: Flask) -> None:
     from app.services.microsoft import wiring
 
     wiring.install(app)
-    emulator = app.extensions["microsoft"].emulator
-    if emulator is not None:
-        app.wsgi_app = wiring.EmulatorSignInMount(app.wsgi_app, emulator)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:

@@ -61,6 +61,10 @@ def register(app: Flask) -> None:
 
     register_security(foyer)
 
+    from app.emulator import cli as emulator_cli
+
+    emulator_cli.register(app)
+
 
 def register_security(foyer_group) -> None:
     """Key-management commands (attached to the `flask foyer` group)."""

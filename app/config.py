@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -51,6 +52,23 @@ def instance_secret(instance_path: Path, name: str, nbytes: int = 32, *, fernet:
     return value
 
 
+#: The emulator's default TLS port is the web port plus this (5000 -> 8443; `make run PORT=8080` -> 11523).
+EMULATOR_PORT_OFFSET = 3443
+
+
+def _local_base_url(host: str | None, port: str | None) -> str:
+    """Foyer's address when PUBLIC_BASE_URL is not set: where `make run HOST=… PORT=…` serves it."""
+    host = host or "localhost"
+    if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - listening everywhere; links still go to this host
+        host = "localhost"
+    return f"http://{host}:{port or 5000}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class Config:
     """Production-capable defaults; every value can be overridden from the environment."""
 
@@ -71,7 +89,7 @@ class Config:
         elif self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
             self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[13:]
         self.SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
-        self.PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+        self.PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL") or _local_base_url(env("HOST"), env("PORT"))).rstrip("/")
         self.SESSION_COOKIE_SECURE = _bool(env("SESSION_COOKIE_SECURE"), self.PUBLIC_BASE_URL.startswith("https://"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
@@ -135,30 +153,46 @@ class Config:
 
 
     def _microsoft(self, env) -> None:
-        """Microsoft endpoints and credentials. The defaults are Foyer's built-in emulator (its
-        well-known, non-secret credentials) so Foyer runs with no Azure account; real values switch
-        to Microsoft with no code change.
+        """Microsoft endpoints and credentials. The defaults are Foyer's built-in emulator, served by
+        `flask emulator serve` on loopback TLS (its well-known, non-secret credentials and its CA in
+        instance/emulator/), so Foyer runs with no Azure account; real values switch to Microsoft with
+        no code change.
         """
         from app.emulator.core import EmulatorConfig
 
         emu = EmulatorConfig()
-        self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or f"https://{emu.login_host}/{emu.tenant_id}").rstrip("/")
+        #: The emulator's TLS port (Entra, Graph, ACS) and, one above it, its browser sign-in page.
+        self.EMULATOR_PORT = _int(env("EMULATOR_PORT"), _int(env("PORT"), 5000) + EMULATOR_PORT_OFFSET)
+        self.EMULATOR_SIGN_IN_PORT = self.EMULATOR_PORT + 1
+        self.EMULATOR_DIR = self.INSTANCE_PATH / "emulator"
+        #: True when no Microsoft endpoint is configured: the built-in emulator service is used.
+        endpoints = ("ENTRA_AUTHORITY", "GRAPH_BASE_URL", "ACS_CONNECTION_STRING")
+        self.MICROSOFT_EMULATED = not any(env(n) for n in endpoints)
+        emulator = f"https://127.0.0.1:{self.EMULATOR_PORT}"
+        self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or f"{emulator}/{emu.tenant_id}").rstrip("/")
         self.ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID") or emu.client_id
         self.ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET") or emu.client_secret
         #: The tenant whose staff may use "Sign in with Microsoft": configured, else the authority's when its
         #: path is a tenant id; an authority by domain name or `organizations` names none, and the
         #: connected service account's id token (`tid`) decides (services/staff_sso.py).
         self.ENTRA_TENANT_ID = (env("ENTRA_TENANT_ID") or _tenant_in(self.ENTRA_AUTHORITY)).lower()
-        self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or f"https://{emu.graph_host}/v1.0").rstrip("/")
+        self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or f"{emulator}/v1.0").rstrip("/")
         self.ACS_CONNECTION_STRING = env("ACS_CONNECTION_STRING") or (
-            f"endpoint=https://{emu.acs_host}/;accesskey={emu.acs_access_key}"
+            f"endpoint={emulator}/;accesskey={emu.acs_access_key}"
+        )
+        #: Where a person's browser signs in: the authority, or the emulator's sign-in page (another
+        #: origin); the connect and sign-in pages allow their forms to go there (CSP form-action).
+        self.MICROSOFT_SIGN_IN_ORIGIN = (
+            f"http://localhost:{self.EMULATOR_SIGN_IN_PORT}" if self.MICROSOFT_EMULATED
+            else _origin(self.ENTRA_AUTHORITY)
         )
         self.ACS_SENDER_ADDRESS = env("ACS_SENDER_ADDRESS") or "DoNotReply@foyer.emulator.invalid"
         self.ACS_SMS_SENDER = env("ACS_SMS_SENDER") or ""
         #: A CA bundle for Microsoft endpoints (e.g. an emulator served over TLS with a private CA).
-        self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or ""
+        self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or (
+            str(self.EMULATOR_DIR / "emulator-ca.pem") if self.MICROSOFT_EMULATED else ""
+        )
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
-        #: Fallback seconds between email status polls when ACS sends no retry-after.
         #: Seconds after a send before the email operation's final status is read from ACS.
         self.ACS_STATUS_POLL_SECONDS = float(env("ACS_STATUS_POLL_SECONDS") or 30)
         #: Fault rules for the built-in emulator (see app/emulator/README.md); ignored for real Microsoft.
@@ -188,6 +222,17 @@ class TestConfig(Config):
         self.ACS_STATUS_POLL_SECONDS = 0.0
         # Tests drain the outbox explicitly (as the worker would), so each step is observable.
         self.OUTBOX_DRAIN_AFTER_REQUEST = False
+        if self.MICROSOFT_EMULATED:
+            # An emulator inside each test app, reached through a transport adapter (no sockets).
+            from app.emulator.core import EmulatorConfig
+
+            emu = EmulatorConfig()
+            self.ENTRA_AUTHORITY = f"https://{emu.login_host}/{emu.tenant_id}"
+            self.ENTRA_TENANT_ID = emu.tenant_id
+            self.GRAPH_BASE_URL = f"https://{emu.graph_host}/v1.0"
+            self.ACS_CONNECTION_STRING = f"endpoint=https://{emu.acs_host}/;accesskey={emu.acs_access_key}"
+            self.MICROSOFT_CA_BUNDLE = ""
+            self.MICROSOFT_SIGN_IN_ORIGIN = ""
 
 
 #: Values that show up in tutorials and .env templates; a real deployment never uses one.
@@ -234,6 +279,6 @@ def deploy_problems(config, *, debug: bool) -> tuple[list[str], list[str]]:
         warnings.append("Web processes also do queued Microsoft work after each response "
                         "(OUTBOX_DRAIN_AFTER_REQUEST): a slow or refusing Microsoft then ties them up. Set it "
                         "to false and run one `flask worker`.")
-    if ".emulator.invalid" in str(config.get("GRAPH_BASE_URL", "")):
+    if config.get("MICROSOFT_EMULATED") or ".emulator.invalid" in str(config.get("GRAPH_BASE_URL", "")):
         warnings.append("Microsoft is emulated: no Teams meetings are created and no email is delivered.")
     return problems, warnings

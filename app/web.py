@@ -50,7 +50,8 @@ def render_page_or_fragment(page: str, fragment: str, macro: str, *, status: int
 
 def compressed_static(view):
     """The static-file view, its answers compressed whole (read into memory and the file closed first:
-    Flask-Compress's streaming path would leave the file open and compress chunk by chunk, worse)."""
+    Flask-Compress's streaming path would leave the file open and compress chunk by chunk, worse).
+    """
     from app.extensions import compress
 
     @wraps(view)
@@ -117,7 +118,8 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def own_transactions(view):
     """Mark a view that starts its writer transactions itself (late and short, e.g. registration), or
-    only reads (inline field checks): the request is not made a writer from its first query."""
+    only reads (inline field checks): the request is not made a writer from its first query.
+    """
     view.foyer_own_transactions = True
     return view
 
@@ -125,7 +127,8 @@ def own_transactions(view):
 def _start_write_requests_as_writers() -> None:
     """On SQLite a transaction that reads and then writes fails at once ("database is locked") if
     another process, such as the worker, wrote in between; one that starts as a writer waits its turn
-    (busy_timeout). PostgreSQL needs nothing."""
+    (busy_timeout). PostgreSQL needs nothing.
+    """
     from app.models.base import begin_write, db
 
     if request.method not in WRITE_METHODS or db.engine.dialect.name != "sqlite":
@@ -134,6 +137,19 @@ def _start_write_requests_as_writers() -> None:
     if view is None or getattr(view, "foyer_own_transactions", False):
         return
     begin_write()
+
+
+#: Pages whose form answers with a redirect to Microsoft's sign-in page (another origin): connect the
+#: service account, and staff "Sign in with Microsoft". CSP form-action also governs where a submitted
+#: form may be redirected, so only these pages name that origin.
+MICROSOFT_SIGN_IN_PAGES = frozenset({"admin_microsoft.connection_GET", "auth.login_GET", "auth.login_POST"})
+
+
+def _form_action() -> str:
+    origin = current_app.config.get("MICROSOFT_SIGN_IN_ORIGIN")
+    if origin and request.endpoint in MICROSOFT_SIGN_IN_PAGES:
+        return f"'self' {origin}"
+    return "'self'"
 
 
 def register(app: Flask) -> None:
@@ -171,7 +187,7 @@ def register(app: Flask) -> None:
         headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            f"object-src 'none'; base-uri 'none'; form-action {_form_action()}; frame-ancestors 'none'",
         )
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")

@@ -1,4 +1,5 @@
-"""`python -m app.emulator [--port 8443] [--ca-dir DIR]`: serve the emulator over loopback TLS.
+"""`python -m app.emulator [--port 8443] [--ca-dir DIR] [--state FILE] [--sign-in-port N]`: serve the
+emulator over loopback TLS (without Foyer's configuration; `flask emulator serve` is the usual way).
 
 Prints the base URLs, credentials and the CA bundle to trust, then serves until interrupted. Faults
 come from FOYER_EMULATOR_FAULTS (see app/emulator/faults.py) or `POST /_emulator/faults`.
@@ -19,11 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--ca-dir", default=None, help="where to write emulator-ca.pem (default: a temp dir)")
+    parser.add_argument("--ca-dir", default=None, help="where the CA is kept, reused if present (default: a temp dir)")
+    parser.add_argument("--state", default=None, help="file keeping the emulator's state across restarts")
+    parser.add_argument("--sign-in-port", type=int, default=None, help="plain-HTTP port for the sign-in page")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    emulator = Emulator()
-    with EmulatorServer(emulator, host=args.host, port=args.port, ca_dir=args.ca_dir) as server:
+    emulator = Emulator(state_path=args.state)
+    with EmulatorServer(
+        emulator, host=args.host, port=args.port, ca_dir=args.ca_dir, sign_in_port=args.sign_in_port
+    ) as server:
         ends = server.endpoints
         print(f"Microsoft emulator on {server.base_url}")
         print(f"  CA bundle (set REQUESTS_CA_BUNDLE): {server.ca_bundle_path}")

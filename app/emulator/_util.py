@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.wrappers import Request, Response
 
@@ -36,6 +36,12 @@ class Clock:
     def now(self) -> datetime:
         """The current (possibly advanced) time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.time(), UTC)
+
+    @property
+    def offset(self) -> float:
+        """Seconds added by `advance` so far."""
+        with self._lock:
+            return self._offset
 
     def advance(self, seconds: float) -> None:
         """Move the emulator's notion of time forward (e.g. to expire tokens)."""
@@ -128,8 +134,23 @@ class JwtSigner:
     keep that path honest without any network access.
     """
 
-    def __init__(self) -> None:
-        self._key, self.kid = _process_signing_key()
+    def __init__(self, key: tuple[rsa.RSAPrivateKey, str] | None = None) -> None:
+        self._key, self.kid = key or _process_signing_key()
+
+    def to_pem(self) -> tuple[bytes, str]:
+        """The private key (PKCS#8 PEM) and key id, so a served emulator keeps its key across restarts."""
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return pem, self.kid
+
+    @classmethod
+    def from_pem(cls, pem: bytes, kid: str) -> JwtSigner:
+        """A signer with a key saved by `to_pem`."""
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("not an RSA key")
+        return cls((key, kid))
 
     def sign(self, claims: dict[str, Any]) -> str:
         """Return a compact RS256 JWT for `claims`."""

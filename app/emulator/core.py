@@ -11,6 +11,9 @@ know (e.g. `https://127.0.0.1:8443` from `server.py`), it routes by path instead
 the three path spaces are disjoint: `/v1.0/...` and `/beta/...` go to Graph; `/identities`,
 `/teamsUser`, `/emails` and `/sms` to ACS; everything else (`/{tenant}/...`) to Entra. So on loopback
 all three base URLs share one origin. `/_emulator/...` (inspection and control) answers on every host.
+
+With a `state_path` the emulator keeps its state in a file (persistence.py), so a served emulator
+(`flask emulator serve`) survives restarts and every Foyer process sees the same tokens and meetings.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.wrappers import Request, Response
 
-from ._util import Clock, external_base, new_guid
+from ._util import Clock, JwtSigner, external_base, new_guid
 from .faults import Fault, FaultSet
+from .persistence import StateFile
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -106,8 +110,14 @@ class EmulatorConfig:
     tenant_domain: str = "contoso.emulator.invalid"
     client_id: str = "f0e0c11e-0000-4000-8000-000000000001"
     client_secret: str = "foyer-emulator-client-secret"  # noqa: S105 - a published emulator credential
-    #: Registered redirect URIs; None accepts any (Foyer's port differs between runs).
+    #: The app registration's redirect URIs (Foyer's connect and staff sign-in callbacks); an authorize
+    #: request naming any other gets AADSTS50011. None (for tests) accepts only http(s) URIs on a
+    #: loopback host (localhost, 127.0.0.1, [::1]); never another host or scheme.
     redirect_uris: tuple[str, ...] | None = None
+    #: Where browsers reach the authorize page (e.g. `http://localhost:8444`, a plain-HTTP listener that
+    #: serves only it, since browsers do not trust the emulator's CA); advertised as
+    #: `authorization_endpoint` in discovery. None: the authorize page of the origin that was asked.
+    sign_in_base_url: str | None = None
     users: tuple[EmulatedUser, ...] = DEFAULT_USERS
     # --- hosts ---
     login_host: str = "login.emulator.invalid"
@@ -139,6 +149,8 @@ class EmulatorConfig:
     #: Recipients at these domains (or these exact addresses) make the send operation end `Failed`.
     email_fail_domains: tuple[str, ...] = ("bounce.invalid",)
     email_fail_addresses: tuple[str, ...] = ()
+    #: Emails whose bodies and attachments are kept (the newest ones); older ones keep only the envelope.
+    mailbox_bodies_kept: int = 200
     #: Status polls before an operation is terminal: NotStarted -> Running -> Succeeded/Failed.
     email_polls_to_complete: int = 2
     #: `retry-after` (int seconds) on the 202 and on non-terminal polls, as the real service sends it.
@@ -249,7 +261,13 @@ class Emulator:
     serve it over loopback TLS.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        state_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         from .acs import AcsService
         from .entra import EntraService
         from .graph import GraphService
@@ -272,6 +290,23 @@ class Emulator:
             spec = (os.environ if environ is None else environ).get(FAULTS_ENV, "")
         if spec:
             self.faults.add_spec(spec)
+        self.state_file: StateFile | None = None
+        if state_path is not None:
+            self.state_file = StateFile(self, state_path)
+            if not self.state_file.load():
+                # A key of its own (not the per-process one), saved at once so tokens verify after a restart.
+                self.entra.signer = _fresh_signer()
+            self.state_file.save()
+
+    @property
+    def services(self) -> dict[str, Service]:
+        """The emulated services by name (entra, graph, acs)."""
+        return self._services
+
+    def save_state(self) -> None:
+        """Write the state file now (no-op without a `state_path`)."""
+        if self.state_file is not None:
+            self.state_file.save()
 
     # --- well-known credentials and base URLs (in-process hostnames) ---
 
@@ -352,6 +387,7 @@ class Emulator:
             self.faults.clear()
             self.requests.clear()
             self.clock.reset()
+        self.save_state()
 
     def close(self) -> None:
         """Release requests hanging in timeout/latency faults (call before stopping a server)."""
@@ -376,8 +412,14 @@ class Emulator:
         request = Request(environ)
         if request.path == "/_emulator" or request.path.startswith("/_emulator/"):
             response = self._inspector.handle(request)
+            if request.method != "GET":
+                self.save_state()
         else:
-            response = self.handle(self.service_for(request), request)
+            service = self.service_for(request)
+            response = self.handle(service, request)
+            # Entra's GETs (discovery, keys, the sign-in page) change nothing; every other call may.
+            if not (service == "entra" and request.method in ("GET", "HEAD")):
+                self.save_state()
         return response(environ, start_response)
 
     def service_for(self, request: Request) -> str:
@@ -473,6 +515,16 @@ class Emulator:
             for r in list(self.requests)
             if (service is None or r.service == service) and (path is None or r.path == path)
         ]
+
+
+def _fresh_signer() -> JwtSigner:
+    """A signer with a newly generated RSA key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ._util import b64url
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return JwtSigner((key, b64url(os.urandom(16))))
 
 
 def _redact(key: str, value: str) -> str:

@@ -8,6 +8,7 @@ their "tokens valid from" time, after which older refresh tokens fail with AADST
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -17,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -76,6 +77,29 @@ class AccessTokenRecord:
     scopes: frozenset[str]
     issued_at: float
     expires_at: float
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_AUTO_SUBMIT = "document.forms[0].submit()"
+_AUTO_SUBMIT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_AUTO_SUBMIT.encode()).digest()).decode()
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _with_page_headers(response: Response, *, form_action: str = "'none'", script: str | None = None) -> Response:
+    """The strict policy of every page the emulator shows a browser: nothing loads, no framing."""
+    policy = f"default-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+    if script:
+        policy += f"; script-src {script}"
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def graph_scope(scope: str) -> str | None:
@@ -231,7 +255,7 @@ class EntraService:
             "issuer": f"{base}/{tid}/v2.0",
             "request_uri_parameter_supported": False,
             "userinfo_endpoint": f"https://{self.config.graph_host}/oidc/userinfo",
-            "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
+            "authorization_endpoint": f"{self.sign_in_base(base)}/{tenant}/oauth2/v2.0/authorize",
             "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode",
             "http_logout_supported": True,
             "frontchannel_logout_supported": True,
@@ -266,14 +290,41 @@ class EntraService:
 
     def _logout(self, request: Request, ctx: RequestContext, tenant: str) -> Response:
         target = request.values.get("post_logout_redirect_uri")
-        if target:
+        # Only back to the app's own origins: anything else would make this an open redirect.
+        if target and (self.redirect_uri_registered(target) or _origin(target) in self._registered_origins()):
             return Response(status=302, headers={"Location": target})
-        return Response(
-            "<!doctype html><title>Signed out</title><p>You have signed out (Microsoft emulator).</p>",
+        return _with_page_headers(Response(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Signed out</title>"
+            "<p>You have signed out (Microsoft emulator).</p>",
             content_type="text/html; charset=utf-8",
-        )
+        ))
 
     # --- authorize ---
+
+    def sign_in_base(self, base: str) -> str:
+        """The origin browsers use for the authorize page: the sign-in listener when there is one."""
+        return (self.config.sign_in_base_url or base).rstrip("/")
+
+    def redirect_uri_registered(self, uri: str) -> bool:
+        """Is `uri` one of the app registration's redirect URIs (see EmulatorConfig.redirect_uris)?"""
+        if self.config.redirect_uris is not None:
+            return uri in self.config.redirect_uris
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname
+        except ValueError:
+            return False
+        return parts.scheme in ("http", "https") and host in _LOOPBACK_HOSTS and not parts.fragment
+
+    def _registered_origins(self) -> set[str]:
+        return {_origin(u) for u in self.config.redirect_uris or ()}
+
+    def _form_action_origins(self) -> list[str]:
+        """The origins of the registered redirect URIs (CSP form-action of the sign-in page)."""
+        uris = self.config.redirect_uris
+        if uris is None:
+            return ["http://localhost:*", "http://127.0.0.1:*", "https://localhost:*", "https://127.0.0.1:*"]
+        return sorted({_origin(u) for u in uris})
 
     def _authorize(self, request: Request, ctx: RequestContext, tenant: str) -> Response:
         params = request.form if request.method == "POST" else request.args
@@ -288,7 +339,7 @@ class EntraService:
             return self._error_page(
                 "AADSTS900144: The request body must contain the following parameter: 'redirect_uri'."
             )
-        if self.config.redirect_uris is not None and redirect_uri not in self.config.redirect_uris:
+        if not self.redirect_uri_registered(redirect_uri):
             return self._error_page(
                 f"AADSTS50011: The redirect URI '{redirect_uri}' specified in the request does not match the "
                 f"redirect URIs configured for the application '{client_id}'."
@@ -348,19 +399,25 @@ class EntraService:
         )
 
     def _auth_response(self, redirect_uri: str, response_mode: str, values: dict[str, str | None]) -> Response:
+        # Only ever reached with a registered redirect URI (checked first in _authorize).
         values = {k: v for k, v in values.items() if v is not None}
         if response_mode == "form_post":
             inputs = "".join(
                 f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in values.items()
             )
             page = (
-                "<!doctype html><html><head><title>Working...</title></head><body>"
+                "<!doctype html><html lang=en><head><meta charset=utf-8><title>Working...</title></head><body>"
                 f'<form method="POST" name="hiddenform" action="{html.escape(redirect_uri)}">{inputs}'
                 "<noscript><p>Script is disabled. Click Submit to continue.</p></noscript>"
                 '<input type="submit" value="Submit"></form>'
-                "<script>document.forms[0].submit()</script></body></html>"
+                f"<script>{_AUTO_SUBMIT}</script></body></html>"
             )
-            return Response(page, content_type="text/html; charset=utf-8")
+            # As Entra does, the page submits itself; the CSP allows exactly that script and that target.
+            return _with_page_headers(
+                Response(page, content_type="text/html; charset=utf-8"),
+                form_action=f"{_origin(redirect_uri)}",
+                script=f"'{_AUTO_SUBMIT_HASH}'",
+            )
         separator = "#" if response_mode == "fragment" else ("&" if "?" in redirect_uri else "?")
         return Response(status=302, headers={"Location": redirect_uri + separator + urlencode(values)})
 
@@ -388,7 +445,8 @@ class EntraService:
             f'<form method="post" action="{html.escape(request.script_root + request.path)}">{hidden}<ul>{buttons}</ul>'
             '<button type="submit" name="action" value="cancel">Cancel</button></form></body></html>'
         )
-        return Response(page, content_type="text/html; charset=utf-8")
+        response = Response(page, content_type="text/html; charset=utf-8")
+        return _with_page_headers(response, form_action=" ".join(["'self'", *self._form_action_origins()]))
 
     def _error_page(self, message: str) -> Response:
         page = (
@@ -396,7 +454,7 @@ class EntraService:
             f"</title></head><body><h1>Sorry, but we're having trouble signing you in.</h1><p>{html.escape(message)}"
             "</p></body></html>"
         )
-        return Response(page, status=400, content_type="text/html; charset=utf-8")
+        return _with_page_headers(Response(page, status=400, content_type="text/html; charset=utf-8"))
 
     # --- token ---
 

@@ -23,7 +23,6 @@ from app.routes._helpers import apply_domain_error, safe_next
 from app.services import accounts, auth_flows, setup_code, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
-from app.services.microsoft.wiring import browser_url
 from app.web import own_transactions, redirect_to
 
 bp = Blueprint("auth", __name__)
@@ -115,7 +114,7 @@ def microsoft_login_POST():
         return redirect_to(url_for("auth.login_GET"))
     auth_flows.remember("staff", flow, next_url=safe_next(request.form.get("next"), ""))
     db.session.commit()
-    return redirect_to(browser_url(flow["auth_uri"]))
+    return redirect_to(flow["auth_uri"])
 
 
 @bp.post("/login/microsoft/callback")

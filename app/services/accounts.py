@@ -62,8 +62,8 @@ def normalize_email(email: str) -> str:
 def _is_emulated_tenant(domain: str) -> bool:
     from app.services.microsoft.wiring import get_microsoft
 
-    emulator = get_microsoft().emulator
-    return emulator is not None and domain.lower() == emulator.config.tenant_domain.lower()
+    emulated = get_microsoft().emulator_config
+    return emulated is not None and domain.lower() == emulated.tenant_domain.lower()
 
 
 def hash_password(password: str) -> str:

@@ -210,8 +210,8 @@ def connect_emulated_service_account(redirect_uri: str, *, actor: User) -> Signe
     behalf, through the same authorize page and token exchange a browser would use.
     """
     clients = get_microsoft()
-    emulator = clients.emulator
-    if emulator is None:
+    emulated = clients.emulator_config
+    if emulated is None:
         raise NotAllowed("Only the built-in emulator can be connected in one click.")
     flow = start_connect(redirect_uri)
     timeout = clients.entra.timeout
@@ -219,6 +219,6 @@ def connect_emulated_service_account(redirect_uri: str, *, actor: User) -> Signe
     page.feed(clients.session.get(flow["auth_uri"], timeout=timeout).text)
     authorize = flow["auth_uri"].split("?", 1)[0]
     answer = _HiddenFields()
-    answer.feed(clients.session.post(authorize, data={**page.fields, "user": emulator.config.users[0].oid},
+    answer.feed(clients.session.post(authorize, data={**page.fields, "user": emulated.users[0].oid},
                                      timeout=timeout).text)
     return finish_connect(flow, answer.fields, actor=actor)

@@ -41,6 +41,7 @@ from app import config as foyer_config  # not `import TestConfig`: pytest would 
 from app import create_app
 from app.extensions import db
 from app.services import page_cache
+from app.services.microsoft import wiring
 from tests.database import empty_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,8 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     server = make_server("localhost", 0, app, threaded=True, request_handler=_QuietHandler)
     base_url = f"http://localhost:{server.server_port}"
     app.config["PUBLIC_BASE_URL"] = base_url
+    # Register this address's callbacks with the app's in-process emulator (its app registration).
+    app.extensions["microsoft"].emulator.config.redirect_uris = wiring.redirect_uris(base_url)
     thread = threading.Thread(target=server.serve_forever, name="foyer-live-server", daemon=True)
     thread.start()
     yield LiveServer(app=app, base_url=base_url)

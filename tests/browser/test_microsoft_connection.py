@@ -1,8 +1,7 @@
 """Microsoft 365 in a real browser: first-run setup offers the emulated service account in one click,
-a published event's Teams status turns from "Provisioning…" to "Ready" on its own (htmx polling),
-and an admin re-connects through the emulated Microsoft sign-in page, which auto-posts back to Foyer."""
+and a published event's Teams status turns from "Provisioning…" to "Ready" on its own (htmx polling).
+Connecting through Microsoft's sign-in page, on Microsoft's own origin, is in test_microsoft_origins.py."""
 
-import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -57,31 +56,7 @@ def _teams_meeting_becomes_ready(page: Page, live_server, emulator) -> None:
     assert len(emulator.graph.online_meetings) == 1
 
 
-def _reconnect_through_the_sign_in_page(page: Page, audit, emulator) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
-    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Microsoft 365").click()
-    expect(page.get_by_role("heading", name="Microsoft 365 connection", level=1)).to_be_visible()
-    expect(page.get_by_text("Connected", exact=True)).to_be_visible()
-    audit()
-    sign_ins = len(emulator.entra.sign_ins)
-    page.get_by_role("button", name="Re-connect the emulated service account").click()
-
-    # Foyer serves the emulator's authorize page on its own origin (browsers cannot reach *.invalid).
-    expect(page).to_have_url(re.compile(r"/_microsoft-emulator/[^/]+/oauth2/v2\.0/authorize\?"))
-    expect(page.get_by_role("heading", name="Sign in (Microsoft emulator)")).to_be_visible()
-    audit()
-    choice = re.compile(rf"Sign in as Foyer Service Account <{re.escape(SERVICE_ACCOUNT)}>")
-    page.get_by_role("button", name=choice).click()
-
-    # The answer page posts itself back to Foyer's callback, which shows the outcome.
-    expect(page).to_have_url(re.compile(r"/admin/microsoft/\?outcome=connected$"))
-    expect(page.get_by_role("status")).to_contain_text("Microsoft 365 is connected.")
-    expect(page.get_by_text(SERVICE_ACCOUNT)).to_be_visible()
-    audit()
-    assert len(emulator.entra.sign_ins) == sign_ins + 1
-
-
-def test_connect_publish_and_reconnect_in_the_browser(page, visit, audit, live_server, emulator):
+def test_connect_and_publish_in_the_browser(page, visit, audit, live_server, emulator):
     _require_endpoints(live_server, "organizer_events.event_new_GET", "organizer_events.event_publish_POST")
     _set_up_and_sign_in(page, visit, audit)
     _connect_in_one_click(page, audit)
@@ -92,7 +67,6 @@ def test_connect_publish_and_reconnect_in_the_browser(page, visit, audit, live_s
     _publish_only(page, audit)
     _teams_meeting_becomes_ready(page, live_server, emulator)
     audit()
-    _reconnect_through_the_sign_in_page(page, audit, emulator)
 
 
 def _publish_only(page: Page, audit) -> None:

@@ -16,7 +16,7 @@ from app.routes.admin._guard import require_admin
 from app.services import auth_flows, microsoft_connection, staff_sso
 from app.services.errors import DomainError
 from app.services.microsoft.errors import AuthError
-from app.services.microsoft.wiring import browser_url, get_microsoft
+from app.services.microsoft.wiring import get_microsoft
 from app.web import own_transactions, redirect_to
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def connect_POST():
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     auth_flows.remember("connect", flow, user_id=current_user.id)
     db.session.commit()
-    return redirect_to(browser_url(flow["auth_uri"]))
+    return redirect_to(flow["auth_uri"])
 
 
 @bp.post("/connect-emulated")

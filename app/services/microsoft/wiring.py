@@ -1,13 +1,16 @@
 """Build Foyer's Microsoft clients from configuration and install them on the app.
 
-When a configured endpoint is one of the emulator's reserved `*.emulator.invalid` hosts, an emulator
-is created in this process and the shared `requests.Session` reaches it through a transport adapter;
-nothing else differs. Any other host is reached over the network with the same clients.
+Every endpoint is reached over the network with the same clients: real Microsoft, or by default the
+built-in emulator served by `flask emulator serve` on loopback TLS (one per installation, shared by
+every Foyer process). Only the test suite uses the in-process mode: when a configured endpoint is one
+of the emulator's reserved `*.emulator.invalid` hosts, an emulator is created in this process and the
+shared `requests.Session` reaches it through a transport adapter.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,7 +23,7 @@ from app.services.microsoft.entra import EntraAuth
 from app.services.microsoft.graph import GraphClient
 
 if TYPE_CHECKING:
-    from app.emulator.core import Emulator
+    from app.emulator.core import Emulator, EmulatorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +38,50 @@ class MicrosoftClients:
     acs_identity: AcsIdentityClient
     acs_email: AcsEmailClient
     acs_sms: AcsSmsClient | None
+    #: The in-process emulator (test suite only); None when the emulator is a service or Microsoft is real.
     emulator: Emulator | None
     verify: bool | str
+    #: The emulator's well-known configuration when Microsoft is emulated (in-process or as a service).
+    emulator_config: EmulatorConfig | None = None
 
     @property
     def uses_emulator(self) -> bool:
-        return self.emulator is not None
+        return self.emulator_config is not None
+
+
+class BundleSession(requests.Session):
+    """A session that verifies with the given CA bundle even when REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
+    is exported, yet still takes HTTPS_PROXY/NO_PROXY from the environment (a private CA often means a
+    TLS-inspecting proxy). Plain `trust_env=False` would switch the proxies off too.
+    """
+
+    def __init__(self, bundle: str) -> None:
+        super().__init__()
+        self.verify = bundle
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None or verify is True:
+            settings["verify"] = self.verify
+        if isinstance(settings["verify"], str) and not os.path.exists(settings["verify"]):
+            # The built-in emulator writes its CA when it first starts: until then it is simply not
+            # reachable (a transient error the outbox retries), not a broken installation.
+            raise requests.exceptions.ConnectionError(f"CA bundle {settings['verify']} not found (is the "
+                                                      "Microsoft emulator running? `flask emulator serve`)")
+        return settings
+
+
+def redirect_uris(base_url: str) -> tuple[str, str]:
+    """Foyer's registered redirect URIs under `base_url`: the service-account connect callback and the
+    staff sign-in callback (what an app registration in Entra lists).
+    """
+    base = base_url.rstrip("/")
+    return (f"{base}{CONNECT_CALLBACK_PATH}", f"{base}{SIGN_IN_CALLBACK_PATH}")
+
+
+#: The callback routes (app/routes/admin/microsoft.py, app/routes/auth.py); tests check they match.
+CONNECT_CALLBACK_PATH = "/admin/microsoft/callback"
+SIGN_IN_CALLBACK_PATH = "/login/microsoft/callback"
 
 
 def _hosts(config) -> list[str]:
@@ -50,21 +91,26 @@ def _hosts(config) -> list[str]:
 
 def build(config, *, token_provider=None) -> MicrosoftClients:
     """Create the session and every client from a config mapping."""
-    session = requests.Session()
     verify: bool | str = True
+    session = requests.Session()
     if config["MICROSOFT_CA_BUNDLE"]:
         verify = config["MICROSOFT_CA_BUNDLE"]
-        session.verify = verify
-        # Otherwise REQUESTS_CA_BUNDLE from the environment would override the bundle given here.
-        session.trust_env = False
+        session = BundleSession(verify)
     emulator = None
+    emulator_config = None
     if any(h.endswith(EMULATOR_SUFFIX) for h in _hosts(config)):
         from app.emulator.core import Emulator, EmulatorConfig
         from app.emulator.transport import mount_emulator
 
-        emulator = Emulator(EmulatorConfig(faults=config.get("FOYER_EMULATOR_FAULTS") or ""))
+        emulator_config = EmulatorConfig(faults=config.get("FOYER_EMULATOR_FAULTS") or "",
+                                         redirect_uris=redirect_uris(config["PUBLIC_BASE_URL"]))
+        emulator = Emulator(emulator_config)
         mount_emulator(session, emulator)
         logger.info("Microsoft services are emulated in-process (no Azure account in use)")
+    elif config.get("MICROSOFT_EMULATED"):
+        from app.emulator.core import EmulatorConfig
+
+        emulator_config = EmulatorConfig()
     timeout = config["MICROSOFT_TIMEOUT"]
     entra = EntraAuth(config["ENTRA_AUTHORITY"], config["ENTRA_CLIENT_ID"], config["ENTRA_CLIENT_SECRET"],
                       session=session, timeout=timeout)
@@ -79,7 +125,7 @@ def build(config, *, token_provider=None) -> MicrosoftClients:
     sms = (AcsSmsClient(acs, config["ACS_SMS_SENDER"], session=session, verify=verify, timeout=timeout)
            if config["ACS_SMS_SENDER"] else None)
     return MicrosoftClients(session=session, entra=entra, graph=graph, acs_identity=identity, acs_email=email,
-                            acs_sms=sms, emulator=emulator, verify=verify)
+                            acs_sms=sms, emulator=emulator, verify=verify, emulator_config=emulator_config)
 
 
 def install(app: Flask) -> None:
@@ -88,39 +134,3 @@ def install(app: Flask) -> None:
 
 def get_microsoft() -> MicrosoftClients:
     return current_app.extensions["microsoft"]
-
-
-#: Where Foyer serves the emulator's sign-in page to browsers when the emulator runs in-process
-#: (browsers cannot resolve `*.emulator.invalid`).
-EMULATOR_SIGN_IN_PREFIX = "/_microsoft-emulator"
-
-
-def browser_url(url: str) -> str:
-    """A URL a person's browser can open: emulator login URLs are mapped onto Foyer's own origin."""
-    clients = get_microsoft()
-    if clients.emulator is None:
-        return url
-    login = f"https://{clients.emulator.config.login_host}"
-    if url.startswith(login + "/"):
-        return current_app.config["PUBLIC_BASE_URL"] + EMULATOR_SIGN_IN_PREFIX + url[len(login):]
-    return url
-
-
-class EmulatorSignInMount:
-    """Serve only the emulator's authorize page under EMULATOR_SIGN_IN_PREFIX; everything else is Foyer's.
-
-    Its inspection and fault APIs are deliberately not reachable this way.
-    """
-
-    def __init__(self, app, emulator) -> None:
-        self.app = app
-        self.emulator = emulator
-
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(EMULATOR_SIGN_IN_PREFIX + "/") and path.endswith("/oauth2/v2.0/authorize"):
-            environ = dict(environ)
-            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + EMULATOR_SIGN_IN_PREFIX
-            environ["PATH_INFO"] = path[len(EMULATOR_SIGN_IN_PREFIX):]
-            return self.emulator.wsgi_app(environ, start_response)
-        return self.app(environ, start_response)
