@@ -3,25 +3,18 @@ whose admin pressed Connect."""
 
 from __future__ import annotations
 
-from html import unescape
-from urllib.parse import urlsplit
-
 from app.extensions import db
 from app.models import ConnectionStatus, MicrosoftConnection, Role
 from tests.conftest import PASSWORD
-from tests.microsoft_helpers import _FORM, hidden_fields
+from tests.microsoft_helpers import emulator_answer, hidden_fields
 
 
 def _answer(app, browser) -> tuple[str, dict[str, str]]:
-    """Press Connect in `browser` and pick the service account; return Microsoft's answer, unsent."""
+    """Press Connect in `browser` and pick the service account on Microsoft's page; return its answer, unsent."""
     start = browser.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
     assert start.status_code == 303
-    parts = urlsplit(start.headers["Location"])
-    html = browser.get(parts.path + "?" + parts.query).get_data(as_text=True)
     oid = app.extensions["microsoft"].emulator.config.users[0].oid
-    body = browser.post(unescape(_FORM.search(html).group(1)), data={**hidden_fields(html), "user": oid})
-    page = body.get_data(as_text=True)
-    return urlsplit(unescape(_FORM.search(page).group(1))).path, hidden_fields(page)
+    return emulator_answer(browser, start.headers["Location"], oid)
 
 
 def _status(app):
