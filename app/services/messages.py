@@ -58,6 +58,8 @@ from app.services.microsoft.wiring import get_microsoft
 from app.services.timezones import is_valid_zone
 
 logger = logging.getLogger(__name__)
+#: A recipient's name as the message log keeps it (a first and a last name may each be 100 characters).
+RECIPIENT_NAME_MAX = 200
 
 QUOTA_SETTING = "acs_email_quota"
 #: ACS Email's documented default for a custom domain (microsoft.md F.3).
@@ -188,7 +190,8 @@ def clean_header(value: str) -> str:
 def new_operation_id() -> str:
     """The Operation-Id Foyer chooses for one logical send, stored with the message before it is sent
     (so a retry or a crash check reuses it). Random, not derived from the dedupe key: keys name rows by
-    id, and SQLite can hand a deleted row's id to a new one."""
+    id, and SQLite can hand a deleted row's id to a new one.
+    """
     return str(uuid.uuid4())
 
 
@@ -631,7 +634,8 @@ def queue_email(kind: str, *, event: Event | None, to: str, name: str, dedupe_ke
         dedupe_key=dedupe_key, channel=MessageChannel.email, kind=kind, status=MessageStatus.queued,
         event_id=event.id if event is not None else None,
         registration_id=registration.id if registration is not None else None, batch=batch,
-        recipient=to, recipient_name=clean_header(name), subject=rendered.subject, body_text=rendered.text,
+        recipient=to, recipient_name=clean_header(name)[:RECIPIENT_NAME_MAX], subject=rendered.subject,
+        body_text=rendered.text,
         body_html=rendered.html, attachments=described,
         deadline=deadline or now + timedelta(minutes=10), operation_id=new_operation_id(),
         created_at=now,
@@ -658,7 +662,8 @@ def queue_sms(kind: str, *, event: Event, registration: Registration, dedupe_key
     message = _add(Message(
         dedupe_key=dedupe_key, channel=MessageChannel.sms, kind=kind, status=MessageStatus.queued,
         event_id=event.id, registration_id=registration.id, batch=batch, recipient=registration.phone,
-        recipient_name=clean_header(registration.full_name), subject="", body_text=body, body_html="",
+        recipient_name=clean_header(registration.full_name)[:RECIPIENT_NAME_MAX], subject="", body_text=body,
+        body_html="",
         deadline=deadline or utcnow() + timedelta(minutes=10), created_at=utcnow(),
     ))
     if message is None:
@@ -674,7 +679,7 @@ def record_suppressed(kind: str, *, event: Event, registration: Registration, de
     return _add(Message(
         dedupe_key=dedupe_key, channel=channel, kind=kind, status=MessageStatus.suppressed, event_id=event.id,
         registration_id=registration.id, batch=batch, recipient=registration.email if channel == "email"
-        else (registration.phone or ""), recipient_name=clean_header(registration.full_name),
+        else (registration.phone or ""), recipient_name=clean_header(registration.full_name)[:RECIPIENT_NAME_MAX],
         last_error=reason, operation_id="", created_at=utcnow(),
     ))
 
@@ -1090,7 +1095,8 @@ def queue_test_email(*, actor: User, now: datetime | None = None) -> Message | N
     env = current_app.jinja_env
     message = _add(Message(
         dedupe_key=f"test:{actor.id}:{now:%Y%m%d%H%M}", channel=MessageChannel.email, kind="test",
-        status=MessageStatus.queued, event_id=None, recipient=actor.email, recipient_name=context["name"],
+        status=MessageStatus.queued, event_id=None, recipient=actor.email,
+        recipient_name=clean_header(context["name"])[:RECIPIENT_NAME_MAX],
         subject=subject, body_text=env.get_template("emails/test.txt").render(**context).strip() + "\n",
         body_html=env.get_template("emails/test.html").render(**context), attachments=[],
         deadline=now + timedelta(minutes=10), operation_id=new_operation_id(), created_at=now,
@@ -1124,7 +1130,8 @@ def send_legacy_email(payload: dict[str, Any]) -> None:
     message = _existing(key) or _add(Message(
         dedupe_key=key, channel=MessageChannel.email, kind="legacy", status=MessageStatus.queued,
         event_id=item.event_id if item is not None else None, registration_id=registration_id,
-        recipient=str(payload.get("to", "")), recipient_name=clean_header(str(payload.get("name", ""))),
+        recipient=str(payload.get("to", "")),
+        recipient_name=clean_header(str(payload.get("name", "")))[:RECIPIENT_NAME_MAX],
         subject=clean_header(str(payload.get("subject", ""))), body_text=str(payload.get("text", "")),
         body_html=str(payload.get("html") or "") or f"<pre>{escape(str(payload.get('text', '')))}</pre>",
         deadline=utcnow(), operation_id=operation_id, attempts=1, created_at=utcnow())) or _existing(key)

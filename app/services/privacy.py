@@ -364,7 +364,8 @@ def _anonymous_counts(event: Event) -> dict[str, Any]:
 
 def _retired_key(prefix: str, row_id: int) -> str:
     """A kept row's new dedupe key. Keys name registrations by id, and SQLite hands a deleted newest id
-    to the next registration: a kept key would make that person's emails look already sent."""
+    to the next registration: a kept key would make that person's emails look already sent.
+    """
     return f"{prefix}:{row_id}"
 
 

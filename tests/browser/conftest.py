@@ -124,6 +124,8 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     app.config["PUBLIC_BASE_URL"] = base_url
     # Register this address's callbacks with the app's in-process emulator (its app registration).
     app.extensions["microsoft"].emulator.config.redirect_uris = wiring.redirect_uris(base_url)
+    # Teams sets meetings up after a moment (the emulator models it; its own tests cover the wait).
+    app.extensions["microsoft"].emulator.config.meeting_lookup_delay = 0.0
     thread = threading.Thread(target=server.serve_forever, name="foyer-live-server", daemon=True)
     thread.start()
     yield LiveServer(app=app, base_url=base_url)

@@ -105,7 +105,7 @@ def _publish(page: Page, audit) -> None:
 
 def _see_it_in_public(page: Page, audit) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
-    expect(page.get_by_role("heading", name="Upcoming events", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Events", exact=True, level=1)).to_be_visible()
     audit()
     page.get_by_role("link", name=TITLE).click()
     expect(page).to_have_url(re.compile(r"/events/spring-community-call$"))

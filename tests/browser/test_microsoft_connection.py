@@ -58,7 +58,7 @@ def _teams_meeting_becomes_ready(page: Page, live_server, emulator) -> None:
 
 def test_connect_and_publish_in_the_browser(page, visit, audit, live_server, emulator):
     _require_endpoints(live_server, "organizer_events.event_new_GET", "organizer_events.event_publish_POST")
-    _set_up_and_sign_in(page, visit, audit)
+    _set_up_and_sign_in(page, visit, audit, live_server)
     _connect_in_one_click(page, audit)
     _create_event(page, audit)
     page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=TITLE).click()

@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tls_emulator(tmp_path_factory):
-    emulator = Emulator(EmulatorConfig(faults="", redirect_uris=()))
+    emulator = Emulator(EmulatorConfig(faults="", redirect_uris=(), meeting_lookup_delay=0))
     with EmulatorServer(emulator, ca_dir=tmp_path_factory.mktemp("emulator-ca")) as server:
         yield server
 
@@ -102,7 +102,7 @@ def test_connect_staff_sign_in_and_provisioning_against_another_origin(page, vis
                                                                        tls_emulator):
     emulator = tls_emulator.emulator
     authority = tls_emulator.endpoints.authority
-    _set_up_and_sign_in(page, visit, audit)
+    _set_up_and_sign_in(page, visit, audit, live_server)
 
     visit("/admin/microsoft/")
     expect(page.get_by_text("Not connected")).to_be_visible()

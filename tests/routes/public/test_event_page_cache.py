@@ -19,7 +19,6 @@ from sqlalchemy import create_engine, text
 from app.extensions import db
 from app.models import Event, EventStatus, Speaker
 from app.services import page_cache
-
 from tests.conftest import CSRF_RE
 
 STARTED = re.compile(r'name="started" type="hidden" value="([^"]+)"')
