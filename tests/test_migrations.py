@@ -142,7 +142,7 @@ def test_the_autoincrement_rebuild_keeps_every_row_and_reference(migrated_app, d
     that point at them, and the partial unique index all survive, both ways."""
     if database_kind != "sqlite":
         pytest.skip("PostgreSQL sequences never reuse ids: nothing is rebuilt")
-    upgrade(revision="804cbdc4e828")
+    upgrade(revision="5b7e2c1d9a40")
     from datetime import UTC, datetime, timedelta
 
     from app.models import Event, Registration, RegistrationState, RegistrationTransition, Role, User
@@ -172,7 +172,7 @@ def test_the_autoincrement_rebuild_keeps_every_row_and_reference(migrated_app, d
         indexes = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'registrations'"))}
         assert "uq_registrations_active_email" in indexes
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-    downgrade(revision="804cbdc4e828")
+    downgrade(revision="5b7e2c1d9a40")
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM registration_transitions")).scalar() == 1
         schema = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'registrations'")).scalar_one()
