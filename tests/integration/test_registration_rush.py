@@ -80,6 +80,10 @@ def _in_slots(app, slots: int):
 def serving(app, slots: int = WORKERS) -> Iterator[str]:
     """Serve `app` on http://127.0.0.1:<free port>, `slots` requests at a time."""
     server = make_server("127.0.0.1", 0, _in_slots(app, slots), threaded=True, request_handler=_QuietHandler)
+    # Werkzeug listens with a backlog of 128 and closes every connection after its response, so each
+    # client connects twice; with every client connecting at once, a short accept queue overflows and
+    # the kernel resets connections. Gunicorn's default backlog is 2048: listen as deep as it does.
+    server.socket.listen(2048)
     thread = threading.Thread(target=server.serve_forever, name="rush-server", daemon=True)
     thread.start()
     try:
