@@ -35,12 +35,14 @@ NPM_STAMP := node_modules/.installed-$(NPM_HASH)
 CALL_BUNDLE := app/static/build/join-call.js
 endif
 
-.PHONY: help run test setup setup-dev chromium postgres lint clean
+.PHONY: help run test test-fast setup setup-dev chromium postgres lint translations clean
 
 help:
 	@echo "make run    install what is missing, migrate the database and serve Foyer on http://$(HOST):$(PORT)"
 	@echo "make test   install what is missing (Chromium too), start PostgreSQL if needed, run every test"
-	@echo "make lint   ruff check"
+	@echo "make test-fast  the edit loop: every test but the browser ones, on SQLite only"
+	@echo "make lint   ruff check, and lint-imports (the direction of imports between packages)"
+	@echo "make translations  extract marked strings, update every language's catalog, compile them"
 	@echo "make clean  remove the virtualenv and node_modules"
 
 # Three processes: the built-in Microsoft emulator (used while no Microsoft variables are set), the web
@@ -62,8 +64,26 @@ test: setup-dev chromium postgres
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
+# The edit loop: SQLite only and no browser, so it needs neither PostgreSQL nor Chromium. `make test`
+# (both databases, the browser tests) is still what has to pass.
+test-fast: setup-dev
+	@rc=0; FOYER_TEST_DATABASES=sqlite $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -m "not browser" \
+		$(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
+	exit $$rc
+
 lint: setup-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# Attendee pages and emails in other languages (README "Languages"): collect the marked strings into the
+# template, merge them into each app/translations/<lang>/LC_MESSAGES/messages.po, compile the .mo files
+# (committed, so a fresh clone needs no step of its own).
+translations: setup-dev
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+		--project Foyer -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d app/translations --statistics
 
 setup: $(RUN_STAMP) $(NPM_STAMP) $(CALL_BUNDLE)
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 from app import create_app
-from app.services import setup_code
+from app.services.accounts import setup_code
 
 # FOYER_INSTANCE_PATH moves instance/ (database, keys, the emulator's CA and state) elsewhere.
 app = create_app(instance_path=os.environ.get("FOYER_INSTANCE_PATH") or None)

@@ -12,6 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from app import logs
 from app.config import Config
+from app.forms import html_params
 from app.models.base import IMMEDIATE_OPTION
 
 
@@ -35,14 +36,17 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
         app.wsgi_app = proxied  # type: ignore[method-assign]
 
     _init_extensions(app)
+    html_params.install()  # WTForms renders attributes without a string.Formatter pass each
     _install_microsoft(app)
+    connect_signal_receivers(app)
     # Ids in URLs fit a database integer: /users/99999999999999999999 is a 404, not an overflow.
     app.url_map.converters["int"] = DatabaseIdConverter
     _register_blueprints(app)
     logs.learn_token_routes(app.url_map)
 
-    from app import cli, errors, scheduler, web
+    from app import cli, errors, i18n, scheduler, web
 
+    i18n.register(app)
     errors.register(app)
     web.register(app)
     cli.register(app)
@@ -50,10 +54,39 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     return app
 
 
+def connect_signal_receivers(app: Flask) -> None:
+    """Connect each package's reactions to what lower packages announce (see app/services/core/signals.py).
+
+    Connecting twice is harmless (blinker keeps one connection per receiver), so every app built in one
+    process shares them.
+    """
+    from app.services.after_event import followups
+    from app.services.attendance import join_links
+    from app.services.broadcast import fanout
+    from app.services.core import signals
+    from app.services.integrations import webhooks
+    from app.services.messaging import staff
+    from app.services.registration import registrations
+
+    signals.event_capacity_changed.connect(registrations.on_event_capacity_changed)
+    signals.event_updated.connect(fanout.on_event_updated)
+    signals.event_unpublished.connect(join_links.on_event_unpublished)
+    signals.event_cancelled.connect(join_links.on_event_cancelled)
+    signals.event_cancelled.connect(fanout.on_event_cancelled)
+    signals.microsoft_connection_broken.connect(staff.on_microsoft_connection_broken)
+    signals.attendance_imported.connect(followups.on_attendance_imported)
+    webhooks.connect_receivers(signals)
+
+
 def _install_microsoft(app: Flask) -> None:
-    """Microsoft clients, the outbox handlers that use them, and (with the built-in emulator) its sign-in page."""
-    from app.services import attendance, messages, teams  # noqa: F401  (register their outbox handlers)
+    """Microsoft clients and the outbox handlers that use them."""
+    from app.services.attendance import attendance  # noqa: F401  (register their outbox handlers)
+    from app.services.broadcast import fanout  # noqa: F401  (register their outbox handlers)
+    from app.services.events import teams  # noqa: F401  (register their outbox handlers)
+    from app.services.integrations import webhooks  # noqa: F401  (register their outbox handlers)
+    from app.services.messaging import sending  # noqa: F401  (register their outbox handlers)
     from app.services.microsoft import wiring
+    from app.services.registration import emails  # noqa: F401  (registers the invitation builder)
 
     wiring.install(app)
 
@@ -82,9 +115,10 @@ def _init_extensions(app: Flask) -> None:
 
     from flask_sqlalchemy.session import Session
 
-    from app.services import page_cache
+    from app.services.core import page_cache, settings
 
     page_cache.install(app, Session)
+    settings.install(app, Session)
 
     with app.app_context():
         engine = db.engine
@@ -101,7 +135,7 @@ def _load_user(session_id: str):
     from flask import current_app, session
 
     from app.routes.auth import SIGNED_IN_AT
-    from app.services.accounts import load_user_from_session_id
+    from app.services.accounts.accounts import load_user_from_session_id
 
     signed_in_at = session.get(SIGNED_IN_AT)
     lifetime = current_app.config["SESSION_LIFETIME_HOURS"] * 3600
@@ -147,9 +181,9 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.routes import admin, auth, organizer, public, webhooks
+    from app.routes import admin, api, auth, organizer, public, webhooks
 
-    for module in (auth, public, organizer, admin):
+    for module in (auth, public, organizer, admin, api):
         for bp in module.blueprints():
             app.register_blueprint(bp)
     app.register_blueprint(webhooks.bp)

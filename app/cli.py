@@ -5,10 +5,15 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
+from app.config import deploy_problems
 from app.extensions import db
 from app.models import Role
-from app.services import accounts, setup_code
-from app.services.errors import DomainError
+from app.services.accounts import accounts, setup_code
+from app.services.core import crypto
+from app.services.core.errors import DomainError
+from app.services.integrations import webhooks
+from app.services.messaging import delivery_reports
+from app.services.microsoft import connection
 
 
 def register(app: Flask) -> None:
@@ -48,8 +53,6 @@ def register(app: Flask) -> None:
 
         Exits non-zero when something must be fixed; warnings are advice.
         """
-        from app.config import deploy_problems
-
         problems, warnings = deploy_problems(current_app.config, debug=current_app.debug)
         for text in problems:
             click.echo(f"FAIL  {text}")
@@ -61,9 +64,10 @@ def register(app: Flask) -> None:
 
     register_security(foyer)
 
-    from app.emulator import cli as emulator_cli
+    from app.services.microsoft import emulator_cli  # noqa: PLC0415 — the emulator is loaded only when it is used
 
-    emulator_cli.register(app)
+    # The emulator's Event Grid delivers ACS's reports to Foyer's delivery-report webhook, as Azure's would.
+    emulator_cli.register(app, delivery_webhook_url=delivery_reports.webhook_url)
 
 
 def register_security(foyer_group) -> None:
@@ -78,11 +82,9 @@ def register_security(foyer_group) -> None:
         To rotate: run with --print-new-key, put the printed key first in ENCRYPTION_KEYS (keep the old
         keys after it), restart Foyer, run this command, then drop the old keys.
         """
-        from app.services import crypto, microsoft_connection
-
         if print_new_key:
             click.echo(crypto.generate_key())
             return
-        count = microsoft_connection.rotate_secrets()
+        count = connection.rotate_secrets() + webhooks.rotate_secrets()
         db.session.commit()
         click.echo(f"Re-encrypted {count} stored secret(s) with the newest key.")

@@ -107,6 +107,9 @@ class Config:
         self.WTF_CSRF_SSL_STRICT = False
         self.MAX_CONTENT_LENGTH = _int(env("MAX_UPLOAD_MB"), 8) * 1024 * 1024
         self.UPLOAD_FOLDER = Path(env("UPLOAD_FOLDER") or instance_path / "uploads")
+        #: Copies of the Teams meetings' recordings and transcripts (see services/after_event/recordings.py).
+        self.RECORDING_FOLDER = Path(env("RECORDING_FOLDER") or instance_path / "recordings")
+        self.RECORDING_MAX_MB = _int(env("RECORDING_MAX_MB"), 4096)
         #: Foyer's own database by default, so every process shares the counts (app/ratelimit.py).
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or "database://"
         self.RATELIMIT_ENABLED = _bool(env("RATELIMIT_ENABLED"), True)
@@ -121,10 +124,27 @@ class Config:
         self.COMPRESS_MIMETYPES = ["text/html", "text/css", "text/javascript", "application/javascript"]
         #: How long a web process reuses an anonymous event page it rendered (0 turns reuse off).
         self.PUBLIC_PAGE_CACHE_SECONDS = float(env("PUBLIC_PAGE_CACHE_SECONDS") or 1)
+        #: How long a web process keeps the settings it read (branding, privacy notice; 0 reads every time).
+        self.SETTINGS_CACHE_SECONDS = float(env("SETTINGS_CACHE_SECONDS") or 2)
         #: Join-session requests (ACS token issuance) per client address.
         self.JOIN_SESSION_RATE_LIMIT = env("JOIN_SESSION_RATE_LIMIT") or "10 per minute;60 per hour"
+        #: Questions an attendee may ask beside the call, per join link (not per address: a whole office
+        #: may share one), and upvotes and poll votes per join link.
+        self.LIVE_QUESTION_RATE_LIMIT = env("LIVE_QUESTION_RATE_LIMIT") or "5 per minute;40 per hour"
+        self.LIVE_VOTE_RATE_LIMIT = env("LIVE_VOTE_RATE_LIMIT") or "60 per minute"
+        #: How often the Q&A and poll panels beside the call, and the moderation page, ask for news.
+        self.LIVE_POLL_SECONDS = min(max(_int(env("LIVE_POLL_SECONDS"), 10), 2), 120)
         #: Event Grid posts one request per delivery report; a large send's reports come in a burst.
         self.ACS_WEBHOOK_RATE_LIMIT = env("ACS_WEBHOOK_RATE_LIMIT") or "1200 per minute"
+        #: REST API calls per token (per client address without one).
+        self.API_RATE_LIMIT = env("API_RATE_LIMIT") or "120 per minute;3000 per hour"
+        #: REST API calls per client address, whatever token they carry (guessing tokens included).
+        self.API_ADDRESS_RATE_LIMIT = env("API_ADDRESS_RATE_LIMIT") or "600 per minute"
+        #: How long Foyer waits for a webhook receiver to connect and to answer (seconds each).
+        self.WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS") or 10)
+        #: Accept plain http:// webhook endpoints on loopback addresses (local development and tests).
+        #: Off by default: endpoints must be https:// on a public host.
+        self.WEBHOOK_ALLOW_HTTP_LOOPBACK = _bool(env("WEBHOOK_ALLOW_HTTP_LOOPBACK"), False)
         #: Lifetime of an attendee's ACS token in minutes (ACS allows 60–1440; never longer than the event needs).
         self.JOIN_TOKEN_MINUTES = max(60, min(1440, _int(env("JOIN_TOKEN_MINUTES"), 60)))
         self.PROXY_FIX_HOPS = _int(env("PROXY_FIX_HOPS"), 0)
@@ -135,6 +155,9 @@ class Config:
         self.ARGON2_PARALLELISM = _int(env("ARGON2_PARALLELISM"), 4)
         self.OUTBOX_POLL_SECONDS = float(env("OUTBOX_POLL_SECONDS") or 5)
         self.OUTBOX_BATCH = _int(env("OUTBOX_BATCH"), 50)
+        #: Recipients an organizer message (or an event-changed/cancelled notice) queues per committed
+        #: transaction: the SQLite write lock is held for one batch at a time, not the whole send.
+        self.BROADCAST_BATCH_SIZE = max(1, _int(env("BROADCAST_BATCH_SIZE"), 100))
         #: How long a worker's claim on an item lasts; a worker that dies mid-job leaves its items to
         #: be taken over once the lease has run out.
         self.OUTBOX_LEASE_SECONDS = float(env("OUTBOX_LEASE_SECONDS") or 300)
@@ -143,6 +166,12 @@ class Config:
         self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)
         #: How often the worker looks for due reminders.
         self.REMINDER_SWEEP_SECONDS = float(env("REMINDER_SWEEP_SECONDS") or 60)
+        #: Languages attendees may choose (codes with a catalog in app/translations, English always there).
+        self.LANGUAGES = [c.strip() for c in (env("LANGUAGES") or "en,de").split(",") if c.strip()] or ["en"]
+        #: The language when a visitor's browser asks for none of them (and of registrations made before languages).
+        self.DEFAULT_LANGUAGE = (env("DEFAULT_LANGUAGE") or "en").strip()
+        if self.DEFAULT_LANGUAGE not in self.LANGUAGES:
+            self.LANGUAGES.insert(0, self.DEFAULT_LANGUAGE)
         self._microsoft(env)
         #: The secret Event Grid's webhook deliveries (ACS delivery reports) must carry; default: one
         #: generated in instance/ (set it in the environment when several hosts serve Foyer).
@@ -158,9 +187,8 @@ class Config:
         instance/emulator/), so Foyer runs with no Azure account; real values switch to Microsoft with
         no code change.
         """
-        from app.emulator.core import EmulatorConfig
+        from app.services.microsoft import builtin  # noqa: PLC0415 — the emulator is loaded only when it is used
 
-        emu = EmulatorConfig()
         #: The emulator's TLS port (Entra, Graph, ACS) and, one above it, its browser sign-in page.
         self.EMULATOR_PORT = _int(env("EMULATOR_PORT"), _int(env("PORT"), 5000) + EMULATOR_PORT_OFFSET)
         self.EMULATOR_SIGN_IN_PORT = self.EMULATOR_PORT + 1
@@ -168,25 +196,23 @@ class Config:
         #: True when no Microsoft endpoint is configured: the built-in emulator service is used.
         endpoints = ("ENTRA_AUTHORITY", "GRAPH_BASE_URL", "ACS_CONNECTION_STRING")
         self.MICROSOFT_EMULATED = not any(env(n) for n in endpoints)
-        emulator = f"https://127.0.0.1:{self.EMULATOR_PORT}"
-        self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or f"{emulator}/{emu.tenant_id}").rstrip("/")
-        self.ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID") or emu.client_id
-        self.ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET") or emu.client_secret
+        local = builtin.served_at(f"https://127.0.0.1:{self.EMULATOR_PORT}")
+        self.ENTRA_AUTHORITY = (env("ENTRA_AUTHORITY") or local.authority).rstrip("/")
+        self.ENTRA_CLIENT_ID = env("ENTRA_CLIENT_ID") or local.client_id
+        self.ENTRA_CLIENT_SECRET = env("ENTRA_CLIENT_SECRET") or local.client_secret
         #: The tenant whose staff may use "Sign in with Microsoft": configured, else the authority's when its
         #: path is a tenant id; an authority by domain name or `organizations` names none, and the
-        #: connected service account's id token (`tid`) decides (services/staff_sso.py).
+        #: connected service account's id token (`tid`) decides (services/accounts/sso.py).
         self.ENTRA_TENANT_ID = (env("ENTRA_TENANT_ID") or _tenant_in(self.ENTRA_AUTHORITY)).lower()
-        self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or f"{emulator}/v1.0").rstrip("/")
-        self.ACS_CONNECTION_STRING = env("ACS_CONNECTION_STRING") or (
-            f"endpoint={emulator}/;accesskey={emu.acs_access_key}"
-        )
+        self.GRAPH_BASE_URL = (env("GRAPH_BASE_URL") or local.graph_base_url).rstrip("/")
+        self.ACS_CONNECTION_STRING = env("ACS_CONNECTION_STRING") or local.acs_connection_string
         #: Where a person's browser signs in: the authority, or the emulator's sign-in page (another
         #: origin); the connect and sign-in pages allow their forms to go there (CSP form-action).
         self.MICROSOFT_SIGN_IN_ORIGIN = (
             f"http://localhost:{self.EMULATOR_SIGN_IN_PORT}" if self.MICROSOFT_EMULATED
             else _origin(self.ENTRA_AUTHORITY)
         )
-        self.ACS_SENDER_ADDRESS = env("ACS_SENDER_ADDRESS") or "DoNotReply@foyer.emulator.invalid"
+        self.ACS_SENDER_ADDRESS = env("ACS_SENDER_ADDRESS") or builtin.SENDER_ADDRESS
         self.ACS_SMS_SENDER = env("ACS_SMS_SENDER") or ""
         #: A CA bundle for Microsoft endpoints (e.g. an emulator served over TLS with a private CA).
         self.MICROSOFT_CA_BUNDLE = env("MICROSOFT_CA_BUNDLE") or (
@@ -195,7 +221,7 @@ class Config:
         self.MICROSOFT_TIMEOUT = float(env("MICROSOFT_TIMEOUT") or 10)
         #: Seconds after a send before the email operation's final status is read from ACS.
         self.ACS_STATUS_POLL_SECONDS = float(env("ACS_STATUS_POLL_SECONDS") or 30)
-        #: Fault rules for the built-in emulator (see app/emulator/README.md); ignored for real Microsoft.
+        #: Fault rules for the built-in emulator (see emulator/README.md); ignored for real Microsoft.
         self.FOYER_EMULATOR_FAULTS = env("FOYER_EMULATOR_FAULTS") or ""
 
 
@@ -214,6 +240,8 @@ class TestConfig(Config):
         # Tests post forms at once; the minimum fill time has its own tests that turn it on.
         self.REGISTRATION_MIN_FILL_SECONDS = 0
         self.JOIN_SESSION_RATE_LIMIT = "1000 per minute"
+        self.LIVE_QUESTION_RATE_LIMIT = "1000 per minute"
+        self.LIVE_VOTE_RATE_LIMIT = "1000 per minute"
         self.PUBLIC_BASE_URL = "http://localhost"
         # Cheap hashing keeps hundreds of sign-ins fast; the production profile is asserted separately.
         self.ARGON2_TIME_COST = 1
@@ -224,13 +252,13 @@ class TestConfig(Config):
         self.OUTBOX_DRAIN_AFTER_REQUEST = False
         if self.MICROSOFT_EMULATED:
             # An emulator inside each test app, reached through a transport adapter (no sockets).
-            from app.emulator.core import EmulatorConfig
+            from app.services.microsoft import builtin  # noqa: PLC0415 — the emulator is loaded only when it is used
 
-            emu = EmulatorConfig()
-            self.ENTRA_AUTHORITY = f"https://{emu.login_host}/{emu.tenant_id}"
-            self.ENTRA_TENANT_ID = emu.tenant_id
-            self.GRAPH_BASE_URL = f"https://{emu.graph_host}/v1.0"
-            self.ACS_CONNECTION_STRING = f"endpoint=https://{emu.acs_host}/;accesskey={emu.acs_access_key}"
+            local = builtin.in_process()
+            self.ENTRA_AUTHORITY = local.authority
+            self.ENTRA_TENANT_ID = local.tenant_id
+            self.GRAPH_BASE_URL = local.graph_base_url
+            self.ACS_CONNECTION_STRING = local.acs_connection_string
             self.MICROSOFT_CA_BUNDLE = ""
             self.MICROSOFT_SIGN_IN_ORIGIN = ""
 
@@ -279,6 +307,8 @@ def deploy_problems(config, *, debug: bool) -> tuple[list[str], list[str]]:
         warnings.append("Web processes also do queued Microsoft work after each response "
                         "(OUTBOX_DRAIN_AFTER_REQUEST): a slow or refusing Microsoft then ties them up. Set it "
                         "to false and run one `flask worker`.")
-    if config.get("MICROSOFT_EMULATED") or ".emulator.invalid" in str(config.get("GRAPH_BASE_URL", "")):
+    from app.services.microsoft import builtin  # noqa: PLC0415 — the emulator is loaded only when it is used
+
+    if builtin.answers_for(config):
         warnings.append("Microsoft is emulated: no Teams meetings are created and no email is delivered.")
     return problems, warnings

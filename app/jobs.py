@@ -8,9 +8,12 @@ import socket
 
 from flask import Flask
 
-from app.models import Setting, db, utcnow
+from app.models import Event, Setting, db, utcnow
 from app.models.base import begin_write
-from app.services import outbox
+from app.services.attendance import attendance
+from app.services.microsoft import connection
+from app.services.outbox import outbox
+from app.services.registration import privacy, registrations, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +22,9 @@ HEARTBEAT_KEY = "worker_heartbeat"
 
 def drain_outbox(app: Flask) -> None:
     """Perform every due outbox item."""
-    from app.services import microsoft_connection
-
     with app.app_context():
         try:
-            microsoft_connection.alert_admins_if_needed()
+            connection.alert_admins_if_needed()
             handled = outbox.drain(limit=app.config["OUTBOX_BATCH"])
             if handled:
                 logger.info("Drained %s outbox item(s)", handled)
@@ -33,9 +34,6 @@ def drain_outbox(app: Flask) -> None:
 
 def expire_unverified_holds(app: Flask) -> None:
     """Cancel registrations whose address was never confirmed before the link lapsed."""
-    from app.models.base import begin_write
-    from app.services import registrations
-
     with app.app_context():
         try:
             begin_write()
@@ -49,8 +47,6 @@ def expire_unverified_holds(app: Flask) -> None:
 
 def send_reminders(app: Flask) -> None:
     """Queue every reminder that is due (one sweeping worker at a time on PostgreSQL)."""
-    from app.services import reminders
-
     with app.app_context():
         try:
             reminders.sweep()
@@ -80,9 +76,6 @@ def heartbeat(app: Flask) -> None:
 
 def queue_attendance_imports(app: Flask) -> None:
     """Queue the attendance import of events that have ended (the outbox performs it)."""
-    from app.models.base import begin_write
-    from app.services import attendance
-
     with app.app_context():
         try:
             begin_write()
@@ -96,10 +89,6 @@ def queue_attendance_imports(app: Flask) -> None:
 
 def purge_personal_data(app: Flask) -> None:
     """Purge attendee data of events past their retention period, one event per transaction."""
-    from app.models import Event
-    from app.models.base import begin_write
-    from app.services import privacy
-
     with app.app_context():
         try:
             for event_id in privacy.due_for_purge():

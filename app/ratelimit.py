@@ -21,12 +21,17 @@ import math
 import threading
 import time
 
+from flask import current_app
 from limits.storage import Storage
 from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from app.extensions import (
+    db,  # the current app's engine: limits are checked inside requests
+    limiter,
+)
 from app.models.rate_limit import RateLimitCounter
 
 #: Expired counters are deleted every this many hits (per process), so the table stays small.
@@ -63,8 +68,6 @@ class DatabaseStorage(Storage):
 
     @classmethod
     def _engine(cls) -> Engine:
-        from app.extensions import db  # the current app's engine: limits are checked inside requests
-
         main = db.engine
         if main.dialect.name != "sqlite":
             return main
@@ -163,10 +166,6 @@ def _failure_keys(email: str, client: str) -> tuple[str, str]:
 
 def _storage() -> Storage | None:
     """The rate limiter's storage, or None when rate limiting is turned off (RATELIMIT_ENABLED=false)."""
-    from flask import current_app
-
-    from app.extensions import limiter
-
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return None
     return limiter.storage

@@ -1,16 +1,26 @@
-"""Request-level wiring shared by every blueprint: fragment-or-page rendering, redirects,
-template filters, branding in templates, and security headers.
+"""Everything routes share, in one place: guards and load-or-abort helpers, fragment-or-page rendering
+and redirects, form errors, safe `next` targets, the unit of work that owns writer transactions, and the
+request-level wiring (template filters, branding in templates, security headers).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from flask import (
+    Blueprint,
     Flask,
     Response,
+    abort,
     current_app,
+    flash,
     g,
     get_template_attribute,
     make_response,
@@ -18,13 +28,77 @@ from flask import (
     render_template,
     request,
 )
-from flask_login import current_user
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import OperationalError
 
 from app import jobs
-from app.services.dates import format_date, format_datetime, format_time
-from app.services.markdown import render_markdown
-from app.services.settings import brand_version, get_branding
+from app.extensions import compress
+from app.models import Event, EventStatus, MicrosoftConnection, db
+from app.models.base import begin_write
+from app.services.core.dates import format_date, format_datetime, format_time
+from app.services.core.errors import DomainError
+from app.services.core.markdown import render_markdown
+from app.services.core.settings import brand_version, embed_origins, get_branding
+from app.services.events.events import can_manage
+from app.services.messaging.rendering import nl2br
+from app.services.microsoft.connection import CONNECTION_ID
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# --- guards and load-or-abort ---------------------------------------------------------------------------
+
+
+def require_staff(bp: Blueprint) -> None:
+    """Install the gate of an organizer blueprint: every page needs a signed-in staff user."""
+
+    @bp.before_request
+    @login_required
+    def _require_staff():
+        """Anonymous visitors are sent to sign in."""
+
+
+def require_admin(bp: Blueprint) -> None:
+    """Install the gate of an admin blueprint: anonymous visitors are sent to sign in, and signed-in
+    non-admins get a 404, not a hint the page exists.
+    """
+
+    @bp.before_request
+    @login_required
+    def _require_admin():
+        if not current_user.is_admin:
+            abort(404)
+
+
+def load_managed_event(event_id: int) -> Event:
+    """The event with this id if the signed-in user may manage it; 404 otherwise.
+
+    Organizer queries are always scoped to what the user may see: an event the user may not manage is a
+    404, never a 403, so its existence is not revealed.
+    """
+    event = db.session.get(Event, event_id)
+    if event is None or not can_manage(current_user, event):
+        abort(404)
+    return event
+
+
+#: Built once: public pages and every registration look the event up by its slug.
+_EVENT_BY_SLUG = select(Event).where(Event.slug == bindparam("slug"))
+
+
+def load_public_event(slug: str) -> Event:
+    """A published or cancelled event by slug (drafts are invisible to the public)."""
+    event = db.session.scalar(_EVENT_BY_SLUG, {"slug": slug})
+    if event is None or event.status == EventStatus.draft:
+        abort(404)
+    return event
+
+
+# --- answers: fragment or page, redirects ---------------------------------------------------------------
 
 
 def wants_fragment() -> bool:
@@ -52,8 +126,6 @@ def compressed_static(view):
     """The static-file view, its answers compressed whole (read into memory and the file closed first:
     Flask-Compress's streaming path would leave the file open and compress chunk by chunk, worse).
     """
-    from app.extensions import compress
-
     @wraps(view)
     def static(*args, **kwargs):
         response = view(*args, **kwargs)
@@ -71,6 +143,78 @@ def redirect_to(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, 303)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    r"""Return `target` only when it is a local path on this site; otherwise `default`.
+
+    Rejects scheme-relative (`//evil`), backslash (`/\\evil`), absolute and scheme-only (`https:evil`)
+    forms, and control characters that browsers strip.
+    """
+    if not target or not isinstance(target, str):
+        return default
+    if any(ord(c) < 32 or c in "\\" for c in target):
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+# --- forms ----------------------------------------------------------------------------------------------
+
+
+def apply_domain_error(form: FlaskForm, exc: DomainError) -> None:
+    """Attach a domain error to the named field, or to the form as a whole."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+@dataclass(frozen=True)
+class Done(Generic[_T]):
+    """What a submitted form's action returned (a `Done` is true even when the action returned None)."""
+
+    value: _T
+
+
+def submit(form: FlaskForm, act: Callable[[], _T]) -> Done[_T] | None:
+    """A form with fields, submitted: validate it, carry out `act` and commit, returning what it returned.
+
+    Otherwise roll back and return None, the form keeping its errors and the domain's refusal beside the
+    field it names (`apply_domain_error`), ready to be shown again with what was typed.
+    """
+    if form.validate_on_submit():
+        try:
+            result = act()
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+        else:
+            db.session.commit()
+            return Done(result)
+    db.session.rollback()
+    return None
+
+
+def carry_out(verb: Callable[[], object], *, done: str) -> bool:
+    """A button's verb: commit it and flash `done`, or roll back and flash why the domain refused it.
+
+    For forms with nothing to fill in (revoke, import now, resend); forms with fields report a refusal
+    beside the field instead (`apply_domain_error`). Returns whether it was carried out.
+    """
+    try:
+        verb()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return False
+    db.session.commit()
+    flash(done, "success")
+    return True
 
 
 #: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters.").
@@ -104,39 +248,102 @@ def microsoft_status() -> str:
     request: badges say "waiting" rather than "provisioning" while parked work cannot run.
     """
     if "microsoft_status" not in g:
-        from app.models import MicrosoftConnection, db
-        from app.services.microsoft_connection import CONNECTION_ID
-
         row = db.session.get(MicrosoftConnection, CONNECTION_ID)
         g.microsoft_status = row.status.value if row is not None else "disconnected"
     return g.microsoft_status
 
 
-#: Requests that change things. On SQLite each runs as one writer transaction from its first query.
+# --- units of work -------------------------------------------------------------------------------------
+#
+# A request that changes things is one unit of work: on SQLite its transaction begins as a writer from
+# its first query (BEGIN IMMEDIATE). A transaction that reads and then writes would fail at once
+# ("database is locked") if another process, such as the worker, wrote in between; one that starts as a
+# writer waits its turn (busy_timeout) and, should the database stay locked past that, tries again.
+# PostgreSQL needs none of this. Routes do nothing for it; a view that keeps its transactions short
+# (registration holds the write lock only around the registration itself) says so with
+# `@own_transactions` and runs its write through `unit_of_work`.
+
+#: Requests that change things.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Tries when the database stays locked past its busy timeout (SQLite's 10 s each): only an extreme
+#: rush into one process with hundreds of threads gets there.
+BUSY_ATTEMPTS = 10
+
+
+class DatabaseBusy(Exception):
+    """The database stayed locked through every try; nothing was stored."""
 
 
 def own_transactions(view):
-    """Mark a view that starts its writer transactions itself (late and short, e.g. registration), or
-    only reads (inline field checks): the request is not made a writer from its first query.
+    """Mark a view that is not one writer transaction from its first query: it writes through
+    `unit_of_work` (late and short, e.g. registration), its writes happen on another connection (the
+    Microsoft token cache), or it only reads (inline field checks).
     """
     view.foyer_own_transactions = True
     return view
 
 
-def _start_write_requests_as_writers() -> None:
-    """On SQLite a transaction that reads and then writes fails at once ("database is locked") if
-    another process, such as the worker, wrote in between; one that starts as a writer waits its turn
-    (busy_timeout). PostgreSQL needs nothing.
-    """
-    from app.models.base import begin_write, db
+def unit_of_work(work: Callable[[], _T], *, what: str, once_more_on: tuple[type[Exception], ...] = ()) -> _T:
+    """Run `work` as one writer transaction and commit it; return what it returned.
 
+    The read transaction the request had open ends first, so the write lock is held for `work` alone.
+    While the database stays busy `work` runs again, up to BUSY_ATTEMPTS times, and then DatabaseBusy
+    is raised. An exception in `once_more_on` runs it once more (a unique index refusing a row the work
+    could not see coming); any other exception rolls back and propagates. `what` names the work in logs.
+    """
+    db.session.rollback()
+    tried_once_more = False
+
+    def attempt() -> _T:
+        nonlocal tried_once_more
+        begin_write()
+        try:
+            result = work()
+            db.session.commit()
+        except once_more_on:
+            db.session.rollback()
+            if tried_once_more:
+                raise
+            logger.warning("%s refused by the database; trying once more", what)
+            tried_once_more = True
+            return attempt()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return result
+
+    return _while_busy(attempt, what)
+
+
+def _while_busy(step: Callable[[], _T], what: str) -> _T:
+    """Run `step`, again after a short back-off while the database is busy (`step` rolls back first)."""
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            return step()
+        except OperationalError as exc:
+            db.session.rollback()
+            if not _database_busy(exc):
+                raise
+            logger.warning("Database busy: %s (attempt %s)", what, attempt)
+            if attempt < BUSY_ATTEMPTS:
+                # A lock refused at once (not after the busy timeout) clears within moments: back off a little.
+                time.sleep(min(1.0, 0.02 * 2**attempt))
+    raise DatabaseBusy(what)
+
+
+def _database_busy(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message
+
+
+def _begin_write_requests_as_writers() -> None:
+    """Make a request that changes things one writer transaction from its first query (SQLite)."""
     if request.method not in WRITE_METHODS or db.engine.dialect.name != "sqlite":
         return
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or getattr(view, "foyer_own_transactions", False):
         return
-    begin_write()
+    _while_busy(begin_write, request.endpoint or "request")
 
 
 #: Pages whose form answers with a redirect to Microsoft's sign-in page (another origin): connect the
@@ -152,11 +359,26 @@ def _form_action() -> str:
     return "'self'"
 
 
+def embeddable(view):
+    """Mark a view whose pages the websites an admin lists may show in a frame (the embeddable registration
+    form). Every other page refuses every frame (`frame-ancestors 'none'` and `X-Frame-Options: DENY`).
+    """
+    view.foyer_embeddable = True
+    return view
+
+
+def _frame_ancestors() -> str:
+    """Who may frame this response: the listed websites for an embeddable view, else nobody."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or not getattr(view, "foyer_embeddable", False):
+        return "'none'"
+    return " ".join(embed_origins()) or "'none'"
+
+
 def register(app: Flask) -> None:
     """Install filters, globals, context processors and response headers."""
-    app.before_request(_start_write_requests_as_writers)
+    app.before_request(_begin_write_requests_as_writers)
     app.jinja_env.filters["markdown"] = render_markdown
-    from app.services.messages import nl2br
 
     app.jinja_env.filters["nl2br"] = nl2br
     app.jinja_env.filters["datetime"] = format_datetime
@@ -184,14 +406,18 @@ def register(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
         headers = response.headers
+        ancestors = _frame_ancestors()
         headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            f"object-src 'none'; base-uri 'none'; form-action {_form_action()}; frame-ancestors 'none'",
+            f"object-src 'none'; base-uri 'none'; form-action {_form_action()}; frame-ancestors {ancestors}",
         )
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
+        if ancestors == "'none'":
+            # X-Frame-Options knows no list of sites, so a page some websites may frame leaves it out
+            # (browsers that know frame-ancestors ignore it anyway); every other page sends both.
+            headers.setdefault("X-Frame-Options", "DENY")
         if current_app.config["SESSION_COOKIE_SECURE"]:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if request.blueprint and (request.blueprint.startswith(("organizer", "admin")) or request.blueprint == "auth"):

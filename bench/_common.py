@@ -77,7 +77,7 @@ def fresh_database(kind: str, tmp: Path, name: str):
 
 def foyer_environ(database_url: str, **extra: str) -> dict[str, str]:
     """Configuration for the app, the migration and gunicorn (see README's configuration table)."""
-    from app.services.crypto import generate_key
+    from app.services.core.crypto import generate_key
 
     environ = {
         "DATABASE_URL": database_url,
@@ -115,7 +115,8 @@ def seed_event(app, *, slug: str = "bench", title: str = "Bench event", capacity
     """Create and publish an event through Foyer's services (as an organizer would); returns its slug."""
     from app.extensions import db
     from app.models import Role
-    from app.services import accounts, events
+    from app.services.accounts import accounts
+    from app.services.events import events
 
     with app.app_context():
         owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None, name="Bench")

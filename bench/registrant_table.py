@@ -44,8 +44,8 @@ from app.models import (  # noqa: E402
     RegistrationState,
     Role,
 )
-from app.services import accounts  # noqa: E402
-from app.services.crypto import generate_key  # noqa: E402
+from app.services.accounts import accounts  # noqa: E402
+from app.services.core.crypto import generate_key  # noqa: E402
 from bench import _common as c  # noqa: E402
 from bench.registration_rush import CSRF, _serve  # noqa: E402
 

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from app import create_app  # noqa: E402
 from app.config import Config  # noqa: E402
-from app.emulator import Emulator, EmulatorConfig, EmulatorServer  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import (  # noqa: E402
     Event,
+    EventSeat,
     EventStatus,
     Message,
     MessageStatus,
@@ -45,8 +45,11 @@ from app.models import (  # noqa: E402
     Role,
     Setting,
 )
-from app.services import accounts, messages, tokens  # noqa: E402
-from app.services.crypto import generate_key  # noqa: E402
+from app.services.accounts import accounts  # noqa: E402
+from app.services.core import tokens  # noqa: E402
+from app.services.core.crypto import generate_key  # noqa: E402
+from app.services.messaging import dispatch  # noqa: E402
+from emulator import Emulator, EmulatorConfig, EmulatorServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DATABASE = "foyer_bench_reminders"
@@ -79,10 +82,9 @@ def _setup(app, registrants: int, quota: int, per_hour: int) -> int:
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=50)
         event = Event(slug="reminder-bench", title="Reminder bench", timezone="Europe/Berlin", starts_at=start,
                       ends_at=start + timedelta(hours=1), status=EventStatus.published,
-                      published_at=datetime.now(UTC), owner_id=owner.id, reminder_offsets=[60],
-                      confirmed_count=registrants)
+                      published_at=datetime.now(UTC), owner_id=owner.id, reminder_offsets=[60])
         db.session.add(event)
-        db.session.add(Setting(key=messages.QUOTA_SETTING, value={"per_minute": quota, "per_hour": per_hour}))
+        db.session.add(Setting(key=dispatch.QUOTA_SETTING, value={"per_minute": quota, "per_hour": per_hour}))
         db.session.flush()
         yesterday = datetime.now(UTC) - timedelta(days=1)
         rows = [{"event_id": event.id, "state": RegistrationState.confirmed, "email": f"guest{n:05d}@example.org",
@@ -91,6 +93,7 @@ def _setup(app, registrants: int, quota: int, per_hour: int) -> int:
                  "updated_at": yesterday, "confirmed_at": yesterday, "ics_sequence": 0, "sms_opt_in": False}
                 for n in range(registrants)]
         db.session.execute(insert(Registration), rows)
+        db.session.execute(insert(EventSeat), [{"event_id": event.id, "taken": True}] * registrants)  # their seats
         db.session.commit()
         return event.id
 

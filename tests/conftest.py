@@ -1,34 +1,72 @@
 """Shared fixtures: the app on SQLite *and* PostgreSQL, a clean database per test, an HTTP client
-that handles CSRF like a browser, sign-in helpers, factories, and a network tripwire."""
+that handles CSRF like a browser (re-using a page's token while its session lasts), sign-in helpers,
+factories, and a network tripwire."""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from itsdangerous import BadSignature
 
 from app import create_app
 from app.config import TestConfig
-from app.emulator.graph_facts import write_problems
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
-from app.services import accounts, page_cache
+from app.services.accounts import accounts
+from app.services.core import page_cache, settings
+from emulator.graph_facts import write_problems
 from tests.database import empty_database
 
 PG_ADMIN_DSN = os.environ.get("FOYER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DATABASES = [d for d in os.environ.get("FOYER_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
 PASSWORD = "correct horse battery"
 
+#: How long a form helper re-uses a CSRF token read from a page (Flask-WTF accepts it for hours).
+CSRF_CACHE_SECONDS = 300
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+# --- which database a test runs on ---------------------------------------------------------------
+
+#: The fixture parameters that choose a database (`app`, the browser tests' live server, migrations).
+DATABASE_PARAMS = ("database_url", "live_server", "database_kind")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `db_agnostic` run once, on SQLite (or on the one database a run uses); all others
+    run on every database.
+
+    The rule: mark a test `db_agnostic` only when what it checks is decided above the database (a
+    template, a header, a redirect, form validation that refuses before saving, the browser-side
+    behaviour of a page) and every query it makes is plain CRUD that other tests run on both
+    databases. Anything that exercises a query of its own (search, paging, sorting, locking, counting,
+    JSON or time-zone round trips, migrations, exports, the outbox, registration), or that sends text a
+    database may refuse (fuzzing), stays unmarked. When unsure, leave it unmarked.
+    """
+    def databases(item: pytest.Item) -> dict[str, str]:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        return {name: params[name] for name in DATABASE_PARAMS if name in params}
+
+    with_sqlite = {name for item in items for name, value in databases(item).items() if value == "sqlite"}
+    kept, once = [], []
+    for item in items:
+        another = any(value != "sqlite" and name in with_sqlite for name, value in databases(item).items())
+        (once if another and item.get_closest_marker("db_agnostic") else kept).append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = kept
 
 
 # --- network tripwire -----------------------------------------------------------------------------
@@ -113,6 +151,7 @@ def _clean_database(request) -> Iterator[None]:
     with application.app_context():
         empty_database(application)
         page_cache.event_pages(application).clear()
+        settings.settings_cache(application).clear()
         microsoft = application.extensions["microsoft"]
         if microsoft.emulator is not None:
             microsoft.emulator.reset()
@@ -150,23 +189,56 @@ def app_ctx(app) -> Iterator[None]:
 
 
 class Client(FlaskClient):
-    """A test client that finds the CSRF token the way a browser form would carry it."""
+    """A test client that finds the CSRF token the way a browser form would carry it.
+
+    `csrf_token(url)` always GETs the page and reads its token. The form helpers (`submit`, `htmx`) re-use
+    the last token read while the session still holds the secret it was signed from, as a browser re-uses
+    the token of the page it is on; a new session (sign-in, sign-out, a fresh client) or a clock moved by
+    more than a few minutes makes them GET the page again.
+    """
+
+    #: (the session's CSRF secret, the signed token read from a page, time.time() when it was read)
+    _csrf_cache: tuple[str, str, float] | None = None
 
     def csrf_token(self, url: str = "/") -> str:
         page = self.get(url)
         match = CSRF_RE.search(page.get_data(as_text=True))
         assert match, f"no CSRF token on {url} (status {page.status_code})"
-        return match.group(1) or match.group(2)
+        token = match.group(1) or match.group(2)
+        secret = self._session_csrf_secret()
+        self._csrf_cache = (secret, token, time.time()) if secret else None
+        return token
+
+    def form_csrf_token(self, url: str = "/") -> str:
+        """The token a form posted now would carry: the cached one while it is still good, else `url`'s."""
+        cached = self._csrf_cache
+        if cached is not None and 0 <= time.time() - cached[2] < CSRF_CACHE_SECONDS:
+            if self._session_csrf_secret() == cached[0]:
+                return cached[1]
+        return self.csrf_token(url)
+
+    def _session_csrf_secret(self) -> str | None:
+        """The CSRF secret Flask-WTF keeps in the signed session cookie (None without a session)."""
+        app = self.application
+        cookie = self.get_cookie(app.config["SESSION_COOKIE_NAME"])
+        if cookie is None:
+            return None
+        serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+        try:
+            session = serializer.loads(cookie.value)
+        except BadSignature:
+            return None
+        return session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
 
     def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
-        """GET the form page for its CSRF token, then POST the form like a browser would."""
+        """POST a form like a browser would, with the CSRF token of the form page (`form_url`, else `url`)."""
         payload = dict(data or {})
-        payload.setdefault("csrf_token", self.csrf_token(form_url or url))
+        payload.setdefault("csrf_token", self.form_csrf_token(form_url or url))
         return self.post(url, data=payload, **kwargs)
 
     def htmx(self, method: str, url: str, *, csrf_from: str = "/", **kwargs):
         """An htmx request: HX-Request header and the CSRF header from <body hx-headers>."""
-        headers = {"HX-Request": "true", "X-CSRFToken": self.csrf_token(csrf_from), **kwargs.pop("headers", {})}
+        headers = {"HX-Request": "true", "X-CSRFToken": self.form_csrf_token(csrf_from), **kwargs.pop("headers", {})}
         return self.open(url, method=method, headers=headers, **kwargs)
 
 
@@ -252,6 +324,18 @@ def auth(client, make_user):
             return client.submit("/logout", form_url="/manage/events/")
 
     return Auth()
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    """The wall clock under the test's control: `clock.shift(seconds)` instead of `time.sleep(seconds)`.
+
+    It keeps ticking (time.time, datetime.now and everything built on them, itsdangerous stamps and the
+    emulator included). It reaches only this process: worker processes and live servers keep real time,
+    and time.monotonic is not moved.
+    """
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(scope="session")

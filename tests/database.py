@@ -14,12 +14,15 @@ def empty_database(app: Flask) -> None:
     """Delete every row of every table and forget rate-limit counters. Tests commit for real."""
     db.session.remove()
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    # DELETE, children first, on both databases: on tables of a few rows it takes a few milliseconds,
+    # where PostgreSQL's TRUNCATE replaces every table's and index's files (tenths of a second).
     with db.engine.begin() as conn:
+        for table in tables:
+            conn.execute(text(f'DELETE FROM "{table}"'))
         if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+            # Ids start at 1 again, as TRUNCATE … RESTART IDENTITY did.
+            conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c "
+                              "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"))
     limiter.reset()
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Message, MessageChannel, OutboxItem
-from app.services.messages import message_attachments
+from app.services.messaging.attachments import message_attachments
 
 
 def queued_emails(**filters) -> list[dict]:

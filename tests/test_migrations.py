@@ -92,6 +92,34 @@ def _leftover_postgres_objects() -> list[str]:
         return sorted(r[0] for r in rows)
 
 
+
+def _insert_row(conn, table_name: str, **values) -> int:
+    """Insert one row, giving every required column the values passed or a plain value of its type."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+    row = dict(values)
+    for column in table.columns:
+        if column.name in row or column.nullable or column.server_default is not None:
+            continue
+        if column.primary_key and isinstance(column.type, sa.Integer):
+            continue
+        if isinstance(column.type, sa.DateTime):
+            row[column.name] = datetime.now(UTC)
+        elif isinstance(column.type, sa.Boolean):
+            row[column.name] = False
+        elif isinstance(column.type, sa.Integer | sa.Numeric):
+            row[column.name] = 0
+        elif isinstance(column.type, sa.JSON):
+            row[column.name] = {}
+        else:
+            row[column.name] = f"{column.name}-value"
+    result = conn.execute(table.insert().values(**row))
+    return result.inserted_primary_key[0]
+
+
 def test_upgrade_from_empty_then_downgrade_to_base_then_upgrade_again(migrated_app):
     assert _tables() == set()
     model_tables = set(db.metadata.tables)
@@ -143,24 +171,14 @@ def test_the_autoincrement_rebuild_keeps_every_row_and_reference(migrated_app, d
     if database_kind != "sqlite":
         pytest.skip("PostgreSQL sequences never reuse ids: nothing is rebuilt")
     upgrade(revision="5b7e2c1d9a40")
-    from datetime import UTC, datetime, timedelta
-
-    from app.models import Event, Registration, RegistrationState, RegistrationTransition, Role, User
-
-    owner = User(email="o@example.org", name="O", role=Role.organizer)
-    db.session.add(owner)
-    db.session.flush()
-    now = datetime.now(UTC)
-    event = Event(slug="e", title="E", timezone="UTC", starts_at=now, ends_at=now + timedelta(hours=1),
-                  owner_id=owner.id)
-    db.session.add(event)
-    db.session.flush()
-    reg = Registration(id=7, event_id=event.id, state=RegistrationState.confirmed, email="a@example.org",
-                       first_name="A", last_name="B", timezone="UTC", manage_token_hash="h7")
-    db.session.add(reg)
-    db.session.flush()
-    db.session.add(RegistrationTransition(registration_id=7, to_state="confirmed", actor_kind="attendee"))
-    db.session.commit()
+    # Rows go in as plain SQL filled from the schema at that revision: the models describe the newest
+    # schema, and later columns do not exist yet.
+    with db.engine.begin() as conn:
+        owner_id = _insert_row(conn, "users", email="o@example.org", name="O", role="organizer")
+        event_id = _insert_row(conn, "events", slug="e", title="E", timezone="UTC", owner_id=owner_id)
+        _insert_row(conn, "registrations", id=7, event_id=event_id, state="confirmed", email="a@example.org",
+                    first_name="A", last_name="B", timezone="UTC", manage_token_hash="h7")
+        _insert_row(conn, "registration_transitions", registration_id=7, to_state="confirmed", actor_kind="attendee")
     db.session.remove()
     upgrade()
     with db.engine.connect() as conn:
@@ -177,3 +195,41 @@ def test_the_autoincrement_rebuild_keeps_every_row_and_reference(migrated_app, d
         assert conn.execute(text("SELECT count(*) FROM registration_transitions")).scalar() == 1
         schema = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'registrations'")).scalar_one()
         assert "AUTOINCREMENT" not in schema
+
+
+def test_the_seat_rows_take_over_the_seat_counter(migrated_app, database_kind):
+    """Each event gets a taken seat per seat its counter counted, held by its confirmed registrations in the
+    order they were confirmed, and free seats up to its capacity; going back restores the counter."""
+    upgrade(revision="3fe1de6a9da7")
+    with db.engine.begin() as conn:
+        owner_id = _insert_row(conn, "users", email="o@example.org", name="O", role="organizer")
+        plain = {"timezone": "UTC", "owner_id": owner_id, "status": "published", "provisioning_status": "ready"}
+        limited = _insert_row(conn, "events", slug="limited", title="L", capacity=5, confirmed_count=2, **plain)
+        # One of its three was purged: only the count remains.
+        unlimited = _insert_row(conn, "events", slug="open", title="O", confirmed_count=3, **plain)
+        for n, (event_id, state) in enumerate([(limited, "confirmed"), (limited, "waitlisted"), (limited, "confirmed"),
+                                               (unlimited, "confirmed"), (unlimited, "confirmed")]):
+            _insert_row(conn, "registrations", event_id=event_id, state=state, email=f"p{n}@example.org",
+                        first_name="P", last_name=str(n), timezone="UTC", manage_token_hash=f"h{n}")
+    db.session.remove()
+    upgrade()
+    with db.engine.connect() as conn:
+        def seats(event_id: int) -> tuple[int, int]:
+            taken = conn.execute(text("SELECT count(*) FROM event_seats WHERE event_id = :e AND taken"),
+                                 {"e": event_id}).scalar()
+            free = conn.execute(text("SELECT count(*) FROM event_seats WHERE event_id = :e AND NOT taken"),
+                                {"e": event_id}).scalar()
+            return taken, free
+
+        assert seats(limited) == (2, 3) and seats(unlimited) == (3, 0)
+        held = conn.execute(text(
+            "SELECT r.state, s.taken FROM registrations r LEFT JOIN event_seats s ON s.id = r.seat_id "
+            "ORDER BY r.id")).all()
+        assert [tuple(row) for row in held] == [("confirmed", True), ("waitlisted", None), ("confirmed", True),
+                                                ("confirmed", True), ("confirmed", True)]
+        assert conn.execute(text("SELECT count(DISTINCT seat_id) FROM registrations")).scalar() == 4
+    downgrade(revision="3fe1de6a9da7")
+    with db.engine.connect() as conn:
+        counted = dict(conn.execute(text("SELECT slug, confirmed_count FROM events")).all())
+        assert counted == {"limited": 2, "open": 3}
+        assert conn.execute(text("SELECT count(*) FROM registrations")).scalar() == 5

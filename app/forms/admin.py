@@ -96,3 +96,13 @@ class PrivacyNoticeForm(FlaskForm):
         validators=[Length(max=20000)],
         description="Markdown. Shown on registration pages; saving a changed text creates a new version.",
     )
+
+
+class EmbedOriginsForm(FlaskForm):
+    """Admin: the websites allowed to show the registration form in a frame."""
+
+    origins = TextAreaField(
+        "Websites that may embed registration forms", validators=[Length(max=5000)],
+        description="One per line, as scheme and host with an optional port, e.g. https://www.example.org. "
+        "https is required, except for http://localhost and http://127.0.0.1 while a website is being built.",
+    )

@@ -11,16 +11,20 @@ from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields import DateTimeLocalField, EmailField
+from wtforms.fields import DateField, DateTimeLocalField, EmailField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget, html_params
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.forms.html_params import html_params
 from app.models import QuestionKind
-from app.services import events as event_rules
-from app.services.errors import DomainError
-from app.services.timezones import NonexistentLocalTime, is_valid_zone, local_to_utc, zone_choices, zone_label
-from app.services.uploads import InvalidUpload, ProcessedImage, process_image
+from app.services.core.errors import DomainError
+from app.services.core.timezones import NonexistentLocalTime, is_valid_zone, local_to_utc, zone_choices, zone_label
+from app.services.core.uploads import InvalidUpload, ProcessedImage, process_image
+from app.services.events import events as event_rules
+from app.services.events.catalog import normalize_tags
+from app.services.events.series import RepeatData
+from app.services.events.sessions import SessionData
 
 #: datetime-local inputs send "2026-03-29T10:00" (seconds only when a step asks for them).
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -250,8 +254,6 @@ class EventForm(FlaskForm):
         self.banner_image = _image_from(field, max_side=2400)
 
     def validate_tags(self, field):
-        from app.services.catalog import normalize_tags
-
         try:
             self.tag_list = normalize_tags(field.data)
         except DomainError as exc:
@@ -421,3 +423,76 @@ class CancelEventForm(FlaskForm):
         "Message to attendees (optional)", filters=[_strip], validators=[Length(max=2000)],
         description="Shown on the event page and included in the cancellation notice.",
     )
+
+
+class SessionForm(FlaskForm):
+    """One session of a course: its times in the event's zone and an optional name."""
+
+    name = StringField("Name (optional)", filters=[_strip], validators=[Length(max=200)],
+                       description="E.g. “Week 2: Testing”. Sessions are numbered either way.")
+    starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                   validators=[InputRequired("Enter when the session starts.")])
+    ends_at = DateTimeLocalField("Ends", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                 validators=[InputRequired("Enter when the session ends.")])
+    notify_attendees = BooleanField("Email registrants the new schedule", default=True,
+                                    description="Only for a published event; they get an updated calendar invitation.")
+
+    def __init__(self, *args, zone: str = "UTC", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+        self.utc: dict[str, datetime | None] = {}
+
+    def validate(self, extra_validators=None) -> bool:
+        """Field checks, then the times read in the event's zone."""
+        ok = super().validate(extra_validators)
+        for name in ("starts_at", "ends_at"):
+            f = getattr(self, name)
+            self.utc[name] = None
+            if f.data is None or f.errors:
+                continue
+            if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
+                f.errors.append(f"Choose a date between the years {YEAR_RANGE[0]} and {YEAR_RANGE[1]}.")
+                ok = False
+                continue
+            try:
+                self.utc[name] = local_to_utc(f.data, self.zone)
+            except NonexistentLocalTime:
+                f.errors.append(f"{f.data:%H:%M} does not exist on that day in {self.zone}: the clocks go forward "
+                                "then. Choose another time.")
+                ok = False
+        return ok
+
+    def to_data(self) -> SessionData:
+        return SessionData(name=self.name.data or "", starts_at=self.utc["starts_at"], ends_at=self.utc["ends_at"],
+                           notify_attendees=bool(self.notify_attendees.data))
+
+
+class RemoveSessionForm(FlaskForm):
+    notify_attendees = BooleanField("Email registrants the new schedule", default=True)
+
+
+class RepeatForm(FlaskForm):
+    """Repeat an event: how often, and how many times in all or until when."""
+
+    frequency = SelectField("Repeats", choices=[SelectChoice("weekly", "Weekly"),
+                                                SelectChoice("monthly", "Monthly, on the same weekday")],
+                            validators=[InputRequired()])
+    interval = IntegerField("Every", default=1, validators=[InputRequired("Enter a number."), NumberRange(1, 12)],
+                            description="1 for every week (or month), 2 for every other one, and so on.")
+    count = IntegerField("How many times in all", validators=[Optional(), NumberRange(2, 52)],
+                         description="This event included. Or leave it empty and give the last date.")
+    until = DateField("Or until (the last date)", validators=[Optional()],
+                      description="In the event's time zone.")
+
+    def to_data(self) -> RepeatData:
+        return RepeatData(frequency=self.frequency.data, interval=self.interval.data or 1, count=self.count.data,
+                          until=self.until.data)
+
+
+class SeriesForm(FlaskForm):
+    """The title and description of every future occurrence of a series."""
+
+    title = StringField("Title", filters=[_strip], validators=[DataRequired("Give the events a title."),
+                                                               Length(max=200)])
+    description = TextAreaField("Description (Markdown)", filters=[_clean], validators=[Length(max=20000)])
+    notify_attendees = BooleanField("Email registrants if the title changes", default=True)

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, URLField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app.services.privacy import MAX_RETENTION_DAYS
+from app.services.registration.privacy import MAX_RETENTION_DAYS
 
 
 class FollowupForm(FlaskForm):

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 from wtforms.validators import DataRequired
 
 from app.forms.registration import RegistrationForm, registration_form
 from app.models import QuestionKind, Registration
-from app.services import registrations
+from app.services.registration import registrations
 
 #: Registration-form fields an attendee cannot change afterwards.
 FIXED_FIELDS = ("email", "consent", "homepage")
@@ -44,6 +45,6 @@ class EraseRegistrationForm(FlaskForm):
     """Delete my data: an explicit tick, because it cannot be undone."""
 
     confirm = BooleanField(
-        "I understand that my registration and everything I entered will be deleted for good.",
-        validators=[DataRequired("Tick the box to confirm that you want your data deleted.")],
+        _l("I understand that my registration and everything I entered will be deleted for good."),
+        validators=[DataRequired(_l("Tick the box to confirm that you want your data deleted."))],
     )

@@ -1,5 +1,6 @@
 """Forms for messages: the admin's email quota, an organizer's message to a segment, and per-event
-wording overrides. Domain checks (lengths, segments) live in services/messages.py.
+wording overrides. Domain checks (lengths, segments) live in services/messaging/ and
+services/broadcast/.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from wtforms import IntegerField, SelectField, SelectMultipleField, TextAreaFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from app.services.roster import BULK_ACTIONS
+from app.services.registration.roster import BULK_ACTIONS
 
 MESSAGE_MAX = 2000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, func
@@ -12,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import UTCDateTime, db, utcnow
 from app.models.user import User
+
+if TYPE_CHECKING:
+    from app.models.session import EventSession
 
 
 class EventStatus(enum.StrEnum):
@@ -103,11 +106,12 @@ class Event(db.Model):
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    #: The recurring series this event is one occurrence of (each occurrence has its own registration).
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("event_series.id", ondelete="SET NULL"), index=True)
     co_organizers: Mapped[list[User]] = relationship(secondary="event_organizers", order_by="User.email")
 
-    #: Seats taken by confirmed registrations; changed only by guarded UPDATEs so capacity holds
-    #: under any rush (see services/registrations.py).
-    confirmed_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Seats taken (`confirmed_count`) are counted from the event's seat rows (`EventSeat` in
+    #: models/registration.py), which the registration engine claims and frees one row each.
     #: "everyone", or "organization" (only addresses at the organization's domains; verification forced).
     who_can_register: Mapped[str] = mapped_column(String(20), default="everyone", server_default="everyone")
     #: Hold registrations until the attendee clicks the link in a verification email.
@@ -156,6 +160,13 @@ class Event(db.Model):
     #: Optional follow-up after the attendance import: "thanks" to attendees, "sorry we missed you" to no-shows.
     followup_enabled: Mapped[bool] = mapped_column(default=False, server_default="0")
     followup_recording_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    #: Where the import of the meeting's recordings stands (after_event.RecordingsState values).
+    recordings_state: Mapped[str] = mapped_column(String(30), default="", server_default="")
+    recordings_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Optional feedback survey sent with the follow-up: a 1–5 rating and up to a few questions, each
+    #: {"label", "kind" (a QuestionKind), "options", "required"}.
+    feedback_enabled: Mapped[bool] = mapped_column(default=False, server_default="0")
+    feedback_questions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -169,11 +180,20 @@ class Event(db.Model):
         back_populates="event", order_by="Question.position", cascade="all, delete-orphan"
     )
     tag_rows: Mapped[list[EventTag]] = relationship(order_by="EventTag.tag", cascade="all, delete-orphan")
+    #: A course's sessions, by start; empty for a single-session event.
+    sessions: Mapped[list[EventSession]] = relationship(
+        back_populates="event", order_by="EventSession.starts_at, EventSession.id", cascade="all, delete-orphan"
+    )
 
     @property
     def tags(self) -> list[str]:
-        """The event's catalogue tags, normalized (see services/catalog.normalize_tags), sorted."""
+        """The event's catalogue tags, normalized (see services/events/catalog.normalize_tags), sorted."""
         return [row.tag for row in self.tag_rows]
+
+    @property
+    def is_course(self) -> bool:
+        """Several sessions under one registration (each with its own Teams meeting)."""
+        return bool(self.sessions)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -41,6 +41,9 @@ class MicrosoftConnection(db.Model):
     connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     #: AADSTS code and description of the last token failure (no secrets).
     last_error: Mapped[str] = mapped_column(Text, default="")
+    #: The delegated scopes the last connect was granted, short and lower-cased, space-separated ("" for a
+    #: connection made before Foyer recorded them; see microsoft_connection.missing_recording_scopes).
+    granted_scopes: Mapped[str] = mapped_column(Text, default="", server_default="")
     #: When admins were told that a re-connect is needed (so they are told once).
     admins_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -6,8 +6,9 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Connection, Enum, ForeignKey, Index, String, Text, delete, func, insert, inspect, select
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Mapped, Mapper, column_property, mapped_column, relationship
 
 from app.models.base import UTCDateTime, db, utcnow
 from app.models.event import Event, Question
@@ -34,6 +35,63 @@ ACTIVE_STATES = (
 _ACTIVE_SQL = "state IN ('unverified', 'pending', 'confirmed', 'waitlisted')"
 
 
+class EventSeat(db.Model):
+    """One seat of an event: free, or taken by a confirmed registration (`Registration.seat_id`).
+
+    Seats are rows, not a counter on the event, so that sign-ups for one event take different rows and
+    commit side by side: a seat is claimed with one guarded UPDATE of a free row (PostgreSQL skips rows
+    another transaction is claiming, `FOR UPDATE SKIP LOCKED`), and never twice. An event with a
+    capacity has exactly `capacity` rows (`sync_seats`, on every flush that sets the capacity); an
+    unlimited event has only its taken seats, each inserted when someone is confirmed. A taken seat
+    stays taken when its registration is purged, so the count of seats taken outlives personal data.
+    """
+
+    __tablename__ = "event_seats"
+    __table_args__ = (Index("ix_event_seats_event_taken", "event_id", "taken", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    taken: Mapped[bool] = mapped_column(default=False, server_default="0")
+
+
+#: Seats taken: read when first used (one COUNT over the event's seat index), never written.
+Event.confirmed_count = column_property(
+    select(func.count()).where(EventSeat.event_id == Event.id, EventSeat.taken.is_(True))
+    .correlate_except(EventSeat).scalar_subquery(),
+    deferred=True,
+)
+
+
+def sync_seats(connection: Connection, event_id: int, capacity: int | None) -> None:
+    """Make the event's free seats `capacity` minus the seats taken (none when unlimited).
+
+    Run under the event's exclusive lock (or while nobody can register yet), so no claim races it.
+    Taken seats are never touched: a capacity below them leaves no free seat (the engine refuses that).
+    """
+    seats = EventSeat.__table__
+    taken = connection.scalar(select(func.count()).where(seats.c.event_id == event_id, seats.c.taken.is_(True)))
+    free = connection.scalar(select(func.count()).where(seats.c.event_id == event_id, seats.c.taken.is_(False)))
+    wanted = 0 if capacity is None else max(capacity - (taken or 0), 0)
+    if (free or 0) > wanted:
+        surplus = (select(seats.c.id).where(seats.c.event_id == event_id, seats.c.taken.is_(False))
+                   .order_by(seats.c.id.desc()).limit(free - wanted))
+        connection.execute(delete(seats).where(seats.c.id.in_(surplus.scalar_subquery())))
+    elif (free or 0) < wanted:
+        connection.execute(insert(seats), [{"event_id": event_id, "taken": False}] * (wanted - (free or 0)))
+
+
+@sa_event.listens_for(Event, "after_insert")
+def _seats_for_new_event(mapper: Mapper, connection: Connection, target: Event) -> None:
+    if target.capacity:
+        sync_seats(connection, target.id, target.capacity)
+
+
+@sa_event.listens_for(Event, "after_update")
+def _seats_follow_capacity(mapper: Mapper, connection: Connection, target: Event) -> None:
+    if inspect(target).attrs.capacity.history.has_changes():
+        sync_seats(connection, target.id, target.capacity)
+
+
 class Registration(db.Model):
     __tablename__ = "registrations"
     __table_args__ = (
@@ -42,10 +100,12 @@ class Registration(db.Model):
               postgresql_where=db.text(_ACTIVE_SQL), sqlite_where=db.text(_ACTIVE_SQL)),
         Index("ix_registrations_event_state", "event_id", "state", "created_at"),
         Index("ix_registrations_event_attended", "event_id", "attended"),
-        # The organizer's table sorts by these within one event (see services/roster.py).
+        # The organizer's table sorts by these within one event (see services/registration/roster.py).
         Index("ix_registrations_event_created", "event_id", "created_at", "id"),
         Index("ix_registrations_event_email", "event_id", "email", "id"),
         Index("ix_registrations_event_name", "event_id", "last_name", "first_name", "id"),
+        # A seat is held by one registration at most.
+        Index("uq_registrations_seat_id", "seat_id", unique=True),
         # SQLite would hand a deleted newest row's id to the next registration; ids are never reused.
         {"sqlite_autoincrement": True},
     )
@@ -61,6 +121,8 @@ class Registration(db.Model):
     last_name: Mapped[str] = mapped_column(String(100))
     #: The attendee's own IANA zone, for emails and pages.
     timezone: Mapped[str] = mapped_column(String(64))
+    #: The language the attendee registered in (e.g. "de"); their emails are written in it. None: the default.
+    language: Mapped[str | None] = mapped_column(String(16))
     #: Mobile number in E.164 (e.g. +4915123456789) for SMS reminders; only kept with `sms_opt_in`.
     phone: Mapped[str | None] = mapped_column(String(20))
     #: The attendee asked for reminders by SMS (a consent of its own).
@@ -97,6 +159,8 @@ class Registration(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The seat a confirmed registration holds (`EventSeat`); NULL in every other state.
+    seat_id: Mapped[int | None] = mapped_column(ForeignKey("event_seats.id", ondelete="SET NULL"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     event: Mapped[Event] = relationship()

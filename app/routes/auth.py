@@ -18,12 +18,12 @@ from app.forms.auth import (
     ResetPasswordForm,
     SetupForm,
 )
+from app.models import User
 from app.routes import microsoft_return
-from app.routes._helpers import apply_domain_error, safe_next
-from app.services import accounts, auth_flows, setup_code, staff_sso
-from app.services.errors import DomainError
+from app.services.accounts import accounts, auth_flows, setup_code, sso
+from app.services.core.errors import DomainError
 from app.services.microsoft.errors import AuthError
-from app.web import own_transactions, redirect_to
+from app.web import own_transactions, redirect_to, safe_next, submit
 
 bp = Blueprint("auth", __name__)
 
@@ -61,7 +61,7 @@ def login_GET():
     if current_user.is_authenticated:
         return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/login.html", form=LoginForm(), next=request.args.get("next", ""),
-                           microsoft_sign_in=staff_sso.is_enabled())
+                           microsoft_sign_in=sso.is_enabled())
 
 
 @bp.post("/login")
@@ -92,7 +92,7 @@ def login_POST():
             ratelimit.record_failed_sign_in(form.email.data, client)
             form.form_errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
-                           microsoft_sign_in=staff_sso.is_enabled()), status
+                           microsoft_sign_in=sso.is_enabled()), status
 
 
 def _sso_callback() -> str:
@@ -105,7 +105,7 @@ def _sso_callback() -> str:
 def microsoft_login_POST():
     """Start "Sign in with Microsoft" for staff."""
     try:  # CSRFProtect has already checked the token
-        flow = staff_sso.start_sign_in(_sso_callback())
+        flow = sso.start_sign_in(_sso_callback())
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect_to(url_for("auth.login_GET"))
@@ -139,7 +139,7 @@ def microsoft_callback_POST():
         flash("Microsoft sign-in was cancelled or refused.", "error")
         return redirect_to(url_for("auth.login_GET"))
     try:
-        user = staff_sso.finish_sign_in(pending.flow, request.form.to_dict())
+        user = sso.finish_sign_in(pending.flow, request.form.to_dict())
     except (DomainError, AuthError) as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -176,21 +176,18 @@ def setup_POST():
     if accounts.has_any_user():
         abort(404)
     form = SetupForm()
-    if form.validate_on_submit():
-        try:
-            setup_code.check(form.setup_code.data)
-            user = accounts.create_first_admin(
-                form.email.data, form.password.data, name=form.name.data or "",
-                min_length=current_app.config["PASSWORD_MIN_LENGTH"],
-            )
-            setup_code.discard()
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            _start_session(user)
-            flash("Welcome to Foyer. Your admin account is ready.", "success")
-            return redirect_to(url_for("organizer_events.events_GET"))
+
+    def create() -> User:
+        setup_code.check(form.setup_code.data)
+        user = accounts.create_first_admin(form.email.data, form.password.data, name=form.name.data or "",
+                                           min_length=current_app.config["PASSWORD_MIN_LENGTH"])
+        setup_code.discard()
+        return user
+
+    if done := submit(form, create):
+        _start_session(done.value)
+        flash("Welcome to Foyer. Your admin account is ready.", "success")
+        return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/setup.html", form=form), 422
 
 
@@ -207,19 +204,11 @@ def password_GET():
 def password_POST():
     """Change the signed-in user's password; other sessions end."""
     form = PasswordChangeForm()
-    if form.validate_on_submit():
-        try:
-            accounts.change_password(
-                current_user, form.current_password.data, form.password.data,
-                min_length=current_app.config["PASSWORD_MIN_LENGTH"],
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            _start_session(current_user._get_current_object())
-            flash("Your password has been changed.", "success")
-            return redirect_to(url_for("organizer_events.events_GET"))
+    if submit(form, lambda: accounts.change_password(current_user, form.current_password.data, form.password.data,
+                                                     min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+        _start_session(current_user._get_current_object())
+        flash("Your password has been changed.", "success")
+        return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/password.html", form=form), 422
 
 
@@ -240,16 +229,11 @@ def invitation_POST(token: str):
     if user is None:
         return render_template("auth/invitation_invalid.html"), 404
     form = AcceptInvitationForm()
-    if form.validate_on_submit():
-        try:
-            accounts.accept_invitation(user, form.password.data, min_length=current_app.config["PASSWORD_MIN_LENGTH"])
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            _start_session(user)
-            flash("Your password is set. Welcome to Foyer.", "success")
-            return redirect_to(url_for("organizer_events.events_GET"))
+    if submit(form, lambda: accounts.accept_invitation(user, form.password.data,
+                                                       min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+        _start_session(user)
+        flash("Your password is set. Welcome to Foyer.", "success")
+        return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/invitation.html", form=form, invited=user, token=token), 422
 
 
@@ -299,16 +283,10 @@ def password_reset_POST(token: str):
     if user is None:
         return render_template("auth/reset_invalid.html"), 404
     form = ResetPasswordForm()
-    if form.validate_on_submit():
-        try:
-            accounts.complete_password_reset(user, form.password.data,
-                                             min_length=current_app.config["PASSWORD_MIN_LENGTH"])
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            session.clear()
-            logout_user()
-            flash("Your password has been changed. Sign in with your new password.", "success")
-            return redirect_to(url_for("auth.login_GET"))
+    if submit(form, lambda: accounts.complete_password_reset(user, form.password.data,
+                                                             min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+        session.clear()
+        logout_user()
+        flash("Your password has been changed. Sign in with your new password.", "success")
+        return redirect_to(url_for("auth.login_GET"))
     return render_template("auth/reset.html", form=form, account=user, token=token), 422

@@ -1,5 +1,5 @@
 """Microsoft's answer to a sign-in Foyer started (staff sign-in, service-account connect): honoured only
-in the browser that started it (services/auth_flows.py).
+in the browser that started it (services/accounts/auth_flows.py).
 
 Entra posts the answer cross-site (response_mode=form_post), and the SameSite=Lax session cookie does not
 travel with a cross-site POST. So the first arrival, without this browser's session, only answers with a
@@ -15,7 +15,7 @@ import logging
 
 from flask import render_template, request
 
-from app.services import auth_flows
+from app.services.accounts import auth_flows
 
 logger = logging.getLogger(__name__)
 

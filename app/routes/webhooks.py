@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 
 from app.extensions import csrf, db, limiter
-from app.services import delivery_reports
+from app.services.messaging import delivery_reports
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
 from app import create_app
 from app.extensions import db
-from app.services import page_cache
+from app.services.core import page_cache
 from app.services.microsoft import wiring
 from tests.database import empty_database
 
@@ -66,11 +66,21 @@ PAGE_WATCHES = pytest.StashKey[list["PageWatch"]]()
 logger = logging.getLogger(__name__)
 
 
+#: Browser tests that also run on PostgreSQL: the attendee's whole journey, as the end-to-end check of
+#: each database. The others check what the browser shows and does; every query under their pages runs
+#: on both databases in the route and integration tests, so they run once (`db_agnostic`, tests/conftest.py).
+ON_EVERY_DATABASE = {"test_registration_journey.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py's hook reads the db_agnostic marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).resolve().parent
     for item in items:
-        if here in Path(str(item.path)).resolve().parents:
+        path = Path(str(item.path)).resolve()
+        if here in path.parents:
             item.add_marker(pytest.mark.browser)
+            if path.name not in ON_EVERY_DATABASE:
+                item.add_marker(pytest.mark.db_agnostic)
 
 
 def _unavailable(reason: str) -> None:
@@ -86,6 +96,16 @@ def _unavailable(reason: str) -> None:
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs) -> None:  # one line per request drowns the test output
         pass
+
+
+def htmx_settled(page) -> None:
+    """Wait until htmx has no request in flight and has swapped, settled and wired up what it swapped in.
+
+    A control inside freshly swapped content only answers (hx-get on change, …) once htmx has processed it;
+    htmx pushes the URL before it swaps, so acting on the new content right after the URL changes can be lost.
+    """
+    busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+    page.wait_for_function(f"() => !document.querySelector('{busy}')")
 
 
 @dataclass
@@ -109,13 +129,14 @@ def _root_conftest(config: pytest.Config):
 @pytest.fixture(scope="session", params=BROWSER_DATABASES)
 def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Foyer on http://localhost:<free port>, its own database built by the migrations."""
-    pg_name = f"foyer_browser_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    pg_name = f"foyer_browser_{_root_conftest(request.config)._worker_suffix()}"
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'foyer.db'}"
     else:
         url = _root_conftest(request.config).fresh_postgres_database(pg_name)
     instance = tmp_path_factory.mktemp("browser-instance")
-    app = create_app(foyer_config.TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=url)
+    # The live panels poll every 2 s instead of 10: what one person does shows on another's page sooner.
+    app = create_app(foyer_config.TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=url, LIVE_POLL_SECONDS=2)
     with app.app_context():
         upgrade()
     # `localhost`, not 127.0.0.1: it is the name people use, and browsers treat it as a secure context.
@@ -141,13 +162,18 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(autouse=True)
 def _empty_live_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each browser test starts from an empty database (first-run setup included)."""
+    """Each browser test starts from an empty database (first-run setup included) and a Microsoft that
+    remembers nothing of the previous test (sent emails, pending delivery reports, tokens)."""
     yield
     if "live_server" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("live_server").app
     with app.app_context():
         empty_database(app)
+        microsoft = app.extensions["microsoft"]
+        if microsoft.emulator is not None:
+            microsoft.emulator.reset()
+        microsoft.entra.reset_cache()
     page_cache.event_pages(app).clear()
 
 
@@ -254,8 +280,7 @@ class PageWatch:
         page = self.page
         page.wait_for_load_state("load")
         if self.javascript:
-            # Let htmx finish swapping and settling before judging the page.
-            page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+            htmx_settled(page)  # judge the page htmx has finished with
             results = self._run_axe(page)
         else:
             results = self._audit_without_javascript()

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, ProvisioningStatus, Role
-from app.services import accounts
+from app.services.accounts import accounts
 
 JOIN_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%7d"
 

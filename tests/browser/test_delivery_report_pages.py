@@ -11,7 +11,9 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Event, EventStatus, Role
-from app.services import accounts, outbox, registrations
+from app.services.accounts import accounts
+from app.services.outbox import outbox
+from app.services.registration import registrations
 
 
 def _event_with_people(app) -> int:

@@ -12,7 +12,9 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Registration, Role
-from app.services import accounts, registrations
+from app.services.accounts import accounts
+from app.services.registration import registrations
+from tests.browser.conftest import htmx_settled
 
 PASSWORD = "a long secret pw"
 
@@ -74,9 +76,11 @@ def test_dashboard_table_and_admin_tools(page, visit, audit, live_server):
     page.get_by_label("Attendance").select_option("yes")
     expect(table).not_to_contain_text("bob@example.org")
     expect(page).to_have_url(live_server.url(f"/manage/events/{event_id}/registrations?sort=name&attended=yes"))
+    htmx_settled(page)
     page.get_by_label("Track").select_option("Code")
     expect(page).to_have_url(re.compile(r"attended=yes&answer_\d+=Code$"))  # the swap has landed
     expect(table.locator("tbody tr")).to_have_count(2)
+    htmx_settled(page)  # the search box is part of what the Track swap replaced
     page.get_by_label("Search by name or email").fill("cleo")
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(page.get_by_label("Search by name or email")).to_be_focused()  # typing carries on after the swap

@@ -21,10 +21,11 @@ from werkzeug.serving import make_server
 
 from app import config as foyer_config
 from app import create_app
-from app.emulator import Emulator, EmulatorConfig, EmulatorServer
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, RegistrationState, Role
-from app.services import accounts, joins
+from app.services.accounts import accounts
+from app.services.attendance import join_links
+from emulator import Emulator, EmulatorConfig, EmulatorServer
 from tests.browser.conftest import REPO_ROOT, _QuietHandler
 
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_browser%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -49,7 +50,7 @@ def _seed(app, *, starts_in: timedelta, experience: str = "call_with_chat", name
         reg.event = event
         db.session.add(reg)
         db.session.flush()
-        token = joins.join_token_for(reg)
+        token = join_links.join_token_for(reg)
         db.session.commit()
         return token
 
@@ -162,7 +163,7 @@ def call_server(live_server, tmp_path_factory):
         app = create_app(foyer_config.TestConfig, instance_path=tmp_path_factory.mktemp("call-instance"),
                          environ=environ,
                          SQLALCHEMY_DATABASE_URI=live_server.app.config["SQLALCHEMY_DATABASE_URI"])
-        assert not app.extensions["microsoft"].uses_emulator
+        assert not app.extensions["microsoft"].built_in
         server = make_server("localhost", 0, app, threaded=True, request_handler=_QuietHandler)
         app.config["PUBLIC_BASE_URL"] = f"http://localhost:{server.server_port}"
         thread = threading.Thread(target=server.serve_forever, daemon=True)

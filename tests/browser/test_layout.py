@@ -11,7 +11,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, Question, QuestionKind, Role, Speaker
-from app.services import accounts, audit, events, joins, registrations
+from app.services.accounts import accounts
+from app.services.attendance import join_links
+from app.services.core import audit
+from app.services.events import events
+from app.services.registration import registrations
 
 PASSWORD = "a long secret pw"
 WIDTHS = (1280, 390)
@@ -54,7 +58,7 @@ def _hostile_data(app) -> dict:
                 tokens.append((outcome.registration, outcome.manage_token))
             reg, token = tokens[0]
             made[key] = {"id": event.id, "slug": slug, "manage": f"/r/{token}",
-                         "join": joins.join_url(reg).split("://", 1)[1].split("/", 1)[1], "reg_id": reg.id}
+                         "join": join_links.join_url(reg).split("://", 1)[1].split("/", 1)[1], "reg_id": reg.id}
             db.session.commit()
         cancelled = db.session.get(Event, made["cancelled"]["id"])
         events.cancel_event(cancelled, actor=owner, reason=_word("Reason", 1000))

@@ -36,9 +36,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.config import Config
-from app.emulator.cli import wait_until_answering
 from app.extensions import db
 from app.models import Event, Message, MessageStatus, OutboxItem, OutboxStatus
+from app.services.microsoft.emulator_cli import wait_until_answering
 from tests.browser.conftest import REPO_ROOT, LiveServer
 
 ADMIN_EMAIL = "ada@example.org"

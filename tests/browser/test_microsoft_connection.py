@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
-from app.services import outbox
+from app.services.outbox import outbox
 from tests.browser.test_first_run import TITLE, _create_event, _require_endpoints, _set_up_and_sign_in
 
 SERVICE_ACCOUNT = "foyer.service@contoso.emulator.invalid"

@@ -17,11 +17,11 @@ from werkzeug.serving import make_server
 
 from app import config as foyer_config
 from app import create_app
-from app.emulator import Emulator, EmulatorConfig, EmulatorServer
 from app.extensions import db
 from app.models import Role, User
-from app.services import outbox
 from app.services.microsoft import wiring
+from app.services.outbox import outbox
+from emulator import Emulator, EmulatorConfig, EmulatorServer
 from tests.browser.conftest import LiveServer, _QuietHandler
 from tests.browser.test_first_run import TITLE, _create_event, _set_up_and_sign_in
 
@@ -60,7 +60,7 @@ def live_server(tls_emulator, tmp_path_factory):
     app = create_app(foyer_config.TestConfig, instance_path=tmp_path_factory.mktemp("origins-instance"),
                      environ=environ, SQLALCHEMY_DATABASE_URI=url)
     app.config["PUBLIC_BASE_URL"] = base_url
-    assert app.extensions["microsoft"].emulator is None and not app.extensions["microsoft"].uses_emulator
+    assert app.extensions["microsoft"].emulator is None and not app.extensions["microsoft"].built_in
     # The app registration in the (emulated) tenant lists exactly Foyer's two callbacks.
     tls_emulator.emulator.config.redirect_uris = wiring.redirect_uris(base_url)
     with app.app_context():

@@ -14,7 +14,8 @@ from playwright.sync_api import Page
 
 from app.extensions import db
 from app.models import Event, EventStatus, Role
-from app.services import accounts, registrations
+from app.services.accounts import accounts
+from app.services.registration import registrations
 
 BUDGET = 50 * 1024
 CALL_BUNDLE = "/static/build/"

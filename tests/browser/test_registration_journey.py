@@ -22,7 +22,8 @@ from app.models import (
     RegistrationState,
     Role,
 )
-from app.services import accounts, registrations
+from app.services.accounts import accounts
+from app.services.registration import registrations
 from tests.mail import queued_emails
 
 TITLE = "Accessible design clinic"
@@ -119,8 +120,8 @@ def _journey(page: Page, visit, audit, live_server, *, javascript: bool) -> None
             "Organization": "Analytical Engines", "Which session?": "Afternoon", "I need captions": True}
         emails = queued_emails()
         zone = reg.timezone
-    if javascript:
-        assert zone == "Europe/London"  # foyer.js pre-filled the browser's zone; without it the default stays
+    # foyer.js put the browser's zone into the time-zone field; without it the event's zone stays.
+    assert zone == ("Europe/London" if javascript else "Europe/Berlin")
     (confirmation,) = emails
     emailed_link = re.search(r"(http://localhost:\d+/r/\S+)", confirmation["text"]).group(1)
 
@@ -154,6 +155,53 @@ def test_register_manage_and_cancel_with_the_keyboard(page, visit, audit, live_s
 @pytest.mark.parametrize("context_options", [{"java_script_enabled": False}], ids=["no-js"])
 def test_register_manage_and_cancel_with_the_keyboard_without_javascript(page, visit, audit, live_server):
     _journey(page, visit, audit, live_server, javascript=False)
+
+
+@pytest.mark.parametrize("context_options", [{}, {"java_script_enabled": False}], ids=["js", "no-js"])
+def test_a_mistyped_time_zone_is_explained_and_kept(page, visit, audit, live_server, context_options):
+    """The attendee's zone is typed (common zones suggested); a typo gets a suggestion, linked to the field."""
+    javascript = context_options.get("java_script_enabled", True)
+    app = live_server.app
+    _published_event(app)
+    visit(f"/events/{SLUG}")
+    form = page.locator("#register-form")
+    zone = form.get_by_label("Your time zone")
+    expect(zone).to_have_value("Europe/London" if javascript else "Europe/Berlin")
+    expect(form.get_by_role("link", name=re.compile("see all time zones"))).to_have_attribute("href", "/time-zones")
+    form.get_by_label("First name").fill("Ada")
+    form.get_by_label("Last name").fill("Lovelace")
+    form.get_by_label("Email", exact=True).fill("ada@example.org")
+    form.get_by_label("Organization").fill("Analytical Engines")
+    form.get_by_role("radio", name="Morning").check()
+    zone.fill("Europe/Amsterdm")
+    form.get_by_role("checkbox", name=re.compile("I have read the")).check()
+    if javascript:  # leaving the field checks it at once (htmx); let those checks finish before submitting
+        expect(form.get_by_text("did you mean Europe/Amsterdam?")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+    form.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("alert")).to_contain_text("Please correct the highlighted fields.")
+    page.wait_for_load_state("networkidle")
+    zone = form.get_by_label("Your time zone")
+    expect(form.get_by_text("did you mean Europe/Amsterdam?")).to_be_visible()
+    expect(zone).to_have_value("Europe/Amsterdm")
+    expect(zone).to_have_attribute("aria-invalid", "true")
+    expect(zone).to_have_accessible_description(re.compile("is not a time zone we know; did you mean Europe/Amsterdam"))
+    expect(form.get_by_label("Organization")).to_have_value("Analytical Engines")
+    audit()
+    zone.fill("Europe/Amsterdam")
+    expect(form.get_by_role("checkbox", name=re.compile("I have read the"))).to_be_checked()  # kept, too
+    if javascript:
+        zone.blur()
+        expect(form.get_by_text("did you mean Europe/Amsterdam?")).to_have_count(0)
+        page.wait_for_load_state("networkidle")
+    form.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    with app.app_context():
+        assert db.session.scalar(select(Registration.timezone)) == "Europe/Amsterdam"
+    visit("/time-zones")
+    expect(page.get_by_role("heading", name="Time zones", level=1)).to_be_visible()
+    expect(page.get_by_text("America/Argentina/ComodRivadavia", exact=True)).to_be_visible()
+    audit()
 
 
 def _register_people(app, event_id: int, *names: str) -> list[str]:

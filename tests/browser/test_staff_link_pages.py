@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Role
-from app.services import accounts, outbox
+from app.services.accounts import accounts
+from app.services.outbox import outbox
 
 OLD, NEW = "a long secret pw", "another long secret"
 LINK = re.compile(r"https?://[^/\s]+(/(?:password/reset|invitation)/[A-Za-z0-9_-]{40,})")
@@ -62,5 +63,6 @@ def test_forgot_password_and_invitation_journeys_pass_the_audit(page, visit, aud
     expect(page.get_by_text("Foyer has also emailed this link to ivy@example.org")).to_be_visible()
     audit()
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status").filter(has_text="You have been signed out")).to_be_visible()
     visit(_link_sent_to(app, "ivy@example.org"))
     expect(page.get_by_role("heading", name="Welcome, Ivy", level=1)).to_be_visible()

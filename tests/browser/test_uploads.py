@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import Role
-from app.services import accounts
+from app.services.accounts import accounts
 
 PASSWORD = "a long secret pw"
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 
-from app.emulator import Emulator, EmulatorConfig, EmulatorEndpoints, EmulatorServer, emulator_session
+from emulator import Emulator, EmulatorConfig, EmulatorEndpoints, EmulatorServer, emulator_session
 
 REDIRECT_URI = "http://localhost:5000/auth/microsoft/callback"
 GRAPH_SCOPES = ["Calendars.ReadWrite", "OnlineMeetings.ReadWrite", "OnlineMeetingArtifact.Read.All", "User.Read"]

@@ -13,7 +13,7 @@ from azure.communication.sms import SmsClient
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from app.emulator import EmulatorConfig
+from emulator import EmulatorConfig
 
 SENDER = "DoNotReply@foyer.emulator.invalid"
 

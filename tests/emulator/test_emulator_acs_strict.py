@@ -22,8 +22,8 @@ from azure.core.exceptions import HttpResponseError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from app.emulator import EmulatorConfig
-from app.emulator.acs import EventGridError
+from emulator import EmulatorConfig
+from emulator.acs import EventGridError
 
 
 def _message(*addresses: str, **extra) -> dict:

@@ -9,7 +9,7 @@ import json
 import jwt
 import pytest
 
-from app.emulator import EmulatorConfig
+from emulator import EmulatorConfig
 
 
 def _claims(token: str) -> dict:

@@ -11,7 +11,7 @@ from azure.communication.email import EmailClient
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.exceptions import HttpResponseError
 
-from app.emulator import Emulator, EmulatorConfig, Fault, emulator_session, parse_spec
+from emulator import Emulator, EmulatorConfig, Fault, emulator_session, parse_spec
 
 
 def test_spec_syntax():

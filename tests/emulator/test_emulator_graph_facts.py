@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from app.emulator.graph_facts import properties, write_problems
+from emulator.graph_facts import properties, write_problems
 
 PREFER_UNKNOWN = {"Prefer": "include-unknown-enum-members"}
 

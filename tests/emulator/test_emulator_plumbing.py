@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from app.emulator import EmulatorAdapter, EmulatorServer
-from app.emulator.timezones import WINDOWS_TO_IANA, resolve_zone
+from emulator import EmulatorAdapter, EmulatorServer
+from emulator.timezones import WINDOWS_TO_IANA, resolve_zone
 
 
 def test_index_on_any_host_shows_credentials_and_endpoints(target):
@@ -107,7 +107,7 @@ def test_module_entry_point_serves_tls(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "FOYER_EMULATOR_FAULTS": ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.emulator", "--port", "0", "--ca-dir", str(tmp_path)],
+        [sys.executable, "-m", "emulator", "--port", "0", "--ca-dir", str(tmp_path)],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,8 +13,8 @@ import requests
 
 from app import create_app
 from app.config import Config
-from app.emulator import Emulator, EmulatorConfig, EmulatorServer
 from app.services.microsoft.acs import AcsEmailClient, AcsSettings, EmailMessage
+from emulator import Emulator, EmulatorConfig, EmulatorServer
 from tests.emulator.conftest import GRAPH_SCOPES, REDIRECT_URI, Target
 
 AUTHORIZE = "/{tenant}/oauth2/v2.0/authorize"
@@ -193,7 +193,7 @@ def test_state_survives_an_emulator_restart(tmp_path, monkeypatch, sign_in):
 
 def test_mailbox_keeps_only_the_newest_bodies(tmp_path, in_process):
     emulator = Emulator(EmulatorConfig(faults="", mailbox_bodies_kept=2), state_path=tmp_path / "state.pickle")
-    from app.emulator.transport import emulator_session
+    from emulator.transport import emulator_session
 
     session = emulator_session(emulator)
     acs = AcsSettings.from_connection_string(emulator.acs_connection_string)
@@ -221,7 +221,7 @@ def test_every_foyer_process_reaches_the_same_emulator_service(tmp_path, monkeyp
         web, worker = (create_app(Config, instance_path=instance, environ=dict(environ)) for _ in range(2))
         for app in (web, worker):
             clients = app.extensions["microsoft"]
-            assert clients.emulator is None and clients.uses_emulator  # a service, not in-process
+            assert clients.emulator is None and clients.built_in  # a service, not in-process
             assert app.config["GRAPH_BASE_URL"] == f"https://127.0.0.1:{port}/v1.0"
             assert app.config["MICROSOFT_CA_BUNDLE"] == str(directory / "emulator-ca.pem")
         operation = str(uuid.uuid4())

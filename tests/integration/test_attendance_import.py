@@ -14,7 +14,9 @@ from app import jobs
 from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, OutboxItem, OutboxStatus, ProvisioningStatus, Registration
 from app.models import RegistrationState as S
-from app.services import attendance, outbox, registrations
+from app.services.attendance import attendance
+from app.services.outbox import outbox
+from app.services.registration import registrations
 from tests.routes.admin.test_microsoft import connect_service_account
 
 

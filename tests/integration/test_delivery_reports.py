@@ -17,7 +17,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageStatus, Role
-from app.services import registrations
+from app.services.registration import registrations
 from tests.conftest import PASSWORD
 from tests.integration import test_worker_process as worker_process
 from tests.integration.test_worker_process import run_worker_once, wait_for

@@ -29,7 +29,8 @@ from app.models import (
     Setting,
     User,
 )
-from app.services import messages, registrations
+from app.services.messaging import dispatch
+from app.services.registration import registrations
 from tests.integration import test_worker_process as worker_process
 from tests.integration.test_worker_process import run_worker_once, start_worker, wait_for
 from tests.services.microsoft import conftest as tls_fixtures
@@ -117,7 +118,7 @@ def test_two_workers_on_postgresql_send_each_reminder_once(tls_ctx, emulator, wo
     event_id = _event(starts_in=timedelta(minutes=50), offsets=[60], people=30)
     _backdate_confirmations(event_id)
     # The resource's quota is larger than these sixty emails (thirty confirmations, thirty reminders).
-    db.session.add(Setting(key=messages.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
+    db.session.add(Setting(key=dispatch.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
     db.session.commit()
     emulator.faults.add(kind="latency", latency=0.03, group="acs", path="/emails:send")
 

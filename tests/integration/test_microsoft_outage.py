@@ -48,7 +48,8 @@ from app.models import (
     RegistrationState,
     Setting,
 )
-from app.services import messages, outbox
+from app.services.messaging import dispatch
+from app.services.outbox import outbox
 from tests.integration import test_worker_process as worker_process
 from tests.integration.test_registration_rush import rush, serving
 from tests.integration.test_worker_process import publish, wait_for
@@ -170,7 +171,7 @@ def _returns(requests, key) -> list[tuple[str, float, float]]:
 def test_registrations_ride_out_a_microsoft_outage_and_everything_is_sent_once(
         answer, connected, emulator, tls_emulator, tls_app, worker_env, client, auth, make_event, tmp_path):
     organizer = auth.login_as_organizer()
-    db.session.add(Setting(key=messages.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
+    db.session.add(Setting(key=dispatch.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
     db.session.commit()
     calm = make_event(organizer, capacity=SEATS, waitlist_enabled=True, title="Calm day")
     storm = make_event(organizer, capacity=SEATS, waitlist_enabled=True, title="Stormy day")

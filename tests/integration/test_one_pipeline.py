@@ -18,8 +18,10 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageStatus, OutboxItem, OutboxStatus, Role
-from app.services import microsoft_connection, outbox, registrations
+from app.services.microsoft import connection
 from app.services.microsoft.acs import AcsEmailClient, EmailMessage
+from app.services.outbox import outbox
+from app.services.registration import registrations
 from tests.routes.admin.test_microsoft import connect_service_account
 
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
@@ -137,9 +139,9 @@ def test_admin_alerts_are_logged_paced_and_sent_once(app, client, auth, emulator
     set_quota(client, 2)
     connect_service_account(app, client)
     with app.app_context():
-        microsoft_connection.record_reconnect_required("AADSTS50173: the grant was revoked")
-        assert microsoft_connection.alert_admins_if_needed() == 3
-        assert microsoft_connection.alert_admins_if_needed() == 0  # once per breakage
+        connection.record_reconnect_required("AADSTS50173: the grant was revoked")
+        assert connection.alert_admins_if_needed() == 3
+        assert connection.alert_admins_if_needed() == 0  # once per breakage
 
     rows = send_paced(app, emulator, "admin_alert", per_pass=2)
     assert sorted(r.recipient for r in rows) == sorted([admin.email, "second-admin@example.org",

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, RegistrationState, RegistrationTransition
-from app.services import registrations
+from app.services.registration import registrations
 from tests.integration import test_registration_rush as rush_module
 from tests.mail import queued_emails
 

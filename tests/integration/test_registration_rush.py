@@ -37,13 +37,12 @@ from datetime import UTC, datetime
 import pytest
 import requests
 from sqlalchemy import func, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from app import web
 from app.extensions import db
-from app.models import Event, EventStatus, OutboxItem, Registration, RegistrationState
-from app.routes.public import registration as registration_routes
-from app.services import registrations
+from app.models import Event, EventSeat, EventStatus, OutboxItem, Registration, RegistrationState
+from app.services.registration import registrations
 
 CLIENTS = 500
 CAPACITY = 100
@@ -168,6 +167,20 @@ def tally(app, event_id: int) -> Tally:
                      people=people, resent=resent)
 
 
+def seat_rows(app, event_id: int) -> dict[str, int]:
+    """The event's seat rows against its confirmed registrations: each confirmed person holds a seat of
+    their own, and no other seat is taken."""
+    with app.app_context():
+        taken = db.session.scalar(select(func.count()).where(EventSeat.event_id == event_id, EventSeat.taken))
+        free = db.session.scalar(select(func.count()).where(EventSeat.event_id == event_id, ~EventSeat.taken))
+        holding = db.session.scalar(
+            select(func.count(func.distinct(Registration.seat_id)))
+            .join(EventSeat, EventSeat.id == Registration.seat_id)
+            .where(Registration.event_id == event_id, Registration.state == RegistrationState.confirmed,
+                   EventSeat.event_id == event_id, EventSeat.taken))
+        return {"taken": taken, "free": free, "held_by_confirmed": holding}
+
+
 def rush_event(make_user, make_event) -> Event:
     owner = make_user("owner@example.org")
     return make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=CAPACITY,
@@ -184,6 +197,7 @@ def test_rush_confirms_exactly_capacity_and_waitlists_the_rest(app, served, make
     assert result.states == {RegistrationState.confirmed: CAPACITY,
                              RegistrationState.waitlisted: CLIENTS - DUPLICATES - CAPACITY}
     assert result.confirmed_count == CAPACITY
+    assert seat_rows(app, event.id) == {"taken": CAPACITY, "free": 0, "held_by_confirmed": CAPACITY}
     assert result.people == CLIENTS - DUPLICATES
     assert result.resent == DUPLICATES
 
@@ -192,7 +206,7 @@ def test_rush_confirms_exactly_capacity_and_waitlists_the_rest(app, served, make
 
 
 def _naive_lock_event(event: Event) -> Event:
-    """A plain read of the event: no BEGIN IMMEDIATE, no SELECT … FOR UPDATE."""
+    """A plain read of the event: no BEGIN IMMEDIATE, no SELECT … FOR SHARE / FOR UPDATE."""
     return db.session.scalars(
         select(Event).where(Event.id == event.id).execution_options(populate_existing=True)).one()
 
@@ -203,16 +217,18 @@ def _naive_lock_event(event: Event) -> Event:
 NAIVE_GAP_SECONDS = 0.01
 
 
-def _naive_take_seat(event: Event) -> bool:
-    """Count the confirmed registrations, then write count + 1 when the count was below capacity."""
+def _naive_take_seat(event: Event, reg: Registration) -> bool:
+    """Count the confirmed registrations, then take the seat numbered count + 1 when it was below capacity
+    (no claim of a free row: two that counted alike take the same seat)."""
     confirmed = db.session.scalar(select(func.count()).select_from(Registration).where(
         Registration.event_id == event.id, Registration.state == RegistrationState.confirmed)) or 0
     if event.capacity is not None and confirmed >= event.capacity:
         return False
     time.sleep(NAIVE_GAP_SECONDS)  # the work a request does between reading and writing
-    db.session.execute(update(Event).where(Event.id == event.id).values(confirmed_count=confirmed + 1)
+    seats = db.session.scalars(select(EventSeat.id).where(EventSeat.event_id == event.id)
+                               .order_by(EventSeat.id)).all()
+    db.session.execute(update(EventSeat).where(EventSeat.id == seats[confirmed]).values(taken=True)
                        .execution_options(synchronize_session=False))
-    set_committed_value(event, "confirmed_count", confirmed + 1)
     return True
 
 
@@ -220,16 +236,19 @@ def test_control_rush_without_the_seat_guard_shows_the_race(app, served, make_us
                                                             database_url):
     """The same rush with the guard taken out must miss the guarded outcome, or the test above proves nothing.
 
-    This is the one test that patches Foyer's own code, and on purpose: it swaps exactly the two guard
-    functions of app/services/registrations.py (`_lock_event`, `_take_seat`) for the naive versions the
-    guard exists to prevent. Everything else — the routes, the retry on a busy database, the duplicate
-    index, the outbox — runs unchanged.
+    This is the one test that patches Foyer's own code, and on purpose: it swaps exactly the guard
+    functions of app/services/registration/registrations.py (`_share_event`, `_lock_event`, `_take_seat`) for
+    the naive versions the guard exists to prevent, and takes out the writer start of the route's unit of work, which on
+    SQLite serialises writers on its own (on PostgreSQL it does nothing). Everything else — the routes,
+    the retry on a busy database, the duplicate index, the outbox — runs unchanged.
     """
+    monkeypatch.setattr(registrations, "_share_event", _naive_lock_event)
     monkeypatch.setattr(registrations, "_lock_event", _naive_lock_event)
     monkeypatch.setattr(registrations, "_take_seat", _naive_take_seat)
-    # One try per request: on SQLite the route's retry on a busy database would otherwise absorb most of
-    # the conflicts the missing guard causes (with the guard there are none to retry).
-    monkeypatch.setattr(registration_routes, "BUSY_ATTEMPTS", 1)
+    monkeypatch.setattr(web, "begin_write", lambda: None)
+    # One try per request: on SQLite the unit of work's retry on a busy database would otherwise absorb
+    # most of the conflicts the missing guard causes (with the guard there are none to retry).
+    monkeypatch.setattr(web, "BUSY_ATTEMPTS", 1)
     event = rush_event(make_user, make_event)
 
     outcomes = Counter(rush(served, event.slug, rush_emails()))

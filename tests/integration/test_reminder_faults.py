@@ -33,6 +33,7 @@ from sqlalchemy import func, insert, select, update
 from app.extensions import db
 from app.models import (
     Event,
+    EventSeat,
     EventStatus,
     Message,
     MessageStatus,
@@ -42,7 +43,8 @@ from app.models import (
     Setting,
     User,
 )
-from app.services import crypto, messages, tokens
+from app.services.core import crypto, tokens
+from app.services.messaging import dispatch
 from tests.integration import test_worker_process as worker_process
 from tests.integration.test_worker_process import REPO_ROOT, wait_for
 from tests.services.microsoft import conftest as tls_fixtures
@@ -123,7 +125,7 @@ def make_event(owner_id: int, slug: str, *, starts_at: datetime, offsets: list[i
     event = Event(slug=slug, title=slug.replace("-", " ").title(), timezone="Europe/Berlin", starts_at=starts_at,
                   ends_at=starts_at + timedelta(hours=1), status=EventStatus.published,
                   published_at=datetime.now(UTC) - timedelta(days=7), owner_id=owner_id,
-                  reminder_offsets=offsets, confirmed_count=people)
+                  reminder_offsets=offsets)
     db.session.add(event)
     db.session.flush()
     earlier = datetime.now(UTC) - timedelta(days=2)
@@ -134,6 +136,7 @@ def make_event(owner_id: int, slug: str, *, starts_at: datetime, offsets: list[i
         "manage_token_hash": tokens.hash_token(token), "manage_token_encrypted": crypto.encrypt(token),
         "created_at": earlier, "updated_at": earlier, "confirmed_at": earlier,
     } for n, token in enumerate(manage_tokens)])
+    db.session.execute(insert(EventSeat), [{"event_id": event.id, "taken": True}] * people)  # their seats
     db.session.commit()
     return event.id
 
@@ -146,7 +149,7 @@ def make_owner() -> int:
 
 
 def set_quota(per_minute: int, per_hour: int) -> None:
-    db.session.merge(Setting(key=messages.QUOTA_SETTING, value={"per_minute": per_minute, "per_hour": per_hour}))
+    db.session.merge(Setting(key=dispatch.QUOTA_SETTING, value={"per_minute": per_minute, "per_hour": per_hour}))
     db.session.commit()
 
 
@@ -218,7 +221,7 @@ def sweep_lock_holder(conn: psycopg.Connection) -> str | None:
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigint = %s "
         "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        (messages.SWEEP_LOCK_KEY,)).fetchone()
+        (dispatch.SWEEP_LOCK_KEY,)).fetchone()
     return row[0] if row else None
 
 

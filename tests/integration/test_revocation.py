@@ -25,7 +25,7 @@ from app.models import (
     Registration,
     Role,
 )
-from app.services import crypto
+from app.services.core import crypto
 from tests.routes.admin.test_microsoft import connect_service_account
 
 ALERT_SUBJECT = "Foyer needs you to re-connect Microsoft 365"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, OutboxStatus, ProvisioningStatus
-from app.services import outbox
+from app.services.outbox import outbox
 from tests.routes.admin.test_microsoft import connect_service_account
 
 

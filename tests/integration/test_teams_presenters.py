@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Event, ProvisioningStatus
-from app.services import outbox
+from app.services.outbox import outbox
 from tests.routes.admin.test_microsoft import connect_service_account
 
 

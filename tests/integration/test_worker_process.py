@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, OutboxItem, OutboxStatus, ProvisioningStatus, Setting
-from app.services import messages
+from app.services.messaging import dispatch, queueing, rendering
 from tests.services.microsoft import conftest as tls_fixtures
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,11 +172,11 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
         pytest.skip("SQLite deployments run a single worker; concurrent claiming is a PostgreSQL feature")
     addresses = [f"guest{n:02d}@example.org" for n in range(40)]
     # A quota that lets all 40 go at once: this is about claiming, not pacing.
-    db.session.add(Setting(key=messages.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
+    db.session.add(Setting(key=dispatch.QUOTA_SETTING, value={"per_minute": 1000, "per_hour": 10000}))
     for address in addresses:
-        messages.queue_email("admin_alert", event=None, to=address, name="", dedupe_key=f"worker-test:{address}",
-                             rendered=messages.Rendered("Your seat is confirmed", "<p>See you there.</p>",
-                                                        "See you there."))
+        queueing.queue_email("admin_alert", event=None, to=address, name="", dedupe_key=f"worker-test:{address}",
+                             rendered=rendering.Rendered("Your seat is confirmed", "<p>See you there.</p>",
+                                                         "See you there."))
     db.session.commit()
     # Slow sends keep both workers busy at the same time.
     emulator.faults.add(kind="latency", latency=0.05, group="acs", path="/emails:send")

@@ -3,7 +3,7 @@ import time
 
 from app.extensions import db
 from app.models import Role, Setting, User
-from app.services import setup_code as setup_codes
+from app.services.accounts import setup_code as setup_codes
 from tests.first_run import setup_code
 
 
@@ -181,7 +181,7 @@ def _setup(client, code: str | None, email: str = "ada@example.org"):
 
 
 def test_setup_needs_the_one_time_code_printed_at_start(app, client, caplog):
-    caplog.set_level(logging.WARNING, logger="app.services.setup_code")
+    caplog.set_level(logging.WARNING, logger="app.services.accounts.setup_code")
     printed = setup_codes.announce(app)  # what the web server does when it starts
     assert printed and printed in caplog.text and "/setup" in caplog.text
     assert setup_codes.announce(app) is None  # a second process of the same start keeps that code

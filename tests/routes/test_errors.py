@@ -7,6 +7,8 @@ from werkzeug.exceptions import InternalServerError
 from app import create_app
 from app.config import TestConfig
 
+pytestmark = pytest.mark.db_agnostic  # see tests/conftest.py
+
 
 @pytest.fixture
 def broken_app(database_url, tmp_path):

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.models import AuditEntry, Message, OutboxItem, Role, User
-from app.services import outbox
+from app.services.outbox import outbox
 from tests.conftest import PASSWORD
 
 NEW_PASSWORD = "a brand new passphrase"

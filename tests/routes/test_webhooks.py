@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.logs import redact_links
 from app.models import EventStatus, Message, MessageDeliveryReport, Role
-from app.services import outbox
+from app.services.outbox import outbox
 
 URL = "/webhooks/acs/events"
 

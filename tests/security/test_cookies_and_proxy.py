@@ -12,8 +12,8 @@ from app import create_app
 from app.config import Config
 from app.extensions import db
 from app.models import Role
-from app.services import accounts
-from app.services.crypto import generate_key
+from app.services.accounts import accounts
+from app.services.core.crypto import generate_key
 
 BASE = "https://events.example.org"
 PASSWORD = "correct horse battery"

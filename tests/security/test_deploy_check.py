@@ -8,7 +8,7 @@ import pytest
 
 from app import create_app
 from app.config import Config
-from app.services.crypto import generate_key
+from app.services.core.crypto import generate_key
 
 GOOD = {
     "SECRET_KEY": "k" * 24 + "Zq8v7wX2pL0sN4mB9cD1eF3g",

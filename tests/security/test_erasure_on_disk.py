@@ -16,7 +16,7 @@ from app import create_app, jobs
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, Role, User
-from app.services import outbox
+from app.services.outbox import outbox
 
 NAME, EMAIL = "Quillonbert", "quillonbert.zephyrine@example.org"
 

@@ -14,7 +14,7 @@ import requests
 from werkzeug.serving import make_server
 
 from app.logs import redact_links
-from app.services.crypto import generate_key
+from app.services.core.crypto import generate_key
 from tests.security.gunicorn import gunicorn
 
 TOKEN = "Zx8_k2LmQp4rS6tUv9wXy1zA3bC5dE7fG0hJ2kL4mN6"

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import RateLimitCounter
-from app.services.crypto import generate_key
+from app.services.core.crypto import generate_key
 from tests.security.gunicorn import gunicorn
 
 LIMIT = 5

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.db_agnostic  # see tests/conftest.py
+
 HOME = "/manage/events/"
 
 BYPASSES = [

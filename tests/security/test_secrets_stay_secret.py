@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import MicrosoftConnection
-from app.services import crypto, outbox
+from app.services.core import crypto
+from app.services.outbox import outbox
 from tests.conftest import PASSWORD
 from tests.database import every_row_as_text
 from tests.mail import queued_emails

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 from app.extensions import db
 from app.models import Event, EventStatus
-from app.services import registrations
-from app.services.dates import format_date, format_datetime, format_range
+from app.services.core.dates import format_date, format_datetime, format_range
+from app.services.registration import registrations
 
 
 def test_one_format_with_the_zone_named():
@@ -38,9 +38,9 @@ def test_organizer_and_attendee_pages_write_the_same_date(app, client, auth, mak
 def test_reminder_wording_writes_the_date_the_same_way(app, make_user, make_event):
     from datetime import timedelta
 
-    from app.services import messages
+    from app.services.messaging import rendering
 
     owner = make_user("owner@example.org")
     start = datetime(2031, 3, 3, 13, 0, tzinfo=UTC)
     event = make_event(owner, starts_at=start, ends_at=start + timedelta(hours=1))
-    assert messages.relative_start(event, start - timedelta(days=5), "Europe/Berlin") == "on Mon 3 Mar at 14:00"
+    assert rendering.relative_start(event, start - timedelta(days=5), "Europe/Berlin") == "on Mon 3 Mar at 14:00"

@@ -8,9 +8,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Event, EventStatus, QuestionKind, Role, User
-from app.services import events
-from app.services.errors import Conflict, DomainError, NotAllowed
-from app.services.timezones import NonexistentLocalTime, all_zones, local_to_utc, utc_to_local, zone_choices
+from app.services.core.errors import Conflict, DomainError, NotAllowed
+from app.services.core.timezones import NonexistentLocalTime, all_zones, local_to_utc, utc_to_local, zone_choices
+from app.services.events import events
 
 # --- pure rules (no database) -------------------------------------------------------------------------
 

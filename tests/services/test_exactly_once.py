@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import EventStatus, Message, OutboxItem, OutboxStatus, Registration, Role
-from app.services import outbox, privacy
+from app.services.outbox import outbox
+from app.services.registration import privacy
 
 EMAIL = "ada@example.org"
 
@@ -57,7 +58,7 @@ def test_a_send_that_outlasts_its_lease_is_not_taken_over_and_sent_twice(app, cl
     assert emulator.acs.duplicate_operation_ids() == []
 
 
-def test_a_worker_that_lost_its_claim_does_not_send(app, client, event, monkeypatch):
+def test_a_worker_that_lost_its_claim_does_not_send(app, client, event, monkeypatch, clock):
     emulator = app.extensions["microsoft"].emulator
     _register(client, event)
     # A first attempt is throttled, so the next one asks ACS whether that attempt got through first.
@@ -66,7 +67,7 @@ def test_a_worker_that_lost_its_claim_does_not_send(app, client, event, monkeypa
         outbox.drain(owner="worker-a")
         item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
         assert item.status == OutboxStatus.pending and emulator.acs.sent_emails == []
-    time.sleep(1.1)  # the throttled item is due again
+    clock.shift(1.1)  # the throttled item is due again
     monkeypatch.setitem(app.config, "OUTBOX_LEASE_SECONDS", 0.5)
     # Worker A's question is slow: it stalls there past its lease, and worker B takes the item over,
     # asks (promptly: nothing went out yet) and sends, slowly. A's answer comes first: "nothing went out".

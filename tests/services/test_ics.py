@@ -6,7 +6,7 @@ from icalendar import Calendar
 
 from app.extensions import db
 from app.models import Event, EventStatus
-from app.services.ics import event_calendar, event_vevent
+from app.services.events.ics import event_calendar, event_vevent
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from icalendar import Calendar
 
 from app.extensions import db
 from app.models import Event, EventStatus, User
-from app.services import events, ics, joins, registrations
+from app.services.attendance import join_links
+from app.services.events import events
+from app.services.registration import emails, registrations
 from tests.mail import queued_emails
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -60,14 +62,14 @@ def test_invite_has_stable_uid_people_alarm_and_personal_link(app, published, ow
     event = published(title="Spring call")
     with app.app_context():
         reg, token = _register(event.id)
-        calendar, vevent = _parse(ics.registration_invite(reg))
+        calendar, vevent = _parse(emails.registration_invite(reg))
         assert str(calendar["METHOD"]) == "REQUEST"
         assert str(vevent["UID"]) == f"registration-{reg.id}@localhost"
         assert vevent["SEQUENCE"] == 0
         assert str(vevent["STATUS"]) == "CONFIRMED"
         assert str(vevent["SUMMARY"]) == "Spring call"
         # The attendee's personal join link (never the raw Teams URL, never the manage link).
-        link = joins.join_url(reg)
+        link = join_links.join_url(reg)
         assert link.startswith("http://localhost/j/") and token not in link
         assert str(vevent["URL"]) == link and str(vevent["LOCATION"]) == link
         assert link in str(vevent["DESCRIPTION"])
@@ -80,9 +82,9 @@ def test_invite_has_stable_uid_people_alarm_and_personal_link(app, published, ow
         assert str(alarm["ACTION"]) == "DISPLAY"
         assert alarm["TRIGGER"].dt == -timedelta(minutes=15)
         # The same registration always has the same UID.
-        assert str(_parse(ics.registration_invite(reg))[1]["UID"]) == str(vevent["UID"])
+        assert str(_parse(emails.registration_invite(reg))[1]["UID"]) == str(vevent["UID"])
         other, _ = _register(event.id, email="bob@example.org")
-        assert str(_parse(ics.registration_invite(other))[1]["UID"]) != str(vevent["UID"])
+        assert str(_parse(emails.registration_invite(other))[1]["UID"]) != str(vevent["UID"])
 
 
 @pytest.mark.parametrize(("start", "end", "local_start", "local_end"), [
@@ -101,7 +103,7 @@ def test_times_round_trip_exactly_in_the_event_zone(app, published, start, end, 
                       registration_closes_at=start - timedelta(days=1))
     with app.app_context():
         reg, _ = _register(event.id, zone="America/Los_Angeles")
-        calendar, vevent = _parse(ics.registration_invite(reg))
+        calendar, vevent = _parse(emails.registration_invite(reg))
     assert vevent["DTSTART"].params["TZID"] == "Europe/Berlin"
     assert vevent["DTEND"].params["TZID"] == "Europe/Berlin"
     assert vevent.start.replace(tzinfo=None) == local_start
@@ -122,7 +124,7 @@ def test_sequence_and_method_follow_changes_and_cancellation(app, published, own
     with app.app_context():
         reg, _ = _register(event.id)
         db.session.commit()
-        first = _parse(ics.registration_invite(reg))[1]
+        first = _parse(emails.registration_invite(reg))[1]
         assert first["SEQUENCE"] == 0
 
         # The organizer moves the event: a new SEQUENCE, the new time, the same UID.
@@ -130,7 +132,7 @@ def test_sequence_and_method_follow_changes_and_cancellation(app, published, own
         _edit(row, owner.id, starts_at=datetime(2031, 5, 1, 10, 0, tzinfo=UTC),
               ends_at=datetime(2031, 5, 1, 11, 0, tzinfo=UTC))
         db.session.commit()
-        moved = _parse(ics.registration_invite(reg))[1]
+        moved = _parse(emails.registration_invite(reg))[1]
         assert moved["SEQUENCE"] > first["SEQUENCE"]
         assert str(moved["UID"]) == str(first["UID"])
         assert moved.start == datetime(2031, 5, 1, 12, 0, tzinfo=BERLIN)
@@ -138,13 +140,13 @@ def test_sequence_and_method_follow_changes_and_cancellation(app, published, own
         # The attendee renames themself: their ATTENDEE changes, so SEQUENCE does too.
         registrations.update_details(reg, first_name="Augusta", last_name="King", answers={},
                                      timezone="Asia/Tokyo")
-        renamed = _parse(ics.registration_invite(reg))[1]
+        renamed = _parse(emails.registration_invite(reg))[1]
         assert renamed["SEQUENCE"] == moved["SEQUENCE"] + 1
         assert renamed["ATTENDEE"].params["CN"] == "Augusta King"
 
         # Cancelling: METHOD:CANCEL, STATUS:CANCELLED, a SEQUENCE above the last invitation, no alarm.
         registrations.cancel(reg)
-        calendar, cancelled = _parse(ics.registration_invite(reg, "CANCEL"))
+        calendar, cancelled = _parse(emails.registration_invite(reg, "CANCEL"))
         assert str(calendar["METHOD"]) == "CANCEL"
         assert str(cancelled["STATUS"]) == "CANCELLED"
         assert cancelled["SEQUENCE"] > renamed["SEQUENCE"]
@@ -156,9 +158,9 @@ def test_event_cancellation_bumps_the_sequence(app, published, owner):
     event = published()
     with app.app_context():
         reg, _ = _register(event.id)
-        before = _parse(ics.registration_invite(reg))[1]["SEQUENCE"]
+        before = _parse(emails.registration_invite(reg))[1]["SEQUENCE"]
         events.cancel_event(db.session.get(Event, event.id), actor=db.session.get(User, owner.id), reason="Ill")
-        calendar, vevent = _parse(ics.registration_invite(reg, "CANCEL"))
+        calendar, vevent = _parse(emails.registration_invite(reg, "CANCEL"))
         assert vevent["SEQUENCE"] > before
         assert "Ill" in str(vevent["DESCRIPTION"])
 
@@ -184,4 +186,4 @@ def test_unknown_method_is_refused(app, published):
     with app.app_context():
         reg, _ = _register(event.id)
         with pytest.raises(ValueError, match="PUBLISH"):
-            ics.registration_invite(reg, "PUBLISH")
+            emails.registration_invite(reg, "PUBLISH")

@@ -26,7 +26,9 @@ from app.models import (
     Registration,
     Role,
 )
-from app.services import messages, outbox, registrations
+from app.services.messaging import dispatch, kinds, queueing, rendering
+from app.services.outbox import outbox
+from app.services.registration import registrations
 from tests.mail import queued_emails
 from tests.routes.organizer.conftest import event_form
 
@@ -275,16 +277,16 @@ def test_hostile_names_stay_inert_in_subject_and_body(app, client, published, em
     assert "\n" not in sent.to[0]["displayName"] and "<script>" not in (sent.html or "")
 
 
-@pytest.mark.parametrize("kind", sorted(messages.KINDS))
+@pytest.mark.parametrize("kind", sorted(kinds.KINDS))
 def test_every_template_escapes_user_input(app, published, kind):
     payload = "<script>alert(1)</script>\r\nBcc: x@evil.example"
     event = published(title=payload)
     with app.app_context():
         event = db.session.get(Event, event.id)
-        rendered = messages.render(kind, event=event, name=payload, zone="Europe/Berlin", extra=payload,
-                                   manage_link="http://localhost/r/token", link="http://localhost/v/token",
-                                   intro=payload if kind == "organizer" else None,
-                                   subject=payload if kind == "organizer" else None)
+        rendered = rendering.render(kind, event=event, name=payload, zone="Europe/Berlin", extra=payload,
+                                    manage_link="http://localhost/r/token", link="http://localhost/v/token",
+                                    intro=payload if kind == "organizer" else None,
+                                    subject=payload if kind == "organizer" else None)
     assert "<script" not in rendered.html
     assert "\n" not in rendered.subject and "\r" not in rendered.subject
     assert rendered.text.strip() and rendered.html.startswith("<!DOCTYPE html>")
@@ -342,7 +344,7 @@ def test_throttling_delays_but_neither_loses_nor_duplicates(app, client, publish
 def test_quota_is_never_exceeded_and_the_rest_waits_without_failing(app, client, published, emulator, make_user):
     admin = make_user("admin@example.org", Role.admin)
     with app.app_context():
-        messages.save_quota(5, 100, actor=db.session.get(type(admin), admin.id))
+        dispatch.save_quota(5, 100, actor=db.session.get(type(admin), admin.id))
         db.session.commit()
     event = published()
     for n in range(8):
@@ -357,7 +359,7 @@ def test_quota_is_never_exceeded_and_the_rest_waits_without_failing(app, client,
                                                               OutboxItem.status == OutboxStatus.pending)).all()
         assert len(waiting) == 3 and all(i.attempts == 0 for i in waiting)  # deferred, not failed
         assert all(i.next_attempt_at > datetime.now(UTC) + timedelta(seconds=30) for i in waiting)
-        eta = messages.eta()
+        eta = dispatch.eta()
         assert timedelta(seconds=50) < eta - datetime.now(UTC) < timedelta(seconds=70)
 
 
@@ -365,7 +367,7 @@ def test_when_only_the_minute_is_used_up_the_hours_last_slots_go_a_minute_later(
                                                                                make_user):
     admin = make_user("admin@example.org", Role.admin)
     with app.app_context():
-        messages.save_quota(10, 15, actor=db.session.get(type(admin), admin.id))
+        dispatch.save_quota(10, 15, actor=db.session.get(type(admin), admin.id))
         db.session.commit()
     event = published()
     for n in range(12):
@@ -384,7 +386,7 @@ def test_urgent_messages_take_the_free_slots_first(app, client, published, emula
     admin = make_user("admin@example.org", Role.admin)
     event = published()
     with app.app_context():
-        messages.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
+        dispatch.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
         row = db.session.get(Event, event.id)
         regs = []
         for n in range(4):
@@ -395,10 +397,10 @@ def test_urgent_messages_take_the_free_slots_first(app, client, published, emula
         db.session.flush()
         later = datetime.now(UTC) + timedelta(hours=6)
         for reg in regs[:3]:
-            messages.queue_email("organizer", event=row, to=reg.email, name="N", dedupe_key=f"news:{reg.id}",
-                                 rendered=messages.Rendered("News", "<p>News</p>", "News"), deadline=later)
-        messages.queue_email("promoted", event=row, to=regs[3].email, name="N", dedupe_key="urgent",
-                             rendered=messages.Rendered("Soon", "<p>Soon</p>", "Soon"),
+            queueing.queue_email("organizer", event=row, to=reg.email, name="N", dedupe_key=f"news:{reg.id}",
+                                 rendered=rendering.Rendered("News", "<p>News</p>", "News"), deadline=later)
+        queueing.queue_email("promoted", event=row, to=regs[3].email, name="N", dedupe_key="urgent",
+                             rendered=rendering.Rendered("Soon", "<p>Soon</p>", "Soon"),
                              deadline=datetime.now(UTC) + timedelta(minutes=10))
         db.session.commit()
     drain_all(app)
@@ -410,15 +412,15 @@ def test_a_send_yielding_to_urgent_ones_puts_the_backlog_back_at_once(app, clien
     admin = make_user("admin@example.org", Role.admin)
     event = published()
     with app.app_context():
-        messages.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
+        dispatch.save_quota(2, 100, actor=db.session.get(type(admin), admin.id))
         row = db.session.get(Event, event.id)
         later, soon = datetime.now(UTC) + timedelta(hours=6), datetime.now(UTC) + timedelta(minutes=10)
         for n in range(12):  # a newsletter, queued first
-            messages.queue_email("organizer", event=row, to=f"n{n}@example.org", name="N", dedupe_key=f"news:{n}",
-                                 rendered=messages.Rendered("News", "<p>News</p>", "News"), deadline=later)
+            queueing.queue_email("organizer", event=row, to=f"n{n}@example.org", name="N", dedupe_key=f"news:{n}",
+                                 rendered=rendering.Rendered("News", "<p>News</p>", "News"), deadline=later)
         for n in range(2):  # then two urgent messages, behind it in the queue
-            messages.queue_email("promoted", event=row, to=f"u{n}@example.org", name="U", dedupe_key=f"urgent:{n}",
-                                 rendered=messages.Rendered("Soon", "<p>Soon</p>", "Soon"), deadline=soon)
+            queueing.queue_email("promoted", event=row, to=f"u{n}@example.org", name="U", dedupe_key=f"urgent:{n}",
+                                 rendered=rendering.Rendered("Soon", "<p>Soon</p>", "Soon"), deadline=soon)
         db.session.commit()
         assert outbox.drain(limit=1) == 1  # a newsletter email comes up first and yields its slot
         assert emulator.acs.sent_emails == []

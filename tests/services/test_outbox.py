@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import OutboxItem, OutboxStatus, utcnow
-from app.services import outbox
+from app.services.outbox import outbox
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, OutboxStatus, Question, QuestionKind, Registration
 from app.models import RegistrationState as S
-from app.services import outbox, privacy, registrations
+from app.services.outbox import outbox
+from app.services.registration import privacy, registrations
 from tests.mail import queued_emails
 
 EMAIL = "zebedee.quixotic@example.org"

@@ -22,8 +22,8 @@ from app.models import (
     Setting,
     User,
 )
-from app.services import registrations as regs
-from app.services.errors import Conflict, DomainError, NotAllowed
+from app.services.core.errors import Conflict, DomainError, NotAllowed
+from app.services.registration import registrations as regs
 from tests.mail import queued_emails
 
 S = RegistrationState

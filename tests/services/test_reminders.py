@@ -13,7 +13,9 @@ from sqlalchemy import select
 from app import jobs
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageStatus, Registration, RegistrationState, Role, User
-from app.services import messages, outbox, registrations, reminders
+from app.services.messaging import dispatch
+from app.services.outbox import outbox
+from app.services.registration import registrations, reminders
 from tests.conftest import PG_ADMIN_DSN
 
 START = datetime(2031, 5, 20, 16, 0, tzinfo=UTC)
@@ -125,7 +127,7 @@ def test_a_cancelled_registration_does_not_get_its_queued_reminder(app, event, p
 def test_a_batch_the_quota_cannot_send_in_time_starts_early(app, event, make_user):
     admin = make_user("admin@example.org", Role.admin)
     with app.app_context():
-        messages.save_quota(5, 100, actor=db.session.get(User, admin.id))
+        dispatch.save_quota(5, 100, actor=db.session.get(User, admin.id))
         row = db.session.get(Event, event.id)
         row.capacity = None
         for n in range(20):
@@ -164,10 +166,10 @@ def test_only_one_worker_sweeps_at_a_time_on_postgresql(app, event, people, data
         pytest.skip("advisory locks are PostgreSQL's; SQLite runs one worker")
     dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + database_url.rsplit("/", 1)[1]
     with psycopg.connect(dsn, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (messages.SWEEP_LOCK_KEY,))
+        other.execute("SELECT pg_advisory_lock(%s)", (dispatch.SWEEP_LOCK_KEY,))
         result = sweep_at(app, START - timedelta(minutes=1440))
         assert result.locked_out and result.queued == 0
-        other.execute("SELECT pg_advisory_unlock(%s)", (messages.SWEEP_LOCK_KEY,))
+        other.execute("SELECT pg_advisory_unlock(%s)", (dispatch.SWEEP_LOCK_KEY,))
     assert sweep_at(app, START - timedelta(minutes=1440)).queued == 3
 
 

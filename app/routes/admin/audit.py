@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, request, url_for
 
-from app.routes.admin._guard import require_admin
-from app.services import audit
-from app.web import render_page_or_fragment, wants_fragment
+from app.services.core import audit
+from app.web import render_page_or_fragment, require_admin, wants_fragment
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
 require_admin(bp)

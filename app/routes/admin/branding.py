@@ -1,5 +1,5 @@
-"""Admin: branding (site name, colours, logo, footer), email sender settings and a test email, and the
-versioned privacy notice.
+"""Admin: branding (site name, colours, logo, footer), email sender settings and a test email, the
+versioned privacy notice, and the websites that may embed registration forms.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from flask import Blueprint, current_app, flash, render_template, url_for
 from flask_login import current_user
 
 from app.extensions import db
-from app.forms.admin import BrandingForm, EmailSettingsForm, PrivacyNoticeForm, TestEmailForm
+from app.forms.admin import BrandingForm, EmailSettingsForm, EmbedOriginsForm, PrivacyNoticeForm, TestEmailForm
 from app.forms.registration import OrganizationDomainsForm
-from app.routes._helpers import apply_domain_error
-from app.routes.admin._guard import require_admin
-from app.services import messages, registrations, settings
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.services.core import settings
+from app.services.messaging import staff
+from app.services.registration import registrations
+from app.web import redirect_to, require_admin, submit
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ require_admin(bp)
 
 def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoticeForm | None = None,
             status: int = 200, domains_form: OrganizationDomainsForm | None = None,
-            email_form: EmailSettingsForm | None = None):
+            email_form: EmailSettingsForm | None = None, embed_form: EmbedOriginsForm | None = None):
     branding = settings.get_branding()
     sender = settings.get_email_settings()
     if email_form is None:
@@ -43,8 +42,12 @@ def _render(branding_form: BrandingForm | None = None, privacy_form: PrivacyNoti
     domains = registrations.organization_domains()
     if domains_form is None:
         domains_form = OrganizationDomainsForm(domains="\n".join(domains))
+    origins = settings.embed_origins()
+    if embed_form is None:
+        embed_form = EmbedOriginsForm(origins="\n".join(origins))
     return render_template(
-        "admin/branding.html", form=branding_form, privacy_form=privacy_form, saved=branding, notice=notice,
+        "admin/branding.html", embed_form=embed_form, embed_origins=origins,
+        form=branding_form, privacy_form=privacy_form, saved=branding, notice=notice,
         domains_form=domains_form, domains=domains, email_form=email_form, sender=sender,
         test_form=TestEmailForm(), sender_address=current_app.config.get("ACS_SENDER_ADDRESS", ""),
     ), status
@@ -60,26 +63,23 @@ def branding_GET():
 def branding_POST():
     """Save the branding; a new logo is checked and re-encoded."""
     form = BrandingForm()
-    if form.validate_on_submit():
+
+    def save() -> None:
         upload = form.logo.data
-        try:
-            settings.update_branding(
-                actor=current_user._get_current_object(),
-                site_name=form.site_name.data,
-                accent_colour=form.chosen_accent(settings.get_branding().accent_colour),
-                accent_text=form.accent_text.data,
-                footer_text=form.footer_text.data,
-                logo_alt=form.logo_alt.data,
-                logo=upload.stream if upload and upload.filename else None,
-                remove_logo=form.remove_logo.data,
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash("Branding saved.", "success")
-            return redirect_to(url_for("admin_branding.branding_GET"))
-    db.session.rollback()
+        settings.update_branding(
+            actor=current_user._get_current_object(),
+            site_name=form.site_name.data,
+            accent_colour=form.chosen_accent(settings.get_branding().accent_colour),
+            accent_text=form.accent_text.data,
+            footer_text=form.footer_text.data,
+            logo_alt=form.logo_alt.data,
+            logo=upload.stream if upload and upload.filename else None,
+            remove_logo=form.remove_logo.data,
+        )
+
+    if submit(form, save):
+        flash("Branding saved.", "success")
+        return redirect_to(url_for("admin_branding.branding_GET"))
     return _render(branding_form=form, status=422)
 
 
@@ -103,18 +103,16 @@ def privacy_POST():
 def organization_POST():
     """Save the organization's email domains (who may register for organization-only events)."""
     form = OrganizationDomainsForm()
-    if form.validate_on_submit():
-        try:
-            domains = registrations.parse_domains(form.domains.data or "")
-            registrations.save_organization_domains(domains, actor=current_user._get_current_object())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"Organization domains saved: {', '.join(domains)}." if domains
-                  else "Organization domains cleared: organization-only events accept no one.", "success")
-            return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
-    db.session.rollback()
+
+    def save() -> list[str]:
+        domains = registrations.parse_domains(form.domains.data or "")
+        registrations.save_organization_domains(domains, actor=current_user._get_current_object())
+        return domains
+
+    if done := submit(form, save):
+        flash(f"Organization domains saved: {', '.join(done.value)}." if done.value
+              else "Organization domains cleared: organization-only events accept no one.", "success")
+        return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
     return _render(domains_form=form, status=422)
 
 
@@ -122,17 +120,11 @@ def organization_POST():
 def email_POST():
     """Save the sender name and reply-to address every email goes out with."""
     form = EmailSettingsForm()
-    if form.validate_on_submit():
-        try:
-            settings.update_email_settings(actor=current_user._get_current_object(),
-                                           sender_name=form.sender_name.data or "", reply_to=form.reply_to.data or "")
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash("Email settings saved.", "success")
-            return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
-    db.session.rollback()
+    if submit(form, lambda: settings.update_email_settings(actor=current_user._get_current_object(),
+                                                           sender_name=form.sender_name.data or "",
+                                                           reply_to=form.reply_to.data or "")):
+        flash("Email settings saved.", "success")
+        return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
     return _render(email_form=form, status=422)
 
 
@@ -143,10 +135,27 @@ def email_test_POST():
     if not form.validate_on_submit():
         return _render(status=422)
     actor = current_user._get_current_object()
-    message = messages.queue_test_email(actor=actor)
+    message = staff.queue_test_email(actor=actor)
     db.session.commit()
     if message is None:
         flash("A test email was already queued this minute; see Messages for how it went.", "info")
     else:
         flash(f"A test email to {actor.email} is queued; Messages shows when it is sent.", "success")
     return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
+
+
+@bp.post("/embedding")
+def embedding_POST():
+    """Save the websites allowed to show registration forms in a frame (their frame-ancestors)."""
+    form = EmbedOriginsForm()
+
+    def save() -> list[str]:
+        origins = settings.parse_embed_origins(form.origins.data or "")
+        settings.save_embed_origins(origins, actor=current_user._get_current_object())
+        return origins
+
+    if done := submit(form, save):
+        flash(f"Websites that may embed registration forms: {', '.join(done.value)}." if done.value
+              else "No website may embed registration forms now.", "success")
+        return redirect_to(url_for("admin_branding.branding_GET", _anchor="embedding"))
+    return _render(embed_form=form, status=422)

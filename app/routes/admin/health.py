@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from app.routes.admin._guard import require_admin
-from app.services import health
+from app.services.dashboards import health
+from app.web import require_admin
 
 bp = Blueprint("admin_health", __name__, url_prefix="/admin/health")
 require_admin(bp)

@@ -17,11 +17,9 @@ from app.extensions import db
 from app.forms.messages import EmptyForm, QuotaForm
 from app.logs import redact_links
 from app.models import Event, Message, MessageStatus
-from app.routes._helpers import apply_domain_error
-from app.routes.admin._guard import require_admin
-from app.services import delivery_reports, messages
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.services.core.errors import DomainError
+from app.services.messaging import admin, delivery_reports, dispatch, kinds
+from app.web import redirect_to, require_admin, submit
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +43,20 @@ def _filters() -> dict:
         page = 1
     kind = request.args.get("kind", "")
     status = request.args.get("status", "")
-    return {"event_id": event_id or None, "kind": kind if kind in messages.KINDS else "",
+    return {"event_id": event_id or None, "kind": kind if kind in kinds.KINDS else "",
             "status": status if status in MessageStatus.__members__ else "", "page": page}
 
 
 def _page(quota_form: QuotaForm | None = None, status: int = 200):
     filters = _filters()
-    rows, total = messages.list_messages(**filters)
-    quota = messages.get_quota()
+    rows, total = admin.list_messages(**filters)
+    quota = dispatch.get_quota()
     quota_form = quota_form or QuotaForm(formdata=None, data={"per_minute": quota.per_minute,
                                                                "per_hour": quota.per_hour})
     events = db.session.scalars(select(Event).order_by(Event.starts_at.desc()).limit(200)).all()
-    return render_template("admin/messages.html", rows=rows, total=total, filters=filters, kinds=messages.KINDS,
+    return render_template("admin/messages.html", rows=rows, total=total, filters=filters, kinds=kinds.KINDS,
                            statuses=list(MessageStatus), events=events, quota=quota, quota_form=quota_form,
-                           backlog=messages.backlog(), eta=messages.eta(), page_size=messages.PAGE_SIZE,
+                           backlog=dispatch.backlog(), eta=dispatch.eta(), page_size=admin.PAGE_SIZE,
                            webhook_url=delivery_reports.webhook_url()), status
 
 
@@ -72,15 +70,10 @@ def messages_GET():
 def quota_POST():
     """Save the ACS resource's email quota."""
     form = QuotaForm()
-    if form.validate_on_submit():
-        try:
-            messages.save_quota(form.per_minute.data, form.per_hour.data, actor=current_user._get_current_object())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash("Email quota saved.", "success")
-            return redirect_to(url_for(".messages_GET"))
+    if submit(form, lambda: dispatch.save_quota(form.per_minute.data, form.per_hour.data,
+                                                actor=current_user._get_current_object())):
+        flash("Email quota saved.", "success")
+        return redirect_to(url_for(".messages_GET"))
     return _page(quota_form=form, status=422)
 
 
@@ -96,7 +89,7 @@ def message_GET(message_id: int):
     """One message: recipient, status, attempts, errors, the text and the HTML in a sandboxed frame."""
     message = _load(message_id)
     return render_template("admin/message.html", message=message, form=EmptyForm(formdata=None),
-                           kinds=messages.KINDS, body_text=redact_links(message.body_text or ""))
+                           kinds=kinds.KINDS, body_text=redact_links(message.body_text or ""))
 
 
 @bp.get("/<int:message_id>/html")
@@ -118,7 +111,7 @@ def message_retry_POST(message_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        messages.retry(message, actor=current_user._get_current_object())
+        admin.retry(message, actor=current_user._get_current_object())
     except DomainError as exc:
         flash(exc.message, "error")
     else:

@@ -12,12 +12,12 @@ from app.extensions import csrf, db
 from app.forms.admin import ConfirmForm
 from app.models import User
 from app.routes import microsoft_return
-from app.routes.admin._guard import require_admin
-from app.services import auth_flows, microsoft_connection, staff_sso
-from app.services.errors import DomainError
+from app.services.accounts import auth_flows, sso
+from app.services.core.errors import DomainError
+from app.services.microsoft import connection as microsoft_connection
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import get_microsoft
-from app.web import own_transactions, redirect_to
+from app.web import own_transactions, redirect_to, require_admin
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ def connection_GET():
     detail = re.sub(r"[^A-Za-z0-9_]", "", request.args.get("detail", ""))[:40]
     return render_template("admin/microsoft.html", connection=connection, form=ConfirmForm(),
                            outcome=(category, message, detail) if message else None,
-                           emulated=get_microsoft().uses_emulator, staff_sso_enabled=staff_sso.is_enabled(),
-                           callback_url=_callback_url())
+                           built_in=get_microsoft().built_in,
+                           one_click=get_microsoft().connects_without_sign_in, staff_sso_enabled=sso.is_enabled(),
+                           callback_url=_callback_url(),
+                           missing_scopes=microsoft_connection.missing_recording_scopes())
 
 
 @bp.post("/connect")
@@ -71,7 +73,7 @@ def connect_emulated_POST():
         flash("That form expired. Please try again.", "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     try:
-        account = microsoft_connection.connect_emulated_service_account(_callback_url(), actor=current_user)
+        account = microsoft_connection.connect_without_sign_in(_callback_url(), actor=current_user)
     except (AuthError, DomainError) as exc:
         db.session.rollback()
         flash(f"The emulated service account could not be connected: {exc.message}", "error")
@@ -156,7 +158,7 @@ def staff_sign_in_POST():
     form = ConfirmForm()
     if form.validate_on_submit():
         enabled = request.form.get("enabled") == "1"
-        staff_sso.set_enabled(enabled, actor=current_user)
+        sso.set_enabled(enabled, actor=current_user)
         db.session.commit()
         flash("Staff can now sign in with Microsoft." if enabled else "Sign in with Microsoft is off.", "success")
     return redirect_to(url_for("admin_microsoft.connection_GET"))

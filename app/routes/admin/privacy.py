@@ -9,13 +9,9 @@ import json
 from flask import Blueprint, Response, flash, render_template, url_for
 from flask_login import current_user
 
-from app.extensions import db
 from app.forms.insights import DefaultRetentionForm, PersonEraseForm, PersonLookupForm
-from app.routes._helpers import apply_domain_error
-from app.routes.admin._guard import require_admin
-from app.services import privacy
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.services.registration import privacy
+from app.web import redirect_to, require_admin, submit
 
 bp = Blueprint("admin_privacy", __name__, url_prefix="/admin/privacy")
 require_admin(bp)
@@ -39,17 +35,10 @@ def privacy_GET():
 def retention_POST():
     """Set the default number of days attendee data is kept after an event."""
     form = DefaultRetentionForm()
-    if form.validate_on_submit():
-        try:
-            days = privacy.set_default_retention(form.days.data, actor=current_user)
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"Attendee data is now purged {days} days after each event (unless an event says otherwise).",
-                  "success")
-            return redirect_to(url_for(".privacy_GET"))
-    db.session.rollback()
+    if done := submit(form, lambda: privacy.set_default_retention(form.days.data, actor=current_user)):
+        flash(f"Attendee data is now purged {done.value} days after each event (unless an event says otherwise).",
+              "success")
+        return redirect_to(url_for(".privacy_GET"))
     return _render(retention_form=form, status=422)
 
 
@@ -68,17 +57,11 @@ def person_POST():
 def person_export_POST():
     """Download everything held for one address as JSON (audited)."""
     form = PersonLookupForm()
-    if form.validate_on_submit():
-        try:
-            data = privacy.export_person(form.email.data, actor=current_user)
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            response = Response(json.dumps(data, ensure_ascii=False, indent=2),
-                                content_type="application/json; charset=utf-8")
-            response.headers["Content-Disposition"] = 'attachment; filename="foyer-personal-data.json"'
-            return response
+    if done := submit(form, lambda: privacy.export_person(form.email.data, actor=current_user)):
+        response = Response(json.dumps(done.value, ensure_ascii=False, indent=2),
+                            content_type="application/json; charset=utf-8")
+        response.headers["Content-Disposition"] = 'attachment; filename="foyer-personal-data.json"'
+        return response
     return _render(lookup_form=form, status=422)
 
 
@@ -86,15 +69,9 @@ def person_export_POST():
 def person_erase_POST():
     """Erase every registration of one address (audited); seats go to the waitlist as after a cancel."""
     form = PersonEraseForm()
-    if form.validate_on_submit():
-        try:
-            count = privacy.erase_person(form.email.data, actor=current_user)
-        except DomainError as exc:
-            db.session.rollback()
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"Erased {count} registration{'' if count == 1 else 's'}. Only anonymous counts remain.", "success")
-            return redirect_to(url_for(".privacy_GET"))
+    if done := submit(form, lambda: privacy.erase_person(form.email.data, actor=current_user)):
+        count = done.value
+        flash(f"Erased {count} registration{'' if count == 1 else 's'}. Only anonymous counts remain.", "success")
+        return redirect_to(url_for(".privacy_GET"))
     lookup = PersonLookupForm(formdata=None, data={"email": form.email.data})
     return _render(lookup_form=lookup, erase_form=form, found=privacy.find_person(form.email.data or ""), status=422)

@@ -10,11 +10,8 @@ from flask_login import current_user
 from app.extensions import db
 from app.forms.admin import ConfirmForm, CreateUserForm, InviteUserForm, RoleForm
 from app.models import Role, User
-from app.routes._helpers import apply_domain_error
-from app.routes.admin._guard import require_admin
-from app.services import accounts
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.services.accounts import accounts
+from app.web import redirect_to, require_admin, submit
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +62,10 @@ def user_invite_GET():
 def user_invite_POST():
     """Create a passwordless account and show its one-time invitation link."""
     form = InviteUserForm()
-    if form.validate_on_submit():
-        try:
-            user, token = accounts.invite_user(form.email.data, name=form.name.data, role=Role(form.role.data),
-                                               actor=_actor())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            return _show_link_once(user, token, "invitation")
+    if done := submit(form, lambda: accounts.invite_user(form.email.data, name=form.name.data,
+                                                         role=Role(form.role.data), actor=_actor())):
+        user, token = done.value
+        return _show_link_once(user, token, "invitation")
     return render_template("admin/user_invite.html", form=form), 422
 
 
@@ -87,18 +79,12 @@ def user_new_GET():
 def user_new_POST():
     """Create an account that can sign in at once."""
     form = CreateUserForm()
-    if form.validate_on_submit():
-        try:
-            user = accounts.create_user_with_password(
-                form.email.data, name=form.name.data, role=Role(form.role.data), password=form.password.data,
-                actor=_actor(), min_length=current_app.config["PASSWORD_MIN_LENGTH"],
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{user.email} can now sign in with the password you chose.", "success")
-            return redirect_to(url_for("admin.user_GET", user_id=user.id))
+    if done := submit(form, lambda: accounts.create_user_with_password(
+            form.email.data, name=form.name.data, role=Role(form.role.data), password=form.password.data,
+            actor=_actor(), min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+        user = done.value
+        flash(f"{user.email} can now sign in with the password you chose.", "success")
+        return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return render_template("admin/user_new.html", form=form), 422
 
 
@@ -135,18 +121,11 @@ def user_role_POST(user_id: int):
     """Make the user an admin or an organizer."""
     user = _load_user(user_id)
     form = RoleForm()
-    if form.validate_on_submit():
-        try:
-            accounts.change_role(user, Role(form.role.data), actor=_actor())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{user.email} is now {'an admin' if user.role == Role.admin else 'an organizer'}.", "success")
-            if user.id == current_user.id and user.role != Role.admin:
-                return redirect_to(url_for("organizer_events.events_GET"))
-            return redirect_to(url_for("admin.user_GET", user_id=user.id))
-    db.session.rollback()
+    if submit(form, lambda: accounts.change_role(user, Role(form.role.data), actor=_actor())):
+        flash(f"{user.email} is now {'an admin' if user.role == Role.admin else 'an organizer'}.", "success")
+        if user.id == current_user.id and user.role != Role.admin:
+            return redirect_to(url_for("organizer_events.events_GET"))
+        return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return _render_user(user, form, status=422)
 
 
@@ -155,15 +134,8 @@ def user_invitation_POST(user_id: int):
     """Issue a fresh invitation link (the previous one stops working)."""
     user = _load_user(user_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            token = accounts.reissue_invitation(user, actor=_actor())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            return _show_link_once(user, token, "invitation")
-    db.session.rollback()
+    if done := submit(form, lambda: accounts.reissue_invitation(user, actor=_actor())):
+        return _show_link_once(user, done.value, "invitation")
     return _render_user(user, action_form=form, status=422)
 
 
@@ -211,15 +183,8 @@ def user_reset_password_POST(user_id: int):
     """Clear the password, end the user's sessions and show a one-time link to choose a new one."""
     user = _load_user(user_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            token = accounts.reset_password(user, actor=_actor())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            return _show_link_once(user, token, "reset")
-    db.session.rollback()
+    if done := submit(form, lambda: accounts.reset_password(user, actor=_actor())):
+        return _show_link_once(user, done.value, "reset")
     return _render_confirm(user, "reset_password", form, 422)
 
 
@@ -234,16 +199,9 @@ def user_deactivate_POST(user_id: int):
     """Deactivate the account; its sessions end at once."""
     user = _load_user(user_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            accounts.deactivate_user(user, actor=_actor())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"{user.email} has been deactivated.", "success")
-            return redirect_to(url_for("admin.user_GET", user_id=user.id))
-    db.session.rollback()
+    if submit(form, lambda: accounts.deactivate_user(user, actor=_actor())):
+        flash(f"{user.email} has been deactivated.", "success")
+        return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return _render_confirm(user, "deactivate", form, 422)
 
 
@@ -258,9 +216,7 @@ def user_reactivate_POST(user_id: int):
     """Let the account sign in again."""
     user = _load_user(user_id)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        accounts.reactivate_user(user, actor=_actor())
-        db.session.commit()
+    if submit(form, lambda: accounts.reactivate_user(user, actor=_actor())):
         flash(f"{user.email} has been reactivated.", "success")
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return _render_confirm(user, "reactivate", form, 422)

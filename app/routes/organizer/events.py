@@ -17,20 +17,32 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
+from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import BuildError
 from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
 from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
-from app.models import Event, utcnow
-from app.routes._helpers import apply_domain_error, start_writing
-from app.routes._loaders import load_managed_event
-from app.services import events, microsoft_connection, reminders
-from app.services.errors import DomainError
-from app.services.timezones import DEFAULT_ZONE, utc_to_local
-from app.web import redirect_to, render_page_or_fragment, wants_fragment
+from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
+from app.models import Event, EventSeries, utcnow
+from app.routes.organizer.ordered import section_context
+from app.services.core import links, settings
+from app.services.core.errors import DomainError
+from app.services.core.timezones import DEFAULT_ZONE, utc_to_local
+from app.services.dashboards import insights
+from app.services.events import events
+from app.services.microsoft import connection
+from app.services.registration import reminders
+from app.web import (
+    apply_domain_error,
+    load_managed_event,
+    redirect_to,
+    render_page_or_fragment,
+    require_staff,
+    wants_fragment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +53,7 @@ STATUS_FILTERS = [("all", "All"), ("draft", "Drafts"), ("published", "Published"
 #: Where the public page may be served, by whichever blueprint provides it.
 PUBLIC_EVENT_ENDPOINTS = ("attendee_events.event_GET", "public.event_GET")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Every organizer page needs a signed-in staff user."""
+require_staff(bp)
 
 
 @bp.app_template_filter("reminder_offset")
@@ -54,6 +62,21 @@ def _reminder_offset(minutes: int) -> str:
 
 
 # --- context builders shared with the questions and speakers modules ----------------------------------
+
+
+def embed_snippet(event: Event) -> str | None:
+    """The HTML an organizer pastes into another website to show this event's registration form there
+    (see docs/embedding.md), or None while no public blueprint serves the embedded form.
+    """
+    if "public_embed.register_GET" not in current_app.view_functions:
+        return None
+    frame_url = links.public_url("public_embed.register_GET", slug=event.slug)
+    page_url = links.public_url("public_registration.register_GET", slug=event.slug)
+    script_url = links.public_url("static", filename="js/embed.js")
+    return (f'<div data-foyer-register="{escape(frame_url)}">\n'
+            f'  <a href="{escape(page_url)}">Register for {escape(event.title)}</a>\n'
+            f"</div>\n"
+            f'<script src="{escape(script_url)}" async></script>')
 
 
 def public_event_url(event: Event) -> str | None:
@@ -86,20 +109,12 @@ def speaker_form(speaker=None, *, formdata=None) -> SpeakerForm:
 
 def questions_context(event: Event, *, add_form=None, failed: tuple[int, QuestionForm] | None = None) -> dict:
     """What the questions section needs; `failed` is (question id, its form that did not validate)."""
-    edit_forms = {q.id: question_form(q) for q in event.questions}
-    if failed is not None:
-        edit_forms[failed[0]] = failed[1]
-    return {"event": event, "add_form": add_form or question_form(), "edit_forms": edit_forms,
-            "open_id": failed[0] if failed else None, "editable": not event.is_cancelled}
+    return section_context(event, event.questions, question_form, add_form=add_form, failed=failed)
 
 
 def speakers_context(event: Event, *, add_form=None, failed: tuple[int, SpeakerForm] | None = None) -> dict:
     """What the speakers section needs; `failed` is (speaker id, its form that did not validate)."""
-    edit_forms = {s.id: speaker_form(s) for s in event.speakers}
-    if failed is not None:
-        edit_forms[failed[0]] = failed[1]
-    return {"event": event, "add_form": add_form or speaker_form(), "edit_forms": edit_forms,
-            "open_id": failed[0] if failed else None, "editable": not event.is_cancelled}
+    return section_context(event, event.speakers, speaker_form, add_form=add_form, failed=failed)
 
 
 def _setup_sharing(form: EventForm, event: Event | None) -> bool:
@@ -169,7 +184,7 @@ def events_GET():
     if status not in events.STATUS_FILTERS:
         status = "all"
     rows = events.list_managed_events(current_user, status)
-    setup = microsoft_connection.setup_prompt() if current_user.is_admin else None
+    setup = connection.setup_prompt() if current_user.is_admin else None
     return render_page_or_fragment("organizer/events.html", "organizer/_events.html", "event_list",
                                    events=rows, current=status, filters=STATUS_FILTERS, microsoft_setup=setup)
 
@@ -236,18 +251,22 @@ def _mention_lost_upload(form: EventForm) -> None:
 
 def event_page(event: Event, *, status: int = 200, **forms) -> Response:
     """The overview with its dashboard; `forms` replaces a dashboard form that did not validate."""
-    from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
-    from app.services import insights
-
     forms.setdefault("followup_form", FollowupForm(formdata=None, data={
         "enabled": event.followup_enabled, "recording_url": event.followup_recording_url}))
     forms.setdefault("retention_form", RetentionForm(formdata=None, data={"retention_days": event.retention_days}))
     forms.setdefault("import_form", ImportAttendanceForm(formdata=None))
+    from app.routes.organizer.after_event import page_context  # noqa: PLC0415 — after_event answers with this page: the two import each other
+
+    after_forms = {name: forms.pop(name) for name in ("survey_form",) if name in forms}
     plans = reminders.plan(event) if event.is_published and event.starts_at > utcnow() else []
-    body = render_template("organizer/event.html", event=event, public_url=public_event_url(event),
+    body = render_template("organizer/event.html", **page_context(event, **after_forms), event=event,
+                           public_url=public_event_url(event), embed_snippet=embed_snippet(event),
+                           embed_origins=settings.embed_origins(),
                            can_share=events.can_share(current_user, event), user=current_user,
                            dashboard=insights.event_dashboard(event), now=utcnow(),
-                           reminder_plans=[p for p in plans if p.due_at > utcnow()], **forms)
+                           reminder_plans=[p for p in plans if p.due_at > utcnow()],
+                           event_series=db.session.get(EventSeries, event.series_id) if event.series_id else None,
+                           **forms)
     return make_response(body, status)
 
 
@@ -268,7 +287,6 @@ def event_edit_GET(event_id: int):
 @bp.post("/<int:event_id>/edit")
 def event_edit_POST(event_id: int):
     """Save the event's details."""
-    start_writing()
     event = load_managed_event(event_id)
     form = EventForm()
     form.saved_starts_at = event.starts_at
@@ -291,7 +309,6 @@ def event_edit_POST(event_id: int):
 
 
 def _state_change(event_id: int, verb, done: str):
-    start_writing()
     event = load_managed_event(event_id)
     try:
         verb(event, actor=current_user)
@@ -319,7 +336,6 @@ def event_unpublish_POST(event_id: int):
 @bp.post("/<int:event_id>/clone")
 def event_clone_POST(event_id: int):
     """Copy the event as a new draft one week later and open the copy."""
-    start_writing()
     event = load_managed_event(event_id)
     clone = events.clone_event(event, actor=current_user)
     db.session.commit()
@@ -341,7 +357,6 @@ def event_cancel_GET(event_id: int):
 @bp.post("/<int:event_id>/cancel")
 def event_cancel_POST(event_id: int):
     """Cancel the event for good."""
-    start_writing()
     event = load_managed_event(event_id)
     form = CancelEventForm()
     if form.validate_on_submit():

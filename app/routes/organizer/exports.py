@@ -1,21 +1,21 @@
-"""CSV downloads of an event's registrations and attendance (organizers of the event only)."""
+"""CSV downloads of an event's registrations, attendance, questions and poll results (organizers of the
+event only).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, stream_with_context
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
-from app.routes._loaders import load_managed_event
-from app.services import exports
+from app.services.after_event import feedback
+from app.services.live import polls, questions
+from app.services.registration import exports
+from app.web import load_managed_event, require_staff
 
 bp = Blueprint("organizer_exports", __name__, url_prefix="/manage/events")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Every organizer page needs a signed-in staff user."""
+require_staff(bp)
 
 
 def _download(event_id: int, kind: str) -> Response:
@@ -24,7 +24,9 @@ def _download(event_id: int, kind: str) -> Response:
     exports.record_export(event, kind, actor=current_user)
     db.session.commit()
     event = load_managed_event(event_id)
-    chunks = exports.registrations_csv(event) if kind == "registrations" else exports.attendance_csv(event)
+    producers = {"registrations": exports.registrations_csv, "attendance": exports.attendance_csv,
+                 "questions": questions.questions_csv, "polls": polls.polls_csv, "feedback": feedback.feedback_csv}
+    chunks = producers[kind](event)
     response = Response(stream_with_context(chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{exports.filename(event, kind)}"'
     return response
@@ -40,3 +42,21 @@ def registrations_csv_GET(event_id: int):
 def attendance_csv_GET(event_id: int):
     """Attendance per registration, as CSV."""
     return _download(event_id, "attendance")
+
+
+@bp.get("/<int:event_id>/questions.csv")
+def questions_csv_GET(event_id: int):
+    """The questions attendees asked beside the call, with upvotes and answers, as CSV."""
+    return _download(event_id, "questions")
+
+
+@bp.get("/<int:event_id>/polls.csv")
+def polls_csv_GET(event_id: int):
+    """Every poll's results, as CSV."""
+    return _download(event_id, "polls")
+
+
+@bp.get("/<int:event_id>/feedback.csv")
+def feedback_csv_GET(event_id: int):
+    """The feedback survey's answers, as CSV."""
+    return _download(event_id, "feedback")

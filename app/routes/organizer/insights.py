@@ -5,22 +5,20 @@ how long attendee data is kept. The overview itself is organizer_events.event_GE
 from __future__ import annotations
 
 from flask import Blueprint, flash, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
 from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
-from app.routes._loaders import load_managed_event
-from app.services import attendance, privacy
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.routes.organizer.events import event_page
+from app.services.after_event import followups
+from app.services.attendance import attendance
+from app.services.core.errors import DomainError
+from app.services.registration import privacy
+from app.web import carry_out, load_managed_event, redirect_to, require_staff
 
 bp = Blueprint("organizer_insights", __name__, url_prefix="/manage/events")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Every organizer page needs a signed-in staff user."""
+require_staff(bp)
 
 
 def _back(event_id: int, anchor: str):
@@ -29,8 +27,6 @@ def _back(event_id: int, anchor: str):
 
 def _invalid(event_id: int, form, anchor: str):
     """Dashboard forms are small: report the problem at the top of the page and go back to it."""
-    from app.routes.organizer.events import event_page
-
     event = load_managed_event(event_id)
     return event_page(event, status=422, **{f"{anchor}_form": form})
 
@@ -42,14 +38,8 @@ def attendance_import_POST(event_id: int):
     if not ImportAttendanceForm().validate_on_submit():
         flash("Your session expired. Please try again.", "error")
         return _back(event_id, "attendance")
-    try:
-        attendance.request_import(event, actor=current_user)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash("Foyer is importing the attendance now. Refresh this page in a minute to see it.", "success")
+    carry_out(lambda: attendance.request_import(event, actor=current_user),
+              done="Foyer is importing the attendance now. Refresh this page in a minute to see it.")
     return _back(event_id, "attendance")
 
 
@@ -60,7 +50,7 @@ def followup_POST(event_id: int):
     form = FollowupForm()
     if form.validate_on_submit():
         try:
-            attendance.update_followup(event, enabled=form.enabled.data, recording_url=form.recording_url.data or "",
+            followups.update_followup(event, enabled=form.enabled.data, recording_url=form.recording_url.data or "",
                                        actor=current_user)
         except DomainError as exc:
             db.session.rollback()

@@ -7,32 +7,29 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, get_template_attribute, make_response, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.forms.messages import ComposeForm, OverrideForm
 from app.models import DELIVERED_STATUSES, Message, MessageStatus
-from app.routes._helpers import apply_domain_error
-from app.routes._loaders import load_managed_event
-from app.services import delivery_reports, messages
-from app.services.errors import DomainError
-from app.web import redirect_to, wants_fragment
+from app.services.broadcast import fanout
+from app.services.core.errors import DomainError
+from app.services.core.markdown import render_markdown
+from app.services.events import events
+from app.services.messaging import admin, delivery_reports, dispatch, kinds, rendering
+from app.web import apply_domain_error, load_managed_event, redirect_to, require_staff, submit, wants_fragment
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("organizer_messages", __name__, url_prefix="/manage/events")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Every organizer page needs a signed-in staff user."""
+require_staff(bp)
 
 
 def _segments(event) -> list[tuple[str, str, int]]:
-    return [(key, messages.SEGMENTS[key][0], messages.segment_count(event, key))
-            for key in messages.available_segments(event)]
+    return [(key, fanout.SEGMENTS[key][0], fanout.segment_count(event, key))
+            for key in fanout.available_segments(event)]
 
 
 def _compose_form(event, formdata=True) -> ComposeForm:
@@ -62,7 +59,7 @@ def _failed(event) -> list[Message]:
 def _page(event, form: ComposeForm, *, preview=None, status: int = 200):
     return render_template("organizer/messages.html", event=event, form=form, preview=preview,
                            batches=_batches(event), failed=_failed(event), segments=_segments(event),
-                           kinds=messages.KINDS, overridable=messages.OVERRIDABLE), status
+                           kinds=kinds.KINDS, overridable=kinds.OVERRIDABLE), status
 
 
 @bp.get("/<int:event_id>/messages")
@@ -73,11 +70,11 @@ def messages_GET(event_id: int):
 
 
 def _preview(event, composition):
-    rendered = messages.render_organizer_message(event, composition, name="Ada",
+    rendered = fanout.render_organizer_message(event, composition, name="Ada",
                                                  manage_link="(each person's own link)")
-    count = messages.segment_count(event, composition.segment)
-    return {"subject": rendered.subject, "text": rendered.text, "intro": messages.render_markdown(composition.body),
-            "count": count, "eta": messages.eta(count)}
+    count = fanout.segment_count(event, composition.segment)
+    return {"subject": rendered.subject, "text": rendered.text, "intro": render_markdown(composition.body),
+            "count": count, "eta": dispatch.eta(count)}
 
 
 @bp.post("/<int:event_id>/messages")
@@ -88,30 +85,30 @@ def messages_POST(event_id: int):
     if not form.validate_on_submit():
         return _page(event, form, status=422)
     try:
-        composition = messages.check_composition(event, form.segment.data, form.subject.data, form.body.data)
+        composition = fanout.check_composition(event, form.segment.data, form.subject.data, form.body.data)
     except DomainError as exc:
         apply_domain_error(form, exc)
         return _page(event, form, status=422)
     if request.form.get("action") != "send":
         return _page(event, form, preview=_preview(event, composition))
-    batch = messages.send_organizer_message(event, composition, actor=current_user._get_current_object())
+    batch = fanout.send_organizer_message(event, composition, actor=current_user._get_current_object())
     db.session.commit()
     flash("Your message is on its way.", "success")
     return redirect_to(url_for(".message_batch_GET", event_id=event.id, batch=batch))
 
 
 def _progress(event, batch: str) -> dict:
-    counts = messages.batch_progress(batch)
+    counts = admin.batch_progress(batch)
     total = sum(counts.values())
-    preparing = messages.fanout_pending(batch)
-    expected = messages.fanout_expected(batch)
+    preparing = fanout.fanout_pending(batch)
+    expected = fanout.fanout_expected(batch)
     if total == 0 and expected is None:
         abort(404)
     waiting = counts["queued"] + counts["sending"]
     return {"event": event, "batch": batch, "counts": counts, "total": total, "preparing": preparing,
             "deliveries": delivery_reports.batch_deliveries(batch),
             "expected": expected if preparing else total, "done": not preparing and waiting == 0,
-            "eta": messages.eta() if waiting or preparing else None}
+            "eta": dispatch.eta() if waiting or preparing else None}
 
 
 @bp.get("/<int:event_id>/messages/<batch>")
@@ -135,22 +132,22 @@ def message_batch_GET(event_id: int, batch: str):
 
 
 def _load_kind(kind: str) -> str:
-    if kind not in messages.OVERRIDABLE:
+    if kind not in kinds.OVERRIDABLE:
         abort(404)
     return kind
 
 
 def _override_form(event, kind: str) -> OverrideForm:
-    override = messages.get_override(event, kind)
+    override = rendering.get_override(event, kind)
     return OverrideForm(formdata=None, data={"subject": override.subject if override else "",
                                              "intro": override.intro if override else ""})
 
 
-def _sample(event, kind: str, subject: str, intro: str) -> messages.Rendered:
-    spec = messages.KINDS[kind]
-    return messages.render(kind, event=event, name="Ada", zone=event.timezone,
-                           manage_link="(the person's own link)", extra="(the organizer's note)", position=3,
-                           subject=subject or spec.subject, intro=intro or None)
+def _sample(event, kind: str, subject: str, intro: str) -> rendering.Rendered:
+    spec = kinds.KINDS[kind]
+    return rendering.render(kind, event=event, name="Ada", zone=event.timezone,
+                            manage_link="(the person's own link)", extra="(the organizer's note)", position=3,
+                            subject=subject or spec.subject, intro=intro or None)
 
 
 @bp.get("/<int:event_id>/emails/<kind>")
@@ -160,7 +157,7 @@ def email_override_GET(event_id: int, kind: str):
     kind = _load_kind(kind)
     form = _override_form(event, kind)
     sample = _sample(event, kind, form.subject.data or "", form.intro.data or "")
-    return render_template("organizer/email_override.html", event=event, kind=kind, spec=messages.KINDS[kind],
+    return render_template("organizer/email_override.html", event=event, kind=kind, spec=kinds.KINDS[kind],
                            form=form, sample=sample)
 
 
@@ -184,17 +181,11 @@ def email_override_POST(event_id: int, kind: str):
     event = load_managed_event(event_id)
     kind = _load_kind(kind)
     form = OverrideForm()
-    if form.validate_on_submit():
-        try:
-            messages.save_override(event, kind, form.subject.data or "", form.intro.data or "",
-                                   actor=current_user._get_current_object())
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            db.session.commit()
-            flash(f"The “{messages.KINDS[kind].label}” email of this event is saved.", "success")
-            return redirect_to(url_for(".messages_GET", event_id=event.id) + "#wording")
+    if submit(form, lambda: events.save_email_wording(event, kind, form.subject.data or "", form.intro.data or "",
+                                                      actor=current_user._get_current_object())):
+        flash(f"The “{kinds.KINDS[kind].label}” email of this event is saved.", "success")
+        return redirect_to(url_for(".messages_GET", event_id=event.id) + "#wording")
     sample = _sample(event, kind, form.subject.data or "", form.intro.data or "") if not form.errors else None
-    return render_template("organizer/email_override.html", event=event, kind=kind, spec=messages.KINDS[kind],
+    return render_template("organizer/email_override.html", event=event, kind=kind, spec=kinds.KINDS[kind],
                            form=form, sample=sample), 422
 

@@ -10,26 +10,29 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
 from app.forms.registrants import BulkActionForm, CancelForm, CapacityForm, DenyForm, RowActionForm
 from app.models import Event, Registration, RegistrationState
-from app.routes._helpers import apply_domain_error, start_writing
-from app.routes._loaders import load_managed_event
-from app.services import delivery_reports, joins, registrations, roster
-from app.services.errors import DomainError
-from app.web import redirect_to, render_page_or_fragment, wants_fragment
+from app.services.attendance import join_links
+from app.services.core.errors import DomainError
+from app.services.messaging import delivery_reports
+from app.services.registration import registrations, roster
+from app.web import (
+    apply_domain_error,
+    load_managed_event,
+    redirect_to,
+    render_page_or_fragment,
+    require_staff,
+    wants_fragment,
+)
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("organizer_registrations", __name__, url_prefix="/manage/events")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Every organizer page needs a signed-in staff user."""
+require_staff(bp)
 
 
 def _people(n: int) -> str:
@@ -109,7 +112,6 @@ def _finish(event: Event, view: roster.RosterView, text: str, category: str):
 
 def _act(event_id: int, reg_id: int, action: str, message: str = ""):
     """Run one action on one registration and report it; refusals become a clear message."""
-    start_writing()
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
     view = _view(event, request.form)
@@ -153,13 +155,17 @@ def registration_move_POST(event_id: int, reg_id: int):
     return _act(event_id, reg_id, "move")
 
 
+def _ask(event_id: int, reg_id: int, action: str, form, args, status: int = 200):
+    """The confirmation page of a deny or cancel (again, with the errors, when its form was refused)."""
+    event = load_managed_event(event_id)
+    return render_template("organizer/registration_action.html", event=event, reg=_load_registration(event, reg_id),
+                           action=action, form=form, view=_view(event, args)), status
+
+
 @bp.get("/<int:event_id>/registrations/<int:reg_id>/deny")
 def registration_deny_GET(event_id: int, reg_id: int):
     """Ask before denying, with room for a message to the person."""
-    event = load_managed_event(event_id)
-    reg = _load_registration(event, reg_id)
-    return render_template("organizer/registration_action.html", event=event, reg=reg, action="deny",
-                           form=DenyForm(formdata=None), view=_view(event, request.args))
+    return _ask(event_id, reg_id, "deny", DenyForm(formdata=None), request.args)
 
 
 @bp.post("/<int:event_id>/registrations/<int:reg_id>/deny")
@@ -167,19 +173,14 @@ def registration_deny_POST(event_id: int, reg_id: int):
     """Deny a registration, with an optional message; a freed seat goes to the waitlist."""
     form = DenyForm()
     if not form.validate_on_submit():
-        event = load_managed_event(event_id)
-        return render_template("organizer/registration_action.html", event=event, action="deny", form=form,
-                               reg=_load_registration(event, reg_id), view=_view(event, request.form)), 422
+        return _ask(event_id, reg_id, "deny", form, request.form, 422)
     return _act(event_id, reg_id, "deny", form.message.data or "")
 
 
 @bp.get("/<int:event_id>/registrations/<int:reg_id>/cancel")
 def registration_cancel_GET(event_id: int, reg_id: int):
     """Ask before cancelling someone's registration."""
-    event = load_managed_event(event_id)
-    reg = _load_registration(event, reg_id)
-    return render_template("organizer/registration_action.html", event=event, reg=reg, action="cancel",
-                           form=CancelForm(formdata=None), view=_view(event, request.args))
+    return _ask(event_id, reg_id, "cancel", CancelForm(formdata=None), request.args)
 
 
 @bp.post("/<int:event_id>/registrations/<int:reg_id>/cancel")
@@ -187,9 +188,7 @@ def registration_cancel_POST(event_id: int, reg_id: int):
     """Cancel someone's registration, with an optional note; a freed seat goes to the waitlist."""
     form = CancelForm()
     if not form.validate_on_submit():
-        event = load_managed_event(event_id)
-        return render_template("organizer/registration_action.html", event=event, action="cancel", form=form,
-                               reg=_load_registration(event, reg_id), view=_view(event, request.form)), 422
+        return _ask(event_id, reg_id, "cancel", form, request.form, 422)
     return _act(event_id, reg_id, "cancel", form.message.data or "")
 
 
@@ -203,7 +202,6 @@ def registrations_bulk_POST(event_id: int):
     view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
-    start_writing()
     event = load_managed_event(event_id)
     try:
         result = roster.apply_bulk(event, form.ids.data, form.action.data, actor=current_user,
@@ -224,7 +222,6 @@ def capacity_POST(event_id: int):
     view = _view(load_managed_event(event_id), request.form)
     if not form.validate_on_submit():
         return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
-    start_writing()
     event = load_managed_event(event_id)
     try:
         promoted = roster.change_capacity(event, form.capacity.data, actor=current_user)
@@ -249,7 +246,7 @@ def registration_join_link_GET(event_id: int, reg_id: int):
     """A confirmed attendee's personal join link, to copy, or to revoke and replace."""
     event = load_managed_event(event_id)
     reg = _load_registration(event, reg_id)
-    link = joins.join_url(reg) if reg.state.value == "confirmed" else None
+    link = join_links.join_url(reg) if reg.state.value == "confirmed" else None
     body = render_template("organizer/registration_join_link.html", event=event, reg=reg, link=link,
                            form=RowActionForm(formdata=None))
     db.session.commit()  # a link issued on first view is kept
@@ -266,7 +263,7 @@ def registration_join_link_POST(event_id: int, reg_id: int):
         return render_template("organizer/registration_join_link.html", event=event, reg=reg, form=form,
                                link=None), 422
     try:
-        joins.reissue(reg, actor=current_user)
+        join_links.reissue(reg, actor=current_user)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -280,6 +277,6 @@ def registration_join_link_POST(event_id: int, reg_id: int):
 def in_call_GET(event_id: int):
     """Who is in the call now (from Foyer's join records), and how attendees enter the meeting."""
     event = load_managed_event(event_id)
-    ctx = {"event": event, "people": joins.in_call_now(event), "joined": joins.joined_count(event),
-           "window": joins.window(event)}
+    ctx = {"event": event, "people": join_links.in_call_now(event), "joined": join_links.joined_count(event),
+           "window": join_links.window(event)}
     return render_page_or_fragment("organizer/in_call.html", "organizer/_in_call.html", "in_call_list", **ctx)

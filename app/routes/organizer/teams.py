@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
 from app.models import ProvisioningStatus
-from app.routes._loaders import load_managed_event
-from app.services import teams
-from app.web import redirect_to, render_page_or_fragment
+from app.services.events import teams
+from app.web import load_managed_event, redirect_to, render_page_or_fragment, require_staff
 
 bp = Blueprint("organizer_teams", __name__, url_prefix="/manage/events")
 
-
-@bp.before_request
-@login_required
-def _require_login():
-    """Organizer pages need a signed-in staff user."""
+require_staff(bp)
 
 
 @bp.get("/<int:event_id>/teams")

@@ -23,16 +23,17 @@ from flask_wtf.csrf import generate_csrf
 
 from app.extensions import compress
 from app.forms.registration import RegistrationForm
-from app.routes._loaders import load_public_event
-from app.services import catalog, ics, page_cache
-from app.services.settings import (
+from app.i18n import current_language
+from app.services.core import links, page_cache, timezones
+from app.services.core.settings import (
     brand_stylesheet,
     brand_version,
     favicon_bytes,
     get_branding,
     get_privacy_notice,
 )
-from app.web import wants_fragment
+from app.services.events import catalog, ics, series
+from app.web import load_public_event, wants_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,13 @@ def event_GET(slug: str):
     if current_user.is_authenticated or "_flashes" in session:
         return _render_event_page(_load_event(slug))
     pages = page_cache.event_pages()
-    cached = pages.get(slug)
+    key = (slug, current_language())  # one page per language
+    cached = pages.get(key)
     if cached is not None:
         return page_cache.personalise(cached, csrf_token=generate_csrf(), stamp=RegistrationForm.new_stamp())
     html = _render_event_page(_load_event(slug))
     stamp = STAMP.search(html)
-    pages.put(slug, html, csrf_token=g.csrf_token, stamp=stamp.group(1) if stamp else None)
+    pages.put(key, html, csrf_token=g.csrf_token, stamp=stamp.group(1) if stamp else None)
     return html
 
 
@@ -99,9 +101,10 @@ def _render_event_page(event) -> str:
         window=catalog.registration_window(event),
         duration=catalog.format_duration(event.starts_at, event.ends_at),
         summary=catalog.excerpt(event.description, 200),
-        canonical_url=catalog.event_url(event),
-        banner_url=catalog.upload_url(event.banner_filename),
+        canonical_url=links.event_url(event),
+        banner_url=links.upload_url(event.banner_filename),
         json_ld=catalog.event_json_ld(event),
+        also_in_series=series.upcoming_others(event),
     )
 
 
@@ -133,6 +136,22 @@ def events_ics():
 def privacy_GET():
     """The current privacy notice."""
     return render_template("public/privacy.html", notice=get_privacy_notice())
+
+
+@bp.get("/time-zones")
+@compress.compressed()
+def time_zones_GET():
+    """Every time zone name a registration accepts, grouped by region: the full list the form links to
+    instead of sending ~600 options with every page. The same for everyone, so browsers keep it a day.
+    """
+    regions: dict[str, list[str]] = {}
+    for zone in sorted(timezones.all_zones()):
+        regions.setdefault(zone.split("/", 1)[0] if "/" in zone else "Other", []).append(zone)
+    response = make_response(render_template("public/time_zones.html", regions=regions,
+                                              common=[z for z in timezones.COMMON_ZONES if z in timezones.all_zones()]))
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
 
 
 @bp.get("/brand.css")

@@ -12,15 +12,17 @@ import json
 import logging
 
 from flask import Blueprint, Response, flash, render_template, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from app.extensions import compress, db
 from app.forms.manage import CancelRegistrationForm, EraseRegistrationForm, details_form
 from app.models import Registration, RegistrationState, utcnow
-from app.models.base import begin_write
-from app.routes._helpers import apply_domain_error
-from app.services import ics, joins, privacy, registrations
-from app.services.errors import DomainError
-from app.web import redirect_to
+from app.services.attendance import join_links
+from app.services.core.errors import DomainError
+from app.services.events import ics
+from app.services.registration import emails, privacy, registrations
+from app.web import apply_domain_error, redirect_to
 
 logger = logging.getLogger(__name__)
 
@@ -28,27 +30,31 @@ bp = Blueprint("public_registration_manage", __name__, url_prefix="/r")
 
 #: What each state means, in the attendee's words: (heading, explanation).
 STATE_TEXT = {
-    RegistrationState.confirmed: ("You’re registered", "Your seat is confirmed."),
+    RegistrationState.confirmed: (_l("You’re registered"), _l("Your seat is confirmed.")),
     RegistrationState.waitlisted: (
-        "You’re on the waitlist",
-        "The event is fully booked. If a seat frees up it goes to the next person in line automatically, "
-        "and we will email you.",
+        _l("You’re on the waitlist"),
+        _l("The event is fully booked. If a seat frees up it goes to the next person in line automatically, "
+        "and we will email you."),
     ),
     RegistrationState.pending: (
-        "Awaiting approval",
-        "The organizer approves each registration by hand. We will email you as soon as they decide.",
+        _l("Awaiting approval"),
+        _l("The organizer approves each registration by hand. We will email you as soon as they decide."),
     ),
     RegistrationState.unverified: (
-        "Awaiting email confirmation",
-        "Please follow the link in the email we sent you to confirm your address; until then your place is held.",
+        _l("Awaiting email confirmation"),
+        _l("Please follow the link in the email we sent you to confirm your address; until then your place is held."),
     ),
-    RegistrationState.cancelled: ("Cancelled", "This registration has been cancelled. You no longer have a place."),
-    RegistrationState.denied: ("Not accepted", "The organizer did not accept this registration."),
+    RegistrationState.cancelled: (_l("Cancelled"),
+                                  _l("This registration has been cancelled. You no longer have a place.")),
+    RegistrationState.denied: (_l("Not accepted"), _l("The organizer did not accept this registration.")),
 }
 #: What the page says first when the event itself decides: its state outranks the registration's.
-EVENT_CANCELLED_TEXT = ("This event has been cancelled",
-                        "The organizer cancelled the event, so there is no call to join and nothing to change here.")
-EVENT_ENDED_TEXT = ("This event has ended", "Thank you for registering. Your registration can no longer be changed.")
+EVENT_CANCELLED_TEXT = (
+    _l("This event has been cancelled"),
+    _l("The organizer cancelled the event, so there is no call to join and nothing to change here."),
+)
+EVENT_ENDED_TEXT = (_l("This event has ended"),
+                    _l("Thank you for registering. Your registration can no longer be changed."))
 
 
 def _state_text(reg: Registration, ended: bool) -> tuple[str, str]:
@@ -101,7 +107,7 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
     changeable = _changeable(reg)
     ended = event.ends_at <= utcnow()
     invite = reg.state == RegistrationState.confirmed and not event.is_cancelled
-    join_link = joins.join_url(reg) if invite else None
+    join_link = join_links.join_url(reg) if invite else None
     body = render_template(
         "public/manage.html", reg=reg, event=event, token=token, link=link,
         state_text=_state_text(reg, ended),
@@ -111,6 +117,8 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
         has_invite=invite, ended=ended, zones_differ=reg.timezone != event.timezone,
         when_attendee=registrations.describe_when(event, reg.timezone),
         when_event=registrations.describe_when(event, event.timezone),
+        sessions_attendee=[(s.label, registrations.describe_when(s, reg.timezone), s.starts_at)
+                           for s in event.sessions],
     )
     db.session.commit()  # a join link issued on first view is kept
     return body, status
@@ -142,7 +150,7 @@ def details_POST(token: str):
         apply_domain_error(form, exc)
         return _page(_load(token), token, form=form, status=422)
     db.session.commit()
-    flash("Your details are saved.", "success")
+    flash(gettext("Your details are saved."), "success")
     return redirect_to(url_for(".manage_GET", token=token))
 
 
@@ -151,10 +159,10 @@ def cancel_GET(token: str):
     """Ask before cancelling (or leaving the waitlist)."""
     reg = _load(token)
     if not reg.is_active:
-        flash("This registration is already cancelled.", "info")
+        flash(gettext("This registration is already cancelled."), "info")
         return redirect_to(url_for(".manage_GET", token=token))
     if reg.event.is_cancelled:
-        flash("The organizer has cancelled this event: there is nothing for you to cancel.", "info")
+        flash(gettext("The organizer has cancelled this event: there is nothing for you to cancel."), "info")
         return redirect_to(url_for(".manage_GET", token=token))
     return render_template("public/manage_cancel.html", reg=reg, event=reg.event, token=token,
                            form=CancelRegistrationForm())
@@ -163,7 +171,6 @@ def cancel_GET(token: str):
 @bp.post("/<token>/cancel")
 def cancel_POST(token: str):
     """Cancel the registration or leave the waitlist; a freed seat goes to the next in line."""
-    begin_write()  # the cancel frees a seat: one writer transaction from the first statement
     reg = _load(token)
     form = CancelRegistrationForm()
     if not form.validate_on_submit():
@@ -176,8 +183,8 @@ def cancel_POST(token: str):
         flash(exc.message, "error")
         return redirect_to(url_for(".manage_GET", token=token))
     db.session.commit()
-    flash("You have left the waitlist." if was_waitlisted else "Your registration is cancelled. We have emailed you "
-          "a confirmation.", "success")
+    flash(gettext("You have left the waitlist.") if was_waitlisted
+          else gettext("Your registration is cancelled. We have emailed you a confirmation."), "success")
     return redirect_to(url_for(".manage_GET", token=token))
 
 
@@ -190,9 +197,9 @@ def invite_GET(token: str):
     elif reg.state in (RegistrationState.cancelled, RegistrationState.denied) or reg.event.is_cancelled:
         method = "CANCEL"
     else:
-        flash("Your calendar invitation is ready as soon as your seat is confirmed.", "info")
+        flash(gettext("Your calendar invitation is ready as soon as your seat is confirmed."), "info")
         return redirect_to(url_for(".manage_GET", token=token))
-    body = ics.registration_invite(reg, method)
+    body = emails.registration_invite(reg, method)
     db.session.commit()  # a join link issued for the invite is kept
     response = Response(body, content_type=f"text/calendar; charset=utf-8; method={method}")
     name = "cancel" if method == "CANCEL" else "invite"
@@ -223,7 +230,6 @@ def erase_GET(token: str):
 @bp.post("/<token>/erase")
 def erase_POST(token: str):
     """Delete the registration and everything about the person; the seat goes to the next in line."""
-    begin_write()
     reg = _load(token)
     form = EraseRegistrationForm()
     if not form.validate_on_submit():

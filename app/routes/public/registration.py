@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -17,18 +17,26 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import compress, csrf, db, limiter
 from app.forms.registration import RegistrationForm, registration_form
 from app.models import Event, Registration
-from app.models.base import begin_write
-from app.routes._helpers import apply_domain_error
-from app.routes._loaders import load_public_event
-from app.services import catalog, ics, registrations
-from app.services.errors import DomainError
-from app.services.settings import get_privacy_notice
-from app.web import own_transactions, redirect_to, render_page_or_fragment, wants_fragment
+from app.services.core.errors import DomainError
+from app.services.core.settings import get_privacy_notice
+from app.services.events import catalog
+from app.services.integrations import webhooks
+from app.services.registration import registrations
+from app.web import (
+    DatabaseBusy,
+    apply_domain_error,
+    load_public_event,
+    own_transactions,
+    redirect_to,
+    render_page_or_fragment,
+    unit_of_work,
+    wants_fragment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +50,8 @@ VALIDATE_RATE_LIMIT = "120 per minute"
 INBOX_KINDS = ("unverified", "duplicate", "inbox")
 
 
-#: Tries when the database stays locked past its busy timeout (SQLite's 10 s each): only an extreme
-#: rush into one process with hundreds of threads gets there; the person's input is never lost.
-BUSY_ATTEMPTS = 10
-
-
-def _database_busy(exc: OperationalError) -> bool:
-    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
-
-
-def _registration_limit() -> str:
+def registration_limit() -> str:
+    """Registration posts allowed per client (REGISTRATION_RATE_LIMIT), counted across every form."""
     return current_app.config["REGISTRATION_RATE_LIMIT"]
 
 
@@ -63,7 +63,8 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _load_event(slug: str) -> Event:
+def load_event(slug: str) -> Event:
+    """A public event whose registration form may be shown; 404 otherwise."""
     event = load_public_event(slug)
     if not catalog.is_public(event):
         abort(404)
@@ -79,8 +80,14 @@ def registration_form_for(event: Event) -> RegistrationForm:
 
 
 def _form(event: Event, **kwargs) -> RegistrationForm:
-    form = registration_form(event, privacy_url=url_for("public.privacy_GET"), **kwargs)
+    form = build_form(event, **kwargs)
     form.enable_inline_validation(url_for("public_registration.register_validate_POST", slug=event.slug))
+    return form
+
+
+def build_form(event: Event, **kwargs) -> RegistrationForm:
+    """The event's registration form, as every surface shows it (`kwargs` go to the form class)."""
+    form = registration_form(event, privacy_url=url_for("public.privacy_GET"), **kwargs)
     form.allowed_domains = registrations.organization_domains() if event.who_can_register == "organization" else []
     return form
 
@@ -112,7 +119,7 @@ def _result_response(event: Event, slug: str, result: dict) -> Response:
 def _result_view(result: dict) -> dict:
     """What the result page shows; the registration's *current* state when it has a personal link."""
     view = {"kind": result.get("kind"), "email": result.get("email", ""), "registration": None, "manage_url": None,
-            "position": None, "has_invite": hasattr(ics, "registration_invite")}
+            "position": None, "has_invite": True}
     if view["kind"] in INBOX_KINDS:
         view["kind"] = "inbox"
         return view
@@ -130,24 +137,34 @@ def _result_view(result: dict) -> dict:
 @compress.compressed()  # a blank form: echoes nothing from the request
 def register_GET(slug: str):
     """The registration form on its own page (the event page shows the same form)."""
-    event = _load_event(slug)
+    event = load_event(slug)
     form = _form(event, formdata=None)
     form.stamp_start()
     return _form_response(event, form, 200)
 
 
 @bp.post("/events/<slug>/register")
-@own_transactions  # the write lock is taken only around the registration itself
+@own_transactions  # the write lock is taken only around the registration itself (unit_of_work below)
 @csrf.exempt  # the form checks its own token, so an expired one gives the form back with what was typed
-@limiter.limit(_registration_limit)
+@limiter.shared_limit(registration_limit, scope="registration")  # one count with the embedded form
 def register_POST(slug: str):
     """Register for an event; invalid input re-renders the form with field errors (422)."""
-    event = _load_event(slug)
-    form = _form(event)
+    event = load_event(slug)
+    return submit_registration(event, slug, _form(event), form_response=_form_response,
+                               result_response=_result_response)
+
+
+def submit_registration(event: Event, slug: str, form: RegistrationForm, *,
+                        form_response: Callable[[Event, RegistrationForm, int], Response],
+                        result_response: Callable[[Event, str, dict], Response]) -> Response:
+    """The registration engine behind every registration form (the event's pages and the embedded one):
+    the honeypot, the token, the minimum fill time, the rules and the registration itself. `form_response`
+    gives the form back (with a status); `result_response` shows the outcome.
+    """
     if form.is_bot:
         # Pretend it worked and store nothing: a bot learns nothing from the answer.
         logger.info("Honeypot filled on the registration form of event %s", event.id)
-        return _result_response(event, slug, {"kind": "inbox", "email": (form.email.data or "")[:320]})
+        return result_response(event, slug, {"kind": "inbox", "email": (form.email.data or "")[:320]})
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             # Left open past the token's lifetime (or its session cookie was lost): nothing is stored,
@@ -155,57 +172,38 @@ def register_POST(slug: str):
             logger.info("Registration form for event %s sent with an expired or missing token", event.id)
             form.form_errors.append("This form was open for a long time, so for your security it has to be "
                                     "sent again. Your details are still here: check them and press Register again.")
-        return _form_response(event, form, 422)
+        return form_response(event, form, 422)
     if form.filled_too_fast(current_app.config["REGISTRATION_MIN_FILL_SECONDS"]):
         # Bots post at once; a person this quick (autofill) just presses again. Nothing is lost.
         logger.info("Registration form for event %s sent back within seconds of being shown", event.id)
         if form.seconds_since_shown() is None:
             form.stamp_start()
         form.form_errors.append("That was quick! Please check your details, then press Register again.")
-        return _form_response(event, form, 422)
+        return form_response(event, form, 422)
     data = form.to_data(get_privacy_notice().version or None)
     try:
         prepared = registrations.prepare(event, data)  # what needs no lock, before taking it
+        webhooks.preload_subscribers()  # who hears of the registration, read before the lock too
     except DomainError as exc:
         apply_domain_error(form, exc)
-        return _form_response(event, form, 422)
+        return form_response(event, form, 422)
     event_id = event.id
-    # End the read-only transaction so the registration runs as one writer transaction from its first
-    # statement (SQLite: BEGIN IMMEDIATE); the write lock is then held only for the registration itself.
-    db.session.rollback()
-    refused = False
-    for attempt in range(1, BUSY_ATTEMPTS + 1):
-        try:
-            outcome = registrations.register(event, data, prepared=prepared)
-            db.session.commit()
-            break
-        except DomainError as exc:
-            db.session.rollback()
-            apply_domain_error(form, exc)
-            return _form_response(event, form, 422)
-        except IntegrityError:
-            db.session.rollback()
-            if refused:
-                raise
-            # The unique index refused a row the look-up under the lock did not see coming (a duplicate
-            # made active by a path without the lock): once more, and the duplicate is recognised.
-            logger.warning("Registration for event %s refused by a unique index; trying once more", event_id)
-            refused = True
-        except OperationalError as exc:
-            db.session.rollback()
-            if not _database_busy(exc):
-                raise
-            logger.warning("Database busy registering for event %s (attempt %s)", event_id, attempt)
-            # A lock refused at once (not after the busy timeout) clears within moments: back off a little.
-            time.sleep(min(1.0, 0.02 * 2**attempt))
-    else:
+    try:
+        # The write lock is held for the registration alone; a duplicate the unique index refused (made
+        # active by a path without the event's lock) is recognised when it runs once more.
+        outcome = unit_of_work(lambda: registrations.register(event, data, prepared=prepared),
+                               what=f"registration for event {event_id}", once_more_on=(IntegrityError,))
+    except DomainError as exc:
+        apply_domain_error(form, exc)
+        return form_response(event, form, 422)
+    except DatabaseBusy:
         form.form_errors.append("We are very busy right now and could not save your registration. "
                                 "Nothing was stored; please press Register again.")
-        return _form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
+        return form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
     # Every outcome reads "check your inbox": the personal link travels only by email, so the page
     # never tells a new sign-up from an address that was already registered.
     logger.info("Registration for event %s: %s", event_id, outcome.kind)
-    return _result_response(event, slug, {"kind": "inbox", "email": form.email.data})
+    return result_response(event, slug, {"kind": "inbox", "email": form.email.data})
 
 
 @bp.post("/events/<slug>/register/validate")
@@ -213,7 +211,7 @@ def register_POST(slug: str):
 @limiter.limit(VALIDATE_RATE_LIMIT)
 def register_validate_POST(slug: str):
     """Check one field as the person leaves it (htmx); returns that field's fragment."""
-    event = _load_event(slug)
+    event = load_event(slug)
     form = _form(event)
     name = request.args.get("field", "")
     if name not in form._fields or name in ("csrf_token", "homepage", "consent"):
@@ -234,7 +232,7 @@ def register_validate_POST(slug: str):
 @bp.get("/events/<slug>/registered")
 def registered_GET(slug: str):
     """The outcome of a registration just made in this browser."""
-    event = _load_event(slug)
+    event = load_event(slug)
     result = session.get(RESULT_KEY)
     if not isinstance(result, dict):
         return redirect_to(url_for("public.event_GET", slug=event.slug))
@@ -252,10 +250,9 @@ def verify_GET(token: str):
 
 
 @bp.post("/registrations/verify/<token>")
-@limiter.limit(_registration_limit)
+@limiter.limit(registration_limit)
 def verify_POST(token: str):
     """Confirm the address: the held registration is placed by the event's rules."""
-    begin_write()
     try:
         reg = registrations.verify_email(token)
     except DomainError as exc:

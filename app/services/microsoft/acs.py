@@ -7,8 +7,9 @@ emulator, a custom CA bundle and timeouts apply alike. Errors become `AcsError`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from azure.communication.sms import SmsClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest
 
 from app.services.microsoft.errors import AcsError
 from app.services.microsoft.retry import parse_retry_after
@@ -99,8 +101,6 @@ class AcsIdentityClient:
         if isinstance(expires, str):  # identity 1.5 returns the raw ISO string
             expires = _parse_iso(expires)
         elif isinstance(expires, int | float):
-            from datetime import UTC
-
             expires = datetime.fromtimestamp(expires, UTC)
         return IssuedToken(user_id=user_id, token=token.token, expires_on=expires)
 
@@ -119,9 +119,6 @@ class AcsIdentityClient:
 
 def _parse_iso(value: str) -> datetime:
     """ACS sends 7-digit fractions ('…39.3244584+00:00'); Python takes at most 6."""
-    import re
-    from datetime import UTC
-
     text = value.strip().replace("Z", "+00:00")
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     parsed = datetime.fromisoformat(text)
@@ -181,8 +178,6 @@ class AcsEmailClient:
 
     def operation_status(self, operation_id: str) -> SendResult | None:
         """The status of an email operation (GET /emails/operations/{id}); None when ACS never saw it."""
-        from azure.core.rest import HttpRequest
-
         api_version = getattr(self._client._config, "api_version", "2025-09-01")
         api_version = getattr(api_version, "value", api_version)  # the SDK keeps an enum
         request = HttpRequest("GET", f"/emails/operations/{quote(operation_id, safe='')}",

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import msal
 import requests
 
-from app.services.microsoft.errors import AuthError, NotConnected, ReconnectRequired
+from app.services.microsoft.errors import AuthError, ConsentRequired, NotConnected, ReconnectRequired
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,16 @@ SERVICE_SCOPES = [
     "User.Read",
     "OnlineMeetingArtifact.Read.All",
 ]
+#: Delegated scopes for the meeting's recordings and transcripts after the event (Graph's callRecording and
+#: callTranscript: list, get and /content need these and only these, for the meeting's organizer).
+#: Requested at connect time; a connection made before they existed lacks them until an admin reconnects.
+RECORDING_SCOPES = ["OnlineMeetingRecording.Read.All", "OnlineMeetingTranscript.Read.All"]
+#: Everything the connect sign-in asks the admin to consent to.
+CONNECT_SCOPES = SERVICE_SCOPES + RECORDING_SCOPES
 #: Scopes for staff sign-in: identity only.
 SIGN_IN_SCOPES = ["User.Read"]
+#: AADSTS65001: the user or administrator has not consented to the scopes asked for.
+CONSENT_CODE = 65001
 #: invalid_grant codes that mean "a person must sign in again".
 RECONNECT_CODES = {50173, 700082, 50078, 50076, 70043, 54005, 70008, 700084}
 
@@ -46,6 +54,8 @@ class SignedInAccount:
     object_id: str
     tenant_id: str
     access_token_expires_at: datetime | None
+    #: The scopes the token response says were granted (space-separated in Entra's answer).
+    granted_scopes: tuple[str, ...] = ()
 
 
 class EntraAuth:
@@ -85,7 +95,7 @@ class EntraAuth:
         """Start the auth-code flow; the caller keeps the returned dict (it holds the PKCE verifier)."""
         # form_post keeps the code out of URLs, browser history and logs (MSAL's recommendation); the
         # callback arrives as a cross-site POST without our session cookie, so callers keep the flow
-        # server-side by its state (services/auth_flows.py).
+        # server-side by its state (services/accounts/auth_flows.py).
         return self._app().initiate_auth_code_flow(scopes, redirect_uri=redirect_uri, login_hint=login_hint,
                                                    prompt=prompt, response_mode="form_post")
 
@@ -106,7 +116,7 @@ class EntraAuth:
         account = SignedInAccount(
             username=claims.get("preferred_username") or "", name=claims.get("name") or "",
             home_account_id=home, object_id=claims.get("oid") or "", tenant_id=claims.get("tid") or "",
-            access_token_expires_at=expires_at,
+            access_token_expires_at=expires_at, granted_scopes=_granted(result),
         )
         if store is not None:
             store.save(cache.serialize(), account={"username": account.username, "name": account.name,
@@ -115,8 +125,13 @@ class EntraAuth:
 
     # --- silent use -------------------------------------------------------------------------------
 
-    def acquire_token(self, store: TokenStore, *, force_refresh: bool = False) -> str:
-        """An access token for the service account from the stored cache, refreshing as needed."""
+    def acquire_token(self, store: TokenStore, *, force_refresh: bool = False,
+                      scopes: list[str] | None = None) -> str:
+        """An access token for the service account from the stored cache, refreshing as needed.
+
+        `scopes` defaults to SERVICE_SCOPES; recordings ask for RECORDING_SCOPES on top, which only a
+        connection that consented to them can get.
+        """
         with self._lock:
             state = store.load()
             if not state:
@@ -128,7 +143,7 @@ class EntraAuth:
             if not accounts:
                 raise NotConnected("The stored Microsoft 365 connection holds no account.")
             try:
-                result = app.acquire_token_silent_with_error(SERVICE_SCOPES, account=accounts[0],
+                result = app.acquire_token_silent_with_error(scopes or SERVICE_SCOPES, account=accounts[0],
                                                              force_refresh=force_refresh)
             except requests.RequestException as exc:
                 raise AuthError(f"Could not reach Entra ID: {type(exc).__name__}", transient=True) from exc
@@ -141,10 +156,18 @@ class EntraAuth:
             if not result:
                 raise ReconnectRequired("No usable token is cached for the service account.", code="no_token")
             codes = set(result.get("error_codes") or [])
+            if scopes and CONSENT_CODE in codes:
+                raise ConsentRequired(_describe(result), code=_aadsts(result))
             if result.get("error") == "invalid_grant" or codes & RECONNECT_CODES:
                 raise ReconnectRequired(_describe(result), code=_aadsts(result))
             transient = result.get("error") in {"temporarily_unavailable", "server_error"}
             raise AuthError(_describe(result), code=_aadsts(result), transient=transient)
+
+
+def _granted(result: dict[str, Any]) -> tuple[str, ...]:
+    """The granted scopes of a token response (a string, or a list once MSAL has parsed it)."""
+    scope = result.get("scope") or ""
+    return tuple(scope.split() if isinstance(scope, str) else scope)
 
 
 def _aadsts(result: dict[str, Any]) -> str:

@@ -39,6 +39,12 @@ class ReconnectRequired(AuthError):
     """The service account's refresh token was refused (revoked, expired, MFA): sign in again."""
 
 
+class ConsentRequired(AuthError):
+    """The service account never consented to (or an admin revoked) scopes asked for beyond the basic ones,
+    such as the recording permissions: that feature waits for a reconnect, the rest of the connection works.
+    """
+
+
 class NotConnected(AuthError):
     """No service account has been connected yet."""
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -127,6 +127,28 @@ class AttendanceRecord:
     role: str | None
     total_seconds: int
     intervals: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallArtifact:
+    """A meeting's recording (callRecording) or transcript (callTranscript): its metadata only."""
+
+    id: str
+    meeting_id: str
+    created: str | None
+    ended: str | None
+    #: contentCorrelationId: the same value on a recording and the transcript of the same call
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadedContent:
+    content_type: str
+    size: int
+
+
+class ContentTooLarge(GraphError):
+    """A recording's content is larger than Foyer keeps."""
 
 
 @dataclass(frozen=True)
@@ -287,20 +309,74 @@ class GraphClient:
             ))
         return records
 
+    # --- recordings and transcripts (delegated: only the meeting's organizer may read them) ----------
+
+    def list_recordings(self, meeting_id: str, *, scopes: list[str]) -> list[CallArtifact]:
+        """GET /me/onlineMeetings/{id}/recordings (OnlineMeetingRecording.Read.All)."""
+        path = f"/me/onlineMeetings/{quote(meeting_id, safe='')}/recordings"
+        return [_artifact(r) for r in self._paged(path, scopes=scopes)]
+
+    def download_recording(self, meeting_id: str, recording_id: str, into: BinaryIO, *, scopes: list[str],
+                           max_bytes: int) -> DownloadedContent:
+        """GET …/recordings/{id}/content, streamed into `into` (never more than `max_bytes`)."""
+        path = (f"/me/onlineMeetings/{quote(meeting_id, safe='')}/recordings/"
+                f"{quote(recording_id, safe='')}/content")
+        return self._download(path, into, scopes=scopes, max_bytes=max_bytes)
+
+    def list_transcripts(self, meeting_id: str, *, scopes: list[str]) -> list[CallArtifact]:
+        """GET /me/onlineMeetings/{id}/transcripts (OnlineMeetingTranscript.Read.All)."""
+        path = f"/me/onlineMeetings/{quote(meeting_id, safe='')}/transcripts"
+        return [_artifact(r) for r in self._paged(path, scopes=scopes)]
+
+    def download_transcript(self, meeting_id: str, transcript_id: str, into: BinaryIO, *, scopes: list[str],
+                            max_bytes: int) -> DownloadedContent:
+        """GET …/transcripts/{id}/content?$format=text/vtt (WebVTT, with the speakers' names)."""
+        path = (f"/me/onlineMeetings/{quote(meeting_id, safe='')}/transcripts/"
+                f"{quote(transcript_id, safe='')}/content")
+        return self._download(path, into, scopes=scopes, max_bytes=max_bytes, params={"$format": "text/vtt"})
+
+    def _download(self, path: str, into: BinaryIO, *, scopes: list[str], max_bytes: int,
+                  params: dict[str, str] | None = None) -> DownloadedContent:
+        response = self._request("GET", path, scopes=scopes, stream=True, params=params,
+                                 headers={"Accept": "*/*"})
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=1024 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ContentTooLarge(f"The content is larger than {max_bytes:,} bytes", status=413)
+                into.write(chunk)
+        except requests.RequestException as exc:
+            raise GraphError(f"The download from Graph broke off: {type(exc).__name__}", transient=True) from exc
+        finally:
+            response.close()
+        content_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        return DownloadedContent(content_type=content_type, size=size)
+
     # --- transport --------------------------------------------------------------------------------
 
     @staticmethod
     def _tz_header(zone: str) -> dict[str, str]:
         return {"Prefer": f'outlook.timezone="{zone}"'}
 
-    def _paged(self, path: str) -> Iterator[dict[str, Any]]:
+    def _paged(self, path: str, **kwargs) -> Iterator[dict[str, Any]]:
         url: str | None = path
         while url:
-            data = self._call("GET", url)
+            data = self._call("GET", url, **kwargs)
             yield from data.get("value") or []
             url = data.get("@odata.nextLink")
 
     def _call(self, method: str, path_or_url: str, **kwargs) -> dict[str, Any]:
+        response = self._request(method, path_or_url, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GraphError("Graph sent a response that is not JSON", status=response.status_code) from exc
+
+    def _request(self, method: str, path_or_url: str, **kwargs) -> requests.Response:
+        """Send with retries and one token refresh; a successful (< 400) response is returned as it is."""
         url = path_or_url if path_or_url.startswith("https://") else self.base_url + path_or_url
         refreshed = False
         force_refresh = False
@@ -311,12 +387,7 @@ class GraphClient:
             response = self._send(method, url, force_refresh=force_refresh, **kwargs)
             force_refresh = False
             if response.status_code < 400:
-                if response.status_code == 204 or not response.content:
-                    return {}
-                try:
-                    return response.json()
-                except ValueError as exc:
-                    raise GraphError("Graph sent a response that is not JSON", status=response.status_code) from exc
+                return response
             error = _graph_error(response)
             if response.status_code == 401 and not refreshed:
                 refreshed = force_refresh = True
@@ -339,9 +410,10 @@ class GraphClient:
             raise error
 
     def _send(self, method: str, url: str, *, force_refresh: bool, headers: dict[str, str] | None = None,
-              **kwargs) -> requests.Response:
-        token = self._token(force_refresh=force_refresh)
-        all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})}
+              scopes: list[str] | None = None, **kwargs) -> requests.Response:
+        token = self._token(force_refresh=force_refresh, scopes=scopes) if scopes else \
+            self._token(force_refresh=force_refresh)
+        all_headers = {"Accept": "application/json", **(headers or {}), "Authorization": f"Bearer {token}"}
         with self._mailbox:
             try:
                 return self._session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
@@ -371,6 +443,11 @@ def _event_ref(data: dict[str, Any]) -> GraphEventRef:
     meeting = data.get("onlineMeeting") or {}
     return GraphEventRef(id=data["id"], join_url=meeting.get("joinUrl"), web_link=data.get("webLink"),
                          created=data.get("createdDateTime"))
+
+
+def _artifact(data: dict[str, Any]) -> CallArtifact:
+    return CallArtifact(id=data["id"], meeting_id=data.get("meetingId") or "", created=data.get("createdDateTime"),
+                        ended=data.get("endDateTime"), correlation_id=data.get("contentCorrelationId"))
 
 
 def _meeting(data: dict[str, Any]) -> OnlineMeeting:

@@ -18,17 +18,15 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask, current_app
 
+from app.services.microsoft import builtin
 from app.services.microsoft.acs import AcsEmailClient, AcsIdentityClient, AcsSettings, AcsSmsClient
 from app.services.microsoft.entra import EntraAuth
 from app.services.microsoft.graph import GraphClient
 
 if TYPE_CHECKING:
-    from app.emulator.core import Emulator, EmulatorConfig
+    from emulator.core import Emulator, EmulatorConfig
 
 logger = logging.getLogger(__name__)
-
-EMULATOR_SUFFIX = ".emulator.invalid"
-
 
 @dataclass
 class MicrosoftClients:
@@ -44,9 +42,46 @@ class MicrosoftClients:
     #: The emulator's well-known configuration when Microsoft is emulated (in-process or as a service).
     emulator_config: EmulatorConfig | None = None
 
+    # What this installation's Microsoft can do: the rest of Foyer asks these, never which Microsoft it is.
+
     @property
-    def uses_emulator(self) -> bool:
+    def built_in(self) -> bool:
+        """Foyer's built-in emulator answers for Microsoft: pages say that nothing reaches Azure."""
         return self.emulator_config is not None
+
+    @property
+    def provider(self) -> str:
+        """Who answers for Microsoft, as the health page names it."""
+        return "Built-in emulator" if self.built_in else "Microsoft cloud"
+
+    @property
+    def connects_without_sign_in(self) -> bool:
+        """The service account can be connected in one click, with no person signing in (the built-in
+        emulator's first-run convenience; a real tenant always needs its sign-in page).
+        """
+        return self.emulator_config is not None
+
+    @property
+    def calls_reach_teams(self) -> bool:
+        """Whether the calling SDK in an attendee's browser can reach the event's Teams meeting (not so
+        with the built-in emulator, whose meetings exist only in it: the join page shows a sandbox stage).
+        """
+        return self.emulator_config is None
+
+    def is_local_tenant_domain(self, domain: str) -> bool:
+        """Whether `domain` is the built-in emulator's own tenant domain: a reserved `.invalid` one that is
+        no public email domain, yet its staff may be Foyer users so that Microsoft sign-in can be tried.
+        """
+        return self.emulator_config is not None and domain.lower() == self.emulator_config.tenant_domain.lower()
+
+    def sign_in_service_account(self, auth_uri: str) -> dict[str, str]:
+        """Answer the sign-in page at `auth_uri` as the service account; returns what it posts back to the
+        redirect URI. Only where `connects_without_sign_in`.
+        """
+        if self.emulator_config is None:
+            raise RuntimeError("Only the built-in emulator's sign-in can be answered without a person.")
+        return builtin.sign_in_service_account(self.session, auth_uri, self.emulator_config,
+                                               timeout=self.entra.timeout)
 
 
 class BundleSession(requests.Session):
@@ -98,9 +133,9 @@ def build(config, *, token_provider=None) -> MicrosoftClients:
         session = BundleSession(verify)
     emulator = None
     emulator_config = None
-    if any(h.endswith(EMULATOR_SUFFIX) for h in _hosts(config)):
-        from app.emulator.core import Emulator, EmulatorConfig
-        from app.emulator.transport import mount_emulator
+    if any(h.endswith(builtin.RESERVED_SUFFIX) for h in _hosts(config)):
+        from emulator.core import Emulator, EmulatorConfig  # noqa: PLC0415 — the emulator is loaded only when it is used
+        from emulator.transport import mount_emulator  # noqa: PLC0415 — the emulator is loaded only when it is used
 
         emulator_config = EmulatorConfig(faults=config.get("FOYER_EMULATOR_FAULTS") or "",
                                          redirect_uris=redirect_uris(config["PUBLIC_BASE_URL"]))
@@ -108,14 +143,14 @@ def build(config, *, token_provider=None) -> MicrosoftClients:
         mount_emulator(session, emulator)
         logger.info("Microsoft services are emulated in-process (no Azure account in use)")
     elif config.get("MICROSOFT_EMULATED"):
-        from app.emulator.core import EmulatorConfig
+        from emulator.core import EmulatorConfig  # noqa: PLC0415 — the emulator is loaded only when it is used
 
         emulator_config = EmulatorConfig()
     timeout = config["MICROSOFT_TIMEOUT"]
     entra = EntraAuth(config["ENTRA_AUTHORITY"], config["ENTRA_CLIENT_ID"], config["ENTRA_CLIENT_SECRET"],
                       session=session, timeout=timeout)
     if token_provider is None:
-        from app.services.microsoft_connection import service_account_token
+        from app.services.microsoft.connection import service_account_token  # noqa: PLC0415 — connection imports wiring at module level; the token source is looked up when called
 
         token_provider = service_account_token
     graph = GraphClient(config["GRAPH_BASE_URL"], token_provider, session=session, timeout=timeout)

@@ -17,6 +17,15 @@
       var wrap = el.closest("[data-local-wrapper]");
       if (wrap) wrap.hidden = false;
     });
+    // Pre-fill time-zone text inputs (the attendee's zone) that ask for the visitor's zone: "prefer" on a
+    // fresh form (the server filled in the event's zone), otherwise only when left blank. Each input is
+    // filled once, so what a person typed afterwards (or re-sent with an error) is never replaced.
+    root.querySelectorAll("input[data-default-browser-zone]").forEach(function (input) {
+      if (input.dataset.zoneFilled) return;
+      input.dataset.zoneFilled = "1";
+      if (input.getAttribute("data-default-browser-zone") !== "prefer" && input.value) return;
+      if (zone) input.value = zone;
+    });
     // Pre-fill time-zone selects that ask for the visitor's zone, and say which zone was chosen and why.
     root.querySelectorAll("select[data-default-browser-zone]").forEach(function (sel) {
       if (sel.dataset.touched) return;

@@ -6,7 +6,7 @@ from PIL import Image
 
 from app.extensions import db
 from app.models import Setting
-from app.services.settings import check_accent, contrast_ratio
+from app.services.core.settings import check_accent, contrast_ratio
 
 VALID = {"site_name": "Acme Events", "accent_colour": "#0b5394", "accent_picker": "#1f5fbf", "accent_text": "auto",
          "footer_text": "Acme Inc., 1 Main Street", "logo_alt": ""}
@@ -48,6 +48,7 @@ def test_valid_branding_shows_on_every_page(app, client, admin):
     assert 'value="#0b5394"' in form and 'type="color"' in form
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("colour", ["#12345", "red", "#12345g", "", "javascript:x"])
 def test_malformed_colour_is_rejected(app, client, admin, colour):
     response = _save(client, accent_colour=colour)
@@ -56,6 +57,7 @@ def test_malformed_colour_is_rejected(app, client, admin, colour):
     assert _branding(app) is None
 
 
+@pytest.mark.db_agnostic
 def test_low_contrast_text_on_accent_is_rejected(app, client, admin):
     response = _save(client, accent_colour="#ffcc00", accent_text="white")
     assert response.status_code == 422
@@ -105,6 +107,7 @@ def test_logo_upload_is_reencoded_under_a_random_name(app, client, admin):
     assert not (app.config["UPLOAD_FOLDER"] / second).exists()
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(("payload", "message"), [
     (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "not a JPEG, PNG, WebP or GIF"),
     ("truncated", "damaged"),
@@ -130,6 +133,7 @@ def test_bad_logo_uploads_are_rejected_and_nothing_is_saved(app, client, admin, 
     assert after == before
 
 
+@pytest.mark.db_agnostic
 def test_site_name_is_required(app, client, admin):
     response = _save(client, site_name="   ")
     assert response.status_code == 422 and _branding(app) is None

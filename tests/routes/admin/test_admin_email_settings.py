@@ -3,6 +3,7 @@ and "send me a test email" through the one message pipeline (it shows in Admin â
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, EventStatus, Message, MessageStatus, Role, Setting
-from app.services import outbox
+from app.services.outbox import outbox
+from tests.routes.admin.test_admin_branding import _branding, _image
+from tests.routes.admin.test_admin_branding import _save as save_branding
 
 
 @pytest.fixture
@@ -95,6 +98,21 @@ def test_test_email_goes_through_the_pipeline_and_shows_in_messages(app, client,
         assert db.session.get(Message, message.id).status == MessageStatus.sent
     listing = client.get("/admin/messages?kind=test").get_data(as_text=True)
     assert admin.email in listing and "Test email" in listing
+
+
+def test_test_email_looks_like_every_other_email_logo_included(app, client, auth, acs):
+    auth.login_as_admin()
+    assert save_branding(client, logo=(io.BytesIO(_image("PNG")), "logo.png"), logo_alt="Acme logo").status_code == 303
+    logo = _branding(app)["logo_filename"]
+    client.submit("/admin/branding/email/test", form_url="/admin/branding")
+    drain(app)
+    [sent] = [e for e in acs.sent_emails if e.subject == "Test email from Acme Events"]
+    html = sent.html
+    assert f"/uploads/{logo}" in html and 'alt="Acme logo"' in html  # the header every email has
+    assert "so if you are reading it, email works" in html
+    assert "Sent by Acme Events because an admin asked for a test email." in html
+    assert "Acme Inc., 1 Main Street" in html  # the footer every email has
+    assert "Event page:" not in html and "Join the event" not in html  # no event, no event links
 
 
 def test_only_admins_reach_the_email_settings(client, auth):

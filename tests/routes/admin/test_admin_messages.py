@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import EventStatus, Message, MessageStatus, Role
-from app.services import messages, outbox
+from app.services.messaging import dispatch
+from app.services.outbox import outbox
 from tests.mail import queued_emails
 
 
@@ -94,7 +95,7 @@ def test_admin_sets_the_quota_and_bad_values_are_422(app, client, auth):
     ok = client.submit("/admin/messages/quota", {"per_minute": "5", "per_hour": "10"}, form_url="/admin/messages")
     assert ok.status_code == 303
     with app.app_context():
-        assert messages.get_quota() == messages.Quota(5, 10)
+        assert dispatch.get_quota() == dispatch.Quota(5, 10)
 
 
 def test_the_viewer_masks_personal_links(app, client, auth, make_event, make_user):

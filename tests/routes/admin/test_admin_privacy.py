@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, Registration
 from app.models import RegistrationState as S
-from app.services import privacy, registrations
+from app.services.registration import privacy, registrations
 
 
 def _text(response) -> str:

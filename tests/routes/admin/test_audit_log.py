@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, Registration, User
-from app.services import audit, registrations
+from app.services.core import audit
+from app.services.registration import registrations
 from tests.conftest import PASSWORD
 from tests.routes.admin.test_microsoft import connect_service_account
 from tests.routes.organizer.conftest import event_form
@@ -217,7 +218,7 @@ def test_attendee_self_export_and_erasure_are_recorded(app, client, event_with_p
 
 
 def test_first_admin_creation_is_recorded(app):
-    from app.services import accounts
+    from app.services.accounts import accounts
 
     with app.app_context():
         admin = accounts.create_first_admin("first@example.org", PASSWORD)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ConnectionStatus, MicrosoftConnection
-from app.services import crypto
+from app.services.core import crypto
 from tests.first_run import setup_code
 from tests.microsoft_helpers import sign_in_at_emulator
 

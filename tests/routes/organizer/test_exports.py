@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, Question, QuestionKind, Registration
-from app.services import registrations
+from app.services.registration import registrations
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_formula_payloads_are_neutralised(app, client, event, payload, expected)
 
 
 def test_neutralise_covers_tab_and_carriage_return():
-    from app.services.exports import neutralise
+    from app.services.registration.exports import neutralise
 
     assert neutralise("\tx") == "'\tx" and neutralise("\r=1") == "'\r=1" and neutralise(5) == "5"
     assert neutralise(None) == "" and neutralise("a=b") == "a=b"

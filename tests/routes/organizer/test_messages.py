@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import Event, EventStatus, Registration, Role, User
-from app.services import messages, outbox, registrations
+from app.models import Event, EventStatus, Message, Registration, Role, User
+from app.services.broadcast import fanout
+from app.services.messaging import dispatch, rendering
+from app.services.outbox import outbox
+from app.services.registration import registrations
 from tests.mail import queued_emails
 
 
@@ -72,7 +77,7 @@ def test_compose_preview_send_and_watch_progress(app, client, auth, make_event):
     # Re-running the fan-out (a crashed worker's retry) adds nobody twice.
     with app.app_context():
         batch = progress_url.rsplit("/", 1)[1]
-        messages.fanout({"event_id": event.id, "kind": "organizer", "segment": "waitlisted", "subject": "x",
+        fanout.fanout({"event_id": event.id, "kind": "organizer", "segment": "waitlisted", "subject": "x",
                          "body": "y", "batch": batch})
         assert len([m for m in queued_emails() if m["kind"] == "organizer"]) == 2
     emulator = app.extensions["microsoft"].emulator
@@ -131,7 +136,7 @@ def test_wording_override_with_live_preview_is_used_in_emails(app, client, auth,
     # Emptying both fields goes back to Foyer's wording.
     assert client.submit(url, {"subject": "", "intro": ""}).status_code == 303
     with app.app_context():
-        assert messages.get_override(db.session.get(Event, event.id), "confirmed") is None
+        assert rendering.get_override(db.session.get(Event, event.id), "confirmed") is None
 
 
 def test_event_page_warns_when_the_quota_cannot_meet_the_reminders(app, client, auth, make_event, make_user):
@@ -143,7 +148,7 @@ def test_event_page_warns_when_the_quota_cannot_meet_the_reminders(app, client, 
     assert "Reminders and the email quota" not in client.get(f"/manage/events/{event.id}").get_data(as_text=True)
     admin = make_user("admin@example.org", Role.admin)
     with app.app_context():
-        messages.save_quota(1, 5, actor=db.session.get(User, admin.id))
+        dispatch.save_quota(1, 5, actor=db.session.get(User, admin.id))
         db.session.commit()
     page = client.get(f"/manage/events/{event.id}").get_data(as_text=True)
     assert "Reminders and the email quota" in page and "Foyer starts sending it early" in page
@@ -178,7 +183,8 @@ def test_attendance_segments_appear_once_attendance_is_known(app, client, auth, 
 
 
 def test_confirmations_and_reminders_carry_the_join_link(app, client, auth, make_event):
-    from app.services import joins, reminders
+    from app.services.attendance import join_links
+    from app.services.registration import reminders
 
     organizer = auth.login_as_organizer()
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=70)
@@ -186,7 +192,7 @@ def test_confirmations_and_reminders_carry_the_join_link(app, client, auth, make
     _people(app, event, confirmed=1, waitlisted=1)
     with app.app_context():
         confirmed = db.session.scalar(select(Registration).where(Registration.email == "p0@example.org"))
-        join, device = joins.join_url(confirmed), joins.device_check_url(confirmed)
+        join, device = join_links.join_url(confirmed), join_links.device_check_url(confirmed)
         db.session.commit()
         first = queued_emails(to="p0@example.org")[0]
         waiting = queued_emails(to="p1@example.org")[0]
@@ -213,3 +219,66 @@ def test_plain_text_email_keeps_the_address_of_every_link(app, client, auth, mak
         [email] = [m for m in queued_emails() if m["subject"] == "Agenda"]
     assert "Read the agenda (https://example.org/agenda?day=1&room=2) or https://example.org/faq." in email["text"]
     assert 'href="https://example.org/agenda?day=1&amp;room=2"' in email["html"]
+
+
+def test_a_large_send_is_queued_in_committed_batches_and_resumes_without_duplicates(
+        app, client, auth, make_event, monkeypatch):
+    """BROADCAST_BATCH_SIZE recipients per transaction: a fan-out that dies half-way has kept the batches it
+    committed, and its retry queues only the rest; nobody gets the message twice."""
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    _people(app, event, confirmed=25, waitlisted=0)
+    monkeypatch.setitem(app.config, "BROADCAST_BATCH_SIZE", 10)
+    url = f"/manage/events/{event.id}/messages"
+    sent = client.submit(url, {"segment": "confirmed", "subject": "Room change", "body": "Room 2.", "action": "send"})
+    assert sent.status_code == 303
+    batch = sent.headers["Location"].rsplit("/", 1)[1]
+    payload = {"event_id": event.id, "kind": "organizer", "segment": "confirmed", "subject": "Room change",
+               "body": "Room 2.", "batch": batch}
+
+    def organizer_messages() -> list[str]:
+        with app.app_context():
+            db.session.remove()  # a fresh session: only what was committed
+            return list(db.session.scalars(select(Message.dedupe_key).where(Message.batch == batch)))
+
+    # The worker dies while rendering the 15th recipient's message (in the second batch).
+    real_render, calls = rendering.render, {"n": 0}
+
+    def render_then_die(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 15:
+            raise RuntimeError("worker killed")
+        return real_render(*args, **kwargs)
+
+    commits = []
+
+    def listener(session):
+        commits.append(1)
+
+    sa_event.listen(Session, "after_commit", listener)
+    monkeypatch.setattr(rendering, "render", render_then_die)
+    try:
+        with app.app_context():
+            try:
+                fanout.fanout(payload)
+            except RuntimeError:
+                pass
+            else:
+                raise AssertionError("the fan-out should have died")
+    finally:
+        sa_event.remove(Session, "after_commit", listener)
+        monkeypatch.setattr(rendering, "render", real_render)
+    assert len(commits) == 1  # the first batch of 10 was committed before the failure
+    assert len(organizer_messages()) == 10
+
+    # The retry (the outbox runs the fan-out again) queues the other 15 and nobody twice.
+    drain(app)
+    keys = organizer_messages()
+    assert len(keys) == 25 and len(set(keys)) == 25
+    with app.app_context():
+        ids = db.session.scalars(select(Registration.id).where(Registration.event_id == event.id)).all()
+        assert sorted(keys) == sorted(f"{batch}:{i}" for i in ids)
+        per_person = db.session.execute(select(Message.registration_id, func.count()).where(Message.batch == batch)
+                                        .group_by(Message.registration_id)).all()
+        assert sorted(r for r, _ in per_person) == sorted(ids) and {n for _, n in per_person} == {1}
+    assert app.extensions["microsoft"].emulator.acs.duplicate_operation_ids() == []

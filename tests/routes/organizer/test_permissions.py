@@ -57,6 +57,7 @@ def _request(client, method, url):
     return client.post(url, data={"csrf_token": client.csrf_token("/account/password")})
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(("method", "template"), ALL_ROUTES)
 def test_anonymous_is_sent_to_sign_in(client, owned_event, method, template):
     url = _url(template, owned_event)

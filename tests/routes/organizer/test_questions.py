@@ -151,3 +151,22 @@ def test_questions_of_a_cancelled_event_are_read_only(client, auth, make_event, 
     assert response.status_code == 422
     assert "cancelled" in response.get_data(as_text=True)
     assert _labels(events_in_db) == ["Question 1"]
+
+
+def test_each_question_has_its_move_edit_and_remove_controls_named_after_it(client, event_with_questions):
+    event = event_with_questions
+    page = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)
+    start = page.index('<section id="questions"')
+    section = page[start:page.index("</section>", start)]
+    item = '<li class="question-item" id="question-'
+    first, last = section.index(item), section.rindex(item)
+    # The first cannot move up and the last cannot move down; each button says which question it moves.
+    assert ('value="up" class="button small" disabled>Move up<span class="visually-hidden">: Question 1</span>'
+            in section[:first + 2000])
+    assert 'value="down" class="button small" disabled>Move down<span class="visually-hidden">: Question 3</span>' \
+        in section[last:]
+    assert section[first:last].count(" disabled>") == 1
+    assert f'hx-post="/manage/events/{event.id}/questions/' in section and 'hx-target="#questions"' in section
+    assert "<summary>Edit<span class=\"visually-hidden\"> “Question 2”</span></summary>" in section
+    assert "Remove the question “Question 2”? Answers people already gave to it will no longer be shown." in section
+    assert section.count("Yes, remove this question") == 3 and section.count('name="csrf_token"') == 3 * 3 + 1

@@ -12,7 +12,7 @@ from sqlalchemy import event as sa_event
 
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Registration
-from app.services import registrations
+from app.services.registration import registrations
 
 from .conftest import hx
 

@@ -11,7 +11,7 @@ import pytest
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Registration
 from app.models import RegistrationState as S
-from app.services import registrations
+from app.services.registration import registrations
 from tests.mail import queued_emails
 
 from .conftest import hx

@@ -1,4 +1,4 @@
-"""Anonymous event pages are reused for a moment by each web process (app/services/page_cache.py).
+"""Anonymous event pages are reused for a moment by each web process (app/services/core/page_cache.py).
 
 Every visitor still gets a working form of their own (their CSRF token, a fresh "shown at" stamp);
 a change saved in this process shows on the next view; a change made by another process shows once
@@ -8,8 +8,7 @@ the page's age limit passes; signed-in staff and flash messages are never served
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -18,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from app.extensions import db
 from app.models import Event, EventStatus, Speaker
-from app.services import page_cache
+from app.services.core import page_cache
 from tests.conftest import CSRF_RE
 
 STARTED = re.compile(r'name="started" type="hidden" value="([^"]+)"')
@@ -30,6 +29,21 @@ def event(make_user, make_event) -> Event:
     owner = make_user("owner@example.org")
     return make_event(owner, title="Cached call", status=EventStatus.published, published_at=datetime.now(UTC),
                       capacity=10)
+
+
+@pytest.fixture
+def wait(app) -> Iterator[Callable[[float], None]]:
+    """`wait(seconds)` ages the cached pages without sleeping (the cache reads time.monotonic, which
+    time-machine does not move)."""
+    pages = page_cache.event_pages(app)
+    real_clock, waited = pages._clock, [0.0]
+    pages._clock = lambda: real_clock() + waited[0]
+
+    def _wait(seconds: float) -> None:
+        waited[0] += seconds
+
+    yield _wait
+    pages._clock = real_clock
 
 
 @contextmanager
@@ -73,12 +87,13 @@ def test_each_visitor_gets_their_own_token_and_a_form_that_works(app, event):
         assert db.session.get(Event, event.id).confirmed_count == 2
 
 
-def test_a_reused_page_carries_a_fresh_shown_at_stamp(app, event):
+def test_a_reused_page_carries_a_fresh_shown_at_stamp(app, event, clock, wait):
     app.config["REGISTRATION_MIN_FILL_SECONDS"] = 1
     try:
         with max_age(app, 60):
             app.test_client().get(f"/events/{event.slug}")  # rendered and kept
-            time.sleep(1.5)
+            clock.shift(1.5)
+            wait(1.5)
             visitor = app.test_client()
             html = visitor.get(f"/events/{event.slug}").get_data(as_text=True)
             data = {**FORM, "email": "ada@example.org", "csrf_token": _token(html),
@@ -86,13 +101,14 @@ def test_a_reused_page_carries_a_fresh_shown_at_stamp(app, event):
             # Posted at once: the stamp is this view's, not the first render's 1.5 s ago, so it is too quick.
             quick = visitor.post(f"/events/{event.slug}/register", data=data)
             assert quick.status_code == 422 and "Register again" in quick.get_data(as_text=True)
-            time.sleep(1.1)
+            clock.shift(1.1)
+            wait(1.1)
             assert visitor.post(f"/events/{event.slug}/register", data=data).status_code == 303
     finally:
         app.config["REGISTRATION_MIN_FILL_SECONDS"] = 0
 
 
-def test_seats_taken_show_within_the_age_limit(app, event):
+def test_seats_taken_show_within_the_age_limit(app, event, wait):
     visitor = app.test_client()
     url = f"/events/{event.slug}"
     with max_age(app, 0.5):
@@ -103,7 +119,7 @@ def test_seats_taken_show_within_the_age_limit(app, event):
         assert response.status_code == 303
         # A registration does not drop the page (at busy times that would be every view)...
         assert "10 seats left" in app.test_client().get(url).get_data(as_text=True)
-        time.sleep(0.6)
+        wait(0.6)
         # ...the count is at most the age limit old.
         assert "9 seats left" in app.test_client().get(url).get_data(as_text=True)
 
@@ -127,7 +143,7 @@ def test_changes_saved_here_show_on_the_next_view(app, client, auth, event):
         assert "Acme Events" in app.test_client().get(url).get_data(as_text=True)
 
 
-def test_a_change_made_by_another_process_shows_within_the_age_limit(app, database_url, event):
+def test_a_change_made_by_another_process_shows_within_the_age_limit(app, database_url, event, wait):
     url = f"/events/{event.slug}"
     other_process = create_engine(database_url)
     try:
@@ -137,7 +153,7 @@ def test_a_change_made_by_another_process_shows_within_the_age_limit(app, databa
                 conn.execute(text("UPDATE events SET title = 'Moved call' WHERE id = :id"), {"id": event.id})
             # This process has not seen the change: the page it rendered a moment ago is still served.
             assert "Cached call" in app.test_client().get(url).get_data(as_text=True)
-            time.sleep(0.6)
+            wait(0.6)
             assert "Moved call" in app.test_client().get(url).get_data(as_text=True)
         with max_age(app, 0):
             with other_process.begin() as conn:

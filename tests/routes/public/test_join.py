@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, RegistrationState
-from app.services import joins, outbox, registrations
+from app.services.attendance import join_links
+from app.services.outbox import outbox
+from app.services.registration import registrations
 from tests.mail import queued_emails
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
@@ -177,7 +178,7 @@ def test_open_page_offers_join_and_open_in_teams(app, client, event, register):
     assert f"/j/{token}/device-check" in page
     with app.app_context():
         reg = db.session.scalars(select(Registration)).one()
-        assert joins.device_check_url(reg) == f"http://localhost/j/{token}/device-check"
+        assert join_links.device_check_url(reg) == f"http://localhost/j/{token}/device-check"
     check = client.get(f"/j/{token}/device-check")
     assert check.status_code == 200 and "Start the check" in _text(check)
     assert "media-src 'self' blob: mediastream:" in check.headers["Content-Security-Policy"]
@@ -416,7 +417,7 @@ def test_join_settings_are_validated_on_the_event_form(app, client, event, auth)
     assert 'name="recording_url"' in page and 'name="join_grace_minutes"' in page
 
 
-def test_reissue_revokes_call_tokens_issued_from_the_old_link(app, client, event, register, auth):
+def test_reissue_revokes_call_tokens_issued_from_the_old_link(app, client, event, register, auth, clock):
     reg_id, old = register(event)
     _set_times(app, event.id, starts_in=timedelta(minutes=-5))
     stolen = _session(client, old).get_json()["token"]
@@ -429,6 +430,6 @@ def test_reissue_revokes_call_tokens_issued_from_the_old_link(app, client, event
         outbox.drain()  # what the worker does
     assert not emulator.acs.token_is_valid(stolen)
     new = JOIN_LINK.search(_text(client.get(url))).group(1)
-    time.sleep(1.1)  # ACS revokes tokens issued up to the revocation instant (whole seconds in the emulator)
+    clock.shift(1.1)  # ACS revokes tokens issued up to the revocation instant (whole seconds in the emulator)
     fresh = _session(client, new).get_json()
     assert fresh["userId"] == _reg(app, reg_id).acs_user_id and emulator.acs.token_is_valid(fresh["token"])

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, Registration
-from app.services import outbox, privacy, registrations
+from app.services.outbox import outbox
+from app.services.registration import privacy, registrations
 from tests.mail import queued_emails
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")

@@ -1,6 +1,8 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from app.extensions import db
 from app.models import EventStatus, Role, Speaker
 
@@ -113,6 +115,7 @@ def test_event_page_renders_speakers_and_banner(app, client, make_user, make_eve
     assert "Grace Hopper" in page and "Rear admiral" in page and "<em>COBOL</em>" in page
 
 
+@pytest.mark.db_agnostic
 def test_draft_event_page_is_404(client, make_user, make_event):
     event = make_event(make_user("owner@example.org"))
     assert client.get(f"/events/{event.slug}").status_code == 404
@@ -139,6 +142,7 @@ def test_cancelled_event_page_shows_banner_with_reason_and_no_register_button(cl
     assert "Registration is closed because this event has been cancelled" in page
 
 
+@pytest.mark.db_agnostic
 def test_description_markdown_is_rendered_and_sanitized(client, make_user, make_event):
     owner = make_user("owner@example.org")
     event = _published(
@@ -168,6 +172,7 @@ def test_per_event_ics_download(client, make_user, make_event):
     assert body.count("BEGIN:VEVENT") == 1
 
 
+@pytest.mark.db_agnostic
 def test_uploads_refuse_traversal_and_unknown_files(app, client):
     folder = app.config["UPLOAD_FOLDER"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,6 +215,7 @@ def test_top_button_of_a_full_event_says_what_registering_does(client, make_user
     assert '<a class="button primary" href="#register">Register</a>' in _text(client.get(f"/events/{open_.slug}"))
 
 
+@pytest.mark.db_agnostic
 def test_a_required_checkbox_is_marked_like_every_required_field(app, client, make_user, make_event):
     from app.models import Event, Question, QuestionKind
 

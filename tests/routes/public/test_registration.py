@@ -5,7 +5,6 @@ the rate limit, and the organizer/admin settings that shape registration."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,8 +22,8 @@ from app.models import (
     Setting,
     User,
 )
-from app.services import registrations
-from app.services.settings import update_privacy_notice
+from app.services.core.settings import update_privacy_notice
+from app.services.registration import registrations
 from tests.mail import queued_emails
 
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -120,7 +119,14 @@ def test_event_page_shows_the_form_with_every_question_kind(client, app, event_w
     assert form.count('type="radio"') == 2 and "<legend>Track" in form and "(required)" in form
     assert form.count(f'name="q_{ids["Topics"]}" type="checkbox"') == 3
     assert f'name="q_{ids["I accept the code of conduct"]}" required type="checkbox"' in form
-    assert 'select aria-describedby="timezone-help" data-default-browser-zone=""' in form
+    # The attendee's zone: a text input starting at the event's zone (the page's script puts the device's
+    # zone in its place), a short list of common zones, and a link to all of them instead of ~600 options.
+    zone_input = re.search(r'<input [^>]*name="timezone"[^>]*>', form).group(0)
+    assert 'aria-describedby="timezone-help"' in zone_input and 'data-default-browser-zone="prefer"' in zone_input
+    assert 'list="timezone-common"' in zone_input and f'value="{event.timezone}"' in zone_input
+    assert '<datalist id="timezone-common"><option>UTC</option>' in form
+    assert form.count("<option") < 40 and "<select" not in form.split('name="timezone"')[1].split("</div>")[0]
+    assert 'href="/time-zones" target="_blank"' in form and "see all time zones" in form
     assert 'href="/privacy" target="_blank"' in form
     assert re.search(r'<div class="honeypot" hidden>.*name="homepage"', form, re.S)
     assert f'hx-post="/events/{event.slug}/register/validate?field=email"' in form
@@ -187,18 +193,59 @@ def test_invalid_input_rerenders_with_errors_and_stores_nothing(client, app, eve
     response = _register(client, event, bad)
     assert response.status_code == 422
     page = _text(response)
-    for message in ("Enter your first name.", "Enter a valid email address", "Choose your time zone from the list.",
+    for message in ("Enter your first name.", "Enter a valid email address", "‘Mars/Base’ is not a time zone we know.",
                     "Please agree to the privacy notice", "Answer this question.", "Choose one of the options listed.",
                     "Choose from the options listed.", "Tick this box to continue."):
         assert message in page, message
     assert 'aria-invalid="true"' in page and 'aria-describedby="first_name-error"' in page
-    assert 'value="not-an-email"' in page  # what was typed is kept
+    assert 'value="not-an-email"' in page and 'value="Mars/Base"' in page  # what was typed is kept
     assert _count(app) == 0 and _emails(app) == []
 
     fragment = client.post(f"/events/{event.slug}/register", data=bad | {"csrf_token": client.csrf_token()},
                            headers={"HX-Request": "true"})
     assert fragment.status_code == 422
     assert _text(fragment).lstrip().startswith("<form") and "Enter your first name." in _text(fragment)
+
+
+def test_a_mistyped_time_zone_gets_a_suggestion_and_nothing_typed_is_lost(client, app, event_with):
+    event = event_with()
+    response = _register(client, event, _form(timezone="Europe/Amsterdm", first_name="Ada <3"))
+    assert response.status_code == 422
+    page = _text(response)
+    assert "‘Europe/Amsterdm’ is not a time zone we know; did you mean Europe/Amsterdam?" in page
+    zone_input = re.search(r'<input [^>]*name="timezone"[^>]*>', page).group(0)
+    assert 'value="Europe/Amsterdm"' in zone_input and 'aria-invalid="true"' in zone_input
+    assert 'aria-describedby="timezone-help timezone-error"' in zone_input and 'id="timezone-error"' in page
+    assert 'data-default-browser-zone="prefer"' not in zone_input  # the script leaves a typed zone alone
+    assert 'value="Ada &lt;3"' in page and 'value="ada@example.org"' in page
+    assert _count(app) == 0
+
+    blank = _register(client, event, _form(timezone="  "))
+    assert blank.status_code == 422 and "Enter your time zone, like Europe/Paris." in _text(blank)
+    huge = _register(client, event, _form(timezone="x" * 5000))
+    assert huge.status_code == 422 and "is not a time zone we know" in _text(huge)
+    assert _count(app) == 0
+
+
+def test_a_time_zone_typed_loosely_is_stored_in_its_exact_spelling(client, app, event_with):
+    event = event_with()
+    response = _register(client, event, _form(timezone="  america/new york "))
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(Registration.timezone)).one() == "America/New_York"
+
+
+def test_every_time_zone_is_listed_on_a_page_of_its_own(client):
+    from zoneinfo import available_timezones
+
+    response = client.get("/time-zones")
+    assert response.status_code == 200
+    assert response.cache_control.public and response.cache_control.max_age == 86400
+    page = _text(response)
+    listed = set(re.findall(r"<li><code>([^<]+)</code></li>", page))
+    assert {"Europe/Amsterdam", "America/Argentina/ComodRivadavia", "UTC", "Pacific/Auckland"} <= listed
+    assert len(listed) > 500 and listed <= available_timezones()
+    assert "<h1>Time zones</h1>" in page and 'href="#region-europe"' in page and 'id="region-europe"' in page
 
 
 def test_inline_validation_returns_one_field(client, app, event_with):
@@ -260,11 +307,11 @@ def test_forged_or_missing_csrf_changes_nothing_and_keeps_what_was_typed(client,
 
 
 def test_a_form_left_open_past_the_token_lifetime_comes_back_as_typed_and_then_works(client, app, event_with,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, clock):
     event = event_with()
     monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 1)
     token = client.csrf_token(f"/events/{event.slug}")
-    time.sleep(2.1)  # itsdangerous timestamps have one-second resolution
+    clock.shift(2.1)  # itsdangerous timestamps have one-second resolution
     response = client.post(f"/events/{event.slug}/register", data=_form() | {"csrf_token": token})
     page = _text(response)
     assert response.status_code == 422 and "open for a long time" in page
@@ -276,11 +323,11 @@ def test_a_form_left_open_past_the_token_lifetime_comes_back_as_typed_and_then_w
     assert again.status_code == 303 and _count(app) == 1
 
 
-def test_other_forms_with_an_expired_token_say_so_kindly(client, app, make_user, monkeypatch):
+def test_other_forms_with_an_expired_token_say_so_kindly(client, app, make_user, monkeypatch, clock):
     make_user("org@example.org")
     monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 1)
     token = client.csrf_token("/login")
-    time.sleep(2.1)
+    clock.shift(2.1)
     response = client.post("/login", data={"csrf_token": token, "email": "org@example.org",
                                            "password": "correct horse battery"})
     assert response.status_code == 400
@@ -517,9 +564,8 @@ def _hidden(page: str, name: str) -> str:
     return match.group(1)
 
 
-def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(client, app, event_with, monkeypatch):
-    import time
-
+def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(client, app, event_with, monkeypatch,
+                                                                               clock):
     # A long minimum, so the quick post is quick however slow the machine is.
     monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 60)
     event = event_with()
@@ -535,7 +581,7 @@ def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(cl
     assert _count(app) == 0 and _emails(app) == []
 
     monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)
-    time.sleep(1.1)  # the person takes a moment, measured from the first view
+    clock.shift(1.1)  # the person takes a moment, measured from the first view
     done = client.post(f"/events/{event.slug}/register", data=form | {"started": _hidden(body, "started")})
     assert done.status_code == 303 and _count(app) == 1
 
@@ -550,3 +596,33 @@ def test_a_missing_or_forged_start_stamp_counts_as_too_quick(client, app, event_
     assert response.status_code == 422 and "press Register again" in _text(response)
     assert _hidden(_text(response), "started") != started  # a fresh, valid stamp: a person can go on
     assert _count(app) == 0
+
+
+def test_the_form_follows_question_edits_at_once(client, app, event_with):
+    """Form classes are reused between requests; an edited question set must never be served stale."""
+    event = event_with(questions=True)
+    ids = _question_ids(app, event)
+    assert client.get(f"/events/{event.slug}/register").status_code == 200  # builds and keeps the class
+    with app.app_context():
+        row = db.session.get(Event, event.id)
+        track = db.session.get(Question, ids["Track"])
+        track.options = ["Dev", "Ops", "Marketing"]
+        track.label = "Which track?"
+        row.questions.remove(db.session.get(Question, ids["Company"]))
+        row.questions.append(Question(position=9, kind=QuestionKind.short_text, label="Team name", required=True))
+        db.session.commit()
+    ids = _question_ids(app, event)
+    form = _text(client.get(f"/events/{event.slug}/register")).split('id="register-form"')[1]
+    assert "<legend>Which track?" in form and 'value="Marketing"' in form and "Team name" in form
+    assert "Company" not in form
+
+    answers = _answers(app, event, **{"Which track?": "Marketing", "I accept the code of conduct": "y"})
+    missing = _register(client, event, _form() | answers)
+    assert missing.status_code == 422 and "Answer this question." in _text(missing)  # the new required one
+    response = _register(client, event, _form() | _answers(
+        app, event, **{"Which track?": "Marketing", "Team name": "Engines", "I accept the code of conduct": "y"}))
+    assert response.status_code == 303
+    with app.app_context():
+        reg = db.session.scalar(select(Registration))
+        assert {a.question_label: a.value for a in reg.answers} == {
+            "Which track?": "Marketing", "Team name": "Engines", "I accept the code of conduct": True}

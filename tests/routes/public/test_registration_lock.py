@@ -1,6 +1,7 @@
 """What a registration does while it holds its event's lock (SQLite: the `BEGIN IMMEDIATE` transaction;
-PostgreSQL: from `SELECT … FOR UPDATE` on the event to the commit): only its own reads and writes. Every
-other registration for the event, and on SQLite every writer, waits for that long."""
+PostgreSQL: from `SELECT … FOR SHARE` on the event to the commit): only its own reads and writes. On
+SQLite every other writer waits for that long; on PostgreSQL other sign-ups go on beside it, and a
+capacity change or cancellation (`FOR UPDATE`) waits for it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def statements_run(app) -> Iterator[list[str]]:
 def _locked(statements: list[str]) -> list[str]:
     """The statements from taking the event's lock to the commit that releases it."""
     start = next(i for i, s in enumerate(statements)
-                 if s == "BEGIN IMMEDIATE" or (s.startswith("SELECT") and "FROM events" in s and "FOR UPDATE" in s))
+                 if s == "BEGIN IMMEDIATE" or (s.startswith("SELECT") and "FROM events" in s and "FOR SHARE" in s))
     end = statements.index("COMMIT", start)
     return [s for s in statements[start:end] if s != "BEGIN IMMEDIATE"]
 
@@ -62,12 +63,13 @@ def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(a
 
     locked = _locked(statements)
     # Checking the input, the personal token, branding and wording, and the calendar invite (built when the
-    # email is sent) all happen outside it. Inside: read the event (locked), its questions and any active
-    # registration for the address; take the seat; write the registration with its state and its first
-    # transition; record the email and queue it. No savepoints, no row written twice.
+    # email is sent) all happen outside it. Inside: read the event (shared lock), its questions and any active
+    # registration for the address; claim a seat row; write the registration with its state, its seat and its
+    # first transition; record the email and queue it. No savepoints, no row written twice, and the event's
+    # row is not written at all.
     assert [s.split()[0] for s in locked] == ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
                                               "INSERT"], locked
     tables = [s.split(" FROM ")[1].split()[0] if s.startswith("SELECT")
               else s.split()[1 if s.startswith("UPDATE") else 2] for s in locked]
-    assert tables == ["events", "questions", "registrations", "events", "registrations", "registration_transitions",
-                      "messages", "outbox"], locked
+    assert tables == ["events", "questions", "registrations", "event_seats", "registrations",
+                      "registration_transitions", "messages", "outbox"], locked

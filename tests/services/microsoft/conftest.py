@@ -11,10 +11,10 @@ import requests
 
 from app import create_app
 from app.config import TestConfig
-from app.emulator import Emulator, EmulatorConfig, EmulatorServer
 from app.extensions import db
 from app.models import Role, User
-from app.services import microsoft_connection
+from app.services.microsoft import connection
+from emulator import Emulator, EmulatorConfig, EmulatorServer
 
 _INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
@@ -70,7 +70,7 @@ def connected(tls_ctx, emulator, tls_emulator):
     admin = User(email="admin@example.org", role=Role.admin, name="Admin")
     db.session.add(admin)
     db.session.commit()
-    flow = microsoft_connection.start_connect("http://localhost/admin/microsoft/callback")
+    flow = connection.start_connect("http://localhost/admin/microsoft/callback")
     browser = requests.Session()
     browser.verify = tls_emulator.ca_bundle_path
     browser.trust_env = False
@@ -79,6 +79,6 @@ def connected(tls_ctx, emulator, tls_emulator):
     answer = browser.post(urlsplit(flow["auth_uri"])._replace(query="").geturl(),
                           data={**fields, "user": emulator.config.users[0].oid}, timeout=10)
     posted = {k: unescape(v) for k, v in _INPUT.findall(answer.text)}
-    microsoft_connection.finish_connect(flow, posted, actor=admin)
+    connection.finish_connect(flow, posted, actor=admin)
     db.session.commit()
     return tls_ctx.extensions["microsoft"]

@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, RegistrationState, User
-from app.services import attendance, outbox
+from app.services.attendance import attendance
 from app.services.microsoft.graph import EventDetails
+from app.services.outbox import outbox
 
 
 def _iso(value: datetime) -> str:

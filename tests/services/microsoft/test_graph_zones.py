@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.emulator.graph_facts import SPECS
-from app.emulator.timezones import graph_accepts_zone, resolve_zone
+from app.services.core.timezones import all_zones
 from app.services.microsoft.graph import EventDetails, windows_zone
-from app.services.timezones import all_zones
+from emulator.graph_facts import SPECS
+from emulator.timezones import graph_accepts_zone, resolve_zone
 
 
 def test_every_zone_foyer_offers_maps_to_a_zone_graph_accepts():

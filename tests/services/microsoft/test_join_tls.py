@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.models import Event, EventStatus, Registration, RegistrationState, Role, User
-from app.services import joins, registrations
+from app.services.attendance import join_links
+from app.services.registration import registrations
 
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_tls%40thread.v2/0?context=%7b%7d"
 
@@ -49,7 +50,7 @@ def _seed(tls_app, *, starts_in: timedelta, length: timedelta = timedelta(hours=
             reg.event = event
             db.session.add(reg)
             db.session.flush()
-            found.append(joins.join_token_for(reg))
+            found.append(join_links.join_token_for(reg))
         db.session.commit()
         return found
 
@@ -117,9 +118,9 @@ def test_revoked_and_other_peoples_links_are_refused(tls_app, tls_client, emulat
     first, second = _seed(tls_app, starts_in=timedelta(minutes=-5), people=2)
     assert _session(tls_client, second).get_json()["displayName"] == "Person1 T"
     with tls_app.app_context():
-        reg = db.session.get(Registration, joins.by_join_token(first).registration.id)
+        reg = db.session.get(Registration, join_links.by_join_token(first).registration.id)
         actor = db.session.query(User).first()
-        new = joins.reissue(reg, actor=actor)
+        new = join_links.reissue(reg, actor=actor)
         db.session.commit()
         reg_id = reg.id
     refused = _session(tls_client, first)
@@ -141,7 +142,7 @@ def test_acs_throttling_is_a_retryable_answer_not_an_error_page(tls_app, tls_cli
     response = _session(tls_client, token)
     assert response.status_code == 503 and response.get_json()["retry"] is True
     with tls_app.app_context():
-        reg = db.session.get(Registration, joins.by_join_token(token).registration.id)
+        reg = db.session.get(Registration, join_links.by_join_token(token).registration.id)
         assert reg.acs_user_id is None and reg.first_joined_at is None  # nothing recorded for a failed join
 
 
@@ -160,7 +161,7 @@ def test_registrations_service_emails_the_join_link(tls_app, emulator):
         outcome = registrations.register(event, registrations.RegistrationData(
             first_name="Ada", last_name="L", email="ada@example.org", timezone="UTC"))
         db.session.commit()
-        link = joins.join_url(outcome.registration)
+        link = join_links.join_url(outcome.registration)
         from tests.mail import queued_emails
 
         (mail,) = queued_emails()

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Message, MessageChannel, MessageStatus, Registration, Role, User
-from app.services import outbox, reminders
+from app.services.outbox import outbox
+from app.services.registration import reminders
 from tests.conftest import Client
 
 

@@ -1,0 +1,33 @@
+"""Admin forms for the REST API's tokens and for webhook endpoints."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.services.integrations.webhooks import KINDS
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)],
+                       description="What will use it, e.g. “CRM sync”. Shown in the audit log.")
+    scope = RadioField("Scope", choices=[SelectChoice("read", "Read: events and registrations"),
+                                         SelectChoice("write", "Write: read, and register people")],
+                       default="read", validators=[DataRequired(message="Choose read or write.")])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class WebhookEndpointForm(FlaskForm):
+    url = StringField("Address (https://…)", validators=[DataRequired(), Length(max=2000)],
+                      description="Foyer POSTs signed JSON here.")
+    description = StringField("Description", validators=[Length(max=200)],
+                              description="Optional, e.g. the tool that receives the events.")
+    kinds = MultiCheckboxField("Events to send", choices=[SelectChoice(k, label) for k, label in KINDS.items()],
+                               validators=[DataRequired(message="Choose at least one kind of event.")])

@@ -1,0 +1,1 @@
+"""Staff accounts: users, sign-in, Microsoft SSO, sign-in flows in progress and the setup code."""

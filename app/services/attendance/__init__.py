@@ -1,0 +1,1 @@
+"""Attending an event: personal join links, ACS sessions, join records and attendance import."""

@@ -1,0 +1,1 @@
+"""Events: the management verbs, the public catalogue, iCalendar output and Teams meetings."""

@@ -1,0 +1,212 @@
+"""In-process profile of a fresh event page and a registration POST (not run in CI).
+
+    .venv/bin/python bench/profile_requests.py --db sqlite
+    .venv/bin/python bench/profile_requests.py --db postgresql --dsn postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/profile_requests.py --db sqlite -n 300 --top 30 --sort tottime
+
+Builds the app on a fresh database (a temporary SQLite file, or a PostgreSQL database created through
+the DSN and dropped afterwards), migrated with `flask db upgrade`, with an event created and published
+through Foyer's services carrying a few registration questions. Then, through Flask's test client and
+with the page reuse off (`PUBLIC_PAGE_CACHE_SECONDS=0`), it times N event-page GETs and N registration
+POSTs (each a new address) in CPU time of this process (`time.process_time`), first unprofiled, then
+once more under cProfile, and prints CPU ms per request and the profile's top entries.
+
+CPU time, not wall time: the machine is shared, and what is measured is the work the request does here.
+Database server CPU (PostgreSQL's backend) is not in these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402  (puts the repository on sys.path)
+
+PG_DATABASE = "foyer_bench_profile"
+#: Issue 16: server CPU per complete registration flow (GET the page, POST, GET the result).
+FLOW_TARGET_MS = 8.0
+CSRF = c.CSRF
+STARTED = re.compile(r'name="started" type="hidden" value="([^"]+)"')
+
+
+def seed_questions(app, slug: str) -> None:
+    """Four questions, one of each common kind, added as an organizer would."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Event, QuestionKind
+    from app.services.events import events
+
+    with app.app_context():
+        event = db.session.scalar(select(Event).filter_by(slug=slug))
+        owner = event.owner
+        event_state = event.status
+        # Questions can be added only while the event is editable; published events are.
+        for data in (
+            events.QuestionData(kind=QuestionKind.short_text, label="Your organization", required=True),
+            events.QuestionData(kind=QuestionKind.single_choice, label="How did you hear of us?",
+                                options=["A colleague", "Our newsletter", "Social media", "Elsewhere"]),
+            events.QuestionData(kind=QuestionKind.multiple_choice, label="Topics you care about",
+                                options=["Planning", "Budget", "Tools", "People"]),
+            events.QuestionData(kind=QuestionKind.long_text, label="Anything we should know?"),
+        ):
+            events.add_question(event, data, actor=owner)
+        db.session.commit()
+        assert event.status == event_state
+        db.session.remove()
+        db.engine.dispose()
+
+
+def answers_for(app, slug: str) -> dict[str, str | list[str]]:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Event, QuestionKind
+    from app.services.registration import registrations
+
+    with app.app_context():
+        event = db.session.scalar(select(Event).filter_by(slug=slug))
+        out: dict[str, str | list[str]] = {}
+        for q in event.questions:
+            name = registrations.answer_field(q)
+            if q.kind == QuestionKind.short_text:
+                out[name] = "Example Ltd"
+            elif q.kind == QuestionKind.single_choice:
+                out[name] = q.options[1]
+            elif q.kind == QuestionKind.multiple_choice:
+                out[name] = q.options[:2]
+            else:
+                out[name] = "Nothing in particular."
+        db.session.remove()
+        return out
+
+
+def run(app, slug: str, n: int, answers: dict, *, start: int, profile: cProfile.Profile | None):
+    """N page GETs and N registration POSTs; CPU seconds of each phase (and the profiles, if asked)."""
+    client = app.test_client()
+    page = client.get(f"/events/{slug}")
+    if page.status_code != 200:
+        raise SystemExit(f"the event page answered {page.status_code}")
+    token = CSRF.search(page.text)
+    if token is None:
+        raise SystemExit("the event page has no registration form with a CSRF token")
+    form = {"csrf_token": token.group(1), "first_name": "Bench", "last_name": "Person",
+            "timezone": "Europe/Berlin", "consent": "y", **answers}
+
+    if profile:
+        profile.enable()
+    began = time.process_time()
+    for _ in range(n):
+        response = client.get(f"/events/{slug}")
+        if response.status_code != 200:
+            raise SystemExit(f"the event page answered {response.status_code}")
+    page_cpu = time.process_time() - began
+    if profile:
+        profile.disable()
+
+    post_profile = cProfile.Profile() if profile else None
+    if post_profile:
+        post_profile.enable()
+    began = time.process_time()
+    for i in range(n):
+        response = client.post(f"/events/{slug}/register", data={**form, "email": f"p{start + i}@example.org"})
+        if response.status_code != 303:
+            raise SystemExit(f"registration {i} answered {response.status_code}:\n{response.text[:2000]}")
+    post_cpu = time.process_time() - began
+    if post_profile:
+        post_profile.disable()
+
+    # The page each POST redirects to (the outcome kept in the session), as the browser shows it next.
+    result_url = response.headers["Location"]
+    began = time.process_time()
+    for _ in range(n):
+        response = client.get(result_url)
+        if response.status_code != 200:
+            raise SystemExit(f"the result page answered {response.status_code}")
+    result_cpu = time.process_time() - began
+    return page_cpu, post_cpu, result_cpu, post_profile
+
+
+def top(profile: cProfile.Profile, count: int, sort: str) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.strip_dirs().sort_stats(sort).print_stats(count)
+    text = out.getvalue()
+    return text[text.find("   ncalls"):] if "   ncalls" in text else text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--dsn", default=None, help="PostgreSQL admin DSN (default FOYER_BENCH_PG_DSN or local)")
+    parser.add_argument("-n", type=int, default=200, help="requests of each kind per round")
+    parser.add_argument("--rounds", type=int, default=3, help="unprofiled rounds (the median is reported)")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime"))
+    args = parser.parse_args()
+    if args.dsn:
+        os.environ["FOYER_BENCH_PG_DSN"] = args.dsn
+
+    with c.temporary_directory() as tmp_name, c.fresh_database(args.db, Path(tmp_name), PG_DATABASE) as url:
+        tmp = Path(tmp_name)
+        environ = c.foyer_environ(url, PUBLIC_PAGE_CACHE_SECONDS="0")
+        c.migrate(environ)
+        app = c.make_app(environ, tmp)
+        slug = c.seed_event(app, capacity=None)
+        seed_questions(app, slug)
+        answers = answers_for(app, slug)
+
+        run(app, slug, 20, answers, start=1_000_000, profile=None)  # warm-up: imports, template compilation
+        pages, posts, results = [], [], []
+        for r in range(args.rounds):
+            page_cpu, post_cpu, result_cpu, _ = run(app, slug, args.n, answers, start=r * args.n, profile=None)
+            pages.append(page_cpu * 1000 / args.n)
+            posts.append(post_cpu * 1000 / args.n)
+            results.append(result_cpu * 1000 / args.n)
+        page_profile = cProfile.Profile()
+        _, _, _, post_profile = run(app, slug, args.n, answers, start=10_000_000, profile=page_profile)
+        flows = [page + post + result for page, post, result in zip(pages, posts, results, strict=True)]
+
+        result = {
+            "db": args.db, "n": args.n, "rounds": args.rounds,
+            "event_page_cpu_ms": sorted(pages)[len(pages) // 2],
+            "registration_post_cpu_ms": sorted(posts)[len(posts) // 2],
+            "event_page_cpu_ms_rounds": [round(x, 2) for x in pages],
+            "registration_post_cpu_ms_rounds": [round(x, 2) for x in posts],
+            "result_page_cpu_ms": sorted(results)[len(results) // 2],
+            "flow_cpu_ms": sorted(flows)[len(flows) // 2],
+            "flow_target_ms": FLOW_TARGET_MS,
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        }
+        print(f"== fresh event page GET ({args.db}), top {args.top} by {args.sort} ==")
+        print(top(page_profile, args.top, args.sort))
+        print(f"== registration POST ({args.db}), top {args.top} by {args.sort} ==")
+        print(top(post_profile, args.top, args.sort))
+        print(json.dumps(result, indent=2))
+        print(f"{args.db}: fresh event page {result['event_page_cpu_ms']:.2f} ms CPU, "
+              f"registration POST {result['registration_post_cpu_ms']:.2f} ms CPU (in process, median of "
+              f"{args.rounds} rounds of {args.n})")
+        flow = result["flow_cpu_ms"]
+        verdict = "TARGET MET" if flow <= FLOW_TARGET_MS else \
+            f"TARGET MISSED (gap {flow - FLOW_TARGET_MS:.2f} ms, {flow / FLOW_TARGET_MS:.1f}x)"
+        print(f"{args.db}: registration flow (fresh page + POST + result page) {flow:.2f} ms CPU against "
+              f"{FLOW_TARGET_MS} ms: {verdict}; 1-minute load average {result['load_average_1min']}")
+        with app.app_context():
+            from app.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

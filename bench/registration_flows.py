@@ -1,0 +1,134 @@
+"""Complete registration flows per second, and the server's CPU per flow (issue 16; not run in CI).
+
+    .venv/bin/python bench/registration_flows.py --db postgresql
+    .venv/bin/python bench/registration_flows.py --db sqlite --clients 16 --seconds 20
+
+Foyer is served by gunicorn with the repository's gunicorn.conf.py (WEB_CONCURRENCY or 2 × cores + 1 sync
+workers) on a fresh database with one published event (bench/_common.py; unlimited seats, so every flow
+writes a confirmed registration). `--clients` client threads (default 16) each run flows back to back for
+`--seconds`: GET the event page (page reuse on, as in production), POST its registration form with a new
+address, and follow the 303 to the result page, which must say "Check your inbox". A flow counts when all
+three answered as expected; anything else is an error.
+
+Prints flows/s and the server's CPU per flow (utime + stime of the gunicorn master and workers over the run,
+from /proc, divided by the flows) against issue 16's targets (≥ 150 flows/s with 16 clients on PostgreSQL;
+≤ 8 ms of server CPU per flow), each met or its gap, with the 1-minute load average: the client threads
+run on the same cores as the server and take their share, so on a 2-core machine the flow rate here is a
+lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402  (puts the repository on sys.path)
+
+PG_DATABASE = "foyer_bench_flows"
+FLOWS_PER_SECOND_TARGET = 150
+CPU_MS_TARGET = 8.0
+
+
+def _flows(base_url: str, slug: str, client: int, stop: threading.Event, outcomes: Counter,
+           lock: threading.Lock) -> None:
+    n = 0
+    while not stop.is_set():
+        n += 1
+        outcome = "flows"
+        with requests.Session() as http:
+            try:
+                page = http.get(f"{base_url}/events/{slug}", timeout=60)
+                token = c.CSRF.search(page.text)
+                if page.status_code != 200 or token is None:
+                    outcome = f"page {page.status_code}"
+                else:
+                    result = http.post(f"{base_url}/events/{slug}/register", timeout=60, data={
+                        "csrf_token": token.group(1), "first_name": "Flow", "last_name": f"{client}-{n}",
+                        "email": f"flow{client}-{n}@example.org", "timezone": "Europe/Berlin", "consent": "y",
+                    })
+                    if result.status_code != 200 or "Check your inbox" not in result.text or not result.history:
+                        outcome = f"post {result.status_code}"
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+        if stop.is_set() and outcome != "flows":
+            return  # cut off by the end of the run, not an error
+        with lock:
+            outcomes[outcome] += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="postgresql")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if os.environ.get("BENCH_SMOKE"):
+        args.seconds = min(args.seconds, 5.0)
+
+    with c.temporary_directory() as tmp_name, c.fresh_database(args.db, Path(tmp_name), PG_DATABASE) as url:
+        tmp = Path(tmp_name)
+        environ = c.foyer_environ(url)
+        c.migrate(environ)
+        app = c.make_app(environ, tmp)
+        slug = c.seed_event(app, slug="flows", title="Flows", capacity=None)
+        server = c.Server(environ, tmp)
+        try:
+            server.wait_until_up(f"/events/{slug}")
+            c.warm_registration(server.base_url, slug)
+            server.settle()
+            load_before = os.getloadavg()[0]
+            outcomes: Counter = Counter()
+            lock, stop = threading.Lock(), threading.Event()
+            threads = [threading.Thread(target=_flows, args=(server.base_url, slug, i, stop, outcomes, lock))
+                       for i in range(args.clients)]
+            cpu_before = server.cpu_seconds()
+            began = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            time.sleep(args.seconds)
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=120)
+            seconds = time.perf_counter() - began
+            cpu = server.cpu_seconds() - cpu_before
+            log_errors = server.errors_in_log()
+        finally:
+            server.stop()
+
+    flows = outcomes.pop("flows", 0)
+    errors = sum(outcomes.values()) + len(log_errors)
+    rate = flows / seconds
+    cpu_ms = cpu * 1000 / flows if flows else float("inf")
+    result = {
+        "db": args.db, "clients": args.clients, "seconds": round(seconds, 1), "flows": flows,
+        "flows_per_second": round(rate, 1), "server_cpu_ms_per_flow": round(cpu_ms, 2),
+        "errors": errors, "error_kinds": dict(outcomes), "log_errors": log_errors[:5],
+        "targets": {"flows_per_second": FLOWS_PER_SECOND_TARGET, "server_cpu_ms_per_flow": CPU_MS_TARGET},
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "machine": c.machine(), "server_log": server.kept_log,
+    }
+
+    def verdict(met: bool, gap: str) -> str:
+        return "TARGET MET" if met else f"TARGET MISSED ({gap})"
+
+    c.emit(result, f"{'OK' if errors == 0 else 'FAIL'}: {args.db} {flows} registration flows in {seconds:.1f} s "
+                   f"with {args.clients} clients, {errors} errors")
+    print(f"flows/s: {rate:.1f} against {FLOWS_PER_SECOND_TARGET}: "
+          f"{verdict(rate >= FLOWS_PER_SECOND_TARGET, f'gap {FLOWS_PER_SECOND_TARGET - rate:.1f}/s')}; "
+          f"server CPU per flow: {cpu_ms:.2f} ms against {CPU_MS_TARGET} ms: "
+          f"{verdict(cpu_ms <= CPU_MS_TARGET, f'gap {cpu_ms - CPU_MS_TARGET:.2f} ms')}; "
+          f"1-minute load average {load_before:.1f} before")
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Site settings are kept per process for SETTINGS_CACHE_SECONDS: a page view does not read them again,
+a save shows at once in the process that made it, and another process's save within those seconds."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, update
+
+from app.extensions import db
+from app.models import Setting
+from app.services.core import settings
+from tests.routes.admin.test_admin_branding import _save as save_branding
+
+
+@contextmanager
+def settings_reads(app):
+    """Count the statements that read the settings table while the block runs."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "FROM settings" in statement:
+            seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def short_cache(app):
+    cache = settings.settings_cache(app)
+    kept = cache.max_age
+    yield cache
+    cache.max_age = kept
+
+
+def test_views_within_the_window_read_no_settings(app, client):
+    assert client.get("/privacy").status_code == 200  # reads the branding and the privacy notice once
+    with settings_reads(app) as reads:
+        for _ in range(3):
+            assert client.get("/privacy").status_code == 200
+            assert client.get("/").status_code == 200
+    assert reads == []
+
+
+def test_with_the_cache_off_every_view_reads_them(app, client, short_cache):
+    short_cache.max_age = 0
+    with settings_reads(app) as reads:
+        client.get("/privacy")
+        client.get("/privacy")
+    assert len(reads) >= 4  # branding and privacy notice, each view
+
+
+def test_a_save_shows_at_once_in_the_process_that_made_it(app, client, auth):
+    assert "Acme Events" not in _text(client.get("/"))
+    auth.login_as_admin()
+    assert save_branding(client, site_name="Acme Events").status_code == 303
+    assert "<span>Acme Events</span>" in _text(client.get("/"))
+    assert save_branding(client, site_name="Acme Meetups").status_code == 303
+    assert "<span>Acme Meetups</span>" in _text(client.get("/"))
+
+
+def test_a_change_made_elsewhere_shows_once_the_window_has_passed(app, client, auth, short_cache):
+    auth.login_as_admin()
+    assert save_branding(client, site_name="Acme Events").status_code == 303
+    short_cache.max_age = 0.5
+    assert "<span>Acme Events</span>" in _text(client.get("/"))
+    # Another process saves: the row changes without this process's session seeing a Setting object.
+    with app.app_context():
+        value = dict(db.session.get(Setting, "branding").value, site_name="Other Name")
+        db.session.remove()
+        with db.engine.begin() as conn:
+            conn.execute(update(Setting).where(Setting.key == "branding").values(value=value))
+    assert "<span>Acme Events</span>" in _text(client.get("/"))  # still this process's copy
+    time.sleep(0.6)
+    assert "<span>Other Name</span>" in _text(client.get("/"))
+
+
+def test_a_rolled_back_change_is_not_kept(app, short_cache):
+    with app.test_request_context():
+        settings.save_branding(settings.Branding(site_name="Never saved"))
+        db.session.flush()
+        assert settings.get_branding().site_name == "Never saved"  # the transaction sees its own change
+        db.session.rollback()
+    with app.test_request_context():
+        assert settings.get_branding().site_name != "Never saved"

@@ -1,0 +1,155 @@
+"""The unit of work over HTTP, against a real SQLite writer holding the write lock (another process, such
+as the worker, in the middle of its own write). A request that changes things waits its turn and tries
+again while the database stays locked; once every try is used it says so and stores nothing, never a 500.
+
+The busy timeout is cut from 10 s to 50 ms for these tests, so each try gives up quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+
+from app import web
+from app.extensions import db
+from app.models import EventStatus, Question, Registration
+from app.services.registration import registrations
+
+BUSY_TIMEOUT_MS = 50
+REGISTRATION = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
+                "timezone": "Europe/Paris", "consent": "y"}
+
+
+@pytest.fixture
+def database_file(app, database_url) -> Iterator[str]:
+    """The SQLite file, with the app's connections giving up on a lock after BUSY_TIMEOUT_MS."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer lock; PostgreSQL has no database-wide write lock")
+
+    def short_timeout(dbapi_connection, _record) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    with app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "connect", short_timeout)
+    engine.dispose()  # pooled connections reconnect with the short timeout
+    try:
+        yield database_url.removeprefix("sqlite:///")
+    finally:
+        sa_event.remove(engine, "connect", short_timeout)
+        engine.dispose()
+
+
+@contextmanager
+def writer_holding_the_lock(path: str, *, for_seconds: float | None = None) -> Iterator[None]:
+    """Another connection holds SQLite's write lock: for `for_seconds`, or until the block ends."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(for_seconds, other.rollback) if for_seconds is not None else None
+    if release is not None:
+        release.start()
+    try:
+        yield
+    finally:
+        if release is not None:
+            release.join()
+        other.rollback()
+        other.close()
+
+
+def _published_event(make_user, make_event):
+    owner = make_user("owner@example.org")
+    return make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=10)
+
+
+def _count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_registration_waits_out_a_locked_database_and_is_saved(app, client, make_user, make_event, database_file,
+                                                                 caplog):
+    event = _published_event(make_user, make_event)
+    form_url = f"/events/{event.slug}/register"
+    token = client.csrf_token(form_url)
+    # Several tries of 50 ms each, with back-offs between them, outlast a lock held for 0.3 s.
+    with caplog.at_level(logging.WARNING, logger="app.web"), writer_holding_the_lock(database_file, for_seconds=0.3):
+        response = client.post(form_url, data={**REGISTRATION, "csrf_token": token})
+
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert _count(app, Registration) == 1
+    assert f"Database busy: registration for event {event.id} (attempt 1)" in caplog.text
+
+
+def test_a_registration_that_finds_the_database_locked_on_every_try_stores_nothing_and_says_so(
+        app, client, make_user, make_event, database_file, monkeypatch):
+    monkeypatch.setattr(web, "BUSY_ATTEMPTS", 2)
+    event = _published_event(make_user, make_event)
+    form_url = f"/events/{event.slug}/register"
+    token = client.csrf_token(form_url)
+    with writer_holding_the_lock(database_file):
+        response = client.post(form_url, data={**REGISTRATION, "csrf_token": token})
+
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "We are very busy right now" in body
+    assert 'value="Ada"' in body  # what was typed comes back
+    assert _count(app, Registration) == 0
+
+
+def test_an_organizer_change_waits_out_a_locked_database(app, client, auth, make_event, database_file, caplog):
+    event = make_event(auth.login_as_organizer())
+    url = f"/manage/events/{event.id}/questions"
+    token = client.csrf_token(f"/manage/events/{event.id}/edit")
+    with caplog.at_level(logging.WARNING, logger="app.web"), writer_holding_the_lock(database_file, for_seconds=0.3):
+        response = client.post(url, data={"new-question-label": "Company", "new-question-kind": "short_text",
+                                          "csrf_token": token})
+
+    assert response.status_code == 303
+    assert _count(app, Question) == 1
+    assert "Database busy: organizer_questions.questions_POST (attempt 1)" in caplog.text
+
+
+def test_an_organizer_change_that_finds_the_database_locked_on_every_try_is_a_503_and_stores_nothing(
+        app, client, auth, make_event, database_file, monkeypatch):
+    monkeypatch.setattr(web, "BUSY_ATTEMPTS", 2)
+    event = make_event(auth.login_as_organizer())
+    url = f"/manage/events/{event.id}/questions"
+    token = client.csrf_token(f"/manage/events/{event.id}/edit")
+    with writer_holding_the_lock(database_file):
+        response = client.post(url, data={"new-question-label": "Company", "new-question-kind": "short_text",
+                                          "csrf_token": token})
+
+    assert response.status_code == 503
+    assert "We are very busy right now" in response.get_data(as_text=True)
+    assert _count(app, Question) == 0
+
+
+def test_a_duplicate_the_unique_index_refuses_runs_once_more_and_is_recognised(app, client, make_user, make_event,
+                                                                              monkeypatch, caplog):
+    """A repeat sign-up that the look-up misses (as a first sign-up of the same address still in flight
+    elsewhere is missed) is refused by the partial unique index; run once more, it is a duplicate."""
+    event = _published_event(make_user, make_event)
+    form_url = f"/events/{event.slug}/register"
+    assert client.submit(form_url, REGISTRATION).status_code == 303
+    looked_up = registrations._active_registration
+    misses = iter([True])
+
+    def missed_once(event, email, **options):
+        return None if next(misses, False) else looked_up(event, email, **options)
+
+    monkeypatch.setattr(registrations, "_active_registration", missed_once)
+    with caplog.at_level(logging.WARNING, logger="app.web"):
+        response = client.submit(form_url, REGISTRATION)
+
+    assert response.status_code == 303
+    assert _count(app, Registration) == 1
+    assert f"registration for event {event.id} refused by the database; trying once more" in caplog.text
