@@ -144,12 +144,9 @@ def may_watch(reg: Registration) -> bool:
 
 def queue_import(event: Event, *, at_once: bool = False) -> bool:
     """Queue the import a while after the end (or at once); a repeat is ignored."""
-    run_at = utcnow() if at_once else max(utcnow(), event.ends_at + IMPORT_DELAY)
-    item = outbox.enqueue(IMPORT_KIND, {"event_id": event.id}, dedupe_key=f"{IMPORT_KIND}:{event.id}",
-                          event_id=event.id, run_at=run_at)
-    if item is not None:
-        item.max_attempts = int(WAIT_FOR_RECORDING.total_seconds() // RETRY_EVERY_SECONDS) + 10
-    return item is not None
+    return outbox.enqueue_after_end(IMPORT_KIND, event.id, event.ends_at, delay=IMPORT_DELAY,
+                                    patience=WAIT_FOR_RECORDING, retry_every_seconds=RETRY_EVERY_SECONDS,
+                                    at_once=at_once)
 
 
 def request_import(event: Event, *, actor: User, now: datetime | None = None) -> None:

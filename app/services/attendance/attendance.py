@@ -210,12 +210,9 @@ def _own_session_records(event: Event) -> list[AttendanceRecord]:
 
 def _enqueue(event: Event, *, at_once: bool = False) -> bool:
     """Queue the import: a while after the end (Teams needs time for its reports), or at once when asked."""
-    run_at = utcnow() if at_once else max(utcnow(), event.ends_at + IMPORT_DELAY)
-    item = outbox.enqueue(IMPORT_KIND, {"event_id": event.id}, dedupe_key=f"{IMPORT_KIND}:{event.id}",
-                          event_id=event.id, run_at=run_at)
-    if item is not None:
-        item.max_attempts = int(WAIT_FOR_REPORTS.total_seconds() // RETRY_EVERY_SECONDS) + 10
-    return item is not None
+    return outbox.enqueue_after_end(IMPORT_KIND, event.id, event.ends_at, delay=IMPORT_DELAY,
+                                    patience=WAIT_FOR_REPORTS, retry_every_seconds=RETRY_EVERY_SECONDS,
+                                    at_once=at_once)
 
 
 def queue_due_imports(now: datetime | None = None) -> int:

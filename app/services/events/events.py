@@ -685,14 +685,7 @@ def remove_question(question: Question, *, actor: User) -> None:
 
 def move_question(question: Question, direction: str, *, actor: User) -> None:
     """Move a registration question one place up or down."""
-    event = question.event
-    _require_manager(actor, event)
-    _require_editable(event)
-    if _move(event.questions, question, direction):
-        db.session.flush()
-        db.session.expire(event, ["questions"])
-        audit.record("event.question_moved", actor=actor, target=event, summary=f"Question moved {direction}")
-        logger.info("Question %s of event %s moved %s by %s", question.id, event.id, direction, actor.id)
+    _move_child(question, "questions", "question", direction, actor=actor)
 
 
 @dataclass
@@ -788,14 +781,19 @@ def remove_speaker(speaker: Speaker, *, actor: User) -> None:
 
 def move_speaker(speaker: Speaker, direction: str, *, actor: User) -> None:
     """Move a speaker one place up or down."""
-    event = speaker.event
+    _move_child(speaker, "speakers", "speaker", direction, actor=actor)
+
+
+def _move_child(child: Question | Speaker, children: str, noun: str, direction: str, *, actor: User) -> None:
+    """Move one of an event's ordered children (`children` names the relationship) up or down."""
+    event = child.event
     _require_manager(actor, event)
     _require_editable(event)
-    if _move(event.speakers, speaker, direction):
+    if _move(getattr(event, children), child, direction):
         db.session.flush()
-        db.session.expire(event, ["speakers"])
-        audit.record("event.speaker_moved", actor=actor, target=event, summary=f"Speaker moved {direction}")
-        logger.info("Speaker %s of event %s moved %s by %s", speaker.id, event.id, direction, actor.id)
+        db.session.expire(event, [children])
+        audit.record(f"event.{noun}_moved", actor=actor, target=event, summary=f"{noun.capitalize()} moved {direction}")
+        logger.info("%s %s of event %s moved %s by %s", noun.capitalize(), child.id, event.id, direction, actor.id)
 
 
 # --- an event's own wording of its emails -----------------------------------------------------------

@@ -133,6 +133,20 @@ def enqueue(kind: str, payload: dict[str, Any], *, dedupe_key: str, event_id: in
     return item
 
 
+def enqueue_after_end(kind: str, event_id: int, ends_at: datetime, *, delay: timedelta, patience: timedelta,
+                      retry_every_seconds: float, at_once: bool = False) -> bool:
+    """Queue one event's work that Microsoft can answer only after the meeting ends; a repeat is ignored.
+
+    It runs `delay` after the end (or at once when an organizer asks), and gets enough attempts to ask
+    again every `retry_every_seconds` for `patience` after the end, with ten to spare for outages.
+    """
+    run_at = utcnow() if at_once else max(utcnow(), ends_at + delay)
+    item = enqueue(kind, {"event_id": event_id}, dedupe_key=f"{kind}:{event_id}", event_id=event_id, run_at=run_at)
+    if item is not None:
+        item.max_attempts = int(patience.total_seconds() // retry_every_seconds) + 10
+    return item is not None
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
