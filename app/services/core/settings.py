@@ -164,16 +164,21 @@ def _read_branding() -> Branding:
     return Branding(**{k: v for k, v in row.value.items() if k in Branding.__dataclass_fields__})
 
 
+def store(key: str, value: dict[str, Any]) -> None:
+    """Write one setting's value, adding its row the first time."""
+    row = db.session.get(Setting, key)
+    if row is None:
+        db.session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+
+
 def save_branding(branding: Branding) -> None:
     if has_app_context():  # a request's copy lives on the app context's `g`; the process's is dropped too
         g.pop(_BRANDING_KEY, None)
         if _CACHE_KEY in current_app.extensions:
             settings_cache().clear()
-    row = db.session.get(Setting, "branding")
-    if row is None:
-        db.session.add(Setting(key="branding", value=asdict(branding)))
-    else:
-        row.value = asdict(branding)
+    store("branding", asdict(branding))
 
 
 def check_accent(accent: str, accent_text: str) -> str:
@@ -302,11 +307,7 @@ def check_reply_to(value: str) -> str:
 def update_email_settings(*, actor: User, sender_name: str, reply_to: str) -> EmailSettings:
     """Save the sender name and reply-to address every email is sent with."""
     saved = EmailSettings(sender_name=check_sender_name(sender_name), reply_to=check_reply_to(reply_to))
-    row = db.session.get(Setting, EMAIL_SETTING)
-    if row is None:
-        db.session.add(Setting(key=EMAIL_SETTING, value=asdict(saved)))
-    else:
-        row.value = asdict(saved)
+    store(EMAIL_SETTING, asdict(saved))
     audit.record("settings.email", actor=actor, target=("setting", EMAIL_SETTING),
                  summary="Changed the email sender settings")
     logger.info("Email sender settings updated by %s", actor.id)
@@ -378,11 +379,7 @@ def update_privacy_notice(text: str, *, actor: User) -> PrivacyNotice:
     version = PrivacyVersion(notice.version + 1, text, utcnow().isoformat(), actor.id)
     versions = [*notice.versions, version]
     value = {"versions": [asdict(v) for v in versions]}
-    row = db.session.get(Setting, "privacy")
-    if row is None:
-        db.session.add(Setting(key="privacy", value=value))
-    else:
-        row.value = value
+    store("privacy", value)
     audit.record("settings.privacy_notice", actor=actor, target=("setting", "privacy"),
                  summary=f"Saved privacy notice version {version.version}")
     logger.info("Privacy notice version %s saved by %s", version.version, actor.id)
@@ -493,11 +490,7 @@ def embed_origins() -> list[str]:
 def save_embed_origins(origins: list[str], *, actor: User) -> list[str]:
     """Set the websites allowed to embed the registration form (admins)."""
     value = {"origins": list(origins)}
-    row = db.session.get(Setting, EMBED_SETTING)
-    if row is None:
-        db.session.add(Setting(key=EMBED_SETTING, value=value))
-    else:
-        row.value = value
+    store(EMBED_SETTING, value)
     audit.record("settings.embed_origins", actor=actor, target=("setting", EMBED_SETTING),
                  summary="Changed the websites that may embed registration forms", details={"origins": list(origins)})
     logger.info("Embedding origins set to %s by %s", origins, actor.id)

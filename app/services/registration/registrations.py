@@ -66,7 +66,7 @@ from app.models import (
 )
 from app.models.base import begin_write
 from app.services.attendance import join_links
-from app.services.core import audit, crypto, links, signals, tokens
+from app.services.core import audit, crypto, links, settings, signals, tokens
 from app.services.core.dates import format_range
 from app.services.core.errors import Conflict, DomainError, NotAllowed
 from app.services.core.timezones import is_valid_zone
@@ -187,11 +187,7 @@ def save_organization_domains(domains: list[str], *, actor: User) -> list[str]:
     if not actor.is_admin:
         raise NotAllowed("Only admins can change the organization's domains.")
     value = {"domains": list(domains)}
-    row = db.session.get(Setting, ORGANIZATION_SETTING)
-    if row is None:
-        db.session.add(Setting(key=ORGANIZATION_SETTING, value=value))
-    else:
-        row.value = value
+    settings.store(ORGANIZATION_SETTING, value)
     audit.record("settings.organization_domains", actor=actor, target=("setting", ORGANIZATION_SETTING),
                  summary="Changed the organization's email domains", details={"domains": list(domains)})
     logger.info("Organization domains set to %s by %s", domains, actor.id)
