@@ -15,20 +15,9 @@ from app.extensions import db
 from app.models import AuditEntry, Event, EventStatus, OutboxItem, OutboxStatus, ProvisioningStatus, Registration
 from app.models import RegistrationState as S
 from app.services.attendance import attendance
-from app.services.outbox import outbox
 from app.services.registration import registrations
 from tests.routes.admin.test_microsoft import connect_service_account
-
-
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
-def drain(app):
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
+from tests.worker import drain
 
 
 def _iso(value: datetime) -> str:

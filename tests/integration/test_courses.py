@@ -27,26 +27,15 @@ from app.models import (
 )
 from app.services.attendance import attendance
 from app.services.core.timezones import utc_to_local
-from app.services.outbox import outbox
 from app.services.registration import reminders
 from tests.mail import queued_emails
 from tests.routes.admin.test_microsoft import connect_service_account
 from tests.routes.organizer.conftest import event_form
+from tests.worker import drain
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
 MANAGE_LINK = re.compile(r"http://localhost/(r/[A-Za-z0-9_-]{40,})")
 ZONE = "Europe/Berlin"
-
-
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
-def drain(app):
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
 
 
 def _text(response) -> str:

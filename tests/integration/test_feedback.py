@@ -17,7 +17,8 @@ from app.models import AuditEntry, Event, FeedbackResponse, Registration
 from app.services.registration import privacy
 
 # The attendance tests' fixtures (an ended event with a Teams meeting and five registrants), used as they are.
-from tests.integration.test_attendance_import import _seed_reports, drain, emulator, ended_event  # noqa: F401
+from tests.integration.test_attendance_import import _seed_reports, ended_event  # noqa: F401
+from tests.worker import drain
 
 FEEDBACK_LINK = re.compile(r"http://localhost/r/([A-Za-z0-9_\-]+)/feedback")
 SURVEY = {

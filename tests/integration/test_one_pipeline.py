@@ -27,11 +27,6 @@ from tests.routes.admin.test_microsoft import connect_service_account
 TEAMS_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context=%7b%22Tid%22%3a%22t%22%7d"
 
 
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
 def _header(request, name: str) -> str | None:
     return next((v for k, v in request.headers.items() if k.lower() == name.lower()), None)
 

@@ -25,8 +25,9 @@ from app.models import (
 from app.services.after_event import recordings
 
 # The attendance tests' fixtures (an ended event with a Teams meeting and five registrants), used as they are.
-from tests.integration.test_attendance_import import _seed_reports, drain, emulator, ended_event  # noqa: F401
+from tests.integration.test_attendance_import import _seed_reports, ended_event  # noqa: F401
 from tests.routes.admin.test_microsoft import connect_service_account
+from tests.worker import drain
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Adele Vance>Welcome, everyone.</v>\n"

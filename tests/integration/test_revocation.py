@@ -31,11 +31,6 @@ from tests.routes.admin.test_microsoft import connect_service_account
 ALERT_SUBJECT = "Foyer needs you to re-connect Microsoft 365"
 
 
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
 def publish(client, event) -> None:
     response = client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
     assert response.status_code == 303

@@ -26,23 +26,12 @@ from app.models import (
 )
 from app.services.attendance import attendance
 from app.services.core.timezones import utc_to_local
-from app.services.outbox import outbox
 from app.services.registration import reminders
 from tests.mail import queued_emails
 from tests.routes.admin.test_microsoft import connect_service_account
+from tests.worker import drain
 
 ZONE = "Europe/Berlin"
-
-
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
-def drain(app):
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
 
 
 def _text(response) -> str:

@@ -21,11 +21,6 @@ NO_ACCOUNT = "There is no active Foyer account for that Microsoft account. Ask a
 
 
 @pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
-@pytest.fixture
 def oid(emulator):
     return {u.upn: u.oid for u in emulator.config.users}.__getitem__
 

@@ -4,29 +4,16 @@ Graph, then reschedule and cancel — and see each step arrive at the (in-proces
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, OutboxItem, OutboxStatus, ProvisioningStatus
-from app.services.outbox import outbox
 from tests.routes.admin.test_microsoft import connect_service_account
-
-
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
+from tests.worker import drain
 
 
 def publish(client, event):
     return client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
-
-
-def drain(app):
-    """What `flask worker` does every few seconds."""
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
 
 
 def _event(app, event_id) -> Event:

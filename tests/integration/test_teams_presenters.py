@@ -4,23 +4,10 @@ cancelled; organizers who may manage the event see the hosts' join link."""
 
 from html import escape
 
-import pytest
-
 from app.extensions import db
 from app.models import Event, ProvisioningStatus
-from app.services.outbox import outbox
 from tests.routes.admin.test_microsoft import connect_service_account
-
-
-@pytest.fixture
-def emulator(app):
-    return app.extensions["microsoft"].emulator
-
-
-def drain(app):
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
+from tests.worker import drain
 
 
 def _event(app, event_id) -> Event:

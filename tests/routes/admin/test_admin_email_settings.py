@@ -11,20 +11,14 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, EventStatus, Message, MessageStatus, Role, Setting
-from app.services.outbox import outbox
 from tests.routes.admin.test_admin_branding import _branding, _image
 from tests.routes.admin.test_admin_branding import _save as save_branding
+from tests.worker import drain
 
 
 @pytest.fixture
 def acs(app):
     return app.extensions["microsoft"].emulator.acs
-
-
-def drain(app):
-    with app.app_context():
-        outbox.drain()
-        db.session.remove()
 
 
 def save(client, sender_name="", reply_to=""):
