@@ -472,19 +472,24 @@ def parse_embed_origins(text: str) -> list[str]:
 
 
 def embed_origins() -> list[str]:
-    """The websites allowed to show Foyer's registration form in a frame. Each stored value is checked
-    again on the way out: they end up in a response header.
+    """The websites allowed to show Foyer's registration form in a frame (read at most once per
+    SETTINGS_CACHE_SECONDS: an embedded form's request asks twice, for its origin check and its header).
     """
+    return list(_cached(EMBED_SETTING, _read_embed_origins))
+
+
+def _read_embed_origins() -> tuple[str, ...]:
+    # Each stored value is checked again on the way out: they end up in a response header.
     row = db.session.get(Setting, EMBED_SETTING)
     if row is None or not isinstance(row.value, dict):
-        return []
+        return ()
     origins = []
     for value in row.value.get("origins", []):
         try:
             origins.append(check_embed_origin(value if isinstance(value, str) else ""))
         except DomainError:
             logger.warning("Ignoring a malformed embedding origin in settings")
-    return origins
+    return tuple(origins)
 
 
 def save_embed_origins(origins: list[str], *, actor: User) -> list[str]:
