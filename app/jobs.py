@@ -9,7 +9,7 @@ import socket
 from flask import Flask
 
 from app.models import Event, Setting, db, utcnow
-from app.models.base import begin_write
+from app.models.base import begin_write, insert_unless_exists
 from app.services.attendance import attendance
 from app.services.microsoft import connection
 from app.services.outbox import outbox
@@ -66,7 +66,8 @@ def heartbeat(app: Flask) -> None:
             begin_write()  # read-then-write: take SQLite's write lock first, as other writers do
             row = db.session.get(Setting, HEARTBEAT_KEY)
             if row is None:
-                db.session.add(Setting(key=HEARTBEAT_KEY, value=value))
+                # Workers started together on PostgreSQL may all find no row: the first one's insert stands.
+                insert_unless_exists(Setting(key=HEARTBEAT_KEY, value=value), "key")
             else:
                 row.value = value
             db.session.commit()
