@@ -66,9 +66,16 @@ def register(app: Flask) -> None:
         # One line per job run every few seconds drowns the log; jobs log what they actually did.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
+        stopping: list[int] = []
+
         def _stop(signum, _frame):
+            # A service manager (or `make run`'s shell and its process group) may send SIGTERM twice: the
+            # second arrives while the first is still waiting for running jobs, and has nothing to add.
+            if stopping:
+                return
+            stopping.append(signum)
             logger.info("Worker stopping (signal %s)", signum)
-            scheduler.shutdown(wait=True)
+            raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, _stop)
         logger.info("Worker started with jobs: %s", ", ".join(j.id for j in schedule(flask_app)))
@@ -76,3 +83,6 @@ def register(app: Flask) -> None:
             scheduler.start()
         except (KeyboardInterrupt, SystemExit):
             pass
+        finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=True)  # let running jobs finish

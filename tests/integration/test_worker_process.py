@@ -3,7 +3,8 @@ Microsoft emulator served over loopback TLS, sharing the test database.
 
 * `--once` provisions a published event's Teams meeting;
 * a worker killed (SIGKILL) in the middle of a Graph call neither loses nor repeats the job;
-* two workers draining the same queue on PostgreSQL send every email exactly once.
+* two workers draining the same queue on PostgreSQL send every email exactly once;
+* SIGTERM twice stops the worker once, quietly.
 """
 
 from __future__ import annotations
@@ -198,3 +199,25 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
     sent_to = sorted(e.to[0]["address"] for e in emulator.acs.sent_emails)
     assert sent_to == addresses  # each exactly once at ACS
     assert emulator.acs.duplicate_operation_ids() == []
+
+
+def test_a_second_sigterm_while_stopping_is_not_an_error(worker_env, tmp_path):
+    """A service manager, or `make run` stopping its process group, may send SIGTERM twice; the worker
+    stops once and quietly (no traceback from stopping a scheduler that is already stopping)."""
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:  # a file, not a pipe: nobody reads a pipe while the worker runs
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and command
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=REPO_ROOT,
+            env={**worker_env, "OUTBOX_POLL_SECONDS": "0.2"}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Worker started with jobs" in log_path.read_text(), timeout=60, what="the worker to start")
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    output = log_path.read_text()
+    assert "Traceback" not in output and "SchedulerNotRunningError" not in output, output
+    assert output.count("Worker stopping") == 1, output
