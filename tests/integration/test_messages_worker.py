@@ -90,7 +90,7 @@ def test_worker_killed_while_acs_accepts_a_send_sends_every_message_exactly_once
     first = start_worker(worker_env, "--once", OUTBOX_LEASE_SECONDS="2", ACS_STATUS_POLL_SECONDS="0",
                          MICROSOFT_TIMEOUT="1")
     try:
-        wait_for(lambda: len(emulator.acs.sent_emails) >= 5, timeout=20, what="five sends at ACS")
+        wait_for(lambda: len(emulator.acs.sent_emails) >= 5, timeout=45, what="five sends at ACS")
         time.sleep(0.2)
     finally:
         first.send_signal(signal.SIGKILL)

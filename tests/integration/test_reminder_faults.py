@@ -7,9 +7,10 @@
   the restart every reminder still useful goes out once, within the quota, and the started event's
   reminders are recorded as not sent, with the reason.
 
-The "simulated day" is compressed: the two reminders of an event are one minute apart (the shortest gap
-a schedule in minutes allows), and a 30-minute outage is what the database looks like when the stored
-times have moved 30 minutes into the past — Foyer computes its schedule from those times and the clock.
+The "simulated day" is compressed: Foyer computes its schedule from the stored times and the clock, so
+moving an event's start makes its next reminder fall due two seconds later (instead of waiting out the
+minute between the two reminders), and a 30-minute outage is what the database looks like when the stored
+times have moved 30 minutes into the past.
 """
 
 from __future__ import annotations
@@ -246,14 +247,15 @@ def test_sweeping_worker_killed_at_random_each_reminder_reaches_acs_exactly_once
     kills: list[dict] = []
     try:
         wait_for(lambda: all(w.started() for w in workers), timeout=60, what="three workers to start")
-        # The day begins: the first reminder falls due in two seconds, the second one minute later.
-        start = datetime.now(UTC) + timedelta(minutes=max(OFFSETS), seconds=2)
-        db.session.execute(update(Event).where(Event.id == event_id).values(starts_at=start,
-                                                                             ends_at=start + timedelta(hours=1)))
-        db.session.commit()
         by_name = {w.name: w for w in workers}
         with psycopg.connect(pg_dsn(database_url), autocommit=True) as conn:
             for offset in OFFSETS:
+                # Time passes: the event now starts so that this reminder falls due in two seconds (the
+                # earlier one, already queued, is overdue and must not be queued again).
+                start = datetime.now(UTC) + timedelta(minutes=offset, seconds=2)
+                db.session.execute(update(Event).where(Event.id == event_id).values(
+                    starts_at=start, ends_at=start + timedelta(hours=1)))
+                db.session.commit()
                 due = start - timedelta(minutes=offset)
                 holder = None
                 deadline = time.monotonic() + (due - datetime.now(UTC)).total_seconds() + 30
