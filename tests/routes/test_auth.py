@@ -1,12 +1,15 @@
 import logging
 import time
 
+import pytest
+
 from app.extensions import db
 from app.models import Role, Setting, User
 from app.services.accounts import setup_code as setup_codes
 from tests.first_run import setup_code
 
 
+@pytest.mark.db_agnostic
 def test_first_visit_goes_to_setup(client):
     response = client.get("/login")
     assert response.status_code == 303
@@ -24,6 +27,7 @@ def test_setup_creates_first_admin_and_signs_in(client, app):
         assert admin.password_hash.startswith("$argon2id$")
 
 
+@pytest.mark.db_agnostic
 def test_setup_is_gone_once_a_user_exists(client, make_user):
     make_user("someone@example.org")
     assert client.get("/setup").status_code == 404
@@ -31,6 +35,7 @@ def test_setup_is_gone_once_a_user_exists(client, make_user):
     assert response.status_code in (400, 404)
 
 
+@pytest.mark.db_agnostic
 def test_setup_rejects_short_password_with_field_error(client, app):
     response = client.submit("/setup", {"setup_code": setup_code(app), "email": "ada@example.org",
                                         "password": "short", "confirm": "short"})
@@ -40,6 +45,7 @@ def test_setup_rejects_short_password_with_field_error(client, app):
         assert db.session.query(User).count() == 0
 
 
+@pytest.mark.db_agnostic
 def test_login_with_wrong_password_says_so_without_revealing_account(client, make_user):
     make_user("org@example.org")
     for email in ("org@example.org", "nobody@example.org"):
@@ -48,12 +54,14 @@ def test_login_with_wrong_password_says_so_without_revealing_account(client, mak
         assert "do not match an active account" in response.get_data(as_text=True)
 
 
+@pytest.mark.db_agnostic
 def test_deactivated_user_cannot_sign_in(client, make_user):
     make_user("gone@example.org", active=False)
     response = client.submit("/login", {"email": "gone@example.org", "password": "correct horse battery"})
     assert response.status_code == 422
 
 
+@pytest.mark.db_agnostic
 def test_login_redirects_only_to_local_next(client, make_user):
     make_user("org@example.org")
     response = client.submit("/login", {"email": "org@example.org", "password": "correct horse battery",
@@ -62,6 +70,7 @@ def test_login_redirects_only_to_local_next(client, make_user):
     assert response.headers["Location"] == "/manage/events/"
 
 
+@pytest.mark.db_agnostic
 def test_post_without_csrf_token_is_refused_kindly(client, make_user):
     make_user("org@example.org")
     response = client.post("/login", data={"email": "org@example.org", "password": "correct horse battery"})
@@ -82,6 +91,7 @@ def test_password_change_ends_other_sessions(app, client, auth):
     assert other.get("/manage/events/").status_code == 302
 
 
+@pytest.mark.db_agnostic
 def test_password_change_with_wrong_current_password_shows_field_error(client, auth):
     auth.login_as_organizer()
     response = client.submit("/account/password", {"current_password": "nope nope nope",
@@ -96,6 +106,7 @@ def test_logout_ends_session(client, auth):
     assert client.get("/manage/events/").status_code == 302
 
 
+@pytest.mark.db_agnostic
 def test_anonymous_is_sent_to_login_from_manage_pages(client, make_user):
     make_user("x@example.org")
     response = client.get("/manage/events/")
@@ -129,6 +140,7 @@ def test_signing_out_ends_the_session_on_the_server(app, client, auth):
     assert client.get("/manage/events/").status_code == 302
 
 
+@pytest.mark.db_agnostic
 def test_a_session_ends_after_its_absolute_lifetime(app, client, auth, monkeypatch):
     auth.login_as_organizer()
     assert client.get("/manage/events/").status_code == 200

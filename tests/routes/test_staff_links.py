@@ -59,6 +59,7 @@ def _audit(app, action: str) -> list[AuditEntry]:
         return db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)).all()
 
 
+@pytest.mark.db_agnostic
 def test_sign_in_page_offers_forgot_password(client, make_user):
     make_user("someone@example.org")
     page = client.get("/login").get_data(as_text=True)
@@ -177,6 +178,7 @@ def test_invitation_is_emailed_with_a_working_link(app, client, other_client, au
     assert other_client.get(path).status_code == 404  # once
 
 
+@pytest.mark.db_agnostic
 def test_invitation_and_reset_links_are_redacted_from_request_logs(app, caplog):
     token = "Zx8_k2LmQp4rS6tUv9wXy1zA3bC5dE7fG0hJ2kL4mN6"
     caplog.set_level(logging.INFO, logger="werkzeug")

@@ -67,6 +67,7 @@ def message_to(app, address: str) -> Message:
         return message
 
 
+@pytest.mark.db_agnostic
 def test_validation_handshake_is_answered_with_the_code(client, secret):
     handshake = [{"id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66", "topic": "/subscriptions/x", "subject": "",
                   "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
@@ -139,6 +140,7 @@ def test_a_report_for_a_message_foyer_does_not_know_is_ignored(app, client, secr
         assert db.session.scalar(select(func.count(MessageDeliveryReport.id))) == 0
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("body", [
     b"not json", b"\xff\xfe", b"[" * 200_000, b"null", b"{}", b"[]", b"[1, 2]", b'[{"id": "e"}]',
     b'[{"id": "", "eventType": "x", "data": {}}]',
@@ -153,6 +155,7 @@ def test_junk_is_a_400_with_a_clear_json_error(client, secret, body):
     assert response.is_json and response.get_json()["error"]
 
 
+@pytest.mark.db_agnostic
 def test_the_webhook_takes_no_get_and_needs_no_csrf_token(client, secret):
     assert client.get(f"{URL}?secret={secret}").status_code == 405
     # A POST without any CSRF token is answered on its merits (here: an empty batch).
@@ -188,6 +191,7 @@ def test_a_bounce_is_shown_to_the_organizer_and_on_the_registration(app, client,
     assert "<dt><strong>Delivery</strong></dt>" in detail and "Bounced (550 5.1.1" in detail
 
 
+@pytest.mark.db_agnostic
 def test_admin_messages_page_shows_the_webhook_url_to_subscribe(app, client, auth, secret):
     auth.login_as_admin()
     page = client.get("/admin/messages").get_data(as_text=True)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 import requests
 from werkzeug.serving import make_server
 
@@ -20,6 +21,7 @@ from tests.security.gunicorn import gunicorn
 TOKEN = "Zx8_k2LmQp4rS6tUv9wXy1zA3bC5dE7fG0hJ2kL4mN6"
 
 
+@pytest.mark.db_agnostic
 def test_development_server_log_redacts_link_tokens(app, caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -55,6 +57,7 @@ def _sample_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?(\w+)>", lambda m: TOKEN if "token" in m.group(1) else "7", rule)
 
 
+@pytest.mark.db_agnostic
 def test_every_token_bearing_route_is_redacted(app):
     token_rules = [rule.rule for rule in app.url_map.iter_rules()
                    if any("token" in argument for argument in rule.arguments)]

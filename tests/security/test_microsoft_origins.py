@@ -11,6 +11,8 @@ import pytest
 from app.config import Config
 from app.services.microsoft import wiring
 
+pytestmark = pytest.mark.db_agnostic  # configuration and CSP headers: nothing here touches SQL of its own
+
 REAL = {
     "ENTRA_AUTHORITY": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
     "ENTRA_CLIENT_ID": "11111111-2222-3333-4444-555555555555",

@@ -57,6 +57,7 @@ def test_winter_event_gets_standard_time_offset(app, owner, make_event):
     assert vevent.start.utcoffset() == timedelta(hours=1)
 
 
+@pytest.mark.db_agnostic
 def test_calendar_has_a_vtimezone_for_every_zone_used(app, owner, make_event):
     berlin = make_event(owner, timezone="Europe/Berlin", status=EventStatus.published)
     sydney = make_event(owner, timezone="Australia/Sydney", status=EventStatus.published)
@@ -73,6 +74,7 @@ def test_calendar_has_a_vtimezone_for_every_zone_used(app, owner, make_event):
     assert years and min(years) >= this_year - 2 and max(years) <= this_year + 2
 
 
+@pytest.mark.db_agnostic
 def test_cancelled_event_is_marked_cancelled_with_reason(app, owner, make_event):
     event = make_event(owner, title="Gone", status=EventStatus.cancelled, ics_sequence=2,
                        cancellation_reason="Speaker ill.", published_at=datetime.now(UTC))
@@ -83,6 +85,7 @@ def test_cancelled_event_is_marked_cancelled_with_reason(app, owner, make_event)
     assert str(vevent["DESCRIPTION"]).startswith("This event has been cancelled. Speaker ill.")
 
 
+@pytest.mark.db_agnostic
 def test_uid_host_follows_public_base_url(app, owner, make_event, monkeypatch):
     event = make_event(owner, status=EventStatus.published)
     monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://events.example.org:8443/foyer")
@@ -92,6 +95,7 @@ def test_uid_host_follows_public_base_url(app, owner, make_event, monkeypatch):
     assert str(vevent["URL"]) == f"https://events.example.org:8443/foyer/events/{event.slug}"
 
 
+@pytest.mark.db_agnostic
 def test_empty_calendar_is_still_valid(app):
     with app.app_context():
         parsed, vevents = _parse(event_calendar([]))

@@ -393,6 +393,7 @@ def test_parse_domains_rejects_garbage():
     assert regs.parse_domains(" a.example\nb.example ; a.example ") == ["a.example", "b.example"]
 
 
+@pytest.mark.db_agnostic
 def test_only_admins_set_organization_domains(app_ctx, owner):
     with pytest.raises(NotAllowed):
         regs.save_organization_domains(["example.org"], actor=db.session.get(User, owner.id))

@@ -50,6 +50,7 @@ def test_saved_reply_to_and_sender_name_go_with_every_email(app, client, auth, m
     assert sent.sender == app.config["ACS_SENDER_ADDRESS"]
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(("sender_name", "reply_to", "problem"), [
     ("Events\r\nBcc: victim@example.org", "", "single line"),
     ("", "events@example.org\r\nBcc: victim@example.org", "single email address"),
@@ -109,6 +110,7 @@ def test_test_email_looks_like_every_other_email_logo_included(app, client, auth
     assert "Event page:" not in html and "Join the event" not in html  # no event, no event links
 
 
+@pytest.mark.db_agnostic
 def test_only_admins_reach_the_email_settings(client, auth):
     auth.login_as_organizer()
     assert save(client, "X", "x@example.org").status_code in (403, 404)

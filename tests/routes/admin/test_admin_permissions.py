@@ -5,6 +5,8 @@ import pytest
 from app.extensions import db
 from app.models import User
 
+pytestmark = pytest.mark.db_agnostic  # who reaches /admin is decided above the database
+
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/invite", "/admin/users/new", "/admin/branding"]
 
 

@@ -140,6 +140,7 @@ def test_reissued_invitation_replaces_the_old_link(app, client, auth, other_clie
     assert other_client.get(new_path).status_code == 200
 
 
+@pytest.mark.db_agnostic
 def test_reissue_is_refused_once_a_password_exists(client, auth, make_user):
     auth.login_as_admin()
     user = make_user("has-pw@example.org")
@@ -165,6 +166,7 @@ def test_reset_password_ends_sessions_and_old_password(app, client, auth, make_u
     assert other_client.get("/account/password").status_code == 200
 
 
+@pytest.mark.db_agnostic
 def test_admin_cannot_reset_own_password_here(app, client, auth):
     admin = auth.login_as_admin()
     response = client.submit(f"/admin/users/{admin.id}/reset-password")
@@ -194,6 +196,7 @@ def test_deactivation_needs_confirmation_ends_session_and_refuses_sign_in(app, c
     assert other_client.submit("/login", {"email": "leaver@example.org", "password": PASSWORD}).status_code == 303
 
 
+@pytest.mark.db_agnostic
 def test_admin_cannot_deactivate_themselves(app, client, auth):
     admin = auth.login_as_admin()
     response = client.submit(f"/admin/users/{admin.id}/deactivate")
@@ -230,6 +233,7 @@ def test_role_change_promotes_and_demotes(app, client, auth, make_user, other_cl
     assert client.get("/admin/users").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_unknown_user_is_404(client, auth):
     auth.login_as_admin()
     assert client.get("/admin/users/9999").status_code == 404

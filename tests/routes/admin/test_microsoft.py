@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -46,6 +47,7 @@ def test_admin_connects_service_account_and_tokens_are_encrypted(app, client, au
     assert {"Calendars.ReadWrite", "OnlineMeetings.ReadWrite", "User.Read"} <= set(sign_in["scopes"])
 
 
+@pytest.mark.db_agnostic
 def test_callback_with_unknown_state_is_refused_without_touching_the_session(app, client, auth):
     auth.login_as_admin()
     response = client.post("/admin/microsoft/callback", data={"state": "forged", "code": "x"})
@@ -59,6 +61,7 @@ def test_callback_with_unknown_state_is_refused_without_touching_the_session(app
         assert db.session.scalar(select(MicrosoftConnection.status)) in (None, ConnectionStatus.disconnected)
 
 
+@pytest.mark.db_agnostic
 def test_cancelled_sign_in_shows_refusal(app, client, auth):
     auth.login_as_admin()
     start = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
@@ -85,6 +88,7 @@ def test_disconnect_asks_first_then_forgets_tokens(app, client, auth):
         assert row.status == ConnectionStatus.disconnected and row.token_cache_encrypted is None
 
 
+@pytest.mark.db_agnostic
 def test_organizers_cannot_see_the_connection_page(client, auth):
     auth.login_as_organizer()
     assert client.get("/admin/microsoft/").status_code == 404
@@ -111,6 +115,7 @@ def test_first_run_offers_one_click_connection_of_the_emulated_account(app, clie
         assert db.session.get(MicrosoftConnection, 1).status == ConnectionStatus.connected
 
 
+@pytest.mark.db_agnostic
 def test_organizers_are_not_prompted_to_connect(client, auth):
     auth.login_as_organizer()
     assert "Connect the emulated service account" not in client.get("/manage/events/").get_data(as_text=True)

@@ -3,6 +3,8 @@ whose admin pressed Connect."""
 
 from __future__ import annotations
 
+import pytest
+
 from app.extensions import db
 from app.models import ConnectionStatus, MicrosoftConnection, Role
 from tests.conftest import PASSWORD
@@ -23,6 +25,7 @@ def _status(app):
         return row.status if row else None
 
 
+@pytest.mark.db_agnostic
 def test_another_browser_cannot_finish_an_admins_connect(app, client, auth, make_user):
     auth.login_as_admin()
     path, fields = _answer(app, client)  # the first admin stops before the callback

@@ -31,6 +31,7 @@ def _person(n: int) -> dict:
     return {**PERSON, "email": f"person{n}@example.org", "first_name": f"Person{n}"}
 
 
+@pytest.mark.db_agnostic
 def test_openapi_document_is_openapi_3_1_with_valid_schemas(api, app):
     response = api.get("/openapi.json")
     assert response.status_code == 200
@@ -79,6 +80,7 @@ def test_read_token_reads_events_and_registrations(api, issue_token, make_user, 
     assert api.get("/registrations/999999").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_read_token_cannot_register_and_nothing_is_stored(api, issue_token, make_user, make_event, app):
     event = make_event(make_user(), status=EventStatus.published)
     api.token = issue_token(ApiScope.read)
@@ -89,6 +91,7 @@ def test_read_token_cannot_register_and_nothing_is_stored(api, issue_token, make
         assert db.session.scalar(select(Registration.id)) is None
 
 
+@pytest.mark.db_agnostic
 def test_missing_unknown_and_revoked_tokens_are_refused(api, issue_token, auth, client, make_user, make_event, app):
     event = make_event(make_user(), status=EventStatus.published)
     assert api.get("/events").status_code == 401
@@ -230,6 +233,7 @@ def test_reads_of_registrations_are_audited_without_personal_data(api, issue_tok
         assert "ada@example.org" not in " ".join(f"{e.summary} {e.details}" for e in entries)
 
 
+@pytest.mark.db_agnostic
 def test_the_document_check_fails_on_an_undocumented_answer(openapi_checker, app):
     """The checker the `api` fixture uses does refuse a body or a status the document does not allow."""
     bad_body = app.response_class('{"data": [{"id": "one"}], "total": 1, "limit": 50, "offset": 0}',

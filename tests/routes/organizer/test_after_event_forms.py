@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -48,6 +49,7 @@ def test_survey_form_refuses_bad_questions(app, client, auth, make_event):
     assert "The survey goes out with the follow-up, which is off" in client.get(url).get_data(as_text=True)
 
 
+@pytest.mark.db_agnostic
 def test_recording_actions_on_other_events_are_404(app, client, auth, make_event, make_user):
     organizer = auth.login_as_organizer()
     mine = _ended_event(app, make_event, organizer)

@@ -148,6 +148,7 @@ def test_attendance_summary_after_import(app, client, event):
     assert f'href="/manage/events/{event.id}/registrations?attended=no"' in page
 
 
+@pytest.mark.db_agnostic
 def test_before_the_event_attendance_is_promised_not_importable(client, event):
     page = _text(client.get(f"/manage/events/{event.id}"))
     assert "imported from Teams automatically after the event ends" in page
@@ -171,6 +172,7 @@ def test_followup_settings_save_and_refuse_bad_links(app, client, event, organiz
         assert entry.actor_user_id == organizer.id and entry.event_id == event.id
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("value", ["0", "-3", "99999", "ten"])
 def test_retention_refuses_bad_values(client, event, value):
     url = f"/manage/events/{event.id}"
@@ -190,6 +192,7 @@ def test_retention_per_event_and_default(app, client, event):
         assert db.session.get(Event, event.id).retention_days is None
 
 
+@pytest.mark.db_agnostic
 def test_dashboard_of_another_organizers_event_is_not_found(client, auth, event):
     auth.logout()
     auth.login_as_organizer("other@example.org")

@@ -18,6 +18,7 @@ from .conftest import event_form, image_bytes, submit_multipart, upload
 NEW = "/manage/events/new"
 
 
+@pytest.mark.db_agnostic
 def test_list_without_events_offers_to_create_the_first(client, auth):
     auth.login_as_organizer()
     page = client.get("/manage/events/").get_data(as_text=True)
@@ -67,6 +68,7 @@ def test_list_filters_are_links_and_narrow_by_status(client, auth, make_event):
     assert "No cancelled events" not in client.get("/manage/events/?status=cancelled").get_data(as_text=True)
 
 
+@pytest.mark.db_agnostic
 def test_list_filter_over_htmx_returns_only_the_list(client, auth, make_event):
     me = auth.login_as_organizer()
     make_event(me, title="A draft")
@@ -152,6 +154,7 @@ def test_slug_is_generated_unique_and_editable(client, auth, events_in_db):
     assert [e.slug for e in events_in_db()] == ["cafe-night", "cafe-night-2", "my-own-address"]
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(
     ("overrides", "field_error"),
     [
@@ -231,6 +234,7 @@ def test_edit_keeps_zone_and_updates_values(client, auth, make_event, events_in_
     assert saved.starts_at == datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
 
 
+@pytest.mark.db_agnostic
 def test_invalid_edit_shows_errors_and_changes_nothing(client, auth, make_event, events_in_db):
     me = auth.login_as_organizer()
     event = make_event(me, title="Original")
@@ -287,6 +291,7 @@ def test_banner_can_be_replaced_and_removed(app, client, auth, events_in_db):
     assert not _stored(app, second).exists()
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(
     ("payload", "name", "message"),
     [
@@ -311,6 +316,7 @@ def test_bad_banner_is_reported_and_nothing_saved(app, client, auth, events_in_d
     assert (set(folder.iterdir()) if folder.exists() else set()) == before
 
 
+@pytest.mark.db_agnostic
 def test_good_banner_with_other_errors_asks_to_choose_it_again(client, auth, events_in_db):
     auth.login_as_organizer()
     response = submit_multipart(client, NEW, event_form(capacity="0", banner=upload(image_bytes())))
@@ -346,6 +352,7 @@ def test_owner_shares_event_and_co_organizer_can_manage_it(app, client, auth, ma
     assert [u.email for u in saved.co_organizers] == ["helper@example.org"]
 
 
+@pytest.mark.db_agnostic
 def test_sharing_with_an_unknown_or_inactive_user_is_a_field_error(client, auth, make_user, make_event, events_in_db):
     owner = auth.login_as_organizer()
     gone = make_user("gone@example.org", active=False)
@@ -357,6 +364,7 @@ def test_sharing_with_an_unknown_or_inactive_user_is_a_field_error(client, auth,
     assert events_in_db()[0].co_organizers == []
 
 
+@pytest.mark.db_agnostic
 def test_every_problem_is_shown_at_once_including_the_schedule(client, auth, events_in_db):
     auth.login_as_organizer()
     response = client.submit(NEW, event_form(title="x" * 201, capacity="lots", starts_at="2031-05-20T18:00",
@@ -383,6 +391,9 @@ def test_a_start_in_the_past_is_refused_on_save_but_an_unchanged_one_is_kept(cli
     assert client.submit(f"/manage/events/{event.id}/edit", kept).status_code == 303
     moved = {**kept, "starts_at": f"{started - timedelta(days=1):%Y-%m-%dT%H:%M}"}
     assert client.submit(f"/manage/events/{event.id}/edit", moved).status_code == 422
+
+
+@pytest.mark.db_agnostic
 def test_animation_bomb_is_refused_from_its_headers_quickly(app, client, auth, events_in_db):
     bomb = gif_bomb(6000, 30)  # 30 frames of 6000×6000: about a billion pixels in under a megabyte
     assert len(bomb) < 1024 * 1024

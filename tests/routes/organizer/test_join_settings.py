@@ -3,6 +3,7 @@ and recording link — defaults, saving, validation (422 with the field's messag
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -42,6 +43,7 @@ def test_settings_are_saved_and_shown_again(app, client, auth):
     assert 'value="https://example.org/rec?id=1"' in page and 'value="30"' in page
 
 
+@pytest.mark.db_agnostic
 def test_bad_settings_get_a_clear_message_and_nothing_is_saved(app, client, auth):
     auth.login_as_organizer()
     for field, value, message in [

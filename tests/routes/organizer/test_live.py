@@ -77,12 +77,14 @@ def _create_poll(client, event, prompt="Which day?", options="Monday\nFriday", m
 # --- the page and settings ------------------------------------------------------------------------------
 
 
+@pytest.mark.db_agnostic
 def test_the_event_page_links_to_the_live_page(app, client, event):
     assert f'href="{_live(event)}"' in _text(client.get(f"/manage/events/{event.id}"))
     page = client.get(_live(event))
     assert page.status_code == 200 and "Questions and polls" in _text(page) and "No polls yet." in _text(page)
 
 
+@pytest.mark.db_agnostic
 def test_other_organizers_and_anonymous_visitors_are_kept_out(app, client, auth, event):
     auth.logout()
     assert client.get(_live(event)).status_code == 302
@@ -178,6 +180,7 @@ def test_unknown_questions_and_another_events_questions_are_404(app, client, eve
     assert _post(client, event, "/questions/999999/dismiss").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_the_questions_list_polls_itself(app, client, event):
     fragment = client.get(f"{_live(event)}/questions", headers={"HX-Request": "true"})
     assert 'hx-trigger="every 10s"' in _text(fragment) and "<html" not in _text(fragment)
@@ -218,6 +221,7 @@ def test_preparing_a_poll_with_htmx_refreshes_the_list(app, client, event):
     assert "Multiple choice" in _text(client.get(_live(event)))
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(("data", "message"), [
     ({"prompt": "", "options": "a\nb"}, "Enter the poll&#39;s question."),
     ({"prompt": "One?", "options": "only one"}, "at least 2 answers"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -87,6 +88,7 @@ def test_compose_preview_send_and_watch_progress(app, client, auth, make_event):
     assert "Parking Bcc: evil@example.org" in overview and "2 recipients" in overview
 
 
+@pytest.mark.db_agnostic
 def test_invalid_compositions_are_422_and_queue_nothing(app, client, auth, make_event):
     organizer = auth.login_as_organizer()
     event = _event(make_event, organizer)
@@ -100,6 +102,7 @@ def test_invalid_compositions_are_422_and_queue_nothing(app, client, auth, make_
         assert queued_emails() == []
 
 
+@pytest.mark.db_agnostic
 def test_other_organizers_events_are_not_found(app, client, auth, make_event, make_user):
     other = make_user("other@example.org", Role.organizer)
     event = _event(make_event, other)

@@ -67,6 +67,7 @@ def test_anonymous_is_sent_to_sign_in(client, owned_event, method, template):
     assert response.headers["Location"].startswith("/login?next=")
 
 
+@pytest.mark.db_agnostic
 def test_another_organizers_event_is_not_found_on_every_route(client, auth, owned_event, events_in_db):
     auth.login_as_organizer("stranger@example.org")
     assert "Community call" not in client.get("/manage/events/").get_data(as_text=True)

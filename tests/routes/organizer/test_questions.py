@@ -52,6 +52,7 @@ def test_plain_add_redirects_to_the_questions_section(client, event_with_questio
     assert _labels(events_in_db)[-1] == "Company"
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -128,6 +129,7 @@ def test_reorder_questions_with_and_without_htmx(client, event_with_questions, e
     assert _labels(events_in_db) == ["Question 3", "Question 1", "Question 2"]
 
 
+@pytest.mark.db_agnostic
 def test_question_of_another_event_is_not_found(client, auth, make_event, events_in_db):
     me = auth.login_as_organizer()
     mine = make_event(me)
@@ -142,6 +144,7 @@ def test_question_of_another_event_is_not_found(client, auth, make_event, events
     assert theirs.id == other.id
 
 
+@pytest.mark.db_agnostic
 def test_questions_of_a_cancelled_event_are_read_only(client, auth, make_event, events_in_db):
     from app.models import EventStatus
     me = auth.login_as_organizer()
@@ -153,6 +156,7 @@ def test_questions_of_a_cancelled_event_are_read_only(client, auth, make_event, 
     assert _labels(events_in_db) == ["Question 1"]
 
 
+@pytest.mark.db_agnostic
 def test_each_question_has_its_move_edit_and_remove_controls_named_after_it(client, event_with_questions):
     event = event_with_questions
     page = client.get(f"/manage/events/{event.id}/edit").get_data(as_text=True)

@@ -82,6 +82,7 @@ def test_page_shows_counts_seats_and_rows_in_the_event_zone(client, event, regis
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.db_agnostic
 def test_the_event_page_links_to_the_registrations(client, event):
     assert f'href="/manage/events/{event.id}/registrations"' in _text(client.get(f"/manage/events/{event.id}"))
 

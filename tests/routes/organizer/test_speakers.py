@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import hx, image_bytes, submit_multipart, upload
 
 
@@ -52,6 +54,7 @@ def test_speakers_lifecycle(app, client, auth, make_event, events_in_db):
     assert _names(events_in_db) == ["Ada King"]
 
 
+@pytest.mark.db_agnostic
 def test_speaker_needs_a_name(client, auth, make_event, events_in_db):
     me = auth.login_as_organizer()
     event = make_event(me)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from app.models import EventStatus, ProvisioningStatus
 
 from .conftest import event_form, image_bytes, submit_multipart, upload
@@ -33,6 +35,7 @@ def test_publish_then_unpublish(client, auth, make_event, events_in_db):
     assert client.get(f"/events/{event.slug}").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_publish_refused_for_ended_or_already_published_events(client, auth, make_event, events_in_db):
     me = auth.login_as_organizer()
     start = datetime.now(UTC) - timedelta(days=2)
@@ -132,6 +135,7 @@ def test_clone_copies_everything_one_week_later_as_a_draft(app, client, auth, ma
     assert events_in_db()[-1].slug == "workshop-copy-2"
 
 
+@pytest.mark.db_agnostic
 def test_teams_badge_says_cancelled_after_a_cancellation_and_waiting_without_a_connection(client, auth, make_event):
     me = auth.login_as_organizer()
     ready = make_event(me, status=EventStatus.cancelled, cancelled_at=datetime.now(UTC),

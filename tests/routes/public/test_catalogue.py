@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import select
 
@@ -200,6 +201,7 @@ def test_banner_thumbnail_is_made_once_at_upload_and_shown_on_cards(app, client,
     assert not (folder / thumb).exists() and not (folder / banner).exists()
 
 
+@pytest.mark.db_agnostic
 def test_event_page_has_open_graph_and_schema_org_event_metadata(app, client, make_user, make_event):
     owner = make_user("owner@example.org")
     start = datetime(2027, 3, 10, 17, 0, tzinfo=UTC)

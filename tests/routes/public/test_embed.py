@@ -71,6 +71,7 @@ def _embedded_form(client, event, query: str = "") -> dict:
 # --- framing -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.db_agnostic
 def test_only_the_embedded_form_may_be_framed_and_only_by_the_listed_websites(client, event, listed):
     embedded = client.get(f"/embed/events/{event.slug}/register")
     assert embedded.status_code == 200
@@ -86,6 +87,7 @@ def test_only_the_embedded_form_may_be_framed_and_only_by_the_listed_websites(cl
         assert page.headers["X-Frame-Options"] == "DENY", path
 
 
+@pytest.mark.db_agnostic
 def test_without_listed_websites_the_embedded_form_refuses_every_frame(client, event):
     embedded = client.get(f"/embed/events/{event.slug}/register")
     assert embedded.status_code == 200
@@ -93,6 +95,7 @@ def test_without_listed_websites_the_embedded_form_refuses_every_frame(client, e
     assert embedded.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.db_agnostic
 def test_the_embedded_page_is_only_the_form_with_its_privacy_notice_and_honeypot(client, event, listed):
     body = _text(client.get(f"/embed/events/{event.slug}/register?parent=https://www.example.org&accent=1A2B3C"))
     assert 'class="site-header"' not in body and f"Register: {event.title}" in body
@@ -106,6 +109,7 @@ def test_the_embedded_page_is_only_the_form_with_its_privacy_notice_and_honeypot
     assert css.mimetype == "text/css" and "--accent: #1a2b3c; --accent-text: #ffffff;" in _text(css)
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("query", ["?parent=https://evil.example&accent=zz12zz", "?parent=null&accent=%231a2b3c",
                                    "?accent=fff;}body{display:none", "?parent=%00&accent="])
 def test_an_unlisted_parent_or_an_invalid_accent_is_ignored(client, event, listed, query):
@@ -115,11 +119,13 @@ def test_an_unlisted_parent_or_an_invalid_accent_is_ignored(client, event, liste
     assert "data-parent-origin" not in body and "/embed/accent/" not in body
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("path", ["/embed/accent/zzzzzz.css", "/embed/accent/1a2b3c4.css", "/embed/accent/%23fff.css"])
 def test_an_invalid_accent_stylesheet_is_a_404(client, path):
     assert client.get(path).status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_drafts_and_unknown_events_are_not_embeddable(client, make_user, make_event, listed):
     draft = make_event(make_user("draft@example.org"))
     assert client.get(f"/embed/events/{draft.slug}/register").status_code == 404
@@ -159,6 +165,7 @@ def test_htmx_in_the_frame_swaps_in_the_result_or_the_form_with_errors(app, clie
     assert _count(app) == 1
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("token", ["", "forged", "eyJldmVudCI6MX0.ZzZzZz.bm90LWEtc2lnbmF0dXJl"])
 def test_a_missing_or_forged_token_is_refused_and_nothing_is_stored(app, client, event, listed, token):
     form = _embedded_form(client, event) | {"csrf_token": token}
@@ -170,6 +177,7 @@ def test_a_missing_or_forged_token_is_refused_and_nothing_is_stored(app, client,
     assert _count(app) == 0
 
 
+@pytest.mark.db_agnostic
 def test_tokens_of_another_event_or_of_the_session_do_not_count(app, client, event, make_event, make_user, listed):
     other = make_event(make_user("other@example.org"), status=EventStatus.published, published_at=datetime.now(UTC))
     foreign = _embedded_form(client, other)
@@ -181,6 +189,7 @@ def test_tokens_of_another_event_or_of_the_session_do_not_count(app, client, eve
     assert _count(app) == 0
 
 
+@pytest.mark.db_agnostic
 def test_an_expired_token_is_refused(app, client, event, listed, clock):
     form = _embedded_form(client, event)
     clock.shift(app.config["WTF_CSRF_TIME_LIMIT"] + 60)
@@ -189,6 +198,7 @@ def test_an_expired_token_is_refused(app, client, event, listed, clock):
     assert _count(app) == 0
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("headers", [{"Origin": "https://www.example.org"}, {"Origin": "https://evil.example"},
                                      {"Origin": "null"}, {"Referer": "https://evil.example/page"}, {}])
 def test_a_post_from_anywhere_but_foyers_own_page_is_refused(app, client, event, listed, headers):
@@ -205,6 +215,7 @@ def test_a_referer_from_foyer_stands_in_for_a_missing_origin(app, client, event,
     assert response.status_code == 200 and _count(app) == 1
 
 
+@pytest.mark.db_agnostic
 def test_the_honeypot_pretends_success_and_stores_nothing(app, client, event, listed):
     form = _embedded_form(client, event)
     response = client.post(f"/embed/events/{event.slug}/register",
@@ -214,6 +225,7 @@ def test_the_honeypot_pretends_success_and_stores_nothing(app, client, event, li
         assert _count(app) == 0 and queued_emails() == []
 
 
+@pytest.mark.db_agnostic
 def test_the_minimum_fill_time_applies_in_the_frame(app, client, event, listed, monkeypatch):
     monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 60)
     form = _embedded_form(client, event)
@@ -268,6 +280,7 @@ def test_admin_lists_websites_which_are_normalised_and_audited(app, client, auth
         assert settings.embed_origins() == []
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize(("value", "message"), [
     ("http://www.example.org", "must use https://"),
     ("https://www.example.org/events", "no path"),
@@ -291,6 +304,7 @@ def test_admin_gets_a_clear_error_for_an_address_that_is_not_an_origin(app, clie
         assert db.session.get(Setting, "embed_origins") is None
 
 
+@pytest.mark.db_agnostic
 def test_only_admins_may_list_websites(app, client, auth):
     auth.login_as_organizer()
     response = client.submit("/admin/branding/embedding", {"origins": "https://www.example.org"},
@@ -312,6 +326,7 @@ def test_a_malformed_stored_origin_never_reaches_the_header(app, client, event):
 # --- the organizer's snippet -------------------------------------------------------------------------
 
 
+@pytest.mark.db_agnostic
 def test_organizer_page_explains_that_an_admin_must_list_websites_first(app, client, auth, make_event):
     user = auth.login_as_organizer()
     event = make_event(user)
@@ -320,6 +335,7 @@ def test_organizer_page_explains_that_an_admin_must_list_websites_first(app, cli
     assert "embed-snippet" not in page
 
 
+@pytest.mark.db_agnostic
 def test_organizer_page_shows_the_snippet_to_copy(app, client, auth, make_event, listed):
     user = auth.login_as_organizer()
     event = make_event(user, title='Tea & "talks" <live>', status=EventStatus.published,

@@ -164,6 +164,7 @@ def test_a_change_made_by_another_process_shows_within_the_age_limit(app, databa
         other_process.dispose()
 
 
+@pytest.mark.db_agnostic
 def test_staff_and_flash_messages_are_never_served_a_shared_page(app, client, auth, event):
     url = f"/events/{event.slug}"
     with max_age(app, 60):

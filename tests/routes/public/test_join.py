@@ -238,6 +238,7 @@ def test_not_confirmed_explains(app, client, event, register, state, words):
     assert response.status_code == 409 and response.get_json()["state"] == "not_confirmed"
 
 
+@pytest.mark.db_agnostic
 def test_unknown_and_malformed_links_get_the_same_404(client):
     for token in ("x" * 43, "short", "a" * 200):
         response = client.get(f"/j/{token}")
@@ -409,6 +410,7 @@ def test_other_organizers_cannot_see_join_links(app, client, event, register, au
 # --- event settings ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.db_agnostic
 def test_join_settings_are_validated_on_the_event_form(app, client, event, auth):
     auth.login("owner@example.org")
     url = f"/manage/events/{event.id}/edit"

@@ -51,6 +51,7 @@ def test_catalogue_card_shows_event_zone_local_time_hook_excerpt_and_seats(clien
     assert "waitlist open" in page
 
 
+@pytest.mark.db_agnostic
 def test_catalogue_empty_state(client):
     page = _text(client.get("/"))
     assert "There are no upcoming events right now" in page
@@ -96,6 +97,7 @@ def test_event_page_shows_details_in_event_zone_and_local_time_hook(client, make
     assert '<meta property="og:url" content="http://localhost/events/' in page
 
 
+@pytest.mark.db_agnostic
 def test_event_page_says_when_registration_opens(client, make_user, make_event):
     owner = make_user("owner@example.org")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
@@ -104,6 +106,7 @@ def test_event_page_says_when_registration_opens(client, make_user, make_event):
     assert "Registration opens" in _text(client.get(f"/events/{event.slug}"))
 
 
+@pytest.mark.db_agnostic
 def test_event_page_renders_speakers_and_banner(app, client, make_user, make_event):
     owner = make_user("owner@example.org")
     event = _published(make_event, owner, banner_filename="abcdefgh12345.png", banner_alt="Three people at a desk")
@@ -123,12 +126,14 @@ def test_draft_event_page_is_404(client, make_user, make_event):
     assert client.get("/events/no-such-event").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_cancelled_draft_stays_hidden(client, make_user, make_event):
     event = make_event(make_user("owner@example.org"), status=EventStatus.cancelled, cancelled_at=datetime.now(UTC))
     assert client.get(f"/events/{event.slug}").status_code == 404
     assert client.get(f"/events/{event.slug}.ics").status_code == 404
 
 
+@pytest.mark.db_agnostic
 def test_cancelled_event_page_shows_banner_with_reason_and_no_register_button(client, make_user, make_event):
     owner = make_user("owner@example.org")
     event = _published(make_event, owner, status=EventStatus.cancelled, cancelled_at=datetime.now(UTC),
@@ -161,6 +166,7 @@ def test_description_markdown_is_rendered_and_sanitized(client, make_user, make_
     assert '<a href="https://example.org/ok" rel="noopener noreferrer nofollow">fine</a>' in description
 
 
+@pytest.mark.db_agnostic
 def test_per_event_ics_download(client, make_user, make_event):
     event = _published(make_event, make_user("owner@example.org"), title="Downloadable")
     response = client.get(f"/events/{event.slug}.ics")

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from icalendar import Calendar
 
 from app.models import EventStatus
@@ -36,6 +37,7 @@ def test_feed_holds_published_upcoming_and_recent_events_only(client, make_user,
     assert calendar.get_missing_tzids() == set()
 
 
+@pytest.mark.db_agnostic
 def test_feed_urls_use_public_base_url_not_request_host(app, client, make_user, make_event, monkeypatch):
     monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://events.example.org")
     event = make_event(make_user("owner@example.org"), status=EventStatus.published, published_at=datetime.now(UTC))
@@ -45,6 +47,7 @@ def test_feed_urls_use_public_base_url_not_request_host(app, client, make_user, 
     assert str(vevent["UID"]) == f"event-{event.id}@events.example.org"
 
 
+@pytest.mark.db_agnostic
 def test_feed_is_valid_when_empty(client):
     calendar = _feed(client)
     assert calendar.walk("VEVENT") == []

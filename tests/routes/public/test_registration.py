@@ -105,6 +105,7 @@ def _emails(app, to: str | None = None) -> list[dict]:
 # --- the form ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.db_agnostic
 def test_event_page_shows_the_form_with_every_question_kind(client, app, event_with):
     event = event_with(questions=True, capacity=10)
     page = _text(client.get(f"/events/{event.slug}"))
@@ -186,6 +187,7 @@ def test_registration_with_htmx_swaps_in_the_result(client, app, event_with):
     assert "number 1 in line" in _emails(app, "bob@example.org")[0]["text"]
 
 
+@pytest.mark.db_agnostic
 def test_invalid_input_rerenders_with_errors_and_stores_nothing(client, app, event_with):
     event = event_with(questions=True)
     bad = _form("not-an-email", first_name="", timezone="Mars/Base", consent="") | _answers(
@@ -207,6 +209,7 @@ def test_invalid_input_rerenders_with_errors_and_stores_nothing(client, app, eve
     assert _text(fragment).lstrip().startswith("<form") and "Enter your first name." in _text(fragment)
 
 
+@pytest.mark.db_agnostic
 def test_a_mistyped_time_zone_gets_a_suggestion_and_nothing_typed_is_lost(client, app, event_with):
     event = event_with()
     response = _register(client, event, _form(timezone="Europe/Amsterdm", first_name="Ada <3"))
@@ -235,6 +238,7 @@ def test_a_time_zone_typed_loosely_is_stored_in_its_exact_spelling(client, app, 
         assert db.session.scalars(select(Registration.timezone)).one() == "America/New_York"
 
 
+@pytest.mark.db_agnostic
 def test_every_time_zone_is_listed_on_a_page_of_its_own(client):
     from zoneinfo import available_timezones
 
@@ -248,6 +252,7 @@ def test_every_time_zone_is_listed_on_a_page_of_its_own(client):
     assert "<h1>Time zones</h1>" in page and 'href="#region-europe"' in page and 'id="region-europe"' in page
 
 
+@pytest.mark.db_agnostic
 def test_inline_validation_returns_one_field(client, app, event_with):
     event = event_with()
     token = client.csrf_token(f"/events/{event.slug}")
@@ -265,6 +270,7 @@ def test_inline_validation_returns_one_field(client, app, event_with):
     assert _count(app) == 0
 
 
+@pytest.mark.db_agnostic
 def test_register_page_works_on_its_own(client, event_with):
     event = event_with()
     page = _text(client.get(f"/events/{event.slug}/register"))
@@ -296,6 +302,7 @@ def test_full_event_without_waitlist_shows_no_form(client, event_with):
     assert "Fully booked" in page and 'id="register-form"' not in page
 
 
+@pytest.mark.db_agnostic
 def test_forged_or_missing_csrf_changes_nothing_and_keeps_what_was_typed(client, app, event_with):
     event = event_with()
     for token in ({"csrf_token": "forged"}, {}):
@@ -323,6 +330,7 @@ def test_a_form_left_open_past_the_token_lifetime_comes_back_as_typed_and_then_w
     assert again.status_code == 303 and _count(app) == 1
 
 
+@pytest.mark.db_agnostic
 def test_other_forms_with_an_expired_token_say_so_kindly(client, app, make_user, monkeypatch, clock):
     make_user("org@example.org")
     monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 1)
@@ -335,6 +343,7 @@ def test_other_forms_with_an_expired_token_say_so_kindly(client, app, make_user,
     assert "Traceback" not in _text(response)
 
 
+@pytest.mark.db_agnostic
 def test_drafts_are_not_found(client, app, make_event, owner):
     event = make_event(owner)
     assert client.get(f"/events/{event.slug}/register").status_code == 404
@@ -403,6 +412,7 @@ def test_repeat_signup_on_an_open_event_resends_the_personal_link(client, app, e
     assert _count(app) == 1
 
 
+@pytest.mark.db_agnostic
 def test_honeypot_pretends_success_and_stores_nothing(client, app, event_with):
     event = event_with()
     response = _register(client, event, _form(homepage="http://spam.example"))
@@ -433,6 +443,7 @@ def test_hostile_text_is_stored_safely_and_rendered_inert(client, app, event_wit
     assert "<script>alert" not in page and "<img src=x" not in page
 
 
+@pytest.mark.db_agnostic
 def test_very_long_values_are_refused_with_a_message(client, app, event_with):
     event = event_with()
     response = _register(client, event, _form(first_name="x" * 5000, email="a" * 400 + "@example.org"))
@@ -586,6 +597,7 @@ def test_a_form_sent_back_at_once_is_returned_and_a_second_press_goes_through(cl
     assert done.status_code == 303 and _count(app) == 1
 
 
+@pytest.mark.db_agnostic
 @pytest.mark.parametrize("started", ["", "forged.value.here", "c2hvd24.ZzZzZz.bad-signature"])
 def test_a_missing_or_forged_start_stamp_counts_as_too_quick(client, app, event_with, monkeypatch, started):
     monkeypatch.setitem(app.config, "REGISTRATION_MIN_FILL_SECONDS", 1)

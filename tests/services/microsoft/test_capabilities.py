@@ -57,6 +57,7 @@ def _open_event_token(target) -> str:
         return token
 
 
+@pytest.mark.db_agnostic
 def test_connection_page_offers_one_click_only_with_the_built_in_microsoft(setup):
     _, http, built_in = setup
     page = http.get("/admin/microsoft/").get_data(as_text=True)
@@ -83,6 +84,7 @@ def test_one_click_connect_is_refused_where_a_person_must_sign_in(setup):
         assert (status == ConnectionStatus.connected) is built_in
 
 
+@pytest.mark.db_agnostic
 def test_health_page_names_who_answers_for_microsoft(setup):
     _, http, built_in = setup
     page = http.get("/admin/health/").get_data(as_text=True)
@@ -90,12 +92,14 @@ def test_health_page_names_who_answers_for_microsoft(setup):
     assert ("Microsoft cloud" in page) is not built_in
 
 
+@pytest.mark.db_agnostic
 def test_join_page_shows_the_sandbox_stage_only_with_the_built_in_microsoft(setup):
     target, http, built_in = setup
     page = http.get(f"/j/{_open_event_token(target)}").get_data(as_text=True)
     assert 'data-stage="sandbox"' in page if built_in else 'data-stage="call"' in page
 
 
+@pytest.mark.db_agnostic
 def test_the_local_tenants_reserved_domain_is_a_staff_email_only_with_the_built_in_microsoft(setup):
     target, _, built_in = setup
     with target.app_context():
