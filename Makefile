@@ -80,7 +80,7 @@ lint: setup-dev
 # template, merge them into each app/translations/<lang>/LC_MESSAGES/messages.po, compile the .mo files
 # (committed, so a fresh clone needs no step of its own).
 translations: setup-dev
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ -k lazy_pgettext:1c,2 --no-location --sort-output \
 		--project Foyer -o app/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d app/translations --statistics

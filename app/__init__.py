@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import event as sa_event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -98,6 +99,7 @@ def _init_extensions(app: Flask) -> None:
         web,
     )
     from app.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate
+    from app.services.messaging.kinds import N_
 
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
@@ -109,7 +111,8 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login_GET"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = N_("Please sign in to continue.")
+    login_manager.localize_callback = gettext  # the message is flashed in the visitor's language
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 

@@ -166,7 +166,8 @@ class Config:
         self.OUTBOX_DRAIN_AFTER_REQUEST = _bool(env("OUTBOX_DRAIN_AFTER_REQUEST"), True)
         #: How often the worker looks for due reminders.
         self.REMINDER_SWEEP_SECONDS = float(env("REMINDER_SWEEP_SECONDS") or 60)
-        #: Languages attendees may choose (codes with a catalog in app/translations, English always there).
+        #: Languages attendees may choose (codes with a catalog in app/translations, English always there),
+        #: and the default below: the first choice, until an admin saves one (Admin → Languages).
         self.LANGUAGES = [c.strip() for c in (env("LANGUAGES") or "en,de").split(",") if c.strip()] or ["en"]
         #: The language when a visitor's browser asks for none of them (and of registrations made before languages).
         self.DEFAULT_LANGUAGE = (env("DEFAULT_LANGUAGE") or "en").strip()

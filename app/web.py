@@ -10,10 +10,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
+from babel.support import Translations
 from flask import (
     Blueprint,
     Flask,
@@ -28,14 +29,17 @@ from flask import (
     render_template,
     request,
 )
+from flask_babel import format_number, gettext
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
+from wtforms.i18n import messages_path as wtforms_messages_path
 
 from app import jobs
 from app.extensions import compress
+from app.i18n import current_language
 from app.models import Event, EventStatus, MicrosoftConnection, db
 from app.models.base import begin_write
 from app.services.core.dates import format_date, format_datetime, format_time
@@ -217,30 +221,57 @@ def carry_out(verb: Callable[[], object], *, done: str) -> bool:
     return True
 
 
-#: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters.").
-_STOCK_TOO_LONG = re.compile(r"^Field cannot be longer than (\d+) characters?\.$")
-_STOCK_TOO_SHORT = re.compile(r"^Field must be at least (\d+) characters? long\.$")
-_STOCK_BETWEEN = re.compile(r"^Field must be between (\d+) and (\d+) characters long\.$")
+#: WTForms' stock messages, which name no field ("Field cannot be longer than 100 characters."), as WTForms
+#: words them in English: (singular, plural) for the plural ones. WTForms translates them itself.
+_STOCK = {
+    "too_long": ("Field cannot be longer than %(max)d character.", "Field cannot be longer than %(max)d characters."),
+    "too_short": ("Field must be at least %(min)d character long.", "Field must be at least %(min)d characters long."),
+    "between": ("Field must be between %(min)d and %(max)d characters long.",),
+    "required": ("This field is required.",),
+}
+
+
+@cache
+def _stock_patterns(language: str) -> list[tuple[str, re.Pattern]]:
+    """The stock messages as WTForms words them in `language`, each a pattern capturing its numbers."""
+    translations = Translations.load(wtforms_messages_path(), [language], domain="wtforms")
+    patterns = []
+    for name, forms in _STOCK.items():
+        worded = {translations.ungettext(forms[0], forms[1], n) for n in (1, 2, 5)} if len(forms) == 2 \
+            else {translations.ugettext(forms[0])}
+        for text in worded:
+            pattern = re.sub(r"%\\\(\w+\\\)d", r"(\\d+)", re.escape(text))
+            patterns.append((name, re.compile(f"^{pattern}$")))
+    return patterns
 
 
 def field_errors(field) -> list[str]:
     """A form field's errors, with WTForms' stock wording replaced by one that names the field."""
-    label = field.label.text.rstrip(" *:") if getattr(field, "label", None) else "This field"
+    label = field.label.text.rstrip(" *:") if getattr(field, "label", None) else gettext("This field")
     entered = len(field.data) if isinstance(field.data, str) else None
-    you_entered = f" (you entered {entered:,})" if entered is not None else ""
     friendly = []
     for error in field.errors:
         error = str(error)
-        if match := _STOCK_TOO_LONG.match(error):
-            error = f"{label} can be at most {int(match[1]):,} characters long{you_entered}."
-        elif match := _STOCK_TOO_SHORT.match(error):
-            error = f"{label} needs at least {int(match[1]):,} characters{you_entered}."
-        elif match := _STOCK_BETWEEN.match(error):
-            error = f"{label} needs between {int(match[1]):,} and {int(match[2]):,} characters{you_entered}."
-        elif error == "This field is required.":
-            error = f"{label} is required."
+        for name, pattern in _stock_patterns(current_language()):
+            if match := pattern.match(error):
+                error = _friendly(name, label, [int(n) for n in match.groups()], entered)
+                break
         friendly.append(error)
     return friendly
+
+
+def _friendly(name: str, label: str, numbers: list[int], entered: int | None) -> str:
+    if name == "required":
+        return gettext("%(label)s is required.", label=label)
+    you_entered = " " + gettext("(you entered %(n)s)", n=format_number(entered)) if entered is not None else ""
+    if name == "too_long":
+        return gettext("%(label)s can be at most %(n)s characters long", label=label,
+                       n=format_number(numbers[0])) + you_entered + "."
+    if name == "too_short":
+        return gettext("%(label)s needs at least %(n)s characters", label=label,
+                       n=format_number(numbers[0])) + you_entered + "."
+    return gettext("%(label)s needs between %(min)s and %(max)s characters", label=label,
+                   min=format_number(numbers[0]), max=format_number(numbers[1])) + you_entered + "."
 
 
 def microsoft_status() -> str:

@@ -6,6 +6,7 @@ import React from "react";
 import { createRoot } from "react-dom/client";
 import { AzureCommunicationTokenCredential } from "@azure/communication-common";
 import {
+  COMPOSITE_LOCALE_DE_DE,
   COMPOSITE_LOCALE_EN_US,
   CallComposite,
   CallWithChatComposite,
@@ -19,10 +20,18 @@ import { ChevronDown20Regular } from "@fluentui/react-icons";
 // How long the adapter may take to reach ACS before the page offers the fallback.
 const CONNECT_TIMEOUT_MS = 30000;
 
-function withTimeout(promise, ms) {
+// Foyer's own messages; the join page passes them in its language (`strings`), these are the fallback.
+const MESSAGES = {
+  callTimeout: "The call service did not answer in time.",
+  callCrashed: "The call view stopped working.",
+  callNotConnected: "The call could not connect to the meeting.",
+  callNotConnectedCode: "The call could not connect to the meeting (code {code}).",
+};
+
+function withTimeout(promise, ms, message) {
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error("The call service did not answer in time.")), ms);
+    timer = setTimeout(() => reject(new Error(message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -30,15 +39,16 @@ function withTimeout(promise, ms) {
 // The device pickers' caret (a Fluent UI icon the composites do not register themselves).
 registerIcons({ icons: { chevrondown: React.createElement(ChevronDown20Regular) } });
 
+// The composite's own words in the page's language: only the locales of Foyer's languages are bundled
+// (English for any other).
+const LOCALES = { de: COMPOSITE_LOCALE_DE_DE };
+
 // The page's own heading names the event; the composite's configuration title (an SVG that measures
 // its text and fails when the text has no layout yet) is left out.
-const LOCALE = {
-  ...COMPOSITE_LOCALE_EN_US,
-  strings: {
-    ...COMPOSITE_LOCALE_EN_US.strings,
-    call: { ...COMPOSITE_LOCALE_EN_US.strings.call, configurationPageTitle: "" },
-  },
-};
+function compositeLocale(language) {
+  const base = LOCALES[(language || "").toLowerCase().split("-")[0]] || COMPOSITE_LOCALE_EN_US;
+  return { ...base, strings: { ...base.strings, call: { ...base.strings.call, configurationPageTitle: "" } } };
+}
 
 // Whatever goes wrong inside the composite ends in Foyer's message, never in an empty page.
 class Guard extends React.Component {
@@ -55,9 +65,12 @@ function theme(accent) {
 
 /**
  * Mount the composite. `session` is Foyer's answer to POST /j/<token>/session; `refresh` asks Foyer
- * for a fresh session (token refresh for long events). Returns { dispose() } once the adapter exists.
+ * for a fresh session (token refresh for long events); `language` is the page's (its <html lang>) and
+ * `strings` Foyer's messages in it. Returns { dispose() } once the adapter exists.
  */
-async function mount({ container, session, experience, accent, nonce, refresh, onLeave, onError, onStatus }) {
+async function mount({ container, session, experience, accent, nonce, language, strings,
+                       refresh, onLeave, onError, onStatus }) {
+  const messages = { ...MESSAGES, ...strings };
   // Fluent UI adds <style> elements at run time; the join page's CSP admits them by this nonce.
   const cspNonce = nonce || styleNonce;
   const renderer = createDOMRenderer(document, cspNonce ? { styleElementAttributes: { nonce: cspNonce } } : {});
@@ -82,13 +95,15 @@ async function mount({ container, session, experience, accent, nonce, refresh, o
         })
       : createAzureCommunicationCallAdapter({ userId, displayName: session.displayName, credential, locator }),
     CONNECT_TIMEOUT_MS,
+    messages.callTimeout,
   );
   const root = createRoot(container);
   const Composite = withChat ? CallWithChatComposite : CallComposite;
   let crash = () => {};
   root.render(React.createElement(RendererProvider, { renderer, targetDocument: document },
     React.createElement(Guard, { onCrash: (error) => crash(error) },
-      React.createElement(Composite, { adapter, fluentTheme: theme(accent), formFactor: "desktop", locale: LOCALE }))));
+      React.createElement(Composite, { adapter, fluentTheme: theme(accent), formFactor: "desktop",
+                                       locale: compositeLocale(language) }))));
   FoyerCall.last = { ...FoyerCall.last, phase: "mounted" };
   onStatus && onStatus("mounted");
   let disposed = false;
@@ -113,7 +128,7 @@ async function mount({ container, session, experience, accent, nonce, refresh, o
     FoyerCall.last = { ...FoyerCall.last, phase: "failed" };
     onError && onError(text);
   };
-  crash = () => fail("The call view stopped working.");
+  crash = () => fail(messages.callCrashed);
   adapter.onStateChange((state) => {
     const call = state.call;
     FoyerCall.last = { ...FoyerCall.last, callState: call ? call.state : "none" };
@@ -122,14 +137,15 @@ async function mount({ container, session, experience, accent, nonce, refresh, o
       reached = true;
       if (watchdog) { clearTimeout(watchdog); watchdog = null; }
     } else if (!reached && !watchdog && ["Connecting", "Ringing"].includes(call.state)) {
-      watchdog = setTimeout(() => fail("The call could not connect to the meeting."), CONNECT_TIMEOUT_MS);
+      watchdog = setTimeout(() => fail(messages.callNotConnected), CONNECT_TIMEOUT_MS);
     }
   });
   adapter.on("callEnded", (event) => {
     const reason = event && event.callEndReason;
     if (watchdog) clearTimeout(watchdog);
     if (!reached || (reason && reason.code && reason.code >= 400)) {
-      fail("The call could not connect to the meeting" + (reason && reason.code ? ` (code ${reason.code}).` : "."));
+      fail(reason && reason.code ? messages.callNotConnectedCode.replace("{code}", reason.code)
+                                 : messages.callNotConnected);
       return;
     }
     dispose();
@@ -139,7 +155,7 @@ async function mount({ container, session, experience, accent, nonce, refresh, o
   adapter.on(withChat ? "callError" : "error", (error) => {
     const target = (error && error.target) || "";
     if (/^(Call\.join|CallAgent|CallClient|Call\.startCall|Call\.joinCall)/i.test(target)) {
-      fail("The call could not connect to the meeting.");
+      fail(messages.callNotConnected);
     }
   });
   window.addEventListener("pagehide", dispose);

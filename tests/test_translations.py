@@ -1,5 +1,5 @@
-"""Attendees' pages and emails are translatable, and translated: every text in the attendee templates is
-marked for translation, and each language's catalog holds every marked string, translated, none fuzzy,
+"""Pages and emails are translatable, and translated: every text in the templates is marked for
+translation, and each language's catalog holds every marked string, translated, none fuzzy,
 compiled into the .mo that is committed beside it (README "Languages")."""
 
 from __future__ import annotations
@@ -20,39 +20,8 @@ TEMPLATES = ROOT / "app" / "templates"
 TRANSLATIONS = ROOT / "app" / "translations"
 LANGUAGES = sorted(p.name for p in TRANSLATIONS.iterdir() if (p / "LC_MESSAGES" / "messages.po").exists())
 
-#: The templates attendees see, every text in them marked. Staff pages (admin/, organizer/, auth/) and
-#: staff emails are English for now.
-ATTENDEE_TEMPLATES = [
-    "base.html",
-    "components/_forms.html",
-    "errors/error.html",
-    "public/_catalogue.html",
-    "public/_event.html",
-    "public/_join_state.html",
-    "public/_manage.html",
-    "public/_register.html",
-    "public/embed_register.html",
-    "public/event.html",
-    "public/feedback.html",
-    "public/index.html",
-    "public/join.html",
-    "public/join_device_check.html",
-    "public/join_missing.html",
-    "public/manage.html",
-    "public/manage_cancel.html",
-    "public/manage_erase.html",
-    "public/manage_erased.html",
-    "public/manage_missing.html",
-    "public/privacy.html",
-    "public/recording.html",
-    "public/registration_form.html",
-    "public/registration_result.html",
-    "public/registration_verify.html",
-    *[f"emails/{kind}.{ext}" for kind in (
-        "_layout", "approved", "approved_waitlisted", "cancelled", "confirmed", "denied", "event_cancelled",
-        "event_changed", "followup_attended", "followup_missed", "join_link", "organizer", "pending", "promoted",
-        "reminder", "resend", "verify", "waitlisted") for ext in ("html", "txt")],
-]
+#: Every template (pages, fragments, emails): every text in them is marked.
+TEMPLATE_NAMES = sorted(str(p.relative_to(TEMPLATES)) for p in TEMPLATES.rglob("*") if p.suffix in (".html", ".txt"))
 #: Text that is the same in every language.
 ALLOWED = {"Microsoft Teams", "(.ics)"}
 #: Attributes people read (or hear); their values must be marked too.
@@ -96,8 +65,8 @@ def _unmarked(text: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ATTENDEE_TEMPLATES)
-def test_every_text_in_the_attendee_templates_is_marked_for_translation(name):
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_text_in_the_templates_is_marked_for_translation(name):
     unmarked = _unmarked(_visible_text((TEMPLATES / name).read_text(encoding="utf-8")))
     assert not unmarked, f"{name}: wrap in {{{{ _('…') }}}} or {{% trans %}}: {unmarked}"
 
@@ -112,7 +81,8 @@ def _marked_strings() -> set:
     """Every msgid in the code and templates, extracted as `make translations` does (babel.cfg)."""
     method_map = [("app/**.py", "python"), ("app/templates/**.html", "jinja2"), ("app/templates/**.txt", "jinja2")]
     options = {"app/templates/**.html": {"trimmed": "true"}, "app/templates/**.txt": {"trimmed": "true"}}
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "N_": None}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "N_": None, "pgettext": ((1, "c"), 2),
+                "lazy_pgettext": ((1, "c"), 2)}
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT, method_map, options, keywords=keywords):

@@ -26,23 +26,23 @@ class DeclineRecordingForm(FlaskForm):
 
 class ApproveRecordingForm(FlaskForm):
     share_transcript = BooleanField(
-        "Show the transcript to attendees as captions",
-        description="Teams' transcript names who said what. Leave this off unless the speakers agreed.")
+        _l("Show the transcript to attendees as captions"),
+        description=_l("Teams' transcript names who said what. Leave this off unless the speakers agreed."))
 
 
 class SurveyQuestionForm(Form):
-    label = StringField("Question", validators=[Length(max=300)])
-    kind = SelectField("Kind", choices=[SelectChoice(k.value, k.label) for k in QuestionKind],
+    label = StringField(_l("Question"), validators=[Length(max=300)])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k.value, k.label) for k in QuestionKind],
                        default=QuestionKind.long_text.value)
-    options = TextAreaField("Options (choice questions: one per line)", validators=[Length(max=5000)])
-    required = BooleanField("An answer is required")
+    options = TextAreaField(_l("Options (choice questions: one per line)"), validators=[Length(max=5000)])
+    required = BooleanField(_l("An answer is required"))
 
 
 class FeedbackSurveyForm(FlaskForm):
     enabled = BooleanField(
-        "Ask attendees for feedback with the follow-up",
-        description="The “thank you for joining” email links to a short survey: a rating from 1 to 5 and "
-        "the questions below (leave a question empty to skip it).")
+        _l("Ask attendees for feedback with the follow-up"),
+        description=_l("The “thank you for joining” email links to a short survey: a rating from 1 to 5 and "
+                       "the questions below (leave a question empty to skip it)."))
     questions = FieldList(FormField(SurveyQuestionForm), min_entries=feedback.MAX_QUESTIONS,
                           max_entries=feedback.MAX_QUESTIONS)
 

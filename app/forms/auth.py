@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
 
 
 class _NewPassword:
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=1024)])
     confirm = PasswordField(
-        "Repeat the password", validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")]
+        _l("Repeat the password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
     )
 
 
 class SetupForm(FlaskForm, _NewPassword):
-    setup_code = StringField("Setup code", validators=[DataRequired(), Length(max=64)],
+    setup_code = StringField(_l("Setup code"), validators=[DataRequired(), Length(max=64)],
                              render_kw={"autocomplete": "off", "spellcheck": "false"},
-                             description="Printed in Foyer's log (the terminal running it) when the server started.")
-    name = StringField("Your name", validators=[Length(max=200)])
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+                             description=_l("Printed in Foyer's log (the terminal running it) when the server "
+                                            "started."))
+    name = StringField(_l("Your name"), validators=[Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
 
 
 class PasswordChangeForm(FlaskForm, _NewPassword):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
 
 
 class AcceptInvitationForm(FlaskForm, _NewPassword):
@@ -37,7 +40,7 @@ class AcceptInvitationForm(FlaskForm, _NewPassword):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
 
 
 class ResetPasswordForm(FlaskForm, _NewPassword):

@@ -6,17 +6,21 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from flask_babel import format_number, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
-from wtforms import BooleanField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, Field, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields import DateField, DateTimeLocalField, EmailField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms.html_params import html_params
+from app.i18n import language_name
 from app.models import QuestionKind
 from app.services.core.errors import DomainError
 from app.services.core.timezones import NonexistentLocalTime, is_valid_zone, local_to_utc, zone_choices, zone_label
@@ -28,7 +32,7 @@ from app.services.events.sessions import SessionData
 
 #: datetime-local inputs send "2026-03-29T10:00" (seconds only when a step asks for them).
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
-INVALID_DATETIME = "Enter a date and time, e.g. 2026-03-29 10:00."
+INVALID_DATETIME = _l("Enter a date and time, e.g. 2026-03-29 10:00.")
 YEAR_RANGE = (2000, 2100)
 DATETIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 
@@ -50,16 +54,20 @@ def _strip_lower(value):
     return _strip(value).lower() if isinstance(value, str) else value
 
 
-@lru_cache(maxsize=1)
-def _zone_options_html() -> str:
-    """Every zone as <optgroup>/<option> markup, built once: the list has ~600 entries.
+#: The zone list's groups (the keys of `zone_choices`) as organizers read them.
+ZONE_GROUPS = {"Common time zones": _l("Common time zones"), "All time zones": _l("All time zones")}
+
+
+@lru_cache(maxsize=8)
+def _zone_options_html(language: str) -> str:
+    """Every zone as <optgroup>/<option> markup, built once per language: the list has ~600 entries.
 
     An option whose label is its value leaves the value out (HTML then submits the label), which
     keeps a third of the page's weight off every event page.
     """
     parts = []
     for group, zones in zone_choices().items():
-        parts.append(f'<optgroup label="{escape(group)}">')
+        parts.append(f'<optgroup label="{escape(str(ZONE_GROUPS.get(group, group)))}">')
         parts.extend(_option(value, label) for value, label in zones.items())
         parts.append("</optgroup>")
     return "".join(parts)
@@ -77,7 +85,7 @@ class ZoneSelect:
 
     def __call__(self, field, **kwargs):
         kwargs.setdefault("id", field.id)
-        options = _zone_options_html()
+        options = _zone_options_html(str(get_locale()))
         value = field.data if isinstance(field.data, str) else ""
         if value and is_valid_zone(value):
             label = zone_label(value)
@@ -92,6 +100,20 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+def _year_range_error() -> str:
+    return _("Choose a date between the years %(first)s and %(last)s.", first=YEAR_RANGE[0], last=YEAR_RANGE[1])
+
+
+def _skipped_time_error(local: datetime, zone: str) -> str:
+    return _("%(time)s does not exist on that day in %(zone)s: the clocks go forward then. Choose another time.",
+             time=local.strftime("%H:%M"), zone=zone)
+
+
+def _reminder_choices() -> list[SelectChoice]:
+    """The preset reminder times, named in the current language (a form is built in its request)."""
+    return [SelectChoice(m, event_rules.describe_offset(m)) for m in event_rules.REMINDER_PRESETS]
+
+
 def _image_from(field, *, max_side: int) -> ProcessedImage | None:
     """Validate an uploaded image field; None when no file was chosen."""
     upload = field.data
@@ -101,122 +123,121 @@ def _image_from(field, *, max_side: int) -> ProcessedImage | None:
         return process_image(upload.stream, max_side=max_side)
     except InvalidUpload as exc:
         name = upload.filename[-80:]
-        raise ValidationError(f"“{name}” was not accepted: {exc.message}") from exc
+        raise ValidationError(_("“%(name)s” was not accepted: %(reason)s", name=name, reason=exc.message)) from exc
 
 
 class EventForm(FlaskForm):
-    title = StringField("Title", filters=[_strip],
-                        validators=[DataRequired("Give the event a title."), Length(max=200)])
+    title = StringField(_l("Title"), filters=[_strip],
+                        validators=[DataRequired(_l("Give the event a title.")), Length(max=200)])
     slug = StringField(
-        "Web address",
+        _l("Web address"),
         filters=[_strip_lower],
-        description="Lower-case letters, digits and hyphens. Leave blank to make one from the title. "
-        "Changing it breaks links already shared.",
+        description=_l("Lower-case letters, digits and hyphens. Leave blank to make one from the title. "
+                       "Changing it breaks links already shared."),
         validators=[Optional(), Length(max=event_rules.SLUG_MAX)],
     )
     description = TextAreaField(
-        "Description", filters=[_clean],
-        description="Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org).",
+        _l("Description"), filters=[_clean],
+        description=_l("Markdown: **bold**, *italic*, ## headings, - lists and [links](https://example.org)."),
         validators=[Length(max=20_000)],
     )
     tags = StringField(
-        "Tags", filters=[_strip], validators=[Length(max=500)],
-        description="Optional, comma-separated, e.g. “security, beginners”. People filter the event list by tag.",
+        _l("Tags"), filters=[_strip], validators=[Length(max=500)],
+        description=_l("Optional, comma-separated, e.g. “security, beginners”. People filter the event list by tag."),
     )
-    timezone = SelectField("Time zone", choices=zone_choices, validate_choice=False, widget=ZoneSelect(),
-                           description="Start and end times below are in this zone.")
-    starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-                                   validators=[InputRequired("Choose when the event starts.")])
-    ends_at = DateTimeLocalField("Ends", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-                                 validators=[InputRequired("Choose when the event ends.")])
-    capacity = StringField("Capacity", filters=[_strip], description="Leave blank for unlimited seats.",
+    timezone = SelectField(_l("Time zone"), choices=zone_choices, validate_choice=False, widget=ZoneSelect(),
+                           description=_l("Start and end times below are in this zone."))
+    starts_at = DateTimeLocalField(_l("Starts"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                   validators=[InputRequired(_l("Choose when the event starts."))])
+    ends_at = DateTimeLocalField(_l("Ends"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                 validators=[InputRequired(_l("Choose when the event ends."))])
+    capacity = StringField(_l("Capacity"), filters=[_strip], description=_l("Leave blank for unlimited seats."),
                            render_kw={"inputmode": "numeric"})
     registration_opens_at = DateTimeLocalField(
-        "Registration opens", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-        validators=[Optional()], description="Optional. Blank: open as soon as the event is published.",
+        _l("Registration opens"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+        validators=[Optional()], description=_l("Optional. Blank: open as soon as the event is published."),
     )
     registration_closes_at = DateTimeLocalField(
-        "Registration closes", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-        validators=[Optional()], description="Optional. Blank: open until the event ends.",
+        _l("Registration closes"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+        validators=[Optional()], description=_l("Optional. Blank: open until the event ends."),
     )
-    approval_required = BooleanField("Approve each registration by hand")
-    waitlist_enabled = BooleanField("Offer a waitlist when the event is full", default=True)
+    approval_required = BooleanField(_l("Approve each registration by hand"))
+    waitlist_enabled = BooleanField(_l("Offer a waitlist when the event is full"), default=True)
     who_can_register = SelectField(
-        "Who can register",
-        choices=[SelectChoice("everyone", "Anyone"),
-                 SelectChoice("organization", "Only people with an email address at the organization's domains")],
+        _l("Who can register"),
+        choices=[SelectChoice("everyone", _l("Anyone")),
+                 SelectChoice("organization", _l("Only people with an email address at the organization's domains"))],
         default="everyone",
-        description="The organization's domains are set by an admin. Organization-only events always ask people "
-        "to confirm their address.",
+        description=_l("The organization's domains are set by an admin. Organization-only events always ask people "
+                       "to confirm their address."),
     )
     require_email_verification = BooleanField(
-        "Ask people to confirm their email address before their registration counts",
-        description="Foyer emails a link; the place is held for 24 hours until it is clicked.",
+        _l("Ask people to confirm their email address before their registration counts"),
+        description=_l("Foyer emails a link; the place is held for 24 hours until it is clicked."),
     )
     attendee_lobby = SelectField(
-        "How attendees enter the Teams meeting",
-        choices=[SelectChoice("bypass", "Straight in"),
-                 SelectChoice("lobby", "Wait in the lobby until a presenter admits them")],
+        _l("How attendees enter the Teams meeting"),
+        choices=[SelectChoice("bypass", _l("Straight in")),
+                 SelectChoice("lobby", _l("Wait in the lobby until a presenter admits them"))],
         default="bypass",
-        description="Applies to people joining from their Foyer link.",
+        description=_l("Applies to people joining from their Foyer link."),
     )
     allow_attendee_mic = BooleanField(
-        "Attendees may turn on their microphone", default=True,
-        description="Untick for a talk where only the organizer speaks. Applies to everyone in the meeting "
-        "except the organizer.",
+        _l("Attendees may turn on their microphone"), default=True,
+        description=_l("Untick for a talk where only the organizer speaks. Applies to everyone in the meeting "
+                       "except the organizer."),
     )
     allow_attendee_camera = BooleanField(
-        "Attendees may turn on their camera", default=True,
-        description="Untick to keep attendees' video off; only the organizer is seen.",
+        _l("Attendees may turn on their camera"), default=True,
+        description=_l("Untick to keep attendees' video off; only the organizer is seen."),
     )
     meeting_chat = SelectField(
-        "Meeting chat",
-        choices=[SelectChoice("enabled", "On: everyone in the meeting can chat"),
-                 SelectChoice("disabled", "Off")],
+        _l("Meeting chat"),
+        choices=[SelectChoice("enabled", _l("On: everyone in the meeting can chat")),
+                 SelectChoice("disabled", _l("Off"))],
         default="enabled",
-        description="The chat beside the call in Teams and on the join page. Only the organizer presents "
-        "(shares a screen), whatever you choose here.",
+        description=_l("The chat beside the call in Teams and on the join page. Only the organizer presents "
+                       "(shares a screen), whatever you choose here."),
     )
     call_experience = SelectField(
-        "What attendees see on the join page",
-        choices=[SelectChoice("call_with_chat", "The call with the meeting chat"),
-                 SelectChoice("call_only", "The call only")],
+        _l("What attendees see on the join page"),
+        choices=[SelectChoice("call_with_chat", _l("The call with the meeting chat")),
+                 SelectChoice("call_only", _l("The call only"))],
         default="call_with_chat",
     )
     join_opens_minutes = IntegerField(
-        "Joining opens (minutes before the start)", default=15,
-        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="Enter between 0 and 1440 minutes.")],
-        description="The join page counts down until then and opens the call by itself.",
+        _l("Joining opens (minutes before the start)"), default=15,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message=_l("Enter between 0 and 1440 minutes."))],
+        description=_l("The join page counts down until then and opens the call by itself."),
     )
     join_grace_minutes = IntegerField(
-        "Join link keeps working (minutes after the end)", default=30,
-        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="Enter between 0 and 1440 minutes.")],
-        description="For overruns. After that the link shows a thank-you page.",
+        _l("Join link keeps working (minutes after the end)"), default=30,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message=_l("Enter between 0 and 1440 minutes."))],
+        description=_l("For overruns. After that the link shows a thank-you page."),
     )
     recording_url = StringField(
-        "Recording link", filters=[_strip], validators=[Optional(), Length(max=2000)],
-        description="Optional. Shown on the join page once the event has ended.",
+        _l("Recording link"), filters=[_strip], validators=[Optional(), Length(max=2000)],
+        description=_l("Optional. Shown on the join page once the event has ended."),
     )
-    reminders = MultiCheckboxField(
-        "Reminders", coerce=int,
-        choices=[SelectChoice(m, event_rules.describe_offset(m)) for m in event_rules.REMINDER_PRESETS],
-        default=[24 * 60, 60],
-    )
+    reminders = MultiCheckboxField(_l("Reminders"), coerce=int, choices=_reminder_choices, default=[24 * 60, 60])
     reminder_custom = StringField(
-        "Other reminder times", filters=[_strip], validators=[Length(max=200)],
-        description="Optional, comma-separated, e.g. “2 days, 30 minutes”.",
+        _l("Other reminder times"), filters=[_strip], validators=[Length(max=200)],
+        description=_l("Optional, comma-separated, e.g. “2 days, 30 minutes”."),
     )
-    banner = FileField("Banner image", description="JPEG, PNG, WebP or GIF, at most 5 MB.",
+    banner = FileField(_l("Banner image"), description=_l("JPEG, PNG, WebP or GIF, at most 5 MB."),
                        render_kw={"data-max-bytes": 5 * 1024 * 1024})
-    banner_alt = StringField("Banner description (alt text)", filters=[_strip], validators=[Length(max=300)],
-                             description="Describe the image for people who cannot see it; "
-                             "leave blank if it is only decoration.")
-    remove_banner = BooleanField("Remove the current banner")
-    co_organizers = MultiCheckboxField("Co-organizers", coerce=int, validate_choice=False)
+    banner_alt = StringField(_l("Banner description (alt text)"), filters=[_strip], validators=[Length(max=300)],
+                             description=_l("Describe the image for people who cannot see it; "
+                                            "leave blank if it is only decoration."))
+    remove_banner = BooleanField(_l("Remove the current banner"))
+    co_organizers = MultiCheckboxField(_l("Co-organizers"), coerce=int, validate_choice=False)
     notify_attendees = BooleanField(
-        "Email registrants if the title or time changes",
-        description="They get the old and new details and an updated calendar invitation.",
+        _l("Email registrants if the title or time changes"),
+        description=_l("They get the old and new details and an updated calendar invitation."),
     )
+
+    #: The languages this form has a title and description of their own for (see `event_form_class`).
+    text_languages: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -230,7 +251,7 @@ class EventForm(FlaskForm):
 
     def validate_timezone(self, field):
         if not is_valid_zone(field.data):
-            raise ValidationError("Choose a time zone from the list.")
+            raise ValidationError(_("Choose a time zone from the list."))
 
     def validate_slug(self, field):
         if field.data:
@@ -243,11 +264,11 @@ class EventForm(FlaskForm):
         if not field.data:
             return
         if not re.fullmatch(r"[0-9]{1,9}", field.data):
-            raise ValidationError("Enter a whole number of seats, or leave blank for unlimited.")
+            raise ValidationError(_("Enter a whole number of seats, or leave blank for unlimited."))
         value = int(field.data)
         if not 1 <= value <= event_rules.CAPACITY_MAX:
-            raise ValidationError(f"Capacity must be between 1 and {event_rules.CAPACITY_MAX:,}, "
-                                  "or blank for unlimited.")
+            raise ValidationError(_("Capacity must be between 1 and %(max)s, or blank for unlimited.",
+                                    max=format_number(event_rules.CAPACITY_MAX)))
         self.capacity_value = value
 
     def validate_banner(self, field):
@@ -272,21 +293,20 @@ class EventForm(FlaskForm):
             if f.data is None or f.errors:
                 continue
             if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
-                f.errors.append(f"Choose a date between the years {YEAR_RANGE[0]} and {YEAR_RANGE[1]}.")
+                f.errors.append(_year_range_error())
                 ok = False
                 continue
             try:
                 self.utc[name] = local_to_utc(f.data, zone)
             except NonexistentLocalTime:
-                f.errors.append(f"{f.data:%H:%M} does not exist on that day in {zone}: the clocks go forward "
-                                "then. Choose another time.")
+                f.errors.append(_skipped_time_error(f.data, zone))
                 ok = False
         # The schedule rules run on every time that could be read, beside any other error, so the organizer
         # sees every problem at once; a field already in error gets no second message.
         problems = event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS))
         starts = self.utc.get("starts_at")
         if starts is not None and starts != self.saved_starts_at and starts < datetime.now(UTC):
-            problems.insert(0, ("starts_at", "This time has already passed. Choose a start in the future."))
+            problems.insert(0, ("starts_at", _("This time has already passed. Choose a start in the future.")))
         for name, message in problems:
             f = getattr(self, name)
             if not f.errors:
@@ -334,7 +354,28 @@ class EventForm(FlaskForm):
             tags=self.tag_list,
             co_organizer_ids=list(self.co_organizers.data or []) if "co_organizers" in self else None,
             notify_attendees=bool(self.notify_attendees.data),
+            texts={code: event_rules.TextData(self[f"title_{code}"].data or "", self[f"description_{code}"].data or "")
+                   for code in self.text_languages},
         )
+
+    def text_fields(self) -> list[Field]:
+        """The title and description fields of each of `text_languages`, in order."""
+        return [self[f"{name}_{code}"] for code in self.text_languages for name in ("title", "description")]
+
+
+@lru_cache(maxsize=8)
+def event_form_class(languages: tuple[str, ...]) -> type[EventForm]:
+    """EventForm with an optional title and description (`title_<code>`, `description_<code>`) in each of
+    `languages`, the ones offered besides the default: where they are blank, readers see the main text.
+    """
+    fields: dict[str, Field] = {}
+    for code in languages:
+        name = language_name(code)
+        fields[f"title_{code}"] = StringField(_l("Title (%(language)s)", language=name), filters=[_strip],
+                                              validators=[Length(max=200)])
+        fields[f"description_{code}"] = TextAreaField(_l("Description (%(language)s)", language=name),
+                                                      filters=[_clean], validators=[Length(max=20_000)])
+    return type("EventForm", (EventForm,), {"text_languages": languages, **fields})
 
 
 class QuestionForm(FlaskForm):
@@ -346,18 +387,19 @@ class QuestionForm(FlaskForm):
     class Meta:
         csrf = False
 
-    kind = SelectField("Kind", choices={k.value: k.label for k in QuestionKind},
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k.value, k.label) for k in QuestionKind],
                        default=QuestionKind.short_text.value)
-    label = StringField("Question", filters=[_strip], validators=[DataRequired("Write the question."), Length(max=300)])
-    help_text = StringField("Help text", filters=[_strip], validators=[Length(max=500)],
-                            description="Optional hint shown under the question.")
-    required = BooleanField("Answer required")
-    options = TextAreaField("Options", filters=[_clean], validators=[Length(max=10_000)],
-                            description="For choice questions: one option per line, at least two.")
+    label = StringField(_l("Question"), filters=[_strip],
+                        validators=[DataRequired(_l("Write the question.")), Length(max=300)])
+    help_text = StringField(_l("Help text"), filters=[_strip], validators=[Length(max=500)],
+                            description=_l("Optional hint shown under the question."))
+    required = BooleanField(_l("Answer required"))
+    options = TextAreaField(_l("Options"), filters=[_clean], validators=[Length(max=10_000)],
+                            description=_l("For choice questions: one option per line, at least two."))
 
     def validate_kind(self, field):
         if field.data not in {k.value for k in QuestionKind}:
-            raise ValidationError("Choose a kind of question.")
+            raise ValidationError(_("Choose a kind of question."))
 
     def validate_options(self, field):
         if self.kind.data in {k.value for k in QuestionKind}:
@@ -381,16 +423,17 @@ class SpeakerForm(FlaskForm):
     class Meta:
         csrf = False
 
-    name = StringField("Name", filters=[_strip], validators=[DataRequired("Give the speaker's name."), Length(max=200)])
-    title = StringField("Role or affiliation", filters=[_strip], validators=[Length(max=200)])
-    bio = TextAreaField("Bio", filters=[_clean], validators=[Length(max=5000)])
-    email = EmailField("Email address", filters=[_strip], validators=[Length(max=320)],
+    name = StringField(_l("Name"), filters=[_strip],
+                       validators=[DataRequired(_l("Give the speaker's name.")), Length(max=200)])
+    title = StringField(_l("Role or affiliation"), filters=[_strip], validators=[Length(max=200)])
+    bio = TextAreaField(_l("Bio"), filters=[_clean], validators=[Length(max=5000)])
+    email = EmailField(_l("Email address"), filters=[_strip], validators=[Length(max=320)],
                        render_kw={"autocomplete": "off", "spellcheck": "false"},
-                       description="Optional and never shown publicly. With an address, the speaker gets the Teams "
-                                   "invitation and presents in the meeting.")
-    photo = FileField("Photo", description="Optional. JPEG, PNG, WebP or GIF, at most 5 MB.",
+                       description=_l("Optional and never shown publicly. With an address, the speaker gets the "
+                                      "Teams invitation and presents in the meeting."))
+    photo = FileField(_l("Photo"), description=_l("Optional. JPEG, PNG, WebP or GIF, at most 5 MB."),
                       render_kw={"data-max-bytes": 5 * 1024 * 1024})
-    remove_photo = BooleanField("Remove the current photo")
+    remove_photo = BooleanField(_l("Remove the current photo"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -415,27 +458,28 @@ class MoveForm(FlaskForm):
 
     def validate_direction(self, field):
         if field.data not in ("up", "down"):
-            raise ValidationError("Choose to move up or down.")
+            raise ValidationError(_("Choose to move up or down."))
 
 
 class CancelEventForm(FlaskForm):
     reason = TextAreaField(
-        "Message to attendees (optional)", filters=[_strip], validators=[Length(max=2000)],
-        description="Shown on the event page and included in the cancellation notice.",
+        _l("Message to attendees (optional)"), filters=[_strip], validators=[Length(max=2000)],
+        description=_l("Shown on the event page and included in the cancellation notice."),
     )
 
 
 class SessionForm(FlaskForm):
     """One session of a course: its times in the event's zone and an optional name."""
 
-    name = StringField("Name (optional)", filters=[_strip], validators=[Length(max=200)],
-                       description="E.g. “Week 2: Testing”. Sessions are numbered either way.")
-    starts_at = DateTimeLocalField("Starts", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-                                   validators=[InputRequired("Enter when the session starts.")])
-    ends_at = DateTimeLocalField("Ends", format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
-                                 validators=[InputRequired("Enter when the session ends.")])
-    notify_attendees = BooleanField("Email registrants the new schedule", default=True,
-                                    description="Only for a published event; they get an updated calendar invitation.")
+    name = StringField(_l("Name (optional)"), filters=[_strip], validators=[Length(max=200)],
+                       description=_l("E.g. “Week 2: Testing”. Sessions are numbered either way."))
+    starts_at = DateTimeLocalField(_l("Starts"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                   validators=[InputRequired(_l("Enter when the session starts."))])
+    ends_at = DateTimeLocalField(_l("Ends"), format=DATETIME_FORMATS, invalid_value_message=INVALID_DATETIME,
+                                 validators=[InputRequired(_l("Enter when the session ends."))])
+    notify_attendees = BooleanField(
+        _l("Email registrants the new schedule"), default=True,
+        description=_l("Only for a published event; they get an updated calendar invitation."))
 
     def __init__(self, *args, zone: str = "UTC", **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -451,14 +495,13 @@ class SessionForm(FlaskForm):
             if f.data is None or f.errors:
                 continue
             if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
-                f.errors.append(f"Choose a date between the years {YEAR_RANGE[0]} and {YEAR_RANGE[1]}.")
+                f.errors.append(_year_range_error())
                 ok = False
                 continue
             try:
                 self.utc[name] = local_to_utc(f.data, self.zone)
             except NonexistentLocalTime:
-                f.errors.append(f"{f.data:%H:%M} does not exist on that day in {self.zone}: the clocks go forward "
-                                "then. Choose another time.")
+                f.errors.append(_skipped_time_error(f.data, self.zone))
                 ok = False
         return ok
 
@@ -468,21 +511,22 @@ class SessionForm(FlaskForm):
 
 
 class RemoveSessionForm(FlaskForm):
-    notify_attendees = BooleanField("Email registrants the new schedule", default=True)
+    notify_attendees = BooleanField(_l("Email registrants the new schedule"), default=True)
 
 
 class RepeatForm(FlaskForm):
     """Repeat an event: how often, and how many times in all or until when."""
 
-    frequency = SelectField("Repeats", choices=[SelectChoice("weekly", "Weekly"),
-                                                SelectChoice("monthly", "Monthly, on the same weekday")],
+    frequency = SelectField(_l("Repeats"), choices=[SelectChoice("weekly", _l("Weekly")),
+                                                    SelectChoice("monthly", _l("Monthly, on the same weekday"))],
                             validators=[InputRequired()])
-    interval = IntegerField("Every", default=1, validators=[InputRequired("Enter a number."), NumberRange(1, 12)],
-                            description="1 for every week (or month), 2 for every other one, and so on.")
-    count = IntegerField("How many times in all", validators=[Optional(), NumberRange(2, 52)],
-                         description="This event included. Or leave it empty and give the last date.")
-    until = DateField("Or until (the last date)", validators=[Optional()],
-                      description="In the event's time zone.")
+    interval = IntegerField(_l("Every"), default=1,
+                            validators=[InputRequired(_l("Enter a number.")), NumberRange(1, 12)],
+                            description=_l("1 for every week (or month), 2 for every other one, and so on."))
+    count = IntegerField(_l("How many times in all"), validators=[Optional(), NumberRange(2, 52)],
+                         description=_l("This event included. Or leave it empty and give the last date."))
+    until = DateField(_l("Or until (the last date)"), validators=[Optional()],
+                      description=_l("In the event's time zone."))
 
     def to_data(self) -> RepeatData:
         return RepeatData(frequency=self.frequency.data, interval=self.interval.data or 1, count=self.count.data,
@@ -492,7 +536,7 @@ class RepeatForm(FlaskForm):
 class SeriesForm(FlaskForm):
     """The title and description of every future occurrence of a series."""
 
-    title = StringField("Title", filters=[_strip], validators=[DataRequired("Give the events a title."),
-                                                               Length(max=200)])
-    description = TextAreaField("Description (Markdown)", filters=[_clean], validators=[Length(max=20000)])
-    notify_attendees = BooleanField("Email registrants if the title changes", default=True)
+    title = StringField(_l("Title"), filters=[_strip], validators=[DataRequired(_l("Give the events a title.")),
+                                                                   Length(max=200)])
+    description = TextAreaField(_l("Description (Markdown)"), filters=[_clean], validators=[Length(max=20000)])
+    notify_attendees = BooleanField(_l("Email registrants if the title changes"), default=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -12,11 +13,11 @@ from app.services.integrations.webhooks import KINDS
 
 
 class ApiTokenForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)],
-                       description="What will use it, e.g. “CRM sync”. Shown in the audit log.")
-    scope = RadioField("Scope", choices=[SelectChoice("read", "Read: events and registrations"),
-                                         SelectChoice("write", "Write: read, and register people")],
-                       default="read", validators=[DataRequired(message="Choose read or write.")])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)],
+                       description=_l("What will use it, e.g. “CRM sync”. Shown in the audit log."))
+    scope = RadioField(_l("Scope"), choices=[SelectChoice("read", _l("Read: events and registrations")),
+                                             SelectChoice("write", _l("Write: read, and register people"))],
+                       default="read", validators=[DataRequired(message=_l("Choose read or write."))])
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -25,9 +26,9 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class WebhookEndpointForm(FlaskForm):
-    url = StringField("Address (https://…)", validators=[DataRequired(), Length(max=2000)],
-                      description="Foyer POSTs signed JSON here.")
-    description = StringField("Description", validators=[Length(max=200)],
-                              description="Optional, e.g. the tool that receives the events.")
-    kinds = MultiCheckboxField("Events to send", choices=[SelectChoice(k, label) for k, label in KINDS.items()],
-                               validators=[DataRequired(message="Choose at least one kind of event.")])
+    url = StringField(_l("Address (https://…)"), validators=[DataRequired(), Length(max=2000)],
+                      description=_l("Foyer POSTs signed JSON here."))
+    description = StringField(_l("Description"), validators=[Length(max=200)],
+                              description=_l("Optional, e.g. the tool that receives the events."))
+    kinds = MultiCheckboxField(_l("Events to send"), choices=[SelectChoice(k, label) for k, label in KINDS.items()],
+                               validators=[DataRequired(message=_l("Choose at least one kind of event."))])

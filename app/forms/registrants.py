@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, SelectMultipleField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -10,6 +12,9 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from app.services.registration.roster import BULK_ACTIONS
 
 MESSAGE_MAX = 2000
+#: "Cancel" as a bulk action cancels registrations, which other languages say otherwise than leaving a form
+#: (German "Stornieren", not "Abbrechen").
+CANCEL_REGISTRATIONS = lazy_pgettext("registrations", "Cancel")
 
 
 def _strip(value):
@@ -22,37 +27,41 @@ class RowActionForm(FlaskForm):
 
 class DenyForm(FlaskForm):
     message = TextAreaField(
-        "Message to the person (optional)", filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
-        description="Included in the email that tells them their registration was not accepted.",
+        _l("Message to the person (optional)"), filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
+        description=_l("Included in the email that tells them their registration was not accepted."),
     )
 
 
 class CancelForm(FlaskForm):
     message = TextAreaField(
-        "Note to the person (optional)", filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
-        description="Included in the cancellation email.",
+        _l("Note to the person (optional)"), filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
+        description=_l("Included in the cancellation email."),
     )
 
 
 class BulkActionForm(FlaskForm):
-    ids = SelectMultipleField("Selected registrations", coerce=int, validate_choice=False,
-                              validators=[DataRequired("Select at least one registration.")])
-    action = SelectField("With the selected", choices=[SelectChoice("", "Choose an action…"),
-                                                          *(SelectChoice(k, v) for k, v in BULK_ACTIONS.items())],
-                         validators=[DataRequired("Choose an action.")])
+    ids = SelectMultipleField(_l("Selected registrations"), coerce=int, validate_choice=False,
+                              validators=[DataRequired(_l("Select at least one registration."))])
+    # The actions' names are marked where they are defined (roster.BULK_ACTIONS) and translated here.
+    action = SelectField(_l("With the selected"),
+                         choices=[SelectChoice("", _l("Choose an action…")),
+                                  *(SelectChoice(k, CANCEL_REGISTRATIONS if k == "cancel" else _l(v))
+                                    for k, v in BULK_ACTIONS.items())],
+                         validators=[DataRequired(_l("Choose an action."))])
     message = TextAreaField(
-        "Message (optional)", filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
-        description="For Deny and Cancel: included in the email each person receives.",
+        _l("Message (optional)"), filters=[_strip], validators=[Length(max=MESSAGE_MAX)],
+        description=_l("For Deny and Cancel: included in the email each person receives."),
     )
 
     def validate_action(self, field) -> None:
         if field.data not in BULK_ACTIONS:
-            raise ValidationError("Choose an action.")
+            raise ValidationError(_l("Choose an action."))
 
 
 class CapacityForm(FlaskForm):
     capacity = IntegerField(
-        "Capacity", validators=[Optional(), NumberRange(min=0, max=1_000_000, message="Enter 0 or more seats.")],
-        description="Leave empty for unlimited. Raising it gives the new seats to the waitlist, first come first "
-        "served.", render_kw={"inputmode": "numeric", "min": 0},
+        _l("Capacity"),
+        validators=[Optional(), NumberRange(min=0, max=1_000_000, message=_l("Enter 0 or more seats."))],
+        description=_l("Leave empty for unlimited. Raising it gives the new seats to the waitlist, first come first "
+                       "served."), render_kw={"inputmode": "numeric", "min": 0},
     )

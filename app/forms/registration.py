@@ -205,9 +205,9 @@ class OrganizationDomainsForm(FlaskForm):
     """Admin: the email domains that count as "the organization" for organization-only events."""
 
     domains = TextAreaField(
-        "Organization email domains", validators=[Length(max=5000)],
-        description="One per line or comma-separated, e.g. example.org. Only addresses at exactly these domains "
-        "may register for events open to the organization only.",
+        _l("Organization email domains"), validators=[Length(max=5000)],
+        description=_l("One per line or comma-separated, e.g. example.org. Only addresses at exactly these domains "
+                       "may register for events open to the organization only."),
     )
 
 

@@ -1,4 +1,6 @@
-"""Events and what hangs off them: speakers, registration questions and co-organizers."""
+"""Events and what hangs off them: speakers, registration questions, co-organizers and their title and
+description in other languages.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, attribute_keyed_dict, mapped_column, relationship
 
 from app.models.base import UTCDateTime, db, utcnow
 from app.models.user import User
@@ -40,7 +44,8 @@ class QuestionKind(enum.StrEnum):
     checkbox = "checkbox"
 
     @property
-    def label(self) -> str:
+    def label(self) -> LazyString:
+        """The kind's name, in the language of wherever it is shown."""
         return QUESTION_KIND_LABELS[self]
 
     @property
@@ -49,11 +54,11 @@ class QuestionKind(enum.StrEnum):
 
 
 QUESTION_KIND_LABELS = {
-    QuestionKind.short_text: "Short text",
-    QuestionKind.long_text: "Long text",
-    QuestionKind.single_choice: "Single choice",
-    QuestionKind.multiple_choice: "Multiple choice",
-    QuestionKind.checkbox: "Checkbox",
+    QuestionKind.short_text: _l("Short text"),
+    QuestionKind.long_text: _l("Long text"),
+    QuestionKind.single_choice: _l("Single choice"),
+    QuestionKind.multiple_choice: _l("Multiple choice"),
+    QuestionKind.checkbox: _l("Checkbox"),
 }
 
 DEFAULT_REMINDER_OFFSETS = [24 * 60, 60]  #: minutes before the start
@@ -184,6 +189,19 @@ class Event(db.Model):
     sessions: Mapped[list[EventSession]] = relationship(
         back_populates="event", order_by="EventSession.starts_at, EventSession.id", cascade="all, delete-orphan"
     )
+    #: The title and description written in other languages, by language code (see `title_in`).
+    texts: Mapped[dict[str, EventText]] = relationship(collection_class=attribute_keyed_dict("language"),
+                                                       cascade="all, delete-orphan")
+
+    def title_in(self, language: str | None) -> str:
+        """The title in `language` when the organizer wrote one, else the main title (None: the main one)."""
+        text = self.texts.get(language) if language else None
+        return text.title if text is not None and text.title else self.title
+
+    def description_in(self, language: str | None) -> str:
+        """The description (Markdown) in `language` when the organizer wrote one, else the main one."""
+        text = self.texts.get(language) if language else None
+        return text.description if text is not None and text.description else self.description
 
     @property
     def tags(self) -> list[str]:
@@ -233,6 +251,19 @@ class Speaker(db.Model):
     email: Mapped[str] = mapped_column(String(320), default="", server_default="")
 
     event: Mapped[Event] = relationship(back_populates="speakers")
+
+
+class EventText(db.Model):
+    """An event's title and description in one language besides the main text; either may be blank (the
+    main one is shown instead).
+    """
+
+    __tablename__ = "event_texts"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 class EventTag(db.Model):

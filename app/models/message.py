@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -114,7 +115,7 @@ class Message(db.Model):
         """The reported delivery in organizers' words, with ACS's reason for a problem: "Bounced (550 …)"."""
         if not self.delivery:
             return ""
-        words = DELIVERY_LABELS.get(self.delivery, self.delivery)
+        words = str(DELIVERY_LABELS.get(self.delivery, self.delivery))
         if self.delivery_problem and self.delivery_details:
             return f"{words} ({self.delivery_details})"
         return words
@@ -122,15 +123,15 @@ class Message(db.Model):
 
 #: Delivery-report statuses that mean the message arrived (Expanded: handed to a distribution list's members).
 DELIVERED_STATUSES = frozenset({"Delivered", "Expanded"})
-#: What organizers read for each status a delivery report can carry.
+#: What organizers read for each status a delivery report can carry (ACS's own words stay in `delivery`).
 DELIVERY_LABELS = {
-    "Delivered": "Delivered",
-    "Expanded": "Delivered (to a distribution list)",
-    "Bounced": "Bounced",
-    "Suppressed": "Suppressed",
-    "Failed": "Not delivered",
-    "FilteredSpam": "Filtered as spam",
-    "Quarantined": "Quarantined",
+    "Delivered": _l("Delivered"),
+    "Expanded": _l("Delivered (to a distribution list)"),
+    "Bounced": _l("Bounced"),
+    "Suppressed": _l("Suppressed"),
+    "Failed": _l("Not delivered"),
+    "FilteredSpam": _l("Filtered as spam"),
+    "Quarantined": _l("Quarantined"),
 }
 
 

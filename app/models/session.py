@@ -7,11 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import UTCDateTime, db, utcnow
 from app.models.event import Event, ProvisioningStatus
+
+
+def session_label(number: int, name: str = "") -> str:
+    """A session as people read it, in their language: "Session 2" or "Session 2: Testing"."""
+    if name:
+        return gettext("Session %(num)s: %(name)s", num=number, name=name)
+    return gettext("Session %(num)s", num=number)
 
 
 class EventSession(db.Model):
@@ -65,13 +73,18 @@ class EventSession(db.Model):
 
     @property
     def label(self) -> str:
-        """"Session 2" or "Session 2: Testing"."""
+        """"Session 2" or "Session 2: Testing", in the reader's language."""
+        return session_label(self.number, self.name)
+
+    @property
+    def english_label(self) -> str:
+        """The label as records keep it, whoever's request wrote them: audit summaries, Teams meetings."""
         return f"Session {self.number}: {self.name}" if self.name else f"Session {self.number}"
 
     @property
     def title(self) -> str:
         """The calendar subject of the session's Teams meeting."""
-        return f"{self.event.title} — {self.label}"
+        return f"{self.event.title} — {self.english_label}"
 
     @property
     def is_cancelled(self) -> bool:

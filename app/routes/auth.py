@@ -6,6 +6,8 @@ import math
 import time
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app import ratelimit
@@ -37,9 +39,12 @@ def _login_limit() -> str:
 
 
 def _wait_message(seconds: int) -> str:
-    minutes = math.ceil(seconds / 60)
-    when = f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"Too many wrong passwords from this device for that account. Try again in {when}."
+    if seconds < 60:
+        return _("Too many wrong passwords from this device for that account. Try again in %(num)s seconds.",
+                 num=seconds)
+    return ngettext("Too many wrong passwords from this device for that account. Try again in %(num)d minute.",
+                    "Too many wrong passwords from this device for that account. Try again in %(num)d minutes.",
+                    math.ceil(seconds / 60))
 
 
 #: When the session's sign-in happened (Unix time): the absolute lifetime counts from it (see app._load_user).
@@ -90,7 +95,7 @@ def login_POST():
                 return redirect_to(target)
             db.session.commit()  # keep the audit entry of the refused attempt
             ratelimit.record_failed_sign_in(form.email.data, client)
-            form.form_errors.append("That email and password do not match an active account.")
+            form.form_errors.append(_("That email and password do not match an active account."))
     return render_template("auth/login.html", form=form, next=request.form.get("next", ""),
                            microsoft_sign_in=sso.is_enabled()), status
 
@@ -110,7 +115,7 @@ def microsoft_login_POST():
         flash(exc.message, "error")
         return redirect_to(url_for("auth.login_GET"))
     except AuthError as exc:
-        flash(f"Microsoft could not be reached: {exc.message}", "error")
+        flash(_("Microsoft could not be reached: %(error)s", error=exc.message), "error")
         return redirect_to(url_for("auth.login_GET"))
     auth_flows.remember("staff", flow, next_url=safe_next(request.form.get("next"), ""))
     db.session.commit()
@@ -126,17 +131,17 @@ def microsoft_callback_POST():
     the sign-in (its session holds the single-use state; see routes/microsoft_return.py).
     """
     elsewhere = microsoft_return.check_browser("staff", retry_url=url_for("auth.login_GET"),
-                                               retry_label="Go to the sign-in page")
+                                               retry_label=_("Go to the sign-in page"))
     if elsewhere is not None:
         return elsewhere
     pending = auth_flows.take(request.form.get("state"), "staff")
     if pending is None:
         db.session.commit()
-        flash("That sign-in has expired. Please try again.", "error")
+        flash(_("That sign-in has expired. Please try again."), "error")
         return redirect_to(url_for("auth.login_GET"))
     db.session.commit()  # the flow is used up, whatever happens next
     if request.form.get("error"):
-        flash("Microsoft sign-in was cancelled or refused.", "error")
+        flash(_("Microsoft sign-in was cancelled or refused."), "error")
         return redirect_to(url_for("auth.login_GET"))
     try:
         user = sso.finish_sign_in(pending.flow, request.form.to_dict())
@@ -157,7 +162,7 @@ def logout_POST():
         db.session.commit()
     logout_user()
     session.clear()
-    flash("You have been signed out.", "info")
+    flash(_("You have been signed out."), "info")
     return redirect_to(url_for("auth.login_GET"))
 
 
@@ -186,7 +191,7 @@ def setup_POST():
 
     if done := submit(form, create):
         _start_session(done.value)
-        flash("Welcome to Foyer. Your admin account is ready.", "success")
+        flash(_("Welcome to Foyer. Your admin account is ready."), "success")
         return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/setup.html", form=form), 422
 
@@ -207,7 +212,7 @@ def password_POST():
     if submit(form, lambda: accounts.change_password(current_user, form.current_password.data, form.password.data,
                                                      min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
         _start_session(current_user._get_current_object())
-        flash("Your password has been changed.", "success")
+        flash(_("Your password has been changed."), "success")
         return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/password.html", form=form), 422
 
@@ -232,7 +237,7 @@ def invitation_POST(token: str):
     if submit(form, lambda: accounts.accept_invitation(user, form.password.data,
                                                        min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
         _start_session(user)
-        flash("Your password is set. Welcome to Foyer.", "success")
+        flash(_("Your password is set. Welcome to Foyer."), "success")
         return redirect_to(url_for("organizer_events.events_GET"))
     return render_template("auth/invitation.html", form=form, invited=user, token=token), 422
 
@@ -287,6 +292,6 @@ def password_reset_POST(token: str):
                                                              min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
         session.clear()
         logout_user()
-        flash("Your password has been changed. Sign in with your new password.", "success")
+        flash(_("Your password has been changed. Sign in with your new password."), "success")
         return redirect_to(url_for("auth.login_GET"))
     return render_template("auth/reset.html", form=form, account=user, token=token), 422

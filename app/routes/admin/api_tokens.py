@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -45,5 +46,6 @@ def token_revoke_POST(token_id: int):
         abort(404)
     if not form.validate_on_submit():
         abort(400)
-    carry_out(lambda: api_tokens.revoke(token, actor=current_user), done=f"The token “{token.name}” is revoked.")
+    carry_out(lambda: api_tokens.revoke(token, actor=current_user),
+              done=_("The token “%(name)s” is revoked.", name=token.name))
     return redirect_to(url_for(".tokens_GET"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, flash, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -78,7 +79,7 @@ def branding_POST():
         )
 
     if submit(form, save):
-        flash("Branding saved.", "success")
+        flash(_("Branding saved."), "success")
         return redirect_to(url_for("admin_branding.branding_GET"))
     return _render(branding_form=form, status=422)
 
@@ -92,9 +93,10 @@ def privacy_POST():
         notice = settings.update_privacy_notice(form.privacy_text.data, actor=current_user._get_current_object())
         db.session.commit()
         if notice.version != before:
-            flash(f"Privacy notice saved as version {notice.version}.", "success")
+            flash(_("Privacy notice saved as version %(version)s.", version=notice.version), "success")
         else:
-            flash(f"The privacy notice is unchanged; it stays at version {notice.version}.", "info")
+            flash(_("The privacy notice is unchanged; it stays at version %(version)s.", version=notice.version),
+                  "info")
         return redirect_to(url_for("admin_branding.branding_GET", _anchor="privacy"))
     return _render(privacy_form=form, status=422)
 
@@ -110,8 +112,8 @@ def organization_POST():
         return domains
 
     if done := submit(form, save):
-        flash(f"Organization domains saved: {', '.join(done.value)}." if done.value
-              else "Organization domains cleared: organization-only events accept no one.", "success")
+        flash(_("Organization domains saved: %(domains)s.", domains=", ".join(done.value)) if done.value
+              else _("Organization domains cleared: organization-only events accept no one."), "success")
         return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
     return _render(domains_form=form, status=422)
 
@@ -123,7 +125,7 @@ def email_POST():
     if submit(form, lambda: settings.update_email_settings(actor=current_user._get_current_object(),
                                                            sender_name=form.sender_name.data or "",
                                                            reply_to=form.reply_to.data or "")):
-        flash("Email settings saved.", "success")
+        flash(_("Email settings saved."), "success")
         return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
     return _render(email_form=form, status=422)
 
@@ -138,9 +140,9 @@ def email_test_POST():
     message = staff.queue_test_email(actor=actor)
     db.session.commit()
     if message is None:
-        flash("A test email was already queued this minute; see Messages for how it went.", "info")
+        flash(_("A test email was already queued this minute; see Messages for how it went."), "info")
     else:
-        flash(f"A test email to {actor.email} is queued; Messages shows when it is sent.", "success")
+        flash(_("A test email to %(email)s is queued; Messages shows when it is sent.", email=actor.email), "success")
     return redirect_to(url_for("admin_branding.branding_GET", _anchor="email"))
 
 
@@ -155,7 +157,7 @@ def embedding_POST():
         return origins
 
     if done := submit(form, save):
-        flash(f"Websites that may embed registration forms: {', '.join(done.value)}." if done.value
-              else "No website may embed registration forms now.", "success")
+        flash(_("Websites that may embed registration forms: %(origins)s.", origins=", ".join(done.value)) if done.value
+              else _("No website may embed registration forms now."), "success")
         return redirect_to(url_for("admin_branding.branding_GET", _anchor="embedding"))
     return _render(embed_form=form, status=422)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, make_response, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -72,7 +73,7 @@ def quota_POST():
     form = QuotaForm()
     if submit(form, lambda: dispatch.save_quota(form.per_minute.data, form.per_hour.data,
                                                 actor=current_user._get_current_object())):
-        flash("Email quota saved.", "success")
+        flash(_("Email quota saved."), "success")
         return redirect_to(url_for(".messages_GET"))
     return _page(quota_form=form, status=422)
 
@@ -116,5 +117,5 @@ def message_retry_POST(message_id: int):
         flash(exc.message, "error")
     else:
         db.session.commit()
-        flash("The message is queued again.", "success")
+        flash(_("The message is queued again."), "success")
     return redirect_to(url_for(".message_GET", message_id=message.id))

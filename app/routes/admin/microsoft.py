@@ -6,6 +6,8 @@ import logging
 import re
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.extensions import csrf, db
@@ -52,12 +54,12 @@ def connect_POST():
     """Send the admin to Microsoft to sign in as the service account."""
     form = ConfirmForm()
     if not form.validate_on_submit():
-        flash("That form expired. Please try again.", "error")
+        flash(_("That form expired. Please try again."), "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     try:
         flow = microsoft_connection.start_connect(_callback_url())
     except AuthError as exc:
-        flash(f"Microsoft could not be reached: {exc.message}. Please try again shortly.", "error")
+        flash(_("Microsoft could not be reached: %(error)s. Please try again shortly.", error=exc.message), "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     auth_flows.remember("connect", flow, user_id=current_user.id)
     db.session.commit()
@@ -70,17 +72,17 @@ def connect_emulated_POST():
     """One click with the built-in emulator: connect its service account without the sign-in page."""
     form = ConfirmForm()
     if not form.validate_on_submit():
-        flash("That form expired. Please try again.", "error")
+        flash(_("That form expired. Please try again."), "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     try:
         account = microsoft_connection.connect_without_sign_in(_callback_url(), actor=current_user)
     except (AuthError, DomainError) as exc:
         db.session.rollback()
-        flash(f"The emulated service account could not be connected: {exc.message}", "error")
+        flash(_("The emulated service account could not be connected: %(error)s", error=exc.message), "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
     db.session.commit()
-    flash(f"Connected to the emulated Microsoft 365 as {account.username}. Published events now get "
-          "Teams meetings.", "success")
+    flash(_("Connected to the emulated Microsoft 365 as %(account)s. Published events now get Teams meetings.",
+            account=account.username), "success")
     return redirect_to(url_for("organizer_events.events_GET"))
 
 
@@ -95,7 +97,7 @@ def callback_POST():
     outcome travels to the status page as a short code.
     """
     elsewhere = microsoft_return.check_browser("connect", retry_url=url_for("admin_microsoft.connection_GET"),
-                                               retry_label="Back to Microsoft 365")
+                                               retry_label=_("Back to Microsoft 365"))
     if elsewhere is not None:
         return elsewhere
     pending = auth_flows.take(request.form.get("state"), "connect")
@@ -120,10 +122,10 @@ def callback_POST():
 
 
 OUTCOMES = {
-    "connected": ("success", "Microsoft 365 is connected."),
-    "expired": ("error", "That sign-in has expired or was already used. Please press Connect again."),
-    "refused": ("error", "Microsoft did not connect the account: the sign-in was cancelled or refused."),
-    "failed": ("error", "Microsoft did not connect the account. Please try again."),
+    "connected": ("success", _l("Microsoft 365 is connected.")),
+    "expired": ("error", _l("That sign-in has expired or was already used. Please press Connect again.")),
+    "refused": ("error", _l("Microsoft did not connect the account: the sign-in was cancelled or refused.")),
+    "failed": ("error", _l("Microsoft did not connect the account. Please try again.")),
 }
 
 
@@ -147,7 +149,7 @@ def disconnect_POST():
     if form.validate_on_submit():
         microsoft_connection.disconnect(actor=current_user)
         db.session.commit()
-        flash("Microsoft 365 is disconnected. Teams meeting work waits until you connect again.", "success")
+        flash(_("Microsoft 365 is disconnected. Teams meeting work waits until you connect again."), "success")
     return redirect_to(url_for("admin_microsoft.connection_GET"))
 
 
@@ -160,5 +162,5 @@ def staff_sign_in_POST():
         enabled = request.form.get("enabled") == "1"
         sso.set_enabled(enabled, actor=current_user)
         db.session.commit()
-        flash("Staff can now sign in with Microsoft." if enabled else "Sign in with Microsoft is off.", "success")
+        flash(_("Staff can now sign in with Microsoft.") if enabled else _("Sign in with Microsoft is off."), "success")
     return redirect_to(url_for("admin_microsoft.connection_GET"))

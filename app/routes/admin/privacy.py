@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, flash, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from app.forms.insights import DefaultRetentionForm, PersonEraseForm, PersonLookupForm
@@ -36,8 +38,8 @@ def retention_POST():
     """Set the default number of days attendee data is kept after an event."""
     form = DefaultRetentionForm()
     if done := submit(form, lambda: privacy.set_default_retention(form.days.data, actor=current_user)):
-        flash(f"Attendee data is now purged {done.value} days after each event (unless an event says otherwise).",
-              "success")
+        flash(_("Attendee data is now purged %(days)s days after each event (unless an event says otherwise).",
+                days=done.value), "success")
         return redirect_to(url_for(".privacy_GET"))
     return _render(retention_form=form, status=422)
 
@@ -71,7 +73,8 @@ def person_erase_POST():
     form = PersonEraseForm()
     if done := submit(form, lambda: privacy.erase_person(form.email.data, actor=current_user)):
         count = done.value
-        flash(f"Erased {count} registration{'' if count == 1 else 's'}. Only anonymous counts remain.", "success")
+        flash(ngettext("Erased %(num)d registration. Only anonymous counts remain.",
+                       "Erased %(num)d registrations. Only anonymous counts remain.", count), "success")
         return redirect_to(url_for(".privacy_GET"))
     lookup = PersonLookupForm(formdata=None, data={"email": form.email.data})
     return _render(lookup_form=lookup, erase_form=form, found=privacy.find_person(form.email.data or ""), status=422)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, current_app, flash, render_template, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.extensions import db
@@ -83,7 +85,7 @@ def user_new_POST():
             form.email.data, name=form.name.data, role=Role(form.role.data), password=form.password.data,
             actor=_actor(), min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
         user = done.value
-        flash(f"{user.email} can now sign in with the password you chose.", "success")
+        flash(_("%(email)s can now sign in with the password you chose.", email=user.email), "success")
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return render_template("admin/user_new.html", form=form), 422
 
@@ -109,7 +111,7 @@ def user_link_GET(user_id: int):
     user = _load_user(user_id)
     issued = session.get(_ISSUED_LINK)
     if not issued or issued.get("user_id") != user.id:
-        flash("A one-time link is shown only once. Issue a new one if you need it again.", "info")
+        flash(_("A one-time link is shown only once. Issue a new one if you need it again."), "info")
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
     session.pop(_ISSUED_LINK)
     return render_template("admin/user_link.html", user=user, link=issued["url"], kind=issued.get("kind"),
@@ -122,7 +124,8 @@ def user_role_POST(user_id: int):
     user = _load_user(user_id)
     form = RoleForm()
     if submit(form, lambda: accounts.change_role(user, Role(form.role.data), actor=_actor())):
-        flash(f"{user.email} is now {'an admin' if user.role == Role.admin else 'an organizer'}.", "success")
+        flash(_("%(email)s is now an admin.", email=user.email) if user.role == Role.admin
+              else _("%(email)s is now an organizer.", email=user.email), "success")
         if user.id == current_user.id and user.role != Role.admin:
             return redirect_to(url_for("organizer_events.events_GET"))
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
@@ -143,23 +146,23 @@ def user_invitation_POST(user_id: int):
 
 CONFIRMATIONS = {
     "reset_password": {
-        "title": "Reset password",
-        "text": "Their current password stops working and every session they have open ends. You get a one-time "
-                "link to pass on, with which they choose a new password.",
-        "button": "Reset password",
+        "title": _l("Reset password"),
+        "text": _l("Their current password stops working and every session they have open ends. You get a one-time "
+                   "link to pass on, with which they choose a new password."),
+        "button": _l("Reset password"),
         "danger": True,
     },
     "deactivate": {
-        "title": "Deactivate account",
-        "text": "They are signed out everywhere and can no longer sign in. Their events stay as they are. "
-                "You can reactivate the account later.",
-        "button": "Deactivate",
+        "title": _l("Deactivate account"),
+        "text": _l("They are signed out everywhere and can no longer sign in. Their events stay as they are. "
+                   "You can reactivate the account later."),
+        "button": _l("Deactivate"),
         "danger": True,
     },
     "reactivate": {
-        "title": "Reactivate account",
-        "text": "They can sign in again with their password (or a new link if they never set one).",
-        "button": "Reactivate",
+        "title": _l("Reactivate account"),
+        "text": _l("They can sign in again with their password (or a new link if they never set one)."),
+        "button": _l("Reactivate"),
         "danger": False,
     },
 }
@@ -200,7 +203,7 @@ def user_deactivate_POST(user_id: int):
     user = _load_user(user_id)
     form = ConfirmForm()
     if submit(form, lambda: accounts.deactivate_user(user, actor=_actor())):
-        flash(f"{user.email} has been deactivated.", "success")
+        flash(_("%(email)s has been deactivated.", email=user.email), "success")
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return _render_confirm(user, "deactivate", form, 422)
 
@@ -217,6 +220,6 @@ def user_reactivate_POST(user_id: int):
     user = _load_user(user_id)
     form = ConfirmForm()
     if submit(form, lambda: accounts.reactivate_user(user, actor=_actor())):
-        flash(f"{user.email} has been reactivated.", "success")
+        flash(_("%(email)s has been reactivated.", email=user.email), "success")
         return redirect_to(url_for("admin.user_GET", user_id=user.id))
     return _render_confirm(user, "reactivate", form, 422)

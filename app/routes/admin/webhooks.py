@@ -5,6 +5,7 @@ re-send a delivery, or disable the endpoint.
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -62,7 +63,7 @@ def endpoint_disable_POST(endpoint_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     carry_out(lambda: webhooks.disable_endpoint(endpoint, actor=current_user),
-              done="The endpoint is disabled; nothing more is sent to it.")
+              done=_("The endpoint is disabled; nothing more is sent to it."))
     return redirect_to(url_for(".endpoint_GET", endpoint_id=endpoint_id))
 
 
@@ -75,5 +76,5 @@ def delivery_resend_POST(delivery_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     endpoint_id = delivery.endpoint_id
-    carry_out(lambda: webhooks.resend(delivery, actor=current_user), done="Queued to be sent again.")
+    carry_out(lambda: webhooks.resend(delivery, actor=current_user), done=_("Queued to be sent again."))
     return redirect_to(url_for(".endpoint_GET", endpoint_id=endpoint_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, send_from_directory, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -62,10 +63,10 @@ def recordings_import_POST(event_id: int):
     """Ask the worker to look for the meeting's recordings now (after the event)."""
     event = load_managed_event(event_id)
     if not LookForRecordingsForm().validate_on_submit():
-        flash("Your session expired. Please try again.", "error")
+        flash(_("Your session expired. Please try again."), "error")
         return _back(event_id, "recordings")
     carry_out(lambda: recordings.request_import(event, actor=current_user),
-              done="Foyer is looking for the recordings now. Refresh this page in a minute to see them.")
+              done=_("Foyer is looking for the recordings now. Refresh this page in a minute to see them."))
     return _back(event_id, "recordings")
 
 
@@ -84,17 +85,17 @@ def recording_approve_POST(event_id: int, recording_id: int):
     recording = _load_recording(event, recording_id)
     form = ApproveRecordingForm()
     if not form.validate_on_submit():
-        flash("Your session expired. Please try again.", "error")
+        flash(_("Your session expired. Please try again."), "error")
         return _back(event_id, "recordings")
     sending = recordings.approve(recording, share_transcript=form.share_transcript.data, actor=current_user)
     db.session.commit()
     if sending:
-        then = " The follow-up is going out with its link now."
+        then = _("The follow-up is going out with its link now.")
     elif not event.followup_enabled:
-        then = " Switch on the follow-up (under “Follow-up after the event”) to send attendees their link to it."
+        then = _("Switch on the follow-up (under “Follow-up after the event”) to send attendees their link to it.")
     else:
-        then = " The follow-up will link to it once the attendance is imported."
-    flash("Recording approved." + then, "success")
+        then = _("The follow-up will link to it once the attendance is imported.")
+    flash(_("Recording approved.") + " " + then, "success")
     return _back(event_id, "recordings")
 
 
@@ -104,11 +105,11 @@ def recording_decline_POST(event_id: int, recording_id: int):
     event = load_managed_event(event_id)
     recording = _load_recording(event, recording_id)
     if not DeclineRecordingForm().validate_on_submit():
-        flash("Your session expired. Please try again.", "error")
+        flash(_("Your session expired. Please try again."), "error")
         return _back(event_id, "recordings")
     recordings.decline(recording, actor=current_user)
     db.session.commit()
-    flash("Recording declined: attendees will not see it.", "success")
+    flash(_("Recording declined: attendees will not see it."), "success")
     return _back(event_id, "recordings")
 
 
@@ -127,7 +128,7 @@ def feedback_POST(event_id: int):
             form.form_errors.append(exc.message)
         else:
             db.session.commit()
-            flash("Feedback survey saved.", "success")
+            flash(_("Feedback survey saved."), "success")
             return _back(event_id, "feedback")
     event = load_managed_event(event_id)
     return event_page(event, status=422, survey_form=form)

@@ -17,6 +17,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +26,7 @@ from werkzeug.routing import BuildError
 from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
-from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm
+from app.forms.events import CancelEventForm, EventForm, QuestionForm, SpeakerForm, event_form_class
 from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
 from app.models import Event, EventSeries, utcnow
 from app.routes.organizer.ordered import section_context
@@ -48,12 +50,16 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("organizer_events", __name__, url_prefix="/manage/events")
 
-STATUS_FILTERS = [("all", "All"), ("draft", "Drafts"), ("published", "Published"), ("cancelled", "Cancelled"),
-                  ("past", "Past")]
 #: Where the public page may be served, by whichever blueprint provides it.
 PUBLIC_EVENT_ENDPOINTS = ("attendee_events.event_GET", "public.event_GET")
 
 require_staff(bp)
+
+
+def status_filters() -> list[tuple[str, str]]:
+    """The event list's filters: (status, what the link says)."""
+    return [("all", _("All")), ("draft", _("Drafts")), ("published", _("Published")),
+            ("cancelled", pgettext("event", "Cancelled")), ("past", _("Past"))]
 
 
 @bp.app_template_filter("reminder_offset")
@@ -129,6 +135,11 @@ def _setup_sharing(form: EventForm, event: Event | None) -> bool:
     return True
 
 
+def _event_form(**kwargs) -> EventForm:
+    """The event form, with a title and description for each language offered besides the default."""
+    return event_form_class(settings.get_languages().others)(**kwargs)
+
+
 def _initial_data(event: Event) -> dict:
     """The event's values as the form shows them (times as wall-clock time in its zone)."""
     presets = set(events.REMINDER_PRESETS)
@@ -153,6 +164,8 @@ def _initial_data(event: Event) -> dict:
         "banner_alt": event.banner_alt,
         "tags": ", ".join(event.tags),
         "co_organizers": [u.id for u in event.co_organizers],
+        **{f"{name}_{code}": getattr(text, name) for code, text in event.texts.items()
+           for name in ("title", "description")},
     }
 
 
@@ -165,7 +178,7 @@ def edit_page(event: Event, *, form: EventForm | None = None, status: int = 200,
         response = make_response(macro(**sections[section]), status)
     else:
         if form is None:
-            form = EventForm(formdata=None, data=_initial_data(event))
+            form = _event_form(formdata=None, data=_initial_data(event))
         can_share = _setup_sharing(form, event)
         body = render_template("organizer/event_form.html", event=event, form=form, can_share=can_share,
                                **sections)
@@ -186,7 +199,7 @@ def events_GET():
     rows = events.list_managed_events(current_user, status)
     setup = connection.setup_prompt() if current_user.is_admin else None
     return render_page_or_fragment("organizer/events.html", "organizer/_events.html", "event_list",
-                                   events=rows, current=status, filters=STATUS_FILTERS, microsoft_setup=setup)
+                                   events=rows, current=status, filters=status_filters(), microsoft_setup=setup)
 
 
 # --- create ----------------------------------------------------------------------------------------
@@ -196,13 +209,17 @@ def events_GET():
 def event_new_GET():
     """The form for a new event."""
     zone = events.last_used_timezone(current_user)
-    form = EventForm(formdata=None, data={"timezone": zone, "waitlist_enabled": True,
-                                          "reminders": list(events.normalize_reminder_offsets([1440, 60]))})
+    form = _event_form(formdata=None, data={"timezone": zone, "waitlist_enabled": True,
+                                            "reminders": list(events.normalize_reminder_offsets([1440, 60]))})
     # The organizer's own zone comes first: foyer.js preselects the device's zone and says so in the note;
     # without JavaScript the note names the zone chosen here, so it is never reused silently.
     form.timezone.render_kw = {"data-default-browser-zone": "prefer"}
-    source = "the zone of your last event" if zone != DEFAULT_ZONE else "no zone chosen yet"
-    zone_note = f"Start and end times below are in this zone. Preselected: {zone} ({source})."
+    if zone != DEFAULT_ZONE:
+        zone_note = _("Start and end times below are in this zone. Preselected: %(zone)s (the zone of your last "
+                      "event).", zone=zone)
+    else:
+        zone_note = _("Start and end times below are in this zone. Preselected: %(zone)s (no zone chosen yet).",
+                      zone=zone)
     _setup_sharing(form, None)
     return render_template("organizer/event_form.html", event=None, form=form, can_share=True, zone_note=zone_note)
 
@@ -210,7 +227,7 @@ def event_new_GET():
 @bp.post("/new")
 def event_new_POST():
     """Create a draft event and continue on its edit page (questions, speakers)."""
-    form = EventForm()
+    form = _event_form()
     _setup_sharing(form, None)
     if form.validate_on_submit():
         try:
@@ -220,7 +237,7 @@ def event_new_POST():
         else:
             if not _commit(form):
                 return render_template("organizer/event_form.html", event=None, form=form, can_share=True), 422
-            flash("Event created as a draft. Add registration questions and speakers below, then publish it.",
+            flash(_("Event created as a draft. Add registration questions and speakers below, then publish it."),
                   "success")
             return redirect_to(url_for(".event_edit_GET", event_id=event.id))
     _mention_lost_upload(form)
@@ -234,7 +251,7 @@ def _commit(form: EventForm) -> bool:
     except IntegrityError:
         db.session.rollback()
         logger.info("Slug %r was taken while saving", form.slug.data)
-        form.slug.errors = ["Another event took this address a moment ago. Please choose another."]
+        form.slug.errors = [_("Another event took this address a moment ago. Please choose another.")]
         return False
     return True
 
@@ -242,8 +259,8 @@ def _commit(form: EventForm) -> bool:
 def _mention_lost_upload(form: EventForm) -> None:
     """Browsers cannot keep a chosen file across a failed submission: say so."""
     if form.banner_image is not None and not form.banner.errors:
-        form.banner.errors = ["The image was fine, but please choose it again: files are not kept when "
-                              "other fields need correcting."]
+        form.banner.errors = [_("The image was fine, but please choose it again: files are not kept when "
+                                "other fields need correcting.")]
 
 
 # --- overview and edit ---------------------------------------------------------------------------
@@ -288,7 +305,7 @@ def event_edit_GET(event_id: int):
 def event_edit_POST(event_id: int):
     """Save the event's details."""
     event = load_managed_event(event_id)
-    form = EventForm()
+    form = _event_form()
     form.saved_starts_at = event.starts_at
     _setup_sharing(form, event)
     if form.validate_on_submit():
@@ -298,7 +315,7 @@ def event_edit_POST(event_id: int):
             apply_domain_error(form, exc)
         else:
             if _commit(form):
-                flash("Changes saved.", "success")
+                flash(_("Changes saved."), "success")
                 return redirect_to(url_for(".event_GET", event_id=event_id))
     db.session.rollback()
     _mention_lost_upload(form)
@@ -324,13 +341,13 @@ def _state_change(event_id: int, verb, done: str):
 @bp.post("/<int:event_id>/publish")
 def event_publish_POST(event_id: int):
     """Publish the event."""
-    return _state_change(event_id, events.publish_event, "Published. The event page is now public.")
+    return _state_change(event_id, events.publish_event, _("Published. The event page is now public."))
 
 
 @bp.post("/<int:event_id>/unpublish")
 def event_unpublish_POST(event_id: int):
     """Take the event back to draft."""
-    return _state_change(event_id, events.unpublish_event, "Unpublished. The event is a draft again.")
+    return _state_change(event_id, events.unpublish_event, _("Unpublished. The event is a draft again."))
 
 
 @bp.post("/<int:event_id>/clone")
@@ -339,8 +356,8 @@ def event_clone_POST(event_id: int):
     event = load_managed_event(event_id)
     clone = events.clone_event(event, actor=current_user)
     db.session.commit()
-    flash(f"This is a copy of “{event.title}”, moved one week later. Check the dates and title, then publish it.",
-          "success")
+    flash(_("This is a copy of “%(title)s”, moved one week later. Check the dates and title, then publish it.",
+            title=event.title), "success")
     return redirect_to(url_for(".event_edit_GET", event_id=clone.id))
 
 
@@ -349,7 +366,7 @@ def event_cancel_GET(event_id: int):
     """Ask for confirmation (and an optional message) before cancelling."""
     event = load_managed_event(event_id)
     if event.is_cancelled:
-        flash("This event is already cancelled.", "info")
+        flash(_("This event is already cancelled."), "info")
         return redirect_to(url_for(".event_GET", event_id=event.id))
     return render_template("organizer/event_cancel.html", event=event, form=CancelEventForm())
 
@@ -366,6 +383,6 @@ def event_cancel_POST(event_id: int):
             apply_domain_error(form, exc)
         else:
             db.session.commit()
-            flash("The event is cancelled. Its public page now says so.", "success")
+            flash(_("The event is cancelled. Its public page now says so."), "success")
             return redirect_to(url_for(".event_GET", event_id=event.id))
     return render_template("organizer/event_cancel.html", event=event, form=form), 422

@@ -5,6 +5,7 @@ how long attendee data is kept. The overview itself is organizer_events.event_GE
 from __future__ import annotations
 
 from flask import Blueprint, flash, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -36,10 +37,10 @@ def attendance_import_POST(event_id: int):
     """Ask the worker to import the meeting's attendance now (after the event)."""
     event = load_managed_event(event_id)
     if not ImportAttendanceForm().validate_on_submit():
-        flash("Your session expired. Please try again.", "error")
+        flash(_("Your session expired. Please try again."), "error")
         return _back(event_id, "attendance")
     carry_out(lambda: attendance.request_import(event, actor=current_user),
-              done="Foyer is importing the attendance now. Refresh this page in a minute to see it.")
+              done=_("Foyer is importing the attendance now. Refresh this page in a minute to see it."))
     return _back(event_id, "attendance")
 
 
@@ -57,7 +58,7 @@ def followup_POST(event_id: int):
             form.recording_url.errors = [exc.message]
         else:
             db.session.commit()
-            flash("Follow-up settings saved.", "success")
+            flash(_("Follow-up settings saved."), "success")
             return _back(event_id, "followup")
     return _invalid(event_id, form, "followup")
 
@@ -75,6 +76,6 @@ def retention_POST(event_id: int):
             form.retention_days.errors = [exc.message]
         else:
             db.session.commit()
-            flash("Retention period saved.", "success")
+            flash(_("Retention period saved."), "success")
             return _back(event_id, "retention")
     return _invalid(event_id, form, "retention")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, get_template_attribute, make_response, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -150,7 +151,7 @@ def question_answer_POST(event_id: int, question_id: int):
     question = _load_question(event, question_id)
     form = AnswerForm()
     if not form.validate():
-        message = " ".join(form.answer.errors) or "Check the answer."
+        message = " ".join(map(str, form.answer.errors)) or _("Check the answer.")
         return _questions_done(event, status=422, error=message, error_question=question.id)
     try:
         questions.answer(question, form.answer.data or "", live=form.live.data, actor=current_user)

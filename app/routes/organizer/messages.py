@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, get_template_attribute, make_response, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -34,7 +35,7 @@ def _segments(event) -> list[tuple[str, str, int]]:
 
 def _compose_form(event, formdata=True) -> ComposeForm:
     form = ComposeForm() if formdata else ComposeForm(formdata=None)
-    form.segment.choices = [(key, f"{label} ({count})") for key, label, count in _segments(event)]
+    form.segment.choices = [(key, f"{_(label)} ({count})") for key, label, count in _segments(event)]
     return form
 
 
@@ -71,7 +72,7 @@ def messages_GET(event_id: int):
 
 def _preview(event, composition):
     rendered = fanout.render_organizer_message(event, composition, name="Ada",
-                                                 manage_link="(each person's own link)")
+                                                 manage_link=_("(each person's own link)"))
     count = fanout.segment_count(event, composition.segment)
     return {"subject": rendered.subject, "text": rendered.text, "intro": render_markdown(composition.body),
             "count": count, "eta": dispatch.eta(count)}
@@ -93,7 +94,7 @@ def messages_POST(event_id: int):
         return _page(event, form, preview=_preview(event, composition))
     batch = fanout.send_organizer_message(event, composition, actor=current_user._get_current_object())
     db.session.commit()
-    flash("Your message is on its way.", "success")
+    flash(_("Your message is on its way."), "success")
     return redirect_to(url_for(".message_batch_GET", event_id=event.id, batch=batch))
 
 
@@ -144,10 +145,12 @@ def _override_form(event, kind: str) -> OverrideForm:
 
 
 def _sample(event, kind: str, subject: str, intro: str) -> rendering.Rendered:
-    spec = kinds.KINDS[kind]
+    """The email with the wording being typed; an empty subject is Foyer's own, in the page's language (never
+    the saved override: "" is not None).
+    """
     return rendering.render(kind, event=event, name="Ada", zone=event.timezone,
-                            manage_link="(the person's own link)", extra="(the organizer's note)", position=3,
-                            subject=subject or spec.subject, intro=intro or None)
+                            manage_link=_("(the person's own link)"), extra=_("(the organizer's note)"), position=3,
+                            subject=subject, intro=intro or None)
 
 
 @bp.get("/<int:event_id>/emails/<kind>")
@@ -183,7 +186,7 @@ def email_override_POST(event_id: int, kind: str):
     form = OverrideForm()
     if submit(form, lambda: events.save_email_wording(event, kind, form.subject.data or "", form.intro.data or "",
                                                       actor=current_user._get_current_object())):
-        flash(f"The “{kinds.KINDS[kind].label}” email of this event is saved.", "success")
+        flash(_("The “%(kind)s” email of this event is saved.", kind=_(kinds.KINDS[kind].label)), "success")
         return redirect_to(url_for(".messages_GET", event_id=event.id) + "#wording")
     sample = _sample(event, kind, form.subject.data or "", form.intro.data or "") if not form.errors else None
     return render_template("organizer/email_override.html", event=event, kind=kind, spec=kinds.KINDS[kind],

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from app.extensions import db
@@ -33,10 +35,6 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("organizer_registrations", __name__, url_prefix="/manage/events")
 
 require_staff(bp)
-
-
-def _people(n: int) -> str:
-    return "1 person was" if n == 1 else f"{n} people were"
 
 
 def _view(event: Event, source) -> roster.RosterView:
@@ -77,29 +75,44 @@ def _load_registration(event: Event, reg_id: int) -> Registration:
     return reg
 
 
-def _describe(result: roster.BulkResult, done_text: str) -> tuple[str, str]:
+def _promoted(n: int) -> str:
+    return ngettext("%(num)d person was promoted from the waitlist.", "%(num)d people were promoted from the waitlist.",
+                    n)
+
+
+def _done(action: str, n: int) -> str:
+    """What an action other than approving did ("3 people were denied.")."""
+    if action == "move":
+        return ngettext("%(num)d person was moved from the waitlist.", "%(num)d people were moved from the waitlist.",
+                        n)
+    if action == "deny":
+        return ngettext("%(num)d person was denied.", "%(num)d people were denied.", n)
+    return ngettext("%(num)d person was cancelled.", "%(num)d people were cancelled.", n)
+
+
+def _describe(result: roster.BulkResult, action: str) -> tuple[str, str]:
     """One message for what happened: changed, refused (with reasons) and promoted."""
     parts = []
-    if done_text == DONE_TEXT["approve"]:
+    if action == "approve":
         # Approval takes a seat when one is free, else a place on the waitlist: say which.
         seated = [reg for reg in result.done if reg.state == RegistrationState.confirmed]
         waiting = [reg for reg in result.done if reg.state == RegistrationState.waitlisted]
         if seated:
-            parts.append(f"{_people(len(seated))} approved.")
+            parts.append(ngettext("%(num)d person was approved.", "%(num)d people were approved.", len(seated)))
         if waiting:
-            parts.append(f"{_people(len(waiting))} approved onto the waitlist: the event is full.")
+            parts.append(ngettext("%(num)d person was approved onto the waitlist: the event is full.",
+                                  "%(num)d people were approved onto the waitlist: the event is full.", len(waiting)))
     elif result.done:
-        parts.append(f"{_people(len(result.done))} {done_text}.")
+        parts.append(_done(action, len(result.done)))
     for reg, reason in result.failed[:5]:
         parts.append(f"{reg.full_name or reg.email}: {reason}")
     if len(result.failed) > 5:
-        parts.append(f"…and {len(result.failed) - 5} more could not be changed.")
+        more = len(result.failed) - 5
+        parts.append(ngettext("…and %(num)d more could not be changed.", "…and %(num)d more could not be changed.",
+                              more))
     if result.promoted:
-        parts.append(f"{_people(len(result.promoted))} promoted from the waitlist.")
+        parts.append(_promoted(len(result.promoted)))
     return " ".join(parts), "success" if result.done and not result.failed else "error"
-
-
-DONE_TEXT = {"approve": "approved", "move": "moved from the waitlist", "deny": "denied", "cancel": "cancelled"}
 
 
 def _finish(event: Event, view: roster.RosterView, text: str, category: str):
@@ -120,7 +133,7 @@ def _act(event_id: int, reg_id: int, action: str, message: str = ""):
     except DomainError as exc:
         db.session.rollback()
         return _finish(load_managed_event(event_id), view, f"{reg.full_name or reg.email}: {exc.message}", "error")
-    text, category = _describe(result, DONE_TEXT[action])
+    text, category = _describe(result, action)
     db.session.commit()
     return _finish(event, view, text, category)
 
@@ -210,7 +223,7 @@ def registrations_bulk_POST(event_id: int):
         db.session.rollback()
         apply_domain_error(form, exc)
         return _page(load_managed_event(event_id), view, status=422, bulk_form=form)
-    text, category = _describe(result, DONE_TEXT[form.action.data])
+    text, category = _describe(result, form.action.data)
     db.session.commit()
     return _finish(event, view, text, category)
 
@@ -231,9 +244,12 @@ def capacity_POST(event_id: int):
         return _page(load_managed_event(event_id), view, status=422, capacity_form=form)
     capacity = event.capacity
     db.session.commit()
-    text = "Capacity set to unlimited." if capacity is None else f"Capacity set to {capacity}."
+    if capacity is None:
+        text = _("Capacity set to unlimited.")
+    else:
+        text = _("Capacity set to %(capacity)s.", capacity=capacity)
     if promoted:
-        text += f" {_people(len(promoted))} promoted from the waitlist."
+        text += " " + _promoted(len(promoted))
     flash(text, "success")
     return redirect_to(_list_url(event, view))
 
@@ -269,7 +285,8 @@ def registration_join_link_POST(event_id: int, reg_id: int):
         flash(exc.message, "error")
         return redirect_to(url_for(".registration_join_link_GET", event_id=event_id, reg_id=reg_id))
     db.session.commit()
-    flash(f"The old join link of {reg.full_name} no longer works. We emailed them the new one.", "success")
+    flash(_("The old join link of %(name)s no longer works. We emailed them the new one.", name=reg.full_name),
+          "success")
     return redirect_to(url_for(".registration_join_link_GET", event_id=event_id, reg_id=reg_id))
 
 

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from app.extensions import db
@@ -48,7 +50,7 @@ def repeat_POST(event_id: int):
         return _repeat_page(load_managed_event(event_id), form, 422)
     series_id, text = created.id, created.description
     db.session.commit()
-    flash(f"Series created: {text}.", "success")
+    flash(_("Series created: %(description)s.", description=text), "success")
     return redirect_to(url_for(".series_GET", series_id=series_id))
 
 
@@ -95,14 +97,14 @@ def series_POST(series_id: int):
         found, rows = _load_series(series_id)
         return _series_page(found, rows, form, 422)
     db.session.commit()
-    flash(f"{changed} future occurrence{'' if changed == 1 else 's'} changed.", "success")
+    flash(ngettext("%(num)d future occurrence changed.", "%(num)d future occurrences changed.", changed), "success")
     return redirect_to(url_for(".series_GET", series_id=series_id))
 
 
 def _cancel_page(found: EventSeries, form: CancelEventForm, status: int = 200):
     preview = series.cancel_preview(found, actor=current_user)
     if not preview.occurrences:
-        flash("Nothing to cancel: every date of this series has started or is cancelled.", "info")
+        flash(_("Nothing to cancel: every date of this series has started or is cancelled."), "info")
         return redirect_to(url_for(".series_GET", series_id=found.id))
     return render_template("organizer/series_cancel.html", series=found, preview=preview, form=form), status
 
@@ -110,14 +112,14 @@ def _cancel_page(found: EventSeries, form: CancelEventForm, status: int = 200):
 @bp.get("/series/<int:series_id>/cancel")
 def series_cancel_GET(series_id: int):
     """Ask for confirmation (and an optional message) before cancelling every future date."""
-    found, _ = _load_series(series_id)
+    found = _load_series(series_id)[0]
     return _cancel_page(found, CancelEventForm(formdata=None))
 
 
 @bp.post("/series/<int:series_id>/cancel")
 def series_cancel_POST(series_id: int):
     """Cancel every date that has not started, each as a single event is cancelled."""
-    found, _ = _load_series(series_id)
+    found = _load_series(series_id)[0]
     form = CancelEventForm()
     if not form.validate():
         return _cancel_page(found, form, 422)
@@ -126,12 +128,12 @@ def series_cancel_POST(series_id: int):
     except DomainError as exc:
         db.session.rollback()
         apply_domain_error(form, exc)
-        found, _ = _load_series(series_id)
+        found = _load_series(series_id)[0]
         return _cancel_page(found, form, 422)
     db.session.commit()
     if cancelled:
-        flash(f"{cancelled} future date{'' if cancelled == 1 else 's'} cancelled. Their public pages now say so.",
-              "success")
+        flash(ngettext("%(num)d future date cancelled. Their public pages now say so.",
+                       "%(num)d future dates cancelled. Their public pages now say so.", cancelled), "success")
     else:
-        flash("Nothing more to cancel: every date of this series has started or is cancelled.", "info")
+        flash(_("Nothing more to cancel: every date of this series has started or is cancelled."), "info")
     return redirect_to(url_for(".series_GET", series_id=series_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -52,7 +53,7 @@ def sessions_POST(event_id: int):
         return _page(load_managed_event(event_id), form=form, status=422)
     label = session.label
     db.session.commit()
-    flash(f"{label} added.", "success")
+    flash(_("%(session)s added.", session=label), "success")
     return redirect_to(url_for(".sessions_GET", event_id=event_id))
 
 
@@ -87,7 +88,7 @@ def session_edit_POST(event_id: int, session_id: int):
         event = load_managed_event(event_id)
         return _edit_page(event, _load_session(event, session_id), form, 422)
     db.session.commit()
-    flash("Session saved.", "success")
+    flash(_("Session saved."), "success")
     return redirect_to(url_for(".sessions_GET", event_id=event_id))
 
 
@@ -106,5 +107,5 @@ def session_remove_POST(event_id: int, session_id: int):
         flash(exc.message, "error")
         return redirect_to(url_for(".sessions_GET", event_id=event_id))
     db.session.commit()
-    flash("Session removed.", "success")
+    flash(_("Session removed."), "success")
     return redirect_to(url_for(".sessions_GET", event_id=event_id))

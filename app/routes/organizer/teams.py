@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import db
@@ -30,5 +31,5 @@ def teams_retry_POST(event_id: int):
     if event.is_published and event.provisioning_status in (ProvisioningStatus.failed, ProvisioningStatus.pending):
         teams.retry_provisioning(event)
         db.session.commit()
-        flash("Foyer is trying again to set up the Teams meeting.", "info")
+        flash(_("Foyer is trying again to set up the Teams meeting."), "info")
     return redirect_to(url_for("organizer_teams.teams_status_GET", event_id=event.id))

@@ -23,7 +23,7 @@ from flask_wtf.csrf import generate_csrf
 
 from app.extensions import compress
 from app.forms.registration import RegistrationForm
-from app.i18n import current_language
+from app.i18n import current_language, event_description, event_title
 from app.services.core import links, page_cache, timezones
 from app.services.core.settings import (
     brand_stylesheet,
@@ -100,7 +100,7 @@ def _render_event_page(event) -> str:
         seats=catalog.availability(event),
         window=catalog.registration_window(event),
         duration=catalog.format_duration(event.starts_at, event.ends_at),
-        summary=catalog.excerpt(event.description, 200),
+        summary=catalog.excerpt(event_description(event), 200),
         canonical_url=links.event_url(event),
         banner_url=links.upload_url(event.banner_filename),
         json_ld=catalog.event_json_ld(event),
@@ -114,6 +114,9 @@ def _ics_response(body: bytes, *, filename: str | None = None) -> Response:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.cache_control.public = True
     response.cache_control.max_age = 300
+    # Its wording (and the event's title) follows the visitor's language: the browser's, or the one chosen
+    # for the visit, which the session cookie holds.
+    response.vary.update(("Accept-Language", "Cookie"))
     return response
 
 
@@ -121,7 +124,7 @@ def _ics_response(body: bytes, *, filename: str | None = None) -> Response:
 def event_ics_GET(slug: str):
     """One event as an .ics file to add to a calendar."""
     event = _load_event(slug)
-    return _ics_response(ics.calendar_bytes(ics.event_calendar([event], name=event.title)),
+    return _ics_response(ics.calendar_bytes(ics.event_calendar([event], name=event_title(event))),
                          filename=f"{event.slug}.ics")
 
 
@@ -142,7 +145,8 @@ def privacy_GET():
 @compress.compressed()
 def time_zones_GET():
     """Every time zone name a registration accepts, grouped by region: the full list the form links to
-    instead of sending ~600 options with every page. The same for everyone, so browsers keep it a day.
+    instead of sending ~600 options with every page. The same for everyone in a language, so browsers keep
+    it a day (per language: the browser's, or the one chosen for the visit, which the session cookie holds).
     """
     regions: dict[str, list[str]] = {}
     for zone in sorted(timezones.all_zones()):
@@ -151,6 +155,7 @@ def time_zones_GET():
                                               common=[z for z in timezones.COMMON_ZONES if z in timezones.all_zones()]))
     response.cache_control.public = True
     response.cache_control.max_age = 86400
+    response.vary.update(("Accept-Language", "Cookie"))
     return response
 
 

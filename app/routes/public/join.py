@@ -26,6 +26,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 
 from app.extensions import db, limiter
 from app.forms.live import AskForm, VoteForm
@@ -184,7 +185,7 @@ def session_POST(token: str):
     """Issue an ACS session for the embedded call (CSRF-protected, rate-limited); JSON either way."""
     link = join_links.by_join_token(token)
     if link is None:
-        return jsonify(error="This join link is not valid.", state="missing"), 404
+        return jsonify(error=gettext("This join link is not valid."), state="missing"), 404
     try:
         session = join_links.start_session(link)
     except join_links.JoinUnavailable as exc:
@@ -200,10 +201,10 @@ def presence_POST(token: str):
     """The join page says the attendee is still in the call, or has left it (`left=1`)."""
     link = join_links.by_join_token(token)
     if link is None:
-        return jsonify(error="This join link is not valid."), 404
+        return jsonify(error=gettext("This join link is not valid.")), 404
     recorded = join_links.record_presence(link, left=request.form.get("left") == "1")
     db.session.commit()
-    return ("", 204) if recorded else (jsonify(error="This link cannot join the call now."), 409)
+    return ("", 204) if recorded else (jsonify(error=gettext("This link cannot join the call now.")), 409)
 
 
 @bp.get("/<token>/device-check")
@@ -346,7 +347,7 @@ def poll_vote_POST(token: str, poll_id: int):
     form = VoteForm(poll)
     try:
         if not form.validate():
-            raise DomainError("Choose from the poll's answers.", field="choice")
+            raise DomainError(gettext("Choose from the poll's answers."), field="choice")
         polls.vote(link, poll, form.choice.data or [])
     except DomainError as exc:
         db.session.rollback()

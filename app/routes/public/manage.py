@@ -136,8 +136,9 @@ def details_POST(token: str):
     """Change name, time zone and answers (never the email); invalid input re-renders with errors."""
     reg = _load(token)
     if not _changeable(reg):
-        flash("A cancelled registration cannot be changed." if not reg.is_active
-              else f"{_state_text(reg, True)[0]}: your registration can no longer be changed.", "error")
+        flash(gettext("A cancelled registration cannot be changed.") if not reg.is_active
+              else gettext("%(state)s: your registration can no longer be changed.", state=_state_text(reg, True)[0]),
+              "error")
         return redirect_to(url_for(".manage_GET", token=token))
     form = details_form(reg, privacy_url=_privacy_url())
     if not form.validate_on_submit():

@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import compress, csrf, db, limiter
@@ -170,15 +171,16 @@ def submit_registration(event: Event, slug: str, form: RegistrationForm, *,
             # Left open past the token's lifetime (or its session cookie was lost): nothing is stored,
             # and the form comes back as typed, with a fresh token.
             logger.info("Registration form for event %s sent with an expired or missing token", event.id)
-            form.form_errors.append("This form was open for a long time, so for your security it has to be "
-                                    "sent again. Your details are still here: check them and press Register again.")
+            form.form_errors.append(gettext("This form was open for a long time, so for your security it has to be "
+                                            "sent again. Your details are still here: check them and press Register "
+                                            "again."))
         return form_response(event, form, 422)
     if form.filled_too_fast(current_app.config["REGISTRATION_MIN_FILL_SECONDS"]):
         # Bots post at once; a person this quick (autofill) just presses again. Nothing is lost.
         logger.info("Registration form for event %s sent back within seconds of being shown", event.id)
         if form.seconds_since_shown() is None:
             form.stamp_start()
-        form.form_errors.append("That was quick! Please check your details, then press Register again.")
+        form.form_errors.append(gettext("That was quick! Please check your details, then press Register again."))
         return form_response(event, form, 422)
     data = form.to_data(get_privacy_notice().version or None)
     try:
@@ -197,8 +199,8 @@ def submit_registration(event: Event, slug: str, form: RegistrationForm, *,
         apply_domain_error(form, exc)
         return form_response(event, form, 422)
     except DatabaseBusy:
-        form.form_errors.append("We are very busy right now and could not save your registration. "
-                                "Nothing was stored; please press Register again.")
+        form.form_errors.append(gettext("We are very busy right now and could not save your registration. "
+                                        "Nothing was stored; please press Register again."))
         return form_response(event, form, 422)  # 422 so htmx swaps the message in; nothing was lost
     # Every outcome reads "check your inbox": the personal link travels only by email, so the page
     # never tells a new sign-up from an address that was already registered.

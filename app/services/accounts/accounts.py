@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.models import Role, User, db, utcnow
@@ -52,12 +53,12 @@ def normalize_email(email: str) -> str:
     try:
         info = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        local, _, domain = email.strip().rpartition("@")
+        local, _at, domain = email.strip().rpartition("@")
         if local and _is_local_tenant_domain(domain):
             # A local tenant's staff (e.g. adele.vance@contoso.emulator.invalid) sit on a reserved domain;
             # they may be Foyer users so that "Sign in with Microsoft" can be tried without Azure.
             return normalize_email(f"{local}@example.com").rsplit("@", 1)[0] + "@" + domain.lower()
-        raise DomainError(str(exc), field="email") from exc
+        raise DomainError(_("Enter a valid email address, like name@example.org."), field="email") from exc
     return info.normalized.lower()
 
 
@@ -71,9 +72,9 @@ def hash_password(password: str) -> str:
 
 def check_password_rules(password: str, *, min_length: int) -> None:
     if len(password) < min_length:
-        raise DomainError(f"Use at least {min_length} characters.", field="password")
+        raise DomainError(_("Use at least %(num)s characters.", num=min_length), field="password")
     if len(password) > 1024:
-        raise DomainError("That password is too long.", field="password")
+        raise DomainError(_("That password is too long."), field="password")
 
 
 def load_user_from_session_id(session_id: str) -> User | None:
@@ -134,7 +135,7 @@ def create_user(email: str, *, role: Role, name: str = "", password: str | None 
     """Create a staff account; without a password it waits for its invitation to be accepted."""
     email = normalize_email(email)
     if find_user_by_email(email):
-        raise Conflict("A user with this email already exists.", field="email")
+        raise Conflict(_("A user with this email already exists."), field="email")
     if password is not None:
         check_password_rules(password, min_length=min_length)
     user = User(email=email, name=name.strip(), role=role, password_hash=hash_password(password) if password else None)
@@ -147,7 +148,7 @@ def create_user(email: str, *, role: Role, name: str = "", password: str | None 
 def create_first_admin(email: str, password: str, *, name: str = "", min_length: int = 10) -> User:
     """Create the very first admin; refused once any user exists."""
     if has_any_user():
-        raise NotAllowed("Foyer is already set up.")
+        raise NotAllowed(_("Foyer is already set up."))
     user = create_user(email, role=Role.admin, name=name, password=password, min_length=min_length)
     user.last_login_at = utcnow()  # setup signs the new admin in at once
     audit.record("user.setup", actor=user, target=user, summary=f"Set up Foyer as its first admin, {user.email}")
@@ -182,11 +183,11 @@ def accept_invitation(user: User, password: str, *, min_length: int) -> None:
 
 def change_password(user: User, current: str, new: str, *, min_length: int) -> None:
     if not user.password_hash:
-        raise DomainError("This account has no password yet.", field="current_password")
+        raise DomainError(_("This account has no password yet."), field="current_password")
     try:
         _hasher().verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
-        raise DomainError("That is not your current password.", field="current_password") from None
+        raise DomainError(_("That is not your current password."), field="current_password") from None
     check_password_rules(new, min_length=min_length)
     user.password_hash = hash_password(new)
     user.session_version += 1
@@ -196,7 +197,7 @@ def change_password(user: User, current: str, new: str, *, min_length: int) -> N
 def set_active(user: User, active: bool, *, actor: User) -> None:
     """Deactivate or reactivate an account; an admin cannot lock themselves out."""
     if user.id == actor.id and not active:
-        raise NotAllowed("You cannot deactivate your own account.")
+        raise NotAllowed(_("You cannot deactivate your own account."))
     user.is_active_account = active
     user.session_version += 1
     audit.record("user.reactivate" if active else "user.deactivate", actor=actor, target=user,
@@ -304,9 +305,9 @@ def invitation_pending(user: User) -> bool:
 def reissue_invitation(user: User, *, actor: User) -> str:
     """A fresh invitation link for an account that has no password yet; older links stop working."""
     if user.password_hash:
-        raise Conflict("This user has already set a password. Use “Reset password” instead.")
+        raise Conflict(_("This user has already set a password. Use “Reset password” instead."))
     if not user.is_active_account:
-        raise Conflict("Reactivate this account before sending it a new link.")
+        raise Conflict(_("Reactivate this account before sending it a new link."))
     token = issue_invitation(user)
     audit.record("user.reinvite", actor=actor, target=user, summary=f"New invitation link for {user.email}")
     logger.info("Invitation for user %s re-issued by %s", user.id, actor.id)
@@ -317,9 +318,9 @@ def reissue_invitation(user: User, *, actor: User) -> str:
 def reset_password(user: User, *, actor: User) -> str:
     """Clear the password, end every session of the user, and return a one-time link to choose a new one."""
     if user.id == actor.id:
-        raise NotAllowed("Change your own password from your account page instead.")
+        raise NotAllowed(_("Change your own password from your account page instead."))
     if not user.is_active_account:
-        raise Conflict("Reactivate this account before resetting its password.")
+        raise Conflict(_("Reactivate this account before resetting its password."))
     user.password_hash = None
     user.session_version += 1
     token = issue_invitation(user)
@@ -333,7 +334,7 @@ def change_role(user: User, role: Role, *, actor: User) -> None:
     if user.role == role:
         return
     if role != Role.admin:
-        _ensure_not_last_admin(user, "This is the last active admin. Make someone else an admin first.")
+        _ensure_not_last_admin(user, _("This is the last active admin. Make someone else an admin first."))
     user.role = role
     audit.record("user.role", actor=actor, target=user, summary=f"{user.email} is now {role.value}")
     logger.info("User %s is now %s (changed by %s)", user.id, role, actor.id)
@@ -342,8 +343,8 @@ def change_role(user: User, role: Role, *, actor: User) -> None:
 def deactivate_user(user: User, *, actor: User) -> None:
     """Lock an account out and end its sessions; never yourself, never the last active admin."""
     if user.id == actor.id:
-        raise NotAllowed("You cannot deactivate your own account.")
-    _ensure_not_last_admin(user, "This is the last active admin and cannot be deactivated.")
+        raise NotAllowed(_("You cannot deactivate your own account."))
+    _ensure_not_last_admin(user, _("This is the last active admin and cannot be deactivated."))
     set_active(user, False, actor=actor)
 
 

@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import Flask
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -60,8 +61,8 @@ def check(code: str | None) -> None:
     row = db.session.get(Setting, SETTING_KEY)
     stored = row.value.get("hash") if row is not None and isinstance(row.value, dict) else None
     if not code or not token_matches(_normalise(code), stored):
-        raise DomainError("That is not the current setup code. It is printed in Foyer's log when the web server "
-                          f"starts; `{COMMAND}` prints a new one.", field="setup_code")
+        raise DomainError(_("That is not the current setup code. It is printed in Foyer's log when the web server "
+                            "starts; `%(command)s` prints a new one.", command=COMMAND), field="setup_code")
 
 
 def discard() -> None:

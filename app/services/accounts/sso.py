@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.models import MicrosoftConnection, Setting, User, db, utcnow
@@ -38,15 +40,15 @@ def set_enabled(enabled: bool, *, actor: User) -> None:
     logger.info("Staff sign-in with Microsoft %s by %s", "enabled" if enabled else "disabled", actor.id)
 
 
-UNKNOWN_TENANT = ("Foyer does not know its Microsoft 365 organization yet: an administrator connects Microsoft 365 "
-                  "first (or sets ENTRA_TENANT_ID).")
+UNKNOWN_TENANT = _l("Foyer does not know its Microsoft 365 organization yet: an administrator connects Microsoft 365 "
+                    "first (or sets ENTRA_TENANT_ID).")
 
 
 def start_sign_in(redirect_uri: str) -> dict[str, Any]:
     if not is_enabled():
-        raise NotAllowed("Sign in with Microsoft is not switched on.")
+        raise NotAllowed(_("Sign in with Microsoft is not switched on."))
     if not organization_tenant():
-        raise NotAllowed(UNKNOWN_TENANT)
+        raise NotAllowed(str(UNKNOWN_TENANT))
     return get_microsoft().entra.initiate_flow(redirect_uri, scopes=SIGN_IN_SCOPES, prompt="select_account")
 
 
@@ -72,15 +74,15 @@ def finish_sign_in(flow: dict[str, Any], auth_response: dict[str, str]) -> User:
     email; the link is audited, and from then on only `oid` + `tid` count.
     """
     if not is_enabled():
-        raise NotAllowed("Sign in with Microsoft is not switched on.")
+        raise NotAllowed(_("Sign in with Microsoft is not switched on."))
     tenant = organization_tenant()
     if not tenant:
-        raise NotAllowed(UNKNOWN_TENANT)
+        raise NotAllowed(str(UNKNOWN_TENANT))
     account = get_microsoft().entra.complete_flow(flow, auth_response)
     tid, oid = (account.tenant_id or "").lower(), account.object_id
     if tid != tenant:
         logger.warning("Microsoft sign-in refused: tenant %s is not the organization's tenant", account.tenant_id)
-        raise NotAllowed("That Microsoft account belongs to another organization.")
+        raise NotAllowed(_("That Microsoft account belongs to another organization."))
     user = db.session.scalar(select(User).where(User.entra_object_id == oid)) if oid else None
     if user is not None and user.entra_tenant_id and user.entra_tenant_id != tid:
         logger.warning("Microsoft sign-in refused: user %s is linked to that object id in another tenant", user.id)
@@ -90,7 +92,7 @@ def finish_sign_in(flow: dict[str, Any], auth_response: dict[str, str]) -> User:
     elif user is None and oid:
         user = _link_once(account.username, oid=oid, tid=tid)
     if user is None or not user.is_active_account:
-        raise NotAllowed("There is no active Foyer account for that Microsoft account. Ask an administrator.")
+        raise NotAllowed(_("There is no active Foyer account for that Microsoft account. Ask an administrator."))
     user.last_login_at = utcnow()
     audit.record("auth.login", actor=user, target=user, summary="Signed in with Microsoft")
     logger.info("User %s signed in with Microsoft", user.id)

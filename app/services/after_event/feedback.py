@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -29,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTIONS = 3
 RATINGS = (1, 2, 3, 4, 5)
-RATING_LABELS = {1: "1 – Poor", 2: "2 – Fair", 3: "3 – Good", 4: "4 – Very good", 5: "5 – Excellent"}
+RATING_LABELS = {1: _l("1 – Poor"), 2: _l("2 – Fair"), 3: _l("3 – Good"), 4: _l("4 – Very good"),
+                 5: _l("5 – Excellent")}
 #: Text answers shown per question on the dashboard (the export has them all).
 TEXT_ANSWERS_SHOWN = 20
 
@@ -67,21 +70,26 @@ def update_survey(event: Event, *, enabled: bool, questions: list[SurveyQuestion
         if not label:
             continue
         if len(label) > 300:
-            raise DomainError(f"Keep question {number} under 300 characters.", field="questions")
+            raise DomainError(gettext("Keep question %(number)s under 300 characters.", number=number),
+                              field="questions")
         try:
             kind = QuestionKind(item.kind)
         except ValueError as exc:
-            raise DomainError(f"Choose a kind for question {number}.", field="questions") from exc
+            raise DomainError(gettext("Choose a kind for question %(number)s.", number=number),
+                              field="questions") from exc
         try:
             options = clean_options(kind, item.options)
         except DomainError as exc:
-            raise DomainError(f"Question {number}: {exc.message}", field="questions") from exc
+            raise DomainError(gettext("Question %(number)s: %(problem)s", number=number, problem=exc.message),
+                              field="questions") from exc
         cleaned.append({"label": label, "kind": kind.value, "options": options, "required": bool(item.required)})
     if len(cleaned) > MAX_QUESTIONS:
-        raise DomainError(f"Ask at most {MAX_QUESTIONS} questions besides the rating.", field="questions")
+        raise DomainError(gettext("Ask at most %(max)s questions besides the rating.", max=MAX_QUESTIONS),
+                          field="questions")
     answered = response_count(event)
     if answered and cleaned != (event.feedback_questions or []):
-        raise Conflict(f"{answered} attendee(s) have answered already, so the questions can no longer change.")
+        raise Conflict(gettext("%(count)s attendee(s) have answered already, so the questions can no longer change.",
+                               count=answered))
     event.feedback_enabled = bool(enabled)
     event.feedback_questions = cleaned
     db.session.flush()
@@ -107,13 +115,13 @@ def response_of(reg: Registration) -> FeedbackResponse | None:
 def submit(reg: Registration, *, rating: Any, answers: dict[int, Any]) -> FeedbackResponse:
     """Record the attendee's answer, once (flushes); AlreadyAnswered on a second one."""
     if not may_answer(reg):
-        raise NotAllowed("This event is not asking for feedback from you.")
+        raise NotAllowed(gettext("This event is not asking for feedback from you."))
     try:
         value = int(rating)
     except (TypeError, ValueError):
         value = 0
     if value not in RATINGS:
-        raise DomainError("Choose a rating from 1 to 5.", field="rating")
+        raise DomainError(gettext("Choose a rating from 1 to 5."), field="rating")
     stored = []
     for question in survey_questions(reg.event):
         stored.append({"label": question.label, "kind": question.kind.value,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.models import Event, Message, Registration, User, db, utcnow
@@ -62,9 +63,9 @@ def update_followup(event: Event, *, enabled: bool, recording_url: str, actor: U
     """Switch the automatic follow-up on or off and set the recording link."""
     url = (recording_url or "").strip()
     if url and not url.lower().startswith(("https://", "http://")):
-        raise DomainError("Enter a link starting with https://.", field="recording_url")
+        raise DomainError(gettext("Enter a link starting with https://."), field="recording_url")
     if len(url) > 2000:
-        raise DomainError("Keep the link under 2,000 characters.", field="recording_url")
+        raise DomainError(gettext("Keep the link under 2,000 characters."), field="recording_url")
     event.followup_enabled = bool(enabled)
     event.followup_recording_url = url
     audit.record("event.followup", actor=actor, target=event,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
@@ -92,7 +93,7 @@ def meetings_of(event: Event) -> list[tuple[str, str]]:
     session's of a course, else the event's own; those without a meeting are left out.
     """
     if event.is_course:
-        return [(s.label, s.online_meeting_id) for s in event.sessions if s.online_meeting_id]
+        return [(s.english_label, s.online_meeting_id) for s in event.sessions if s.online_meeting_id]
     return [("", event.online_meeting_id)] if event.online_meeting_id else []
 
 
@@ -152,11 +153,11 @@ def queue_import(event: Event, *, at_once: bool = False) -> bool:
 def request_import(event: Event, *, actor: User, now: datetime | None = None) -> None:
     """An organizer's "look for recordings now" (after the event)."""
     if event.ends_at > (now or utcnow()):
-        raise Conflict("Recordings can be looked for once the event has ended.")
+        raise Conflict(gettext("Recordings can be looked for once the event has ended."))
     if event.personal_data_purged_at is not None:
-        raise Conflict("This event's data has been purged.")
+        raise Conflict(gettext("This event's data has been purged."))
     if not meetings_of(event):
-        raise Conflict("This event has no Teams meeting, so there is no recording to import.")
+        raise Conflict(gettext("This event has no Teams meeting, so there is no recording to import."))
     if not queue_import(event, at_once=True):
         item = db.session.scalar(select(outbox.OutboxItem).where(
             outbox.OutboxItem.dedupe_key == f"{IMPORT_KIND}:{event.id}"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import ColumnElement, and_, select
 
 from app.models import (
@@ -229,9 +230,9 @@ def queue_due_imports(now: datetime | None = None) -> int:
 def request_import(event: Event, *, actor: User, now: datetime | None = None) -> None:
     """An organizer's "import attendance now" (after the event has ended)."""
     if event.ends_at > (now or utcnow()):
-        raise Conflict("Attendance can be imported once the event has ended.")
+        raise Conflict(gettext("Attendance can be imported once the event has ended."))
     if event.personal_data_purged_at is not None:
-        raise Conflict("This event's personal data has been purged; there is nothing to import into.")
+        raise Conflict(gettext("This event's personal data has been purged; there is nothing to import into."))
     if not _enqueue(event, at_once=True):
         item = db.session.scalar(select(outbox.OutboxItem).where(
             outbox.OutboxItem.dedupe_key == f"{IMPORT_KIND}:{event.id}"))
@@ -289,8 +290,8 @@ def import_attendance(payload: dict[str, Any]) -> None:
     db.session.rollback()
     begin_write()
     event = db.session.get(Event, event_id)
-    sessions_summary = [{"session_id": s.id, "label": s.label, "attended": merge_session(s, per_session.get(s.id, []))}
-                        for s in event.sessions]
+    sessions_summary = [{"session_id": s.id, "label": s.english_label,
+                         "attended": merge_session(s, per_session.get(s.id, []))} for s in event.sessions]
     if event.sessions:
         records = records + _own_session_records(event)
     result = merge(event, records, own_joins=not event.sessions)

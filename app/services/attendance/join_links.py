@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
@@ -167,7 +169,7 @@ def device_check_url(reg: Registration) -> str:
 def reissue(reg: Registration, *, actor: User) -> str:
     """Revoke the registration's join link and issue a new one; the old link stops working at once."""
     if reg.state != RegistrationState.confirmed:
-        raise Conflict("Only confirmed registrations have a join link.")
+        raise Conflict(gettext("Only confirmed registrations have a join link."))
     reg.join_token_revoked_hash = reg.join_token_hash
     token = _issue(reg)
     db.session.flush()
@@ -331,13 +333,13 @@ def status(link: JoinLink, now: datetime | None = None) -> JoinStatus:
 
 
 _REFUSALS = {
-    JoinState.revoked: "This join link has been replaced. Use the link in your most recent email.",
-    JoinState.cancelled: "This registration or event has been cancelled, so the link no longer opens the call.",
-    JoinState.unpublished: "The organizer has taken this event offline for now, so the call is closed. If they "
-                           "publish it again, this link works again.",
-    JoinState.not_confirmed: "Your place is not confirmed yet, so you cannot join the call.",
-    JoinState.too_early: "The call has not opened yet.",
-    JoinState.ended: "This event has ended.",
+    JoinState.revoked: _l("This join link has been replaced. Use the link in your most recent email."),
+    JoinState.cancelled: _l("This registration or event has been cancelled, so the link no longer opens the call."),
+    JoinState.unpublished: _l("The organizer has taken this event offline for now, so the call is closed. If they "
+                              "publish it again, this link works again."),
+    JoinState.not_confirmed: _l("Your place is not confirmed yet, so you cannot join the call."),
+    JoinState.too_early: _l("The call has not opened yet."),
+    JoinState.ended: _l("This event has ended."),
 }
 
 
@@ -367,13 +369,14 @@ def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession
     now = now or utcnow()
     current = status(link, now)
     if not current.can_join:
-        raise JoinUnavailable(_REFUSALS[current.state], state=current.state)
+        raise JoinUnavailable(str(_REFUSALS[current.state]), state=current.state)
     reg = link.registration
     event = reg.event
     meeting = meeting_for(event, now)
     if not meeting.join_url and not (meeting.join_meeting_id and meeting.join_passcode):
-        raise JoinUnavailable("The online meeting for this event is not ready yet. Please try again in a minute.",
-                              state=JoinState.open, retry=True)
+        raise JoinUnavailable(
+            gettext("The online meeting for this event is not ready yet. Please try again in a minute."),
+            state=JoinState.open, retry=True)
     identity = get_microsoft().acs_identity
     try:
         if not reg.acs_user_id:
@@ -382,7 +385,7 @@ def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession
         issued = identity.issue_token(reg.acs_user_id, scopes=list(TOKEN_SCOPES), minutes=token_minutes(event, now))
     except AcsError as exc:
         logger.warning("No join session for registration %s: %s", reg.id, exc)
-        raise JoinUnavailable("We could not connect you to the call service just now. Please try again.",
+        raise JoinUnavailable(gettext("We could not connect you to the call service just now. Please try again."),
                               state=JoinState.open, retry=True) from exc
     if reg.first_joined_at is None:
         reg.first_joined_at = now

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale, format_number, gettext
 from sqlalchemy import func, select
 
 from app.models import ACTIVE_STATES, Event, OutboxItem, Registration, RegistrationState, User, db, utcnow
@@ -21,8 +22,10 @@ from app.models.base import begin_write
 from app.services.attendance import attendance
 from app.services.core import audit
 from app.services.core.errors import DomainError, NotAllowed
+from app.services.core.settings import get_languages
 from app.services.events import events
 from app.services.messaging import kinds, queueing, rendering
+from app.services.messaging.kinds import N_
 from app.services.outbox import outbox
 from app.services.registration import emails, registrations
 
@@ -44,15 +47,16 @@ def _attendance(name: str):
 
 
 #: Who an organizer message can go to: name -> (label, SQL condition). The attendance segments
-#: exist for an event once its attendance has been imported (see `available_segments`).
+#: exist for an event once its attendance has been imported (see `available_segments`). Labels are
+#: English in the audit log and translated where the organizer reads them.
 SEGMENTS: dict[str, tuple[str, Callable[[], Any]]] = {
-    "all": ("Everyone registered", _in_states(RegistrationState.confirmed, RegistrationState.waitlisted,
-                                              RegistrationState.pending)),
-    "confirmed": ("Confirmed", _in_states(RegistrationState.confirmed)),
-    "waitlisted": ("Waitlisted", _in_states(RegistrationState.waitlisted)),
-    "pending": ("Awaiting approval", _in_states(RegistrationState.pending)),
-    "attended": ("Attended", _attendance("attended")),
-    "no_show": ("Registered but did not attend", _attendance("no_show")),
+    "all": (N_("Everyone registered"), _in_states(RegistrationState.confirmed, RegistrationState.waitlisted,
+                                                  RegistrationState.pending)),
+    "confirmed": (N_("Confirmed"), _in_states(RegistrationState.confirmed)),
+    "waitlisted": (N_("Waitlisted"), _in_states(RegistrationState.waitlisted)),
+    "pending": (N_("Awaiting approval"), _in_states(RegistrationState.pending)),
+    "attended": (N_("Attended"), _attendance("attended")),
+    "no_show": (N_("Registered but did not attend"), _attendance("no_show")),
 }
 
 
@@ -99,22 +103,30 @@ def on_event_cancelled(event: Event, *, actor: User, was_published: bool) -> Non
         queue_event_cancelled(event)
 
 
-def previous_details(event: Event, previous: dict[str, str] | None, zone: str) -> str:
-    """What an event was before a change, in the recipient's zone: "Was: …" lines ('' when unknown)."""
+def previous_details(event: Event, previous: dict[str, str] | None, zone: str, language: str | None = None) -> str:
+    """What an event was before a change, in the recipient's zone and language (a registration's; None: the
+    current locale): "Was: …" lines ('' when unknown).
+    """
     if not previous:
         return ""
+    if language and language in get_languages().offered:
+        with force_locale(language):
+            return _previous_lines(event, previous, zone)
+    return _previous_lines(event, previous, zone)
 
+
+def _previous_lines(event: Event, previous: dict[str, str], zone: str) -> str:
     lines = []
     if previous.get("title") and previous["title"] != event.title:
-        lines.append(f"Was called: {previous['title']}")
+        lines.append(gettext("Was called: %(title)s", title=previous["title"]))
     try:
         before = SimpleNamespace(starts_at=datetime.fromisoformat(previous["starts_at"]),
                                  ends_at=datetime.fromisoformat(previous["ends_at"]))
     except (KeyError, TypeError, ValueError):
         before = None
     if before is not None and (before.starts_at, before.ends_at) != (event.starts_at, event.ends_at):
-        lines.append(f"Was: {rendering.describe_when(before, zone)}")
-        lines.append(f"Now: {rendering.describe_when(event, zone)}")
+        lines.append(gettext("Was: %(when)s", when=rendering.describe_when(before, zone)))
+        lines.append(gettext("Now: %(when)s", when=rendering.describe_when(event, zone)))
     return "\n".join(lines)
 
 
@@ -135,17 +147,18 @@ class Composition:
 def check_composition(event: Event, segment: str, subject: str, body: str) -> Composition:
     """Validate an organizer message; DomainError naming the field otherwise."""
     if segment not in available_segments(event):
-        raise DomainError("Choose who receives the message.", field="segment")
+        raise DomainError(gettext("Choose who receives the message."), field="segment")
     subject = kinds.clean_header(subject)
     if not subject:
-        raise DomainError("Enter a subject.", field="subject")
+        raise DomainError(gettext("Enter a subject."), field="subject")
     if len(subject) > kinds.SUBJECT_MAX:
-        raise DomainError(f"Keep the subject under {kinds.SUBJECT_MAX} characters.", field="subject")
+        raise DomainError(gettext("Keep the subject under %(max)s characters.", max=kinds.SUBJECT_MAX), field="subject")
     body = (body or "").replace("\r\n", "\n").strip()
     if not body:
-        raise DomainError("Write the message.", field="body")
+        raise DomainError(gettext("Write the message."), field="body")
     if len(body) > BODY_MAX:
-        raise DomainError(f"Keep the message under {BODY_MAX:,} characters.", field="body")
+        raise DomainError(gettext("Keep the message under %(max)s characters.", max=format_number(BODY_MAX)),
+                          field="body")
     return Composition(segment, subject, body)
 
 
@@ -158,7 +171,7 @@ def render_organizer_message(event: Event, composition: Composition, *, name: st
 def send_organizer_message(event: Event, composition: Composition, *, actor: User) -> str:
     """Queue an organizer message to a segment; returns the batch key for the progress view."""
     if not events.can_manage(actor, event):
-        raise NotAllowed("You cannot message this event's attendees.")
+        raise NotAllowed(gettext("You cannot message this event's attendees."))
     batch = f"organizer:{event.id}:{uuid.uuid4().hex[:12]}"
     expected = segment_count(event, composition.segment)
     outbox.enqueue("messages.fanout", {"event_id": event.id, "kind": "organizer", "segment": composition.segment,
@@ -261,7 +274,7 @@ def _queue_batch(event: Event, payload: dict[str, Any], regs: list[Registration]
             confirmed = reg.state == RegistrationState.confirmed
             method = ("CANCEL" if kind == "event_cancelled" else "REQUEST") if confirmed else None
             extra = (event.cancellation_reason if kind == "event_cancelled"
-                     else previous_details(event, payload.get("previous"), reg.timezone))
+                     else previous_details(event, payload.get("previous"), reg.timezone, reg.language))
             queued = emails.notify_registration(reg, kind, dedupe_key=key, invite=method, batch=batch, extra=extra,
                                                 deadline=utcnow() + timedelta(minutes=30))
         count += 1 if queued is not None else 0

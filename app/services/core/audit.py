@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, or_, select
 
 from app.models import AuditEntry, Event, Registration, User, db
@@ -28,18 +29,18 @@ SECRET_KEY = re.compile(r"token|secret|password|passwd|credential|cookie|authori
 REDACTED = "[redacted]"
 #: Categories the admin can filter by (the prefix of `action`).
 CATEGORIES = {
-    "auth": "Sign-ins",
-    "event": "Events",
-    "registration": "Registrations",
-    "export": "Exports",
-    "message": "Messages and email wording",
-    "privacy": "Privacy (erasure, purge)",
-    "attendance": "Attendance",
-    "user": "Users",
-    "settings": "Settings",
-    "microsoft": "Microsoft 365",
-    "api": "API (tokens and calls)",
-    "webhook": "Webhooks",
+    "auth": _l("Sign-ins"),
+    "event": _l("Events"),
+    "registration": _l("Registrations"),
+    "export": _l("Exports"),
+    "message": _l("Messages and email wording"),
+    "privacy": _l("Privacy (erasure, purge)"),
+    "attendance": _l("Attendance"),
+    "user": _l("Users"),
+    "settings": _l("Settings"),
+    "microsoft": _l("Microsoft 365"),
+    "api": _l("API (tokens and calls)"),
+    "webhook": _l("Webhooks"),
 }
 
 

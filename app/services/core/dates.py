@@ -40,6 +40,15 @@ def format_date(value: date | datetime | None) -> str:
     return f"{value:%a} {value.day} {value:%b %Y}"
 
 
+def format_day(value: date | datetime, *, year: bool = True, full_month: bool = False) -> str:
+    """'3 Mar 2026' without the weekday ('3 Mar' without the year, '3 March 2026' with the month's full name)."""
+    locale = _locale()
+    if locale is not None:
+        return format_skeleton(("y" if year else "") + ("MMMM" if full_month else "MMM") + "d", value, locale=locale)
+    text = f"{value.day} {value:%B}" if full_month else f"{value.day} {value:%b}"
+    return f"{text} {value:%Y}" if year else text
+
+
 def _hours(value: datetime) -> str:
     locale = _locale()
     if locale is not None:

@@ -7,11 +7,12 @@ process swaps in the visitor's own token and a fresh stamp without reading the d
 hundred views a second that removes nearly all the work; what a visitor sees is at most that old.
 
 Within a process a page is dropped the moment a transaction that edits what it shows commits (the event,
-its speakers, questions or sessions, or a site setting such as branding): an organizer who saves and reloads
-sees the change at once in that process, and in the others within the age limit. Seats taken or freed
-by registrations do not drop pages (at busy times that would be every page): the count shown is at most
-that old everywhere. Seats are decided by the database when someone registers, never by a page.
-Signed-in staff (their own navigation) and visitors with a flash message waiting are always rendered.
+its speakers, questions, sessions or texts in other languages, or a site setting such as branding): an
+organizer who saves and reloads sees the change at once in that process, and in the others within the
+age limit. Seats taken or freed by registrations do not drop pages (at busy times that would be every
+page): the count shown is at most that old everywhere. Seats are decided by the database when someone
+registers, never by a page. Signed-in staff (their own navigation) and visitors with a flash message
+waiting are always rendered.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from app.models import Event, EventSession, EventTag, Question, Setting, Speaker
+from app.models import Event, EventSession, EventTag, EventText, Question, Setting, Speaker
 
 #: Pages kept per process (an event page is ~40 KB, so ~10 MB at most).
 MAX_ENTRIES = 256
@@ -103,7 +104,7 @@ def event_pages(app: Flask | None = None) -> PageCache:
 
 
 def _shown_publicly() -> tuple[type, ...]:
-    return Event, Speaker, Question, Setting, EventTag, EventSession
+    return Event, Speaker, Question, Setting, EventTag, EventSession, EventText
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:

@@ -1,5 +1,6 @@
 """Site-wide settings: branding (name, colours, logo, footer), how emails present themselves (sender
-name, reply-to) and the versioned privacy notice.
+name, reply-to), the versioned privacy notice, the websites that may embed the registration form, and
+the languages attendees are offered.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app, g, has_app_context, has_request_context
+from flask_babel import format_decimal, get_locale, gettext
 from PIL import Image, ImageDraw
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
@@ -184,19 +187,25 @@ def save_branding(branding: Branding) -> None:
 def check_accent(accent: str, accent_text: str) -> str:
     """Validate an accent colour and its text colour; return the colour in lower case."""
     if not HEX_COLOUR.match(accent or ""):
-        raise DomainError("Enter a colour as # followed by six hex digits, e.g. #1f5fbf.", field="accent_colour")
+        raise DomainError(gettext("Enter a colour as # followed by six hex digits, e.g. #1f5fbf."),
+                          field="accent_colour")
     accent = accent.lower()
     if accent_text not in ("auto", *TEXT_COLOURS):
-        raise DomainError("Choose automatic, white or black.", field="accent_text")
+        raise DomainError(gettext("Choose automatic, white or black."), field="accent_text")
     text = TEXT_COLOURS.get(accent_text) or auto_text_colour(accent)
     ratio = contrast_ratio(accent, text)
     if ratio < MIN_CONTRAST:
-        name = "white" if text == "#ffffff" else "black"
-        raise DomainError(
-            f"{name.capitalize()} text on {accent} has a contrast of {ratio:.1f}:1; at least {MIN_CONTRAST}:1 is "
-            "needed to be readable. Choose a darker or lighter accent, or automatic text colour.",
-            field="accent_colour",
-        )
+        values = {"accent": accent, "ratio": format_decimal(round(ratio, 1), "0.0"),
+                  "minimum": format_decimal(MIN_CONTRAST)}
+        if text == "#ffffff":
+            message = gettext("White text on %(accent)s has a contrast of %(ratio)s:1; at least %(minimum)s:1 is "
+                              "needed to be readable. Choose a darker or lighter accent, or automatic text colour.",
+                              **values)
+        else:
+            message = gettext("Black text on %(accent)s has a contrast of %(ratio)s:1; at least %(minimum)s:1 is "
+                              "needed to be readable. Choose a darker or lighter accent, or automatic text colour.",
+                              **values)
+        raise DomainError(message, field="accent_colour")
     return accent
 
 
@@ -204,10 +213,11 @@ def _process_logo(stream: IO[bytes]) -> uploads.ProcessedImage:
     """A logo: at most 2 MB, PNG, JPEG or WebP by content, re-encoded and scaled to fit 800 pixels."""
     data = stream.read(LOGO_MAX_BYTES + 1)
     if len(data) > LOGO_MAX_BYTES:
-        raise DomainError(f"The logo is larger than {LOGO_MAX_BYTES // (1024 * 1024)} MB.", field="logo")
+        raise DomainError(gettext("The logo is larger than %(num)s MB.", num=LOGO_MAX_BYTES // (1024 * 1024)),
+                          field="logo")
     image = uploads.process_image(io.BytesIO(data), max_side=LOGO_MAX_SIDE, field="logo")
     if image.extension not in LOGO_EXTENSIONS:
-        raise DomainError("The logo must be a PNG, JPEG or WebP image.", field="logo")
+        raise DomainError(gettext("The logo must be a PNG, JPEG or WebP image."), field="logo")
     return image
 
 
@@ -227,7 +237,7 @@ def update_branding(
     """
     site_name = " ".join((site_name or "").split())
     if not site_name:
-        raise DomainError("Enter the name of the site.", field="site_name")
+        raise DomainError(gettext("Enter the name of the site."), field="site_name")
     accent = check_accent(accent_colour, accent_text)
     new_logo = _process_logo(logo) if logo is not None else None
     current = get_branding()
@@ -284,10 +294,11 @@ def check_sender_name(value: str) -> str:
     """A display name for headers: one line, no control characters, at most 100 characters."""
     value = (value or "").strip()
     if _has_control_characters(value):
-        raise DomainError("The sender name must be a single line of text.", field="sender_name")
+        raise DomainError(gettext("The sender name must be a single line of text."), field="sender_name")
     value = " ".join(value.split())
     if len(value) > SENDER_NAME_MAX:
-        raise DomainError(f"Keep the sender name under {SENDER_NAME_MAX} characters.", field="sender_name")
+        raise DomainError(gettext("Keep the sender name under %(num)s characters.", num=SENDER_NAME_MAX),
+                          field="sender_name")
     return value
 
 
@@ -297,11 +308,11 @@ def check_reply_to(value: str) -> str:
     if not value:
         return ""
     if _has_control_characters(value):
-        raise DomainError("Enter a single email address.", field="reply_to")
+        raise DomainError(gettext("Enter a single email address."), field="reply_to")
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise DomainError(f"Enter a valid email address, or leave it empty. {exc}", field="reply_to") from exc
+        raise DomainError(gettext("Enter a valid email address, or leave it empty."), field="reply_to") from exc
 
 
 def update_email_settings(*, actor: User, sender_name: str, reply_to: str) -> EmailSettings:
@@ -444,14 +455,14 @@ def check_embed_origin(raw: str) -> str:
             pass
     match = _ORIGIN.match(candidate)
     if not match:
-        raise DomainError(f"“{shown}” is not a website address like https://www.example.org (scheme and host, "
-                          "an optional port, no path).", field="origins")
+        raise DomainError(gettext("“%(origin)s” is not a website address like https://www.example.org (scheme and "
+                                  "host, an optional port, no path).", origin=shown), field="origins")
     scheme, host, port = match["scheme"], match["host"], match["port"]
     if port is not None and not 1 <= int(port) <= 65535:
-        raise DomainError(f"“{shown}” has a port outside 1–65535.", field="origins")
+        raise DomainError(gettext("“%(origin)s” has a port outside 1–65535.", origin=shown), field="origins")
     if scheme == "http" and host not in LOCAL_HOSTS:
-        raise DomainError(f"“{shown}” must use https:// (plain http is only accepted for localhost and "
-                          "127.0.0.1).", field="origins")
+        raise DomainError(gettext("“%(origin)s” must use https:// (plain http is only accepted for localhost and "
+                                  "127.0.0.1).", origin=shown), field="origins")
     if port is not None and int(port) == _DEFAULT_PORTS[scheme]:
         port = None
     return f"{scheme}://{host}" + (f":{int(port)}" if port is not None else "")
@@ -467,7 +478,7 @@ def parse_embed_origins(text: str) -> list[str]:
         if origin not in origins:
             origins.append(origin)
     if len(origins) > EMBED_ORIGINS_MAX:
-        raise DomainError(f"List at most {EMBED_ORIGINS_MAX} websites.", field="origins")
+        raise DomainError(gettext("List at most %(num)s websites.", num=EMBED_ORIGINS_MAX), field="origins")
     return origins
 
 
@@ -500,3 +511,76 @@ def save_embed_origins(origins: list[str], *, actor: User) -> list[str]:
                  summary="Changed the websites that may embed registration forms", details={"origins": list(origins)})
     logger.info("Embedding origins set to %s by %s", origins, actor.id)
     return list(origins)
+
+
+# --- languages ---------------------------------------------------------------------------------------
+
+LANGUAGES_SETTING = "languages"
+#: Foyer's catalogs: English is the text of the code and templates, every other language a folder here.
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
+
+
+@lru_cache(maxsize=1)
+def shipped_languages() -> tuple[str, ...]:
+    """The languages Foyer ships: English, then every language with a compiled catalog."""
+    found = sorted(p.parents[1].name for p in TRANSLATIONS.glob("*/LC_MESSAGES/messages.mo"))
+    return ("en", *(code for code in found if code != "en"))
+
+
+@dataclass(frozen=True)
+class Languages:
+    """The languages attendees may choose, and the one for a visitor whose browser asks for none of them
+    (also the language of the main text of events and of registrations made before languages).
+    """
+
+    offered: tuple[str, ...]
+    default: str
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """The offered languages besides the default: events may have their own text in each."""
+        return tuple(code for code in self.offered if code != self.default)
+
+
+def get_languages() -> Languages:
+    """The admin's choice; until an admin saves one, LANGUAGES and DEFAULT_LANGUAGE from the environment."""
+    return _cached(LANGUAGES_SETTING, _read_languages)
+
+
+def _read_languages() -> Languages:
+    initial = Languages(tuple(current_app.config["LANGUAGES"]), current_app.config["DEFAULT_LANGUAGE"])
+    row = db.session.get(Setting, LANGUAGES_SETTING)
+    if row is None or not isinstance(row.value, dict):
+        return initial
+    offered = row.value.get("offered")
+    default = row.value.get("default")
+    if not isinstance(offered, list) or not offered or default not in offered:
+        logger.warning("Ignoring malformed language settings; using LANGUAGES and DEFAULT_LANGUAGE")
+        return initial
+    return Languages(tuple(str(code) for code in offered), str(default))
+
+
+def update_languages(offered: list[str], default: str, *, actor: User) -> Languages:
+    """Set the languages attendees may choose (in the order Foyer ships them) and the default one."""
+    shipped = shipped_languages()
+    if any(code not in shipped for code in offered):
+        raise DomainError(gettext("Choose languages from the list."), field="offered")
+    chosen = tuple(code for code in shipped if code in offered)
+    if not chosen:
+        raise DomainError(gettext("Offer at least one language."), field="offered")
+    if default not in chosen:
+        raise DomainError(gettext("The default language must be one of the languages offered."), field="default")
+    saved = Languages(chosen, default)
+    store(LANGUAGES_SETTING, {"offered": list(saved.offered), "default": saved.default})
+    audit.record("settings.languages", actor=actor, target=("setting", LANGUAGES_SETTING),
+                 summary="Changed the languages offered", details={"offered": list(chosen), "default": default})
+    logger.info("Languages set to %s (default %s) by %s", chosen, default, actor.id)
+    return saved
+
+
+def text_language() -> str | None:
+    """The language whose own text of an event (`Event.title_in`) is shown now: the language of the page
+    or email being written, or None in the default language, which the main text is written in.
+    """
+    language = str(get_locale() or "")
+    return None if not language or language == get_languages().default else language

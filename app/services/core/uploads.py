@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from flask import current_app
+from flask_babel import gettext
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import event as sa_event
 
@@ -63,9 +64,10 @@ def process_image(stream: IO[bytes], *, max_side: int = 2400, field: str | None 
     """Sniff, check and re-encode an uploaded image; raise `InvalidUpload` with a clear message."""
     raw = stream.read(MAX_IMAGE_BYTES + 1)
     if not raw:
-        raise InvalidUpload("That file is empty.", field=field)
+        raise InvalidUpload(gettext("That file is empty."), field=field)
     if len(raw) > MAX_IMAGE_BYTES:
-        raise InvalidUpload(f"That image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.", field=field)
+        raise InvalidUpload(gettext("That image is larger than %(num)s MB.", num=MAX_IMAGE_BYTES // (1024 * 1024)),
+                            field=field)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -77,25 +79,26 @@ def process_image(stream: IO[bytes], *, max_side: int = 2400, field: str | None 
     except InvalidUpload:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidUpload("That image has too many pixels.", field=field) from exc
+        raise InvalidUpload(gettext("That image has too many pixels."), field=field) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidUpload("That file is not a JPEG, PNG, WebP or GIF image.", field=field) from exc
+        raise InvalidUpload(gettext("That file is not a JPEG, PNG, WebP or GIF image."), field=field) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         logger.info("Rejected a damaged image upload: %s", exc)
-        raise InvalidUpload("That image is damaged or incomplete.", field=field) from exc
+        raise InvalidUpload(gettext("That image is damaged or incomplete."), field=field) from exc
 
 
 def _check_size(image: Image.Image, field: str | None) -> None:
     """Refuse, from the headers alone, an image whose frames hold too many pixels in all."""
     pixels = image.width * image.height
     if pixels > MAX_IMAGE_PIXELS:
-        raise InvalidUpload("That image has too many pixels.", field=field)
+        raise InvalidUpload(gettext("That image has too many pixels."), field=field)
     # GIF counts its frames by walking the frame headers (no pixel is decoded); WebP and APNG state it.
     frames = getattr(image, "n_frames", 1)
     if frames > MAX_FRAMES:
-        raise InvalidUpload(f"That animation has too many frames (at most {MAX_FRAMES}).", field=field)
+        raise InvalidUpload(gettext("That animation has too many frames (at most %(num)s).", num=MAX_FRAMES),
+                            field=field)
     if pixels * frames > MAX_TOTAL_PIXELS:
-        raise InvalidUpload("That animation has too many pixels across its frames.", field=field)
+        raise InvalidUpload(gettext("That animation has too many pixels across its frames."), field=field)
 
 
 def _reencode(image: Image.Image, max_side: int) -> ProcessedImage:

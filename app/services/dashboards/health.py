@@ -27,12 +27,12 @@ class Health:
     outbox_oldest: datetime | None
     outbox_failed: int
     connection: MicrosoftConnection | None
-    #: Who answers for Microsoft ("Microsoft cloud" or Foyer's built-in emulator).
-    microsoft_provider: str
-    #: Emails and SMS waiting / failed, and why ACS last refused Foyer (revoked key), if it did.
+    #: Foyer's built-in emulator answers for Microsoft (else the Microsoft cloud does).
+    microsoft_built_in: bool
+    #: Emails and SMS waiting / failed, and whether ACS refuses Foyer's credentials (a revoked key).
     messages_waiting: int = 0
     messages_failed: int = 0
-    acs_problem: str = ""
+    acs_refused: bool = False
 
 
 def check() -> Health:
@@ -57,14 +57,14 @@ def check() -> Health:
         stats = outbox.queue_stats()
         connection = db.session.get(MicrosoftConnection, 1)
     waiting = failed = 0
-    acs_problem = ""
+    acs_refused = False
     if db_ok:
 
         waiting = db.session.scalar(select(func.count(Message.id)).where(
             Message.status.in_([MessageStatus.queued, MessageStatus.sending]))) or 0
         failed = db.session.scalar(select(func.count(Message.id)).where(Message.status == MessageStatus.failed)) or 0
-        acs_problem = db.session.scalar(select(Message.last_error).where(
-            Message.status == MessageStatus.queued, Message.last_error.like("ACS refused%")).limit(1)) or ""
+        acs_refused = db.session.scalar(select(Message.id).where(
+            Message.status == MessageStatus.queued, Message.last_error.like("ACS refused%")).limit(1)) is not None
     oldest = stats["oldest"]
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
@@ -72,6 +72,6 @@ def check() -> Health:
         database_ok=db_ok, database_error=db_error, database_dialect=dialect,
         worker_seen_at=seen, worker_name=name, worker_ok=seen is not None and utcnow() - seen < HEARTBEAT_STALE,
         outbox_depth=stats["depth"], outbox_oldest=oldest, outbox_failed=stats["failed"],
-        connection=connection, microsoft_provider=get_microsoft().provider,
-        messages_waiting=waiting, messages_failed=failed, acs_problem=acs_problem,
+        connection=connection, microsoft_built_in=get_microsoft().built_in,
+        messages_waiting=waiting, messages_failed=failed, acs_refused=acs_refused,
     )

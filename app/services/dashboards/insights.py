@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from app.models import (
@@ -23,6 +24,7 @@ from app.models import (
     RegistrationState,
     db,
 )
+from app.services.core.dates import format_day
 from app.services.messaging import dispatch
 from app.services.registration import privacy, registrations
 
@@ -40,6 +42,11 @@ class DayPoint:
     total: int
     x: float = 0.0
     y: float = 0.0
+
+    @property
+    def short_label(self) -> str:
+        """The day under the chart's x axis: '3 Mar'."""
+        return format_day(self.day, year=False)
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,12 @@ class Chart:
     @property
     def description(self) -> str:
         if not self.points:
-            return "No registrations yet."
+            return gettext("No registrations yet.")
         first, last = self.points[0], self.points[-1]
         busiest = max(self.points, key=lambda p: p.new)
-        return (f"Registrations received, cumulative, from {first.day:%-d %b %Y} to {last.day:%-d %b %Y}: "
-                f"{last.total} in all. Busiest day: {busiest.day:%-d %b %Y} with {busiest.new}.")
+        return gettext("Registrations received, cumulative, from %(first)s to %(last)s: %(total)s in all. "
+                       "Busiest day: %(busiest)s with %(new)s.", first=format_day(first.day), last=format_day(last.day),
+                       total=last.total, busiest=format_day(busiest.day), new=busiest.new)
 
 
 @dataclass(frozen=True)

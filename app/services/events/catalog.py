@@ -17,12 +17,12 @@ from PIL import Image, ImageOps
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import selectinload, undefer
 
-from app.models import Event, EventStatus, EventTag, db, utcnow
+from app.models import Event, EventStatus, EventTag, EventText, db, utcnow
 from app.services.core.errors import DomainError
 from app.services.core.links import event_url, public_url, upload_url
 from app.services.core.markdown import markdown_to_text
 from app.services.core.paging import Page, page_of
-from app.services.core.settings import get_branding
+from app.services.core.settings import get_branding, text_language
 from app.services.core.uploads import ProcessedImage
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,14 @@ def _catalog_query(when: str, now: datetime, query: str, tag: str) -> Select[tup
     ended = Event.ends_at <= now
     statement = select(Event).where(Event.status == EventStatus.published, ended if when == "past" else ~ended)
     for word in query.lower().split():
-        # Every word somewhere in the title or the description (case-insensitive, wildcards literal).
+        # Every word somewhere in the title or the description, in any language (case-insensitive,
+        # wildcards literal).
+        in_texts = select(EventText.event_id).where(or_(
+            func.lower(EventText.title).contains(word, autoescape=True),
+            func.lower(EventText.description).contains(word, autoescape=True)))
         statement = statement.where(or_(func.lower(Event.title).contains(word, autoescape=True),
-                                        func.lower(Event.description).contains(word, autoescape=True)))
+                                        func.lower(Event.description).contains(word, autoescape=True),
+                                        Event.id.in_(in_texts)))
     if tag:
         statement = statement.where(Event.id.in_(select(EventTag.event_id).where(EventTag.tag == tag)))
     return statement
@@ -66,7 +71,8 @@ def list_events(when: str = "upcoming", *, query: str = "", tag: str = "", page:
     order = (Event.starts_at.desc(), Event.id.desc()) if when == "past" else (Event.starts_at, Event.id)
     # The seats taken are counted in the same query, not once per card.
     return page_of(statement, page=page, per_page=per_page, order_by=order,
-                   options=[selectinload(Event.tag_rows), undefer(Event.confirmed_count)], past_end="none")
+                   options=[selectinload(Event.tag_rows), selectinload(Event.texts), undefer(Event.confirmed_count)],
+                   past_end="none")
 
 
 def catalogue_tags(when: str = "upcoming", limit: int = 30) -> list[str]:
@@ -230,12 +236,12 @@ def normalize_tags(text: str | None) -> list[str]:
         if not tag or tag in tags:
             continue
         if len(tag) > TAG_MAX_LENGTH:
-            raise DomainError(f"Keep each tag under {TAG_MAX_LENGTH} characters.", field="tags")
+            raise DomainError(gettext("Keep each tag under %(max)s characters.", max=TAG_MAX_LENGTH), field="tags")
         if any(ch < " " for ch in tag):
-            raise DomainError("Tags are plain words.", field="tags")
+            raise DomainError(gettext("Tags are plain words."), field="tags")
         tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise DomainError(f"Use at most {MAX_TAGS} tags.", field="tags")
+        raise DomainError(gettext("Use at most %(max)s tags.", max=MAX_TAGS), field="tags")
     return tags
 
 
@@ -273,7 +279,7 @@ def event_json_ld(event: Event) -> dict[str, Any]:
     data: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "Event",
-        "name": event.title,
+        "name": event.title_in(text_language()),
         "startDate": event.local_starts_at.isoformat(),
         "endDate": event.local_ends_at.isoformat(),
         "eventAttendanceMode": "https://schema.org/OnlineEventAttendanceMode",
@@ -284,7 +290,7 @@ def event_json_ld(event: Event) -> dict[str, Any]:
         "organizer": {"@type": "Organization", "name": get_branding().site_name,
                       "url": public_url("public.index_GET")},
     }
-    description = excerpt(event.description, 300)
+    description = excerpt(event.description_in(text_language()), 300)
     if description:
         data["description"] = description
     image = upload_url(event.banner_filename)

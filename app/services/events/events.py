@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import format_number, gettext, ngettext
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import undefer
 
@@ -27,6 +28,7 @@ from app.models import (
     EventOrganizer,
     EventSession,
     EventStatus,
+    EventText,
     MessageOverride,
     Question,
     QuestionKind,
@@ -35,7 +37,7 @@ from app.models import (
     db,
     utcnow,
 )
-from app.services.core import audit, signals, uploads
+from app.services.core import audit, settings, signals, uploads
 from app.services.core.errors import Conflict, DomainError, NotAllowed
 from app.services.core.timezones import DEFAULT_ZONE, is_valid_zone
 from app.services.core.uploads import ProcessedImage
@@ -110,12 +112,12 @@ def list_managed_events(user: User, status: str = "all", *, now: datetime | None
 
 def _require_manager(actor: User, event: Event) -> None:
     if not can_manage(actor, event):
-        raise NotAllowed("You may not manage this event.")
+        raise NotAllowed(gettext("You may not manage this event."))
 
 
 def _require_editable(event: Event) -> None:
     if event.is_cancelled:
-        raise Conflict("This event is cancelled and can no longer be changed.")
+        raise Conflict(gettext("This event is cancelled and can no longer be changed."))
 
 
 def last_used_timezone(user: User) -> str:
@@ -142,11 +144,11 @@ def slugify(text: str) -> str:
 def slug_problem(slug: str) -> str | None:
     """Why a typed slug cannot be used (format or reserved word), or None."""
     if len(slug) > SLUG_MAX:
-        return f"Use at most {SLUG_MAX} characters."
+        return gettext("Use at most %(max)s characters.", max=SLUG_MAX)
     if not SLUG_RE.match(slug):
-        return "Use lower-case letters, digits and single hyphens only (e.g. spring-meetup-2026)."
+        return gettext("Use lower-case letters, digits and single hyphens only (e.g. spring-meetup-2026).")
     if slug in RESERVED_SLUGS:
-        return f"“{slug}” is reserved. Please choose another address."
+        return gettext("“%(slug)s” is reserved. Please choose another address.", slug=slug)
     return None
 
 
@@ -177,23 +179,24 @@ def schedule_problems(
     """(field, message) pairs for an impossible schedule; empty when it is fine."""
     problems: list[tuple[str, str]] = []
     if starts_at and ends_at and ends_at <= starts_at:
-        problems.append(("ends_at", "The end must be after the start."))
+        problems.append(("ends_at", gettext("The end must be after the start.")))
     if opens_at and closes_at and opens_at >= closes_at:
-        problems.append(("registration_closes_at", "Registration must close after it opens."))
+        problems.append(("registration_closes_at", gettext("Registration must close after it opens.")))
     elif closes_at and ends_at and closes_at > ends_at:
-        problems.append(("registration_closes_at", "Registration must close by the end of the event."))
+        problems.append(("registration_closes_at", gettext("Registration must close by the end of the event.")))
     if opens_at and ends_at and opens_at >= ends_at:
-        problems.append(("registration_opens_at", "Registration must open before the event ends."))
+        problems.append(("registration_opens_at", gettext("Registration must open before the event ends.")))
     return problems
 
 
 _OFFSET_PART_RE = re.compile(r"(\d{1,6})\s*([a-z]+)")
 _OFFSET_RE = re.compile(r"^(?:\d{1,6}\s*[a-z]+\s*)+$")
+#: English and German units: `describe_offset` writes the form's custom times in the organizer's language.
 _UNITS = {
-    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 60),
-    **dict.fromkeys(("d", "day", "days"), 24 * 60),
-    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * 24 * 60),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes", "minuten"), 1),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours", "std", "stunde", "stunden"), 60),
+    **dict.fromkeys(("d", "day", "days", "tag", "tage", "tagen"), 24 * 60),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks", "woche", "wochen"), 7 * 24 * 60),
 }
 
 
@@ -207,7 +210,8 @@ def parse_reminder_offsets(text: str) -> list[int]:
         pieces = _OFFSET_PART_RE.findall(part) if _OFFSET_RE.match(part) else []
         if not pieces or any(unit not in _UNITS for _, unit in pieces):
             raise DomainError(
-                f"“{part[:40]}” is not a reminder time. Write e.g. “2 days”, “4 hours” or “30 minutes”.",
+                gettext("“%(text)s” is not a reminder time. Write e.g. “2 days”, “4 hours” or “30 minutes”.",
+                        text=part[:40]),
                 field="reminder_custom",
             )
         offsets.append(sum(int(count) * _UNITS[unit] for count, unit in pieces))
@@ -219,21 +223,25 @@ def normalize_reminder_offsets(offsets: Sequence[int]) -> list[int]:
     clean = sorted({int(o) for o in offsets}, reverse=True)
     for offset in clean:
         if not REMINDER_MIN <= offset <= REMINDER_MAX:
-            raise DomainError("Reminders can be sent from 5 minutes to 60 days before the start.",
+            raise DomainError(gettext("Reminders can be sent from 5 minutes to 60 days before the start."),
                               field="reminder_custom")
     if len(clean) > MAX_REMINDERS:
-        raise DomainError(f"Choose at most {MAX_REMINDERS} reminders.", field="reminder_custom")
+        raise DomainError(gettext("Choose at most %(max)s reminders.", max=MAX_REMINDERS), field="reminder_custom")
     return clean
 
 
 def describe_offset(minutes: int) -> str:
-    """'1 week', '1 day', '3 hours', '1 day 2 hours', '15 minutes'."""
+    """'1 week', '1 day', '3 hours', '1 day 2 hours', '15 minutes' (in the current language)."""
+    units = ((7 * 24 * 60, lambda n: ngettext("%(num)d week", "%(num)d weeks", n)),
+             (24 * 60, lambda n: ngettext("%(num)d day", "%(num)d days", n)),
+             (60, lambda n: ngettext("%(num)d hour", "%(num)d hours", n)),
+             (1, lambda n: ngettext("%(num)d minute", "%(num)d minutes", n)))
     parts = []
-    for size, unit in ((7 * 24 * 60, "week"), (24 * 60, "day"), (60, "hour"), (1, "minute")):
+    for size, unit in units:
         count, minutes = divmod(minutes, size)
         if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
-    return " ".join(parts) or "at the start"
+            parts.append(unit(count))
+    return " ".join(parts) or gettext("at the start")
 
 
 def clean_options(kind: QuestionKind, options: Sequence[str]) -> list[str]:
@@ -245,17 +253,26 @@ def clean_options(kind: QuestionKind, options: Sequence[str]) -> list[str]:
         option = " ".join(option.split())
         if option and option.casefold() not in seen:
             if len(option) > OPTION_MAX_LENGTH:
-                raise DomainError(f"Keep each option under {OPTION_MAX_LENGTH} characters.", field="options")
+                raise DomainError(gettext("Keep each option under %(max)s characters.", max=OPTION_MAX_LENGTH),
+                                  field="options")
             seen.add(option.casefold())
             clean.append(option)
     if len(clean) < 2:
-        raise DomainError("Give at least two different options, one per line.", field="options")
+        raise DomainError(gettext("Give at least two different options, one per line."), field="options")
     if len(clean) > MAX_OPTIONS:
-        raise DomainError(f"Give at most {MAX_OPTIONS} options.", field="options")
+        raise DomainError(gettext("Give at most %(max)s options.", max=MAX_OPTIONS), field="options")
     return clean
 
 
 # --- events -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextData:
+    """An event's title and description in one more language; blank ones show the main text."""
+
+    title: str = ""
+    description: str = ""
 
 
 @dataclass
@@ -298,31 +315,36 @@ class EventData:
     join_opens_minutes: int | None = 15
     join_grace_minutes: int | None = 30
     recording_url: str = ""
+    #: The title and description in other offered languages, by language code; languages not named
+    #: here keep theirs.
+    texts: dict[str, TextData] = field(default_factory=dict)
 
 
 def _check_join_settings(*, call_experience: str, join_opens_minutes: Any, join_grace_minutes: Any,
                           recording_url: str) -> tuple[str, int, int, str]:
     """Validated join settings of an event; DomainError naming the field otherwise."""
     if call_experience not in CALL_EXPERIENCES:
-        raise DomainError("Choose how attendees join the call.", field="call_experience")
+        raise DomainError(gettext("Choose how attendees join the call."), field="call_experience")
     try:
         opens = int(join_opens_minutes if join_opens_minutes not in (None, "") else 15)
     except (TypeError, ValueError):
-        raise DomainError("Enter a number of minutes.", field="join_opens_minutes") from None
+        raise DomainError(gettext("Enter a number of minutes."), field="join_opens_minutes") from None
     if not 0 <= opens <= JOIN_OPENS_MAX_MINUTES:
-        raise DomainError(f"Enter between 0 and {JOIN_OPENS_MAX_MINUTES} minutes.", field="join_opens_minutes")
+        raise DomainError(gettext("Enter between 0 and %(max)s minutes.", max=JOIN_OPENS_MAX_MINUTES),
+                          field="join_opens_minutes")
     try:
         grace = int(join_grace_minutes if join_grace_minutes not in (None, "") else 30)
     except (TypeError, ValueError):
-        raise DomainError("Enter a number of minutes.", field="join_grace_minutes") from None
+        raise DomainError(gettext("Enter a number of minutes."), field="join_grace_minutes") from None
     if not 0 <= grace <= GRACE_MAX_MINUTES:
-        raise DomainError(f"Enter between 0 and {GRACE_MAX_MINUTES} minutes.", field="join_grace_minutes")
+        raise DomainError(gettext("Enter between 0 and %(max)s minutes.", max=GRACE_MAX_MINUTES),
+                          field="join_grace_minutes")
     url = (recording_url or "").strip()
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > 2000 or any(
                 c.isspace() or ord(c) < 32 for c in url):
-            raise DomainError("Enter a web address starting with https://.", field="recording_url")
+            raise DomainError(gettext("Enter a web address starting with https://."), field="recording_url")
     return call_experience, opens, grace, url
 
 
@@ -330,16 +352,18 @@ def _check_event_data(data: EventData, *, event_id: int | None) -> str:
     """Raise the first DomainError for invalid data; return the slug to use."""
     title = " ".join((data.title or "").split())
     if not title:
-        raise DomainError("Give the event a title.", field="title")
+        raise DomainError(gettext("Give the event a title."), field="title")
     if len(title) > 200:
-        raise DomainError("Keep the title under 200 characters.", field="title")
+        raise DomainError(gettext("Keep the title under 200 characters."), field="title")
     if not is_valid_zone(data.timezone):
-        raise DomainError("Choose a time zone from the list.", field="timezone")
+        raise DomainError(gettext("Choose a time zone from the list."), field="timezone")
     for name, message in schedule_problems(data.starts_at, data.ends_at, data.registration_opens_at,
                                            data.registration_closes_at):
         raise DomainError(message, field=name)
     if data.capacity is not None and not 1 <= data.capacity <= CAPACITY_MAX:
-        raise DomainError(f"Capacity must be between 1 and {CAPACITY_MAX:,}, or blank for unlimited.", field="capacity")
+        raise DomainError(gettext("Capacity must be between 1 and %(max)s, or blank for unlimited.",
+                                  max=format_number(CAPACITY_MAX)), field="capacity")
+    data.texts = _check_texts(data.texts)
     data.reminder_offsets = normalize_reminder_offsets(data.reminder_offsets)
     (data.call_experience, data.join_opens_minutes, data.join_grace_minutes,
      data.recording_url) = _check_join_settings(
@@ -350,9 +374,41 @@ def _check_event_data(data: EventData, *, event_id: int | None) -> str:
         if problem:
             raise DomainError(problem, field="slug")
         if slug_taken(data.slug, exclude_id=event_id):
-            raise Conflict("Another event already uses this address. Please choose another.", field="slug")
+            raise Conflict(gettext("Another event already uses this address. Please choose another."), field="slug")
         return data.slug
     return unique_slug(slugify(title), exclude_id=event_id)
+
+
+def _check_texts(texts: dict[str, TextData]) -> dict[str, TextData]:
+    """The texts in other languages, tidied; DomainError for a language not offered besides the default."""
+    others = settings.get_languages().others
+    checked = {}
+    for language, text in texts.items():
+        if language not in others:
+            raise DomainError(gettext("Texts can be written only in the languages offered besides the default."))
+        title = " ".join((text.title or "").split())
+        if len(title) > 200:
+            raise DomainError(gettext("Keep the title under 200 characters."), field=f"title_{language}")
+        checked[language] = TextData(title, (text.description or "").strip())
+    return checked
+
+
+def _apply_texts(event: Event, texts: dict[str, TextData]) -> bool:
+    """Write the texts in other languages (a language left blank loses its row); True when one changed."""
+    changed = False
+    for language, text in texts.items():
+        row = event.texts.get(language)
+        before = (row.title, row.description) if row is not None else ("", "")
+        if before == (text.title, text.description):
+            continue
+        changed = True
+        if not (text.title or text.description):
+            del event.texts[language]
+        elif row is None:
+            event.texts[language] = EventText(language=language, title=text.title, description=text.description)
+        else:
+            row.title, row.description = text.title, text.description
+    return changed
 
 
 def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
@@ -404,18 +460,19 @@ def _apply_event_data(event: Event, data: EventData, slug: str) -> bool:
         event.banner_alt = ""
     if data.tags is not None:
         catalog.set_tags(event, data.tags)
-    return visible
+    return _apply_texts(event, data.texts) or visible
 
 
 def _set_co_organizers(event: Event, user_ids: Sequence[int], *, actor: User) -> None:
     if not can_share(actor, event):
-        raise NotAllowed("Only the event's owner or an admin can choose co-organizers.", field="co_organizers")
+        raise NotAllowed(gettext("Only the event's owner or an admin can choose co-organizers."),
+                         field="co_organizers")
     wanted = {int(i) for i in user_ids} - {event.owner_id}
     users = list(db.session.scalars(
         select(User).where(User.id.in_(wanted), User.is_active_account.is_(True)).order_by(User.email)
     )) if wanted else []
     if len(users) != len(wanted):
-        raise DomainError("Choose co-organizers from the list of active staff.", field="co_organizers")
+        raise DomainError(gettext("Choose co-organizers from the list of active staff."), field="co_organizers")
     before = {u.id for u in event.co_organizers}
     event.co_organizers = users
     if before != wanted:
@@ -496,9 +553,9 @@ def publish_event(event: Event, *, actor: User, now: datetime | None = None) -> 
     _require_manager(actor, event)
     _require_editable(event)
     if event.is_published:
-        raise Conflict("This event is already published.")
+        raise Conflict(gettext("This event is already published."))
     if event.ends_at <= (now or utcnow()):
-        raise Conflict("This event has already ended, so it cannot be published.")
+        raise Conflict(gettext("This event has already ended, so it cannot be published."))
     event.status = EventStatus.published
     event.published_at = now or utcnow()
     db.session.flush()
@@ -513,7 +570,7 @@ def unpublish_event(event: Event, *, actor: User) -> None:
     _require_manager(actor, event)
     _require_editable(event)
     if not event.is_published:
-        raise Conflict("This event is not published.")
+        raise Conflict(gettext("This event is not published."))
     event.status = EventStatus.draft
     db.session.flush()
     signals.event_unpublished.send(event, actor=actor)
@@ -525,10 +582,10 @@ def cancel_event(event: Event, *, actor: User, reason: str = "", now: datetime |
     """Cancel an event for good; attendees' calendars see the cancellation."""
     _require_manager(actor, event)
     if event.is_cancelled:
-        raise Conflict("This event is already cancelled.")
+        raise Conflict(gettext("This event is already cancelled."))
     reason = (reason or "").strip()
     if len(reason) > 2000:
-        raise DomainError("Keep the message under 2,000 characters.", field="reason")
+        raise DomainError(gettext("Keep the message under 2,000 characters."), field="reason")
     event.status = EventStatus.cancelled
     event.cancelled_at = now or utcnow()
     event.cancellation_reason = reason
@@ -584,6 +641,8 @@ def clone_event(event: Event, *, actor: User, shift: timedelta = CLONE_SHIFT) ->
         clone.questions.append(Question(position=q.position, kind=q.kind, label=q.label, help_text=q.help_text,
                                         required=q.required, options=list(q.options or [])))
     catalog.set_tags(clone, event.tags)
+    for language, text in event.texts.items():
+        clone.texts[language] = EventText(language=language, title=text.title, description=text.description)
     for s in event.speakers:
         clone.speakers.append(Speaker(position=s.position, name=s.name, title=s.title, bio=s.bio, email=s.email,
                                       photo_filename=uploads.copy_upload(s.photo_filename)))
@@ -609,7 +668,7 @@ def _renumber(items: Sequence[Question | Speaker]) -> None:
 def _move(items: list, item, direction: str) -> bool:
     """Swap an item with its neighbour; False when it is already at that end."""
     if direction not in ("up", "down"):
-        raise DomainError("Choose to move up or down.")
+        raise DomainError(gettext("Choose to move up or down."))
     ordered = sorted(items, key=lambda i: (i.position, i.id or 0))
     index = ordered.index(item)
     target = index - 1 if direction == "up" else index + 1
@@ -632,11 +691,11 @@ class QuestionData:
 def _check_question(data: QuestionData) -> tuple[str, list[str]]:
     label = " ".join((data.label or "").split())
     if not label:
-        raise DomainError("Write the question.", field="label")
+        raise DomainError(gettext("Write the question."), field="label")
     if len(label) > 300:
-        raise DomainError("Keep the question under 300 characters.", field="label")
+        raise DomainError(gettext("Keep the question under 300 characters."), field="label")
     if len(data.help_text or "") > 500:
-        raise DomainError("Keep the help text under 500 characters.", field="help_text")
+        raise DomainError(gettext("Keep the help text under 500 characters."), field="help_text")
     return label, clean_options(QuestionKind(data.kind), data.options)
 
 
@@ -706,17 +765,17 @@ def _check_speaker_email(raw: str) -> str:
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise DomainError(f"Enter a valid email address, or leave it empty. {exc}", field="email") from exc
+        raise DomainError(gettext("Enter a valid email address, or leave it empty."), field="email") from exc
 
 
 def _check_speaker(data: SpeakerData) -> str:
     name = " ".join((data.name or "").split())
     if not name:
-        raise DomainError("Give the speaker's name.", field="name")
+        raise DomainError(gettext("Give the speaker's name."), field="name")
     if len(name) > 200 or len(data.title or "") > 200:
-        raise DomainError("Keep names and titles under 200 characters.", field="name")
+        raise DomainError(gettext("Keep names and titles under 200 characters."), field="name")
     if len(data.bio or "") > 5000:
-        raise DomainError("Keep the bio under 5,000 characters.", field="bio")
+        raise DomainError(gettext("Keep the bio under 5,000 characters."), field="bio")
     return name
 
 
@@ -803,15 +862,16 @@ def save_email_wording(event: Event, kind: str, subject: str, intro: str, *,
                        actor: User) -> MessageOverride | None:
     """Set an event's own subject / opening paragraph for one email type; both empty removes it."""
     if not can_manage(actor, event):
-        raise NotAllowed("You cannot change this event's emails.")
+        raise NotAllowed(gettext("You cannot change this event's emails."))
     if kind not in OVERRIDABLE:
-        raise DomainError("This email cannot be changed.")
+        raise DomainError(gettext("This email cannot be changed."))
     subject = clean_header(subject)
     intro = (intro or "").replace("\r\n", "\n").strip()
     if len(subject) > SUBJECT_MAX:
-        raise DomainError(f"Keep the subject under {SUBJECT_MAX} characters.", field="subject")
+        raise DomainError(gettext("Keep the subject under %(max)s characters.", max=SUBJECT_MAX), field="subject")
     if len(intro) > INTRO_MAX:
-        raise DomainError(f"Keep the paragraph under {INTRO_MAX:,} characters.", field="intro")
+        raise DomainError(gettext("Keep the paragraph under %(max)s characters.", max=format_number(INTRO_MAX)),
+                          field="intro")
     override = rendering.get_override(event, kind)
     if not subject and not intro:
         if override is not None:

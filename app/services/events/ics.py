@@ -21,7 +21,7 @@ from icalendar import Event as VEvent
 from app.models import Event, EventSession, Registration, utcnow
 from app.services.core.links import event_url
 from app.services.core.markdown import markdown_to_text
-from app.services.core.settings import get_branding
+from app.services.core.settings import get_branding, text_language
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _description(event: Event, url: str) -> str:
     if event.is_cancelled:
         reason = event.cancellation_reason.strip()
         parts.append(gettext("This event has been cancelled. %(reason)s", reason=reason).strip())
-    text = markdown_to_text(event.description)
+    text = markdown_to_text(event.description_in(text_language()))
     if text:
         parts.append(text)
     parts.append(gettext("Details: %(url)s", url=url))
@@ -60,7 +60,8 @@ def _description(event: Event, url: str) -> str:
 def event_vevent(event: Event, *, stamp: datetime | None = None) -> VEvent:
     """One VEVENT: stable UID, SEQUENCE from the event, times in the event's own zone (TZID)."""
     url = event_url(event)
-    summary = gettext("Cancelled: %(title)s", title=event.title) if event.is_cancelled else event.title
+    title = event.title_in(text_language())
+    summary = gettext("Cancelled: %(title)s", title=title) if event.is_cancelled else title
     return VEvent.new(
         uid=event_uid(event),
         sequence=event.ics_sequence,
@@ -81,7 +82,7 @@ def session_vevent(session: EventSession, *, stamp: datetime | None = None) -> V
     """One VEVENT for one session of a course: its own UID and times, the course's details."""
     event = session.event
     url = event_url(event)
-    title = f"{event.title} — {session.label}"
+    title = f"{event.title_in(text_language())} — {session.label}"
     return VEvent.new(
         uid=session_uid(session),
         sequence=event.ics_sequence,
@@ -170,10 +171,11 @@ def add_to_calendar_links(reg: Registration, *, link: str) -> dict[str, str]:
     details = (gettext("Join the event (personal link, keep it to yourself): %(link)s", link=link) + "\n\n"
                + gettext("Event page: %(url)s", url=event_url(event)))
     utc = "%Y%m%dT%H%M%SZ"
-    google = {"action": "TEMPLATE", "text": event.title,
+    title = event.title_in(text_language())
+    google = {"action": "TEMPLATE", "text": title,
               "dates": f"{event.starts_at.astimezone(UTC):{utc}}/{event.ends_at.astimezone(UTC):{utc}}",
               "ctz": event.timezone, "details": details, "location": link}
-    outlook = {"path": "/calendar/action/compose", "rru": "addevent", "subject": event.title,
+    outlook = {"path": "/calendar/action/compose", "rru": "addevent", "subject": title,
                "startdt": event.starts_at.astimezone(UTC).isoformat(),
                "enddt": event.ends_at.astimezone(UTC).isoformat(), "body": details, "location": link}
     return {

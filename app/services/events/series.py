@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from app.models import Event, EventSeries, EventStatus, Registration, RegistrationState, User, db, utcnow
 from app.models.registration import ACTIVE_STATES
 from app.services.core import audit, signals
+from app.services.core.dates import format_day
 from app.services.core.errors import Conflict, DomainError
 from app.services.core.timezones import NonexistentLocalTime, local_to_utc, utc_to_local
 from app.services.events import events, teams
@@ -77,26 +79,27 @@ def _rule(event: Event, data: RepeatData) -> tuple[rrule, str]:
 
 def _check(event: Event, data: RepeatData) -> None:
     if data.frequency not in FREQUENCIES:
-        raise DomainError("Choose weekly or monthly.", field="frequency")
+        raise DomainError(gettext("Choose weekly or monthly."), field="frequency")
     if not 1 <= (data.interval or 0) <= MAX_INTERVAL:
-        raise DomainError(f"Repeat every 1 to {MAX_INTERVAL} weeks or months.", field="interval")
+        raise DomainError(gettext("Repeat every 1 to %(max)s weeks or months.", max=MAX_INTERVAL), field="interval")
     if (data.count is None) == (data.until is None):
-        raise DomainError("Give either how many times the event happens in all, or the date of the last one.",
-                          field="count")
+        raise DomainError(gettext("Give either how many times the event happens in all, or the date of the last "
+                                  "one."), field="count")
     if data.count is not None and not 2 <= data.count <= MAX_OCCURRENCES:
-        raise DomainError(f"A series has 2 to {MAX_OCCURRENCES} occurrences, this one included.", field="count")
+        raise DomainError(gettext("A series has 2 to %(max)s occurrences, this one included.", max=MAX_OCCURRENCES),
+                          field="count")
     if data.until is not None:
         first = utc_to_local(event.starts_at, event.timezone).date()
         if data.until <= first:
-            raise DomainError("The last date must be after this event's date.", field="until")
+            raise DomainError(gettext("The last date must be after this event's date."), field="until")
         if data.until > first + HORIZON:
-            raise DomainError("A series can reach at most two years beyond this event's date.", field="until")
+            raise DomainError(gettext("A series can reach at most two years beyond this event's date."), field="until")
     if event.is_cancelled:
-        raise Conflict("This event is cancelled and can no longer be changed.")
+        raise Conflict(gettext("This event is cancelled and can no longer be changed."))
     if event.series_id is not None:
-        raise Conflict("This event is already part of a series.")
+        raise Conflict(gettext("This event is already part of a series."))
     if event.sessions:
-        raise Conflict("A course cannot be repeated: add sessions to it instead.")
+        raise Conflict(gettext("A course cannot be repeated: add sessions to it instead."))
 
 
 def occurrence_starts(event: Event, data: RepeatData) -> list[datetime]:
@@ -110,18 +113,22 @@ def occurrence_starts(event: Event, data: RepeatData) -> list[datetime]:
         if index == 0:
             continue  # the event itself
         if local > last:
-            raise DomainError("A series can reach at most two years beyond this event's date; make it shorter.",
+            raise DomainError(gettext("A series can reach at most two years beyond this event's date; make it "
+                                      "shorter."),
                               field="count" if data.count else "until")
         if index >= MAX_OCCURRENCES:
-            raise DomainError(f"That makes more than {MAX_OCCURRENCES} occurrences; choose an earlier last date.",
+            raise DomainError(gettext("That makes more than %(max)s occurrences; choose an earlier last date.",
+                                      max=MAX_OCCURRENCES),
                               field="until")
         try:
             starts.append(local_to_utc(local, event.timezone))
         except NonexistentLocalTime as exc:
-            raise DomainError(f"{exc}: the clocks go forward then. Choose another time for the event first.",
+            raise DomainError(gettext("%(time)s on %(day)s does not exist in %(zone)s: the clocks go forward then. "
+                                      "Choose another time for the event first.", time=local.strftime("%H:%M"),
+                                      day=format_day(local, full_month=True), zone=event.timezone),
                               field="frequency") from exc
     if not starts:
-        raise DomainError("That rule gives no other date before the last date.", field="until")
+        raise DomainError(gettext("That rule gives no other date before the last date."), field="until")
     return starts
 
 
@@ -179,9 +186,9 @@ def update_future(series: EventSeries, *, title: str, description: str, actor: U
     now = now or utcnow()
     title = " ".join((title or "").split())
     if not title:
-        raise DomainError("Give the events a title.", field="title")
+        raise DomainError(gettext("Give the events a title."), field="title")
     if len(title) > 200:
-        raise DomainError("Keep the title under 200 characters.", field="title")
+        raise DomainError(gettext("Keep the title under 200 characters."), field="title")
     changed = 0
     for event in occurrences(series.id):
         if event.starts_at <= now or event.is_cancelled or not events.can_manage(actor, event):
@@ -249,7 +256,7 @@ def cancel_future(series: EventSeries, *, actor: User, reason: str = "", now: da
     now = now or utcnow()
     reason = (reason or "").strip()
     if len(reason) > 2000:
-        raise DomainError("Keep the message under 2,000 characters.", field="reason")
+        raise DomainError(gettext("Keep the message under 2,000 characters."), field="reason")
     rows = _cancellable(series.id, actor, now, lock=True)
     for event in rows:
         events.cancel_event(event, actor=actor, reason=reason, now=now)

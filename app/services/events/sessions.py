@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
+
 from app.models import Event, EventSession, ProvisioningStatus, User, db, utcnow
 from app.services.core import audit, signals
 from app.services.core.errors import Conflict, DomainError
@@ -43,21 +45,21 @@ def _check(event: Event, data: SessionData, *, session: EventSession | None, now
     """Raise a DomainError for an impossible session; return the cleaned name."""
     name = " ".join((data.name or "").split())
     if len(name) > NAME_MAX:
-        raise DomainError(f"Keep the session's name under {NAME_MAX} characters.", field="name")
+        raise DomainError(gettext("Keep the session's name under %(max)s characters.", max=NAME_MAX), field="name")
     if data.ends_at <= data.starts_at:
-        raise DomainError("The session must end after it starts.", field="ends_at")
+        raise DomainError(gettext("The session must end after it starts."), field="ends_at")
     if data.ends_at - data.starts_at > SESSION_MAX_LENGTH:
-        raise DomainError("A session can last at most 24 hours; add another session for the next day.",
+        raise DomainError(gettext("A session can last at most 24 hours; add another session for the next day."),
                           field="ends_at")
     moved = session is None or session.starts_at != data.starts_at
     if moved and data.starts_at < now:
-        raise DomainError("This time has already passed. Choose a start in the future.", field="starts_at")
+        raise DomainError(gettext("This time has already passed. Choose a start in the future."), field="starts_at")
     for other in event.sessions:
         if other is session:
             continue
         if data.starts_at < other.ends_at and other.starts_at < data.ends_at:
-            raise Conflict(f"This overlaps {other.label}. Sessions of a course follow one another.",
-                           field="starts_at")
+            raise Conflict(gettext("This overlaps %(session)s. Sessions of a course follow one another.",
+                                   session=other.label), field="starts_at")
     return name
 
 
@@ -69,15 +71,16 @@ def _apply_span(event: Event) -> None:
     """The event's start and end follow its sessions (the catalogue, registration and retention use them)."""
     starts_at, ends_at = _span(event)
     if event.registration_closes_at is not None and event.registration_closes_at > ends_at:
-        raise DomainError("Registration closes after the last session ends. Change the registration window "
-                          "on the event's form first.", field="ends_at")
+        raise DomainError(gettext("Registration closes after the last session ends. Change the registration window "
+                                  "on the event's form first."), field="ends_at")
     event.starts_at, event.ends_at = starts_at, ends_at
 
 
 def _first_session(event: Event) -> EventSession:
     """The event's own time as session 1, taking over its Teams meeting."""
     if event.provisioning_status == ProvisioningStatus.pending and not event.online_meeting_id:
-        raise Conflict("Foyer is still setting up this event's Teams meeting. Add sessions once it is ready.")
+        raise Conflict(gettext("Foyer is still setting up this event's Teams meeting. Add sessions once it is "
+                               "ready."))
     first = EventSession(event=event, starts_at=event.starts_at, ends_at=event.ends_at, name="")
     for name in MEETING_FIELDS:
         setattr(first, name, getattr(event, name))
@@ -104,7 +107,7 @@ def add_session(event: Event, data: SessionData, *, actor: User, now: datetime |
     _require_editable(event)
     now = now or utcnow()
     if len(event.sessions) >= MAX_SESSIONS:
-        raise Conflict(f"A course can have at most {MAX_SESSIONS} sessions.")
+        raise Conflict(gettext("A course can have at most %(max)s sessions.", max=MAX_SESSIONS))
     before = _before(event)
     converted = None
     if not event.sessions:
@@ -121,7 +124,7 @@ def add_session(event: Event, data: SessionData, *, actor: User, now: datetime |
             teams.queue_session_update(converted)  # its meeting now carries the session's name
         teams.queue_provisioning(event)
     _changed(event, actor=actor, before=before, notify=data.notify_attendees)
-    audit.record("event.session_add", actor=actor, target=event, summary=f"Added {session.label}",
+    audit.record("event.session_add", actor=actor, target=event, summary=f"Added {session.english_label}",
                  details={"starts_at": session.starts_at.isoformat(), "ends_at": session.ends_at.isoformat()})
     logger.info("Session %s added to event %s by %s", session.id, event.id, actor.id)
     return session
@@ -143,7 +146,7 @@ def update_session(session: EventSession, data: SessionData, *, actor: User,
     _apply_span(event)
     _changed(event, actor=actor, before=before, notify=data.notify_attendees and moved)
     teams.queue_update(event)  # numbers may have changed too: every meeting's subject follows
-    audit.record("event.session_update", actor=actor, target=event, summary=f"Changed {session.label}",
+    audit.record("event.session_update", actor=actor, target=event, summary=f"Changed {session.english_label}",
                  details={"starts_at": session.starts_at.isoformat(), "ends_at": session.ends_at.isoformat()})
     logger.info("Session %s of event %s changed by %s", session.id, event.id, actor.id)
     return session
@@ -155,9 +158,9 @@ def remove_session(session: EventSession, *, actor: User, notify_attendees: bool
     _require_manager(actor, event)
     _require_editable(event)
     if len(event.sessions) <= 1:
-        raise Conflict("A course keeps at least one session. Cancel the event instead.")
+        raise Conflict(gettext("A course keeps at least one session. Cancel the event instead."))
     before = _before(event)
-    label = session.label
+    label = session.english_label
     teams.queue_session_cancellation(session, f"{label} of {event.title} has been removed from the course.")
     event.sessions.remove(session)
     db.session.delete(session)

@@ -224,7 +224,7 @@ def sum_up(event: Event) -> None:
     if ProvisioningStatus.failed in states:
         event.provisioning_status = ProvisioningStatus.failed
         failed = [s for s in event.sessions if s.provisioning_status == ProvisioningStatus.failed]
-        event.provisioning_error = "; ".join(f"{s.label}: {s.provisioning_error}" for s in failed)[:2000]
+        event.provisioning_error = "; ".join(f"{s.english_label}: {s.provisioning_error}" for s in failed)[:2000]
     elif states == {ProvisioningStatus.ready}:
         event.provisioning_status = ProvisioningStatus.ready
         event.provisioning_error = ""

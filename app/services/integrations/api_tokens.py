@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app.models import ApiScope, ApiToken, User, db, utcnow
@@ -35,7 +36,7 @@ class IssuedToken:
 
 def _require_admin(actor: User) -> None:
     if not actor.is_admin:
-        raise NotAllowed("Only admins can manage API tokens.")
+        raise NotAllowed(_("Only admins can manage API tokens."))
 
 
 def issue(name: str, scope: str, *, actor: User) -> IssuedToken:
@@ -43,13 +44,13 @@ def issue(name: str, scope: str, *, actor: User) -> IssuedToken:
     _require_admin(actor)
     name = " ".join((name or "").split())
     if not name:
-        raise DomainError("Give the token a name, e.g. the tool that will use it.", field="name")
+        raise DomainError(_("Give the token a name, e.g. the tool that will use it."), field="name")
     if len(name) > NAME_MAX:
-        raise DomainError(f"Keep the name under {NAME_MAX} characters.", field="name")
+        raise DomainError(_("Keep the name under %(num)s characters.", num=NAME_MAX), field="name")
     try:
         api_scope = ApiScope(scope)
     except ValueError:
-        raise DomainError("Choose read or write.", field="scope") from None
+        raise DomainError(_("Choose read or write."), field="scope") from None
     plain = TOKEN_PREFIX + tokens.new_token()
     token = ApiToken(name=name, scope=api_scope, token_hash=tokens.hash_token(plain),
                      prefix=plain[: len(TOKEN_PREFIX) + 4], created_by_id=actor.id, created_at=utcnow())
@@ -65,7 +66,7 @@ def revoke(token: ApiToken, *, actor: User) -> ApiToken:
     """Revoke a token for good: every later call with it is refused."""
     _require_admin(actor)
     if token.revoked_at is not None:
-        raise Conflict("This token is already revoked.")
+        raise Conflict(_("This token is already revoked."))
     token.revoked_at = utcnow()
     db.session.flush()
     audit.record("api.token_revoked", actor=actor, target=("api_token", token.id),

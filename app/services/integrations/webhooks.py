@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app, g, has_app_context
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.models import (
@@ -68,14 +70,14 @@ DESCRIPTION_MAX = 200
 
 #: The kinds of events an endpoint can subscribe to, with what the admin reads.
 KINDS = {
-    "registration.created": "Registration created",
-    "registration.confirmed": "Registration confirmed",
-    "registration.cancelled": "Registration cancelled",
-    "registration.promoted": "Registration promoted from the waitlist",
-    "event.published": "Event published",
-    "event.changed": "Event changed",
-    "event.cancelled": "Event cancelled",
-    "attendance.imported": "Attendance imported",
+    "registration.created": _l("Registration created"),
+    "registration.confirmed": _l("Registration confirmed"),
+    "registration.cancelled": _l("Registration cancelled"),
+    "registration.promoted": _l("Registration promoted from the waitlist"),
+    "event.published": _l("Event published"),
+    "event.changed": _l("Event changed"),
+    "event.cancelled": _l("Event cancelled"),
+    "attendance.imported": _l("Attendance imported"),
 }
 
 
@@ -118,53 +120,54 @@ def check_url(raw: str) -> str:
     """
     url = (raw or "").strip()
     if not url:
-        raise DomainError("Enter the address that should receive the events.", field="url")
+        raise DomainError(_("Enter the address that should receive the events."), field="url")
     if len(url) > URL_MAX or any(c.isspace() or ord(c) < 32 for c in url):
-        raise DomainError("Enter a web address like https://crm.example.org/hooks/foyer.", field="url")
+        raise DomainError(_("Enter a web address like https://crm.example.org/hooks/foyer."), field="url")
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise DomainError("Enter a web address like https://crm.example.org/hooks/foyer.", field="url") from None
+        raise DomainError(_("Enter a web address like https://crm.example.org/hooks/foyer."), field="url") from None
     if parts.scheme not in ("https", "http") or not host:
-        raise DomainError("Enter a web address like https://crm.example.org/hooks/foyer.", field="url")
+        raise DomainError(_("Enter a web address like https://crm.example.org/hooks/foyer."), field="url")
     if parts.username is not None or parts.password is not None:
-        raise DomainError("Leave user names and passwords out of the address; Foyer signs every request.",
+        raise DomainError(_("Leave user names and passwords out of the address; Foyer signs every request."),
                           field="url")
     if parts.fragment:
-        raise DomainError("Leave the #part out of the address.", field="url")
+        raise DomainError(_("Leave the #part out of the address."), field="url")
     loopback_ok = _loopback_allowed() and _is_loopback(host)
     if parts.scheme != "https" and not loopback_ok:
-        raise DomainError("The address must start with https:// so events travel encrypted.", field="url")
+        raise DomainError(_("The address must start with https:// so events travel encrypted."), field="url")
     if not loopback_ok:
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".invalid")):
-            raise DomainError("The address must be reachable on the internet, not a local name.", field="url")
+            raise DomainError(_("The address must be reachable on the internet, not a local name."), field="url")
         try:
             literal = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             literal = None
         if literal is not None and not literal.is_global:
-            raise DomainError("The address must not point into a private network.", field="url")
+            raise DomainError(_("The address must not point into a private network."), field="url")
     return url
 
 
 def _check_kinds(kinds: list[str]) -> list[str]:
     chosen = [k for k in KINDS if k in set(kinds or [])]
     if not chosen or len(chosen) != len(set(kinds)):
-        raise DomainError("Choose at least one kind of event from the list.", field="kinds")
+        raise DomainError(_("Choose at least one kind of event from the list."), field="kinds")
     return chosen
 
 
 def create_endpoint(url: str, kinds: list[str], *, description: str = "", actor: User) -> CreatedEndpoint:
     """Register an endpoint; its signing secret is returned once and kept encrypted."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can manage webhooks.")
+        raise NotAllowed(_("Only admins can manage webhooks."))
     url = check_url(url)
     chosen = _check_kinds(kinds)
     description = " ".join((description or "").split())
     if len(description) > DESCRIPTION_MAX:
-        raise DomainError(f"Keep the description under {DESCRIPTION_MAX} characters.", field="description")
+        raise DomainError(_("Keep the description under %(num)s characters.", num=DESCRIPTION_MAX),
+                          field="description")
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint = WebhookEndpoint(url=url, kinds=chosen, description=description,
                                secret_encrypted=crypto.encrypt(secret), created_by_id=actor.id, created_at=utcnow())
@@ -180,9 +183,9 @@ def create_endpoint(url: str, kinds: list[str], *, description: str = "", actor:
 def disable_endpoint(endpoint: WebhookEndpoint, *, actor: User) -> None:
     """Stop sending to an endpoint (queued deliveries are dropped; the log stays)."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can manage webhooks.")
+        raise NotAllowed(_("Only admins can manage webhooks."))
     if endpoint.disabled_at is not None:
-        raise Conflict("This endpoint is already disabled.")
+        raise Conflict(_("This endpoint is already disabled."))
     endpoint.disabled_at = utcnow()
     db.session.flush()
     audit.record("webhook.endpoint_disabled", actor=actor, target=("webhook_endpoint", endpoint.id),
@@ -391,12 +394,12 @@ def _on_registration_state_changed(reg: Registration, *, from_state: str | None,
 def resend(delivery: WebhookDelivery, *, actor: User) -> WebhookDelivery:
     """Send a delivery's body again as a new delivery (same body `id`, new delivery id)."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can manage webhooks.")
+        raise NotAllowed(_("Only admins can manage webhooks."))
     endpoint = delivery.endpoint
     if not endpoint.is_active:
-        raise Conflict("This endpoint is disabled; nothing is sent to it.")
+        raise Conflict(_("This endpoint is disabled; nothing is sent to it."))
     if delivery.payload.get("erased"):
-        raise Conflict("The personal data in this delivery has been erased; it cannot be sent again.")
+        raise Conflict(_("The personal data in this delivery has been erased; it cannot be sent again."))
     new_id = str(uuid.uuid4())
     again = _queue(endpoint, delivery.kind, delivery.event_key, dict(delivery.payload),
                    dedupe_key=f"webhook.resend:{new_id}", event_id=delivery.event_id,

@@ -7,6 +7,8 @@ share of the privacy machinery (export, erasure, retention purge) in services/re
 
 from __future__ import annotations
 
+from flask_babel import gettext
+
 from app.services.attendance.join_links import JoinLink, JoinState, status
 from app.services.core.errors import DomainError
 
@@ -19,4 +21,4 @@ def require_open(link: JoinLink) -> None:
     """Raise LiveClosed unless the link could join the call right now (the join window's rules)."""
     current = status(link)
     if current.state != JoinState.open:
-        raise LiveClosed("Questions and polls are open only while the call is.")
+        raise LiveClosed(gettext("Questions and polls are open only while the call is."))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -51,19 +52,22 @@ def create_poll(event: Event, prompt: str, options: Sequence[str], *, multiple: 
     """Prepare a poll (a draft: attendees see it once it is launched)."""
     text = clean_line(prompt)
     if not text:
-        raise DomainError("Enter the poll's question.", field="prompt")
+        raise DomainError(gettext("Enter the poll's question."), field="prompt")
     if len(text) > PROMPT_MAX:
-        raise DomainError(f"The question can be at most {PROMPT_MAX} characters long.", field="prompt")
+        raise DomainError(gettext("The question can be at most %(max)s characters long.", max=PROMPT_MAX),
+                          field="prompt")
     labels = [clean_line(o) for o in options]
     labels = [label for label in labels if label]
     if len(labels) < MIN_OPTIONS:
-        raise DomainError(f"Give at least {MIN_OPTIONS} answers to choose from, one per line.", field="options")
+        raise DomainError(gettext("Give at least %(min)s answers to choose from, one per line.", min=MIN_OPTIONS),
+                          field="options")
     if len(labels) > MAX_OPTIONS:
-        raise DomainError(f"A poll can have at most {MAX_OPTIONS} answers.", field="options")
+        raise DomainError(gettext("A poll can have at most %(max)s answers.", max=MAX_OPTIONS), field="options")
     if any(len(label) > OPTION_MAX for label in labels):
-        raise DomainError(f"Each answer can be at most {OPTION_MAX} characters long.", field="options")
+        raise DomainError(gettext("Each answer can be at most %(max)s characters long.", max=OPTION_MAX),
+                          field="options")
     if len({label.casefold() for label in labels}) != len(labels):
-        raise DomainError("Each answer must be different.", field="options")
+        raise DomainError(gettext("Each answer must be different."), field="options")
     poll = Poll(event_id=event.id, prompt=text, multiple=bool(multiple), status=PollStatus.draft,
                 options=[PollOption(position=i, label=label) for i, label in enumerate(labels)])
     db.session.add(poll)
@@ -81,7 +85,7 @@ def find(event: Event, poll_id: int) -> Poll | None:
 def launch(poll: Poll, *, actor: User) -> None:
     """Open a prepared poll for votes."""
     if poll.status != PollStatus.draft:
-        raise Conflict("Only a prepared poll can be launched.")
+        raise Conflict(gettext("Only a prepared poll can be launched."))
     poll.status = PollStatus.open
     poll.opened_at = utcnow()
     db.session.flush()
@@ -91,7 +95,7 @@ def launch(poll: Poll, *, actor: User) -> None:
 def close(poll: Poll, *, actor: User) -> None:
     """Stop taking votes; attendees see the results."""
     if poll.status != PollStatus.open:
-        raise Conflict("Only an open poll can be closed.")
+        raise Conflict(gettext("Only an open poll can be closed."))
     poll.status = PollStatus.closed
     poll.closed_at = utcnow()
     db.session.flush()
@@ -101,7 +105,7 @@ def close(poll: Poll, *, actor: User) -> None:
 def delete_poll(poll: Poll, *, actor: User) -> None:
     """Remove a poll that was never launched."""
     if poll.status != PollStatus.draft:
-        raise Conflict("A poll that was launched keeps its votes and cannot be removed.")
+        raise Conflict(gettext("A poll that was launched keeps its votes and cannot be removed."))
     db.session.delete(poll)
     db.session.flush()
     logger.info("Poll %s removed by %s", poll.id, actor.id)
@@ -120,24 +124,25 @@ def vote(link: JoinLink, poll: Poll, option_ids: Sequence[int]) -> PollVote:
     require_open(link)
     reg = link.registration
     if poll.event_id != reg.event_id or poll.status == PollStatus.draft:
-        raise Conflict("This poll is not open.")
+        raise Conflict(gettext("This poll is not open."))
     if poll.status != PollStatus.open:
-        raise Conflict("This poll has closed.")
+        raise Conflict(gettext("This poll has closed."))
     chosen = list(dict.fromkeys(option_ids))
     valid = {o.id for o in poll.options}
     if not chosen:
-        raise DomainError("Choose an answer." if not poll.multiple else "Choose at least one answer.", field="choice")
+        raise DomainError(gettext("Choose at least one answer.") if poll.multiple else gettext("Choose an answer."),
+                          field="choice")
     if any(c not in valid for c in chosen) or (not poll.multiple and len(chosen) != 1):
-        raise DomainError("Choose from the poll's answers.", field="choice")
+        raise DomainError(gettext("Choose from the poll's answers."), field="choice")
     if has_voted(poll, reg):
-        raise AlreadyVoted("You have voted in this poll already.")
+        raise AlreadyVoted(gettext("You have voted in this poll already."))
     ballot = PollVote(poll_id=poll.id, registration_id=reg.id)
     try:
         with db.session.begin_nested():
             db.session.add(ballot)
             db.session.flush()
     except IntegrityError:
-        raise AlreadyVoted("You have voted in this poll already.") from None
+        raise AlreadyVoted(gettext("You have voted in this poll already.")) from None
     db.session.add_all(PollVoteChoice(vote_id=ballot.id, option_id=c) for c in chosen)
     db.session.flush()
     logger.info("Vote in poll %s by registration %s", poll.id, reg.id)

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from flask_babel import format_number, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 QUESTION_MAX = 500
 ANSWER_MAX = 2000
 #: What other people see instead of an anonymous asker's name.
-ANONYMOUS = "Anonymous"
+ANONYMOUS = _l("Anonymous")
 VISIBLE = (LiveQuestionStatus.approved, LiveQuestionStatus.answered)
 
 
@@ -56,7 +58,7 @@ class QuestionView:
     @property
     def asker(self) -> str:
         q = self.question
-        return ANONYMOUS if q.anonymous else q.registration.full_name
+        return str(ANONYMOUS) if q.anonymous else q.registration.full_name
 
 
 # --- settings -----------------------------------------------------------------------------------------
@@ -87,10 +89,10 @@ def update_settings(event: Event, *, allow_anonymous: bool, moderate_questions: 
 def _clean_question(body: str) -> str:
     text = " ".join(clean_text(body).split())
     if not text:
-        raise DomainError("Type your question first.", field="body")
+        raise DomainError(gettext("Type your question first."), field="body")
     if len(text) > QUESTION_MAX:
-        raise DomainError(f"A question can be at most {QUESTION_MAX} characters long (yours has {len(text):,}).",
-                          field="body")
+        raise DomainError(gettext("A question can be at most %(max)s characters long (yours has %(count)s).",
+                                  max=QUESTION_MAX, count=format_number(len(text))), field="body")
     return text
 
 
@@ -100,7 +102,7 @@ def ask(link: JoinLink, body: str, *, anonymous: bool = False) -> LiveQuestion:
     reg = link.registration
     settings = settings_for(reg.event)
     if anonymous and not settings.allow_anonymous:
-        raise DomainError("This event does not take anonymous questions.", field="anonymous")
+        raise DomainError(gettext("This event does not take anonymous questions."), field="anonymous")
     question = LiveQuestion(
         event_id=reg.event_id, registration_id=reg.id, body=_clean_question(body), anonymous=bool(anonymous),
         status=LiveQuestionStatus.pending if settings.moderate_questions else LiveQuestionStatus.approved,
@@ -123,7 +125,7 @@ def toggle_upvote(link: JoinLink, question: LiveQuestion) -> bool:
     require_open(link)
     reg = link.registration
     if question.event_id != reg.event_id or question.status not in VISIBLE:
-        raise Conflict("This question cannot be upvoted.")
+        raise Conflict(gettext("This question cannot be upvoted."))
     existing = db.session.get(LiveQuestionVote, (question.id, reg.id))
     if existing is not None:
         db.session.delete(existing)
@@ -193,7 +195,7 @@ def for_moderator(event: Event) -> ModerationView:
 def approve(question: LiveQuestion, *, actor: User) -> None:
     """Show a waiting (or dismissed) question to every attendee."""
     if question.status == LiveQuestionStatus.answered:
-        raise Conflict("This question has been answered already.")
+        raise Conflict(gettext("This question has been answered already."))
     question.status = LiveQuestionStatus.approved
     db.session.flush()
     logger.info("Question %s approved by %s", question.id, actor.id)
@@ -203,10 +205,10 @@ def answer(question: LiveQuestion, text: str, *, live: bool, actor: User) -> Non
     """Answer a question in writing, or mark it answered live (with an optional note)."""
     written = clean_text(text)
     if len(written) > ANSWER_MAX:
-        raise DomainError(f"An answer can be at most {ANSWER_MAX:,} characters long (yours has {len(written):,}).",
-                          field="answer")
+        raise DomainError(gettext("An answer can be at most %(max)s characters long (yours has %(count)s).",
+                                  max=format_number(ANSWER_MAX), count=format_number(len(written))), field="answer")
     if not written and not live:
-        raise DomainError("Write an answer, or mark the question as answered live.", field="answer")
+        raise DomainError(gettext("Write an answer, or mark the question as answered live."), field="answer")
     question.answer = written
     question.answered_live = bool(live)
     question.status = LiveQuestionStatus.answered

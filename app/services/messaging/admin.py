@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from app.models import Message, MessageChannel, MessageStatus, OutboxItem, User, db
@@ -18,9 +19,9 @@ logger = logging.getLogger(__name__)
 def retry(message: Message, *, actor: User) -> None:
     """Send a failed message again (admins): a new Operation-Id, fresh attempts."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can retry messages.")
+        raise NotAllowed(gettext("Only admins can retry messages."))
     if message.status != MessageStatus.failed:
-        raise DomainError("Only failed messages can be retried.")
+        raise DomainError(gettext("Only failed messages can be retried."))
     retries = message.attempts or 0
     message.status = MessageStatus.queued
     message.operation_id = new_operation_id() \

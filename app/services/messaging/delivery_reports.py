@@ -220,4 +220,4 @@ def batch_deliveries(batch: str) -> list[tuple[str, int]]:
                               .group_by(Message.delivery)).all()
     order = list(DELIVERY_LABELS)  # delivered first, then the problems
     rows = sorted(rows, key=lambda row: (order.index(row[0]) if row[0] in order else len(order), row[0]))
-    return [(DELIVERY_LABELS.get(status, status), count) for status, count in rows]
+    return [(str(DELIVERY_LABELS.get(status, status)), count) for status, count in rows]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select, text, update
 
 from app.models import Message, MessageChannel, MessageStatus, OutboxItem, OutboxStatus, Setting, User, db, utcnow
@@ -49,21 +51,29 @@ def get_quota() -> Quota:
         return Quota()
 
 
+#: Each quota field's errors: not a whole number, out of range.
+QUOTA_ERRORS = {
+    "per_minute": (_l("Enter a whole number of emails per minute."),
+                   _l("Enter between 1 and 1,000,000 emails per minute.")),
+    "per_hour": (_l("Enter a whole number of emails per hour."), _l("Enter between 1 and 1,000,000 emails per hour.")),
+}
+
+
 def save_quota(per_minute: Any, per_hour: Any, *, actor: User) -> Quota:
     """Set the ACS resource's email quota (admins)."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can change the email quota.")
+        raise NotAllowed(gettext("Only admins can change the email quota."))
     values = {}
-    for name, raw, label in (("per_minute", per_minute, "per minute"), ("per_hour", per_hour, "per hour")):
+    for name, raw in (("per_minute", per_minute), ("per_hour", per_hour)):
         try:
             number = int(str(raw).strip())
         except (TypeError, ValueError):
-            raise DomainError(f"Enter a whole number of emails {label}.", field=name) from None
+            raise DomainError(str(QUOTA_ERRORS[name][0]), field=name) from None
         if not 1 <= number <= 1_000_000:
-            raise DomainError(f"Enter between 1 and 1,000,000 emails {label}.", field=name)
+            raise DomainError(str(QUOTA_ERRORS[name][1]), field=name)
         values[name] = number
     if values["per_hour"] < values["per_minute"]:
-        raise DomainError("The hourly quota cannot be smaller than the per-minute quota.", field="per_hour")
+        raise DomainError(gettext("The hourly quota cannot be smaller than the per-minute quota."), field="per_hour")
     row = db.session.get(Setting, QUOTA_SETTING)
     if row is None:
         db.session.add(Setting(key=QUOTA_SETTING, value=values))

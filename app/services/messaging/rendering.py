@@ -17,10 +17,11 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from app.models import Event, MessageOverride, db, utcnow
+from app.models.session import session_label
 from app.services.core import links
 from app.services.core.dates import format_datetime, format_range, format_time
 from app.services.core.markdown import markdown_to_text, render_markdown
-from app.services.core.settings import get_branding
+from app.services.core.settings import get_branding, get_languages, text_language
 from app.services.core.timezones import is_valid_zone
 from app.services.messaging.kinds import KINDS, OVERRIDABLE, STAFF_KINDS, clean_header
 
@@ -112,19 +113,25 @@ def preload_rendering(event: Event) -> None:
         cache[("override", event.id, kind)] = saved.get(kind)
     cache[("branding",)] = get_branding()
     cache[("sessions", event.id)] = _session_times(event)
+    event.title_in(text_language())  # in another language, the event's own texts: read now, not under the lock
 
 
 @dataclass(frozen=True)
 class SessionTimes:
-    """A course session as emails show it (plain values, kept per request)."""
+    """A course session as emails show it (plain values, kept per request; the label in each email's language)."""
 
-    label: str
+    number: int
+    name: str
     starts_at: datetime
     ends_at: datetime
 
+    @property
+    def label(self) -> str:
+        return session_label(self.number, self.name)
+
 
 def _session_times(event: Event) -> list[SessionTimes]:
-    return [SessionTimes(s.label, s.starts_at, s.ends_at) for s in event.sessions]
+    return [SessionTimes(number, s.name, s.starts_at, s.ends_at) for number, s in enumerate(event.sessions, 1)]
 
 
 def render(kind: str, *, event: Event, language: str | None = None, **kwargs: Any) -> Rendered:
@@ -132,7 +139,7 @@ def render(kind: str, *, event: Event, language: str | None = None, **kwargs: An
 
     The worker renders with no request, so the language is set here rather than chosen per request.
     """
-    if language and kind not in STAFF_KINDS and language in current_app.config["LANGUAGES"]:
+    if language and kind not in STAFF_KINDS and language in get_languages().offered:
         with force_locale(language):
             return _render(kind, event=event, **kwargs)
     return _render(kind, event=event, **kwargs)
@@ -159,14 +166,15 @@ def _render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manag
                 if subject is None and intro is None else None)
     timing = session or event
     when_relative = relative_start(timing, now, zone)
-    values = {"title": event.title, "position": gettext(" (number %(position)d in line)", position=position)
+    title = event.title_in(text_language())
+    values = {"title": title, "position": gettext(" (number %(position)d in line)", position=position)
               if position else "", "when": when_relative}
     subject_text = subject if subject is not None else (override.subject if override and override.subject else "")
     subject_text = clean_header(fill(subject_text or gettext(spec.subject), {k: values[k] for k in ("title", "when")}))
     intro_md = intro if intro is not None else (override.intro if override and override.intro else "")
     if intro_md:
-        intro_html = render_markdown(fill(intro_md, {"title": event.title}))
-        intro_text = markdown_to_text(fill(intro_md, {"title": event.title}), links=True)
+        intro_html = render_markdown(fill(intro_md, {"title": title}))
+        intro_text = markdown_to_text(fill(intro_md, {"title": title}), links=True)
     else:
         intro_text = fill(gettext(spec.intro) if spec.intro else "", values)
         intro_html = Markup("<p>{}</p>").format(intro_text)
@@ -190,7 +198,7 @@ def _render(kind: str, *, event: Event, name: str = "", zone: str = "UTC", manag
     env = current_app.jinja_env
     html = env.get_template(f"emails/{kind}.html").render(**context)
     body = env.get_template(f"emails/{kind}.txt").render(**context)
-    return Rendered(subject=subject_text or event.title, html=html, text=body.strip() + "\n")
+    return Rendered(subject=subject_text or title, html=html, text=body.strip() + "\n")
 
 
 #: Stands in a message's stored body for a one-time link that signs someone in (invitation, password
@@ -206,10 +214,12 @@ def render_staff(kind: str, *, name: str = "", zone: str = "UTC", link: str | No
     zone = zone if is_valid_zone(zone) else "UTC"
     branding = _cached(("branding",), get_branding)
     values = {"site": branding.site_name, "role": clean_header(role)}
-    subject_text = clean_header(fill(spec.subject, values))
-    intro_text = fill(spec.intro, values)
+    subject_text = clean_header(fill(gettext(spec.subject), values))
+    intro_text = fill(gettext(spec.intro), values)
     expires_text = ""
-    if expires is not None:
+    if expires is not None and get_locale() is not None and get_locale().language != "en":
+        expires_text = format_datetime(expires, zone)  # in that language's own format
+    elif expires is not None:
         local = expires.astimezone(ZoneInfo(zone))
         expires_text = f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} ({zone})"
     context = {

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from app.models import Message, MessageChannel, MessageStatus, User, utcnow
@@ -38,7 +39,7 @@ def queue_admin_alert(admin: User, *, reason: str, key: str) -> Message | None:
 def queue_staff_link(kind: str, user: User, *, link: str, expires: datetime, key: str) -> Message | None:
     """Queue a staff invitation or password-reset email; the one-time link never enters the log."""
     rendered = render_staff(kind, name=user.name, link=SECRET_LINK, expires=expires,
-                            role="an admin" if user.is_admin else "an organizer")
+                            role=_("an admin") if user.is_admin else _("an organizer"))
     return queue_email(kind, event=None, to=user.email, name=user.name, rendered=rendered,
                        dedupe_key=f"{kind}:{user.id}:{key}", secret_link=link,
                        deadline=utcnow() + timedelta(minutes=5))
@@ -47,12 +48,12 @@ def queue_staff_link(kind: str, user: User, *, link: str, expires: datetime, key
 def queue_test_email(*, actor: User, now: datetime | None = None) -> Message | None:
     """Queue a test email to the acting admin through the pipeline; None when one was queued this minute."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can send a test email.")
+        raise NotAllowed(_("Only admins can send a test email."))
     now = now or utcnow()
     branding, sender = get_branding(), get_email_settings()
-    subject = clean_header(fill(KINDS["test"].subject, {"title": branding.site_name}))
-    intro = (f"This is a test email from {branding.site_name}. It went through the same queue, quota and Azure "
-             "Communication Services sender as every other email, so if you are reading it, email works.")
+    subject = clean_header(fill(_(KINDS["test"].subject), {"title": branding.site_name}))
+    intro = _("This is a test email from %(site)s. It went through the same queue, quota and Azure Communication "
+              "Services sender as every other email, so if you are reading it, email works.", site=branding.site_name)
     context = {"branding": branding, "subject": subject, "name": clean_header(actor.name or ""),
                "logo_url": links.upload_url(branding.logo_filename), "intro_html": Markup("<p>{}</p>").format(intro),
                "sender_name": sender.sender_name, "reply_to": sender.reply_to,

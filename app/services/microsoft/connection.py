@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from app.models import Role, User, db, utcnow
@@ -216,6 +217,6 @@ def connect_without_sign_in(redirect_uri: str, *, actor: User) -> SignedInAccoun
     """
     clients = get_microsoft()
     if not clients.connects_without_sign_in:
-        raise NotAllowed("Only the built-in emulator can be connected in one click.")
+        raise NotAllowed(gettext("Only the built-in emulator can be connected in one click."))
     flow = start_connect(redirect_uri)
     return finish_connect(flow, clients.sign_in_service_account(flow["auth_uri"]), actor=actor)

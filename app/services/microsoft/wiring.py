@@ -50,11 +50,6 @@ class MicrosoftClients:
         return self.emulator_config is not None
 
     @property
-    def provider(self) -> str:
-        """Who answers for Microsoft, as the health page names it."""
-        return "Built-in emulator" if self.built_in else "Microsoft cloud"
-
-    @property
     def connects_without_sign_in(self) -> bool:
         """The service account can be connected in one click, with no person signing in (the built-in
         emulator's first-run convenience; a real tenant always needs its sign-in page).

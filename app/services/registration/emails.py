@@ -32,7 +32,7 @@ from app.models import (
 from app.services.attendance import join_links
 from app.services.core.links import event_url
 from app.services.core.markdown import markdown_to_text
-from app.services.core.settings import get_branding
+from app.services.core.settings import get_branding, get_languages, text_language
 from app.services.events import ics
 from app.services.messaging import attachments, kinds, queueing, rendering
 from app.services.registration import registrations
@@ -91,7 +91,8 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
                              reason=event.cancellation_reason.strip()).strip())
     elif cancelled:
         parts.append(gettext("Your registration has been cancelled."))
-    text = markdown_to_text(event.description)
+    title = event.title_in(text_language())
+    text = markdown_to_text(event.description_in(text_language()))
     if text:
         parts.append(text)
     parts.append(gettext("Join the event (personal link, keep it to yourself): %(link)s", link=link))
@@ -101,7 +102,7 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
         sequence=registration_sequence(reg, method),
         start=event.local_starts_at,
         end=event.local_ends_at,
-        summary=gettext("Cancelled: %(title)s", title=event.title) if cancelled else event.title,
+        summary=gettext("Cancelled: %(title)s", title=title) if cancelled else title,
         description="\n\n".join(parts),
         location=link,
         url=link,
@@ -114,7 +115,7 @@ def registration_vevent(reg: Registration, method: str = "REQUEST", *, stamp: da
         created=reg.created_at,
     )
     if not cancelled:
-        vevent.add_component(_alarm(event.title))
+        vevent.add_component(_alarm(title))
     return vevent
 
 
@@ -145,6 +146,7 @@ def course_vevents(reg: Registration, method: str = "REQUEST", *, stamp: datetim
     components = [master]
     if method == "CANCEL":
         return components  # cancelling the UID cancels every instance
+    course_title = event.title_in(text_language())
     for session in event.sessions:
         instance = registration_vevent(reg, method, stamp=stamp, link=link)
         for name in ("DTSTART", "DTEND", "SUMMARY"):
@@ -153,8 +155,8 @@ def course_vevents(reg: Registration, method: str = "REQUEST", *, stamp: datetim
         instance.add("RECURRENCE-ID", session.local_starts_at)
         instance.add("DTSTART", session.local_starts_at)
         instance.add("DTEND", session.local_ends_at)
-        instance.add("SUMMARY", f"{event.title} — {session.label}")
-        instance.add_component(_alarm(f"{event.title} — {session.label}"))
+        instance.add("SUMMARY", f"{course_title} — {session.label}")
+        instance.add_component(_alarm(f"{course_title} — {session.label}"))
         components.append(instance)
     return components
 
@@ -165,7 +167,7 @@ def registration_invite(reg: Registration, method: str = "REQUEST", *, link: str
     `link` is the personal link to put in it (default: the attendee's join link). Its text is in the
     language the registration was made in.
     """
-    if reg.language and reg.language in current_app.config["LANGUAGES"]:
+    if reg.language and reg.language in get_languages().offered:
         with force_locale(reg.language):
             return _registration_invite(reg, method, link=link)
     return _registration_invite(reg, method, link=link)

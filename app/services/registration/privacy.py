@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import format_number, gettext
 from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlalchemy import event as sa_event
 
@@ -287,7 +288,7 @@ def export_person(email: str, *, actor: User) -> dict[str, Any]:
     """Everything Foyer holds about one address, across events, as JSON-ready data (audited)."""
     regs = find_person(email)
     if not regs:
-        raise DomainError("Foyer holds no registration for that address.", field="email")
+        raise DomainError(gettext("Foyer holds no registration for that address."), field="email")
     audit.record("privacy.export_person", actor=actor, target=("person", f"{len(regs)} registration(s)"),
                  summary=f"Exported the data of {len(regs)} registration(s) for one person",
                  details={"registration_ids": [r.id for r in regs]})
@@ -299,7 +300,7 @@ def erase_person(email: str, *, actor: User) -> int:
     """Erase every registration of one address (each as the attendee's own erasure would); returns how many."""
     regs = find_person(email)
     if not regs:
-        raise DomainError("Foyer holds no registration for that address.", field="email")
+        raise DomainError(gettext("Foyer holds no registration for that address."), field="email")
     ids = [r.id for r in regs]
     for reg in regs:
         erase_registration(reg, actor=actor)
@@ -346,9 +347,10 @@ def _check_days(days: Any, field: str) -> int:
     try:
         value = int(days)
     except (TypeError, ValueError):
-        raise DomainError("Enter a whole number of days.", field=field) from None
+        raise DomainError(gettext("Enter a whole number of days."), field=field) from None
     if not 1 <= value <= MAX_RETENTION_DAYS:
-        raise DomainError(f"Enter between 1 and {MAX_RETENTION_DAYS:,} days.", field=field)
+        raise DomainError(gettext("Enter between 1 and %(max)s days.", max=format_number(MAX_RETENTION_DAYS)),
+                          field=field)
     return value
 
 

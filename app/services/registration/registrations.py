@@ -176,7 +176,8 @@ def parse_domains(text: str) -> list[str]:
             pass
         if not _DOMAIN.match(domain):
             shown = raw.strip()[:80]
-            raise DomainError(f"“{shown}” is not a domain name like example.org.", field="domains")
+            raise DomainError(gettext("“%(domain)s” is not a domain name like example.org.", domain=shown),
+                              field="domains")
         if domain not in domains:
             domains.append(domain)
     return domains
@@ -185,7 +186,7 @@ def parse_domains(text: str) -> list[str]:
 def save_organization_domains(domains: list[str], *, actor: User) -> list[str]:
     """Set the organization's email domains (admins)."""
     if not actor.is_admin:
-        raise NotAllowed("Only admins can change the organization's domains.")
+        raise NotAllowed(gettext("Only admins can change the organization's domains."))
     value = {"domains": list(domains)}
     settings.store(ORGANIZATION_SETTING, value)
     audit.record("settings.organization_domains", actor=actor, target=("setting", ORGANIZATION_SETTING),
@@ -230,7 +231,7 @@ def normalize_email(email: str) -> str:
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise DomainError(gettext("Enter a valid email address: %(reason)s", reason=str(exc)), field="email") from exc
+        raise DomainError(gettext("Enter a valid email address, like name@example.org."), field="email") from exc
     return result.normalized.lower()
 
 
@@ -713,7 +714,8 @@ def approve(reg: Registration, *, actor: User) -> Registration:
     """
     event = _lock_event(reg.event)
     db.session.refresh(reg)
-    _require_state(reg, RegistrationState.pending, message="Only registrations awaiting approval can be approved.")
+    _require_state(reg, RegistrationState.pending,
+                   message=gettext("Only registrations awaiting approval can be approved."))
     state = _seat_or_wait(event, reg, actor=actor, actor_kind="organizer", note="Approved", waitlist_anyway=True)
     _notify(reg, "approved" if state == RegistrationState.confirmed else "approved_waitlisted")
     return reg
@@ -723,7 +725,7 @@ def deny(reg: Registration, *, actor: User, message: str = "") -> Registration:
     """Decline a registration, with an optional message to the person; a freed seat goes to the waitlist."""
     event = _lock_event(reg.event)
     db.session.refresh(reg)
-    _require_state(reg, *ACTIVE_STATES, message="This registration is no longer active.")
+    _require_state(reg, *ACTIVE_STATES, message=gettext("This registration is no longer active."))
     had_seat = reg.state == RegistrationState.confirmed
     seat = _release_seat(reg)
     message = clean_text(message)[:2000]
@@ -740,7 +742,7 @@ def cancel(reg: Registration, *, actor: User | None = None, note: str = "") -> R
     """Cancel a registration (actor None: the attendee themself); a freed seat goes to the waitlist."""
     event = _lock_event(reg.event)
     db.session.refresh(reg)
-    _require_state(reg, *ACTIVE_STATES, message="This registration is already cancelled.")
+    _require_state(reg, *ACTIVE_STATES, message=gettext("This registration is already cancelled."))
     had_seat = reg.state == RegistrationState.confirmed
     seat = _release_seat(reg)
     record_transition(reg, RegistrationState.cancelled, actor=actor,
@@ -757,9 +759,9 @@ def move_from_waitlist(reg: Registration, *, actor: User) -> Registration:
     """Give a waitlisted person a free seat now (organizers may pick anyone, not only the first)."""
     event = _lock_event(reg.event)
     db.session.refresh(reg)
-    _require_state(reg, RegistrationState.waitlisted, message="Only waitlisted registrations can be moved.")
+    _require_state(reg, RegistrationState.waitlisted, message=gettext("Only waitlisted registrations can be moved."))
     if not _take_seat(event, reg):
-        raise EventFull("No seat is free. Raise the capacity or cancel a registration first.")
+        raise EventFull(gettext("No seat is free. Raise the capacity or cancel a registration first."))
     record_transition(reg, RegistrationState.confirmed, actor=actor, note="Moved from the waitlist")
     _notify(reg, "promoted")
     return reg
@@ -795,12 +797,12 @@ def set_capacity(event: Event, capacity: int | None, *, actor: User) -> list[Reg
     """Change the capacity (None: unlimited); never below the seats taken; promotes into new seats."""
     event = _lock_event(event)
     if capacity is not None and capacity < 0:
-        raise DomainError("Capacity cannot be negative.", field="capacity")
+        raise DomainError(gettext("Capacity cannot be negative."), field="capacity")
     taken = event.confirmed_count
     if capacity is not None and capacity < taken:
         raise Conflict(
-            f"{taken} people already have a seat; the capacity cannot be lower than that. "
-            "Cancel registrations first.",
+            gettext("%(taken)s people already have a seat; the capacity cannot be lower than that. "
+                    "Cancel registrations first.", taken=taken),
             field="capacity",
         )
     if capacity != event.capacity:
@@ -814,7 +816,7 @@ def update_details(reg: Registration, *, first_name: str, last_name: str, answer
                    actor: User | None = None) -> Registration:
     """Change the name, time zone and answers (never the email: that is the registration's identity)."""
     if not reg.is_active:
-        raise Conflict("A cancelled registration cannot be changed.")
+        raise Conflict(gettext("A cancelled registration cannot be changed."))
     first = _clean_name(first_name, "first_name", "first name")
     last = _clean_name(last_name, "last_name", "last name")
     if not is_valid_zone(timezone):

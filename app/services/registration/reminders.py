@@ -15,10 +15,12 @@ A course (an event with sessions) has the event's schedule before each session: 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy import and_, func, or_, select, text
 
 from app.models import (
@@ -33,6 +35,7 @@ from app.models import (
 )
 from app.models.base import begin_write
 from app.services.core.links import event_url
+from app.services.core.settings import get_languages, text_language
 from app.services.events.events import describe_offset
 from app.services.messaging import dispatch, queueing, rendering
 from app.services.registration import emails
@@ -247,12 +250,21 @@ def _sweep_occasion(event: Event, session_id: int | None, starts_at: datetime, o
                 if result.queued % COMMIT_EVERY == 0 and not _checkpoint():
                     return False
             if sms_on and reg.sms_opt_in and reg.phone:
-                when = rendering.relative_start(session or event, now, reg.timezone)
-                what = f"{event.title[:60]} ({session.label[:30]})" if session else event.title[:80]
-                body = f"Reminder: {what} starts {when}. Details: {messages_event_url(event)}"
+                body = _sms_reminder(event, session, reg, now)
                 queueing.queue_sms("reminder", event=event, registration=reg, deadline=due, batch=batch,
                                    dedupe_key=sms_reminder_key(event.id, offset, reg.id, session_id), body=body)
     return True
+
+
+def _sms_reminder(event: Event, session: EventSession | None, reg: Registration, now: datetime) -> str:
+    """A reminder's SMS text, in the language the registration was made in (as its emails are)."""
+    language = reg.language if reg.language in get_languages().offered else None
+    with force_locale(language) if language else nullcontext():
+        when = rendering.relative_start(session or event, now, reg.timezone)
+        title = event.title_in(text_language())
+        what = f"{title[:60]} ({session.label[:30]})" if session else title[:80]
+        return gettext("Reminder: %(what)s starts %(when)s. Details: %(url)s", what=what, when=when,
+                       url=messages_event_url(event))
 
 
 def messages_event_url(event: Event) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, Text, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +29,7 @@ from app.models import (
 from app.services.core import audit
 from app.services.core.errors import DomainError
 from app.services.core.paging import Page, page_of
+from app.services.messaging.kinds import N_
 from app.services.registration import registrations
 
 logger = logging.getLogger(__name__)
@@ -36,20 +39,20 @@ SEARCH_MAX = 200
 #: Filter values in the order the page lists them ("all" first).
 STATE_FILTERS = ("all", *(state.value for state in RegistrationState))
 STATE_LABELS = {
-    "all": "All",
-    RegistrationState.confirmed: "Confirmed",
-    RegistrationState.waitlisted: "Waitlisted",
-    RegistrationState.pending: "Awaiting approval",
-    RegistrationState.unverified: "Address not confirmed",
-    RegistrationState.cancelled: "Cancelled",
-    RegistrationState.denied: "Denied",
+    "all": _l("All"),
+    RegistrationState.confirmed: _l("Confirmed"),
+    RegistrationState.waitlisted: _l("Waitlisted"),
+    RegistrationState.pending: _l("Awaiting approval"),
+    RegistrationState.unverified: _l("Address not confirmed"),
+    RegistrationState.cancelled: _l("Cancelled"),
+    RegistrationState.denied: _l("Denied"),
 }
-#: Bulk action name -> (label, what it needs the registration to be).
+#: Bulk action name -> its label (English in the audit log; the form translates it).
 BULK_ACTIONS = {
-    "approve": "Approve",
-    "move": "Move from the waitlist",
-    "deny": "Deny",
-    "cancel": "Cancel",
+    "approve": N_("Approve"),
+    "move": N_("Move from the waitlist"),
+    "deny": N_("Deny"),
+    "cancel": N_("Cancel"),
 }
 
 
@@ -62,7 +65,7 @@ SORT_LABELS = {
     "attendance": "Minutes present",
 }
 DIRECTIONS = ("asc", "desc")
-ATTENDED_FILTERS = {"": "Anyone", "yes": "Attended", "no": "Did not attend", "unknown": "Not known yet"}
+ATTENDED_FILTERS = {"": _l("Anyone"), "yes": _l("Attended"), "no": _l("Did not attend"), "unknown": _l("Not known yet")}
 #: Question kinds whose answers can be filtered on (a fixed set of values).
 FILTERABLE_KINDS = (QuestionKind.single_choice, QuestionKind.multiple_choice, QuestionKind.checkbox)
 ANSWER_PREFIX = "answer_"
@@ -236,7 +239,7 @@ def answers_summary(reg: Registration, limit: int = 120) -> str:
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value)
         elif isinstance(value, bool):
-            value = "yes" if value else "no"
+            value = gettext("yes") if value else gettext("no")
         if value not in ("", None):
             parts.append(f"{answer.question_label}: {value}")
     text = " · ".join(parts)
@@ -267,7 +270,7 @@ def _verb(action: str, *, actor: User, message: str) -> Callable[[Registration],
         return lambda reg: registrations.deny(reg, actor=actor, message=message)
     if action == "cancel":
         return lambda reg: registrations.cancel(reg, actor=actor, note=message)
-    raise DomainError("Choose an action.", field="action")
+    raise DomainError(gettext("Choose an action."), field="action")
 
 
 def apply(event: Event, reg: Registration, action: str, *, actor: User, message: str = "") -> BulkResult:
@@ -286,12 +289,12 @@ def apply_bulk(event: Event, reg_ids: Sequence[int], action: str, *, actor: User
     verb = _verb(action, actor=actor, message=message)
     ids = sorted({int(i) for i in reg_ids})
     if not ids:
-        raise DomainError("Select at least one registration.", field="ids")
+        raise DomainError(gettext("Select at least one registration."), field="ids")
     rows = list(db.session.scalars(select(Registration).where(
         Registration.event_id == event.id, Registration.id.in_(ids))
         .order_by(Registration.created_at, Registration.id)))
     if not rows:
-        raise DomainError("None of the selected registrations belong to this event.", field="ids")
+        raise DomainError(gettext("None of the selected registrations belong to this event."), field="ids")
     before = _waitlisted_ids(event)
     result = BulkResult()
     for reg in rows:

@@ -11,11 +11,34 @@
   var meter = document.getElementById("device-level");
   var stream = null, audio = null, frame = null;
 
-  var HELP = {
-    NotAllowedError: "Your browser blocked the camera or microphone. Allow them for this site (see the help below), then start the check again.",
-    NotFoundError: "No camera or microphone was found. Plug one in, then start the check again.",
-    NotReadableError: "Another app is using your camera or microphone. Close it, then start the check again."
+  // What the check says, in the page's language (the template's #device-check-strings), else in English.
+  var TEXT = {
+    blocked: "Your browser blocked the camera or microphone. Allow them for this site (see the help below), then start the check again.",
+    notFound: "No camera or microphone was found. Plug one in, then start the check again.",
+    busy: "Another app is using your camera or microphone. Close it, then start the check again.",
+    unsupported: "This browser cannot use a camera or microphone here. Use a current Chrome, Edge, Firefox or Safari.",
+    asking: "Asking your browser for the camera and microphone…",
+    working: "Working: {camera}, {microphone}. Speak to see the level move.",
+    cameraOn: "camera on",
+    noCamera: "no camera",
+    microphoneOn: "microphone on",
+    noMicrophone: "no microphone",
+    failed: "The check could not start: {problem}.",
+    unknownProblem: "unknown problem",
+    stopped: "Check stopped. Your camera and microphone are off."
   };
+  try {
+    var given = JSON.parse(document.getElementById("device-check-strings").textContent);
+    Object.keys(given).forEach(function (key) { TEXT[key] = given[key]; });
+  } catch (e) { /* no strings on the page: English */ }
+  // The browser's refusals that have help of their own.
+  var HELP = { NotAllowedError: "blocked", NotFoundError: "notFound", NotReadableError: "busy" };
+
+  function say(key, values) {
+    return TEXT[key].replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
 
   function finish() {
     if (frame) cancelAnimationFrame(frame);
@@ -39,18 +62,18 @@
 
   start.addEventListener("click", function () {
     if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) {
-      status.textContent = "This browser cannot use a camera or microphone here. Use a current Chrome, Edge, Firefox or Safari.";
+      status.textContent = say("unsupported");
       return;
     }
-    status.textContent = "Asking your browser for the camera and microphone…";
+    status.textContent = say("asking");
     navigator.mediaDevices.getUserMedia({ audio: true, video: true }).then(function (s) {
       stream = s;
       video.srcObject = s;
       preview.hidden = false;
       start.hidden = true;
       var cams = s.getVideoTracks().length, mics = s.getAudioTracks().length;
-      status.textContent = "Working: " + (cams ? "camera on" : "no camera") + ", " + (mics ? "microphone on" : "no microphone") +
-        ". Speak to see the level move.";
+      status.textContent = say("working", { camera: say(cams ? "cameraOn" : "noCamera"),
+                                            microphone: say(mics ? "microphoneOn" : "noMicrophone") });
       var Context = window.AudioContext || window.webkitAudioContext;
       if (Context && mics) {
         audio = new Context();
@@ -60,12 +83,13 @@
       }
       stop.focus();
     }, function (error) {
-      status.textContent = HELP[error && error.name] || ("The check could not start: " + (error && error.message || "unknown problem") + ".");
+      var help = HELP[error && error.name];
+      status.textContent = help ? say(help) : say("failed", { problem: error && error.message || say("unknownProblem") });
     });
   });
   stop.addEventListener("click", function () {
     finish();
-    status.textContent = "Check stopped. Your camera and microphone are off.";
+    status.textContent = say("stopped");
     start.focus();
   });
   window.addEventListener("pagehide", finish);

@@ -2,6 +2,27 @@
 (function () {
   "use strict";
 
+  // What this file says, in the page's language: the page carries the words (#foyer-strings, from
+  // components/_foyer_strings.html) with `{name}` for what is filled in; English where it has none.
+  var ENGLISH = {
+    zoneNote: "Start and end times below are in this zone. Preselected: {zone} (this device’s time zone).",
+    copyByHand: "Press Ctrl+C (or ⌘+C) to copy the selected link.",
+    copied: "Copied to the clipboard.",
+    fileTooLarge: "“{name}” is {size}; the limit is {limit}. Choose a smaller file — everything else you entered " +
+                  "is kept.",
+    uploadTooLarge: "The upload is too large. Choose a smaller file — everything else you entered is kept.",
+    requestTooLarge: "That was too much to send at once. Shorten it — everything you entered is kept."
+  };
+
+  function say(key, values) {
+    var block = document.getElementById("foyer-strings");
+    var words;
+    try { words = block ? JSON.parse(block.textContent) : {}; } catch (e) { words = {}; }
+    return (words[key] || ENGLISH[key]).replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+
   // Show each <time data-local> in the visitor's own time zone, naming the zone.
   function localiseTimes(root) {
     var zone;
@@ -35,8 +56,7 @@
         if ((sel.options[i].value || sel.options[i].text) === zone) {
           sel.value = zone;
           var note = document.getElementById(sel.id + "-help");
-          if (note) note.textContent = "Start and end times below are in this zone. Preselected: " + zone +
-            " (this device’s time zone).";
+          if (note) note.textContent = say("zoneNote", { zone: zone });
           break;
         }
       }
@@ -53,10 +73,10 @@
       button.dataset.copyReady = "1";
       button.hidden = false;
       button.addEventListener("click", function () {
-        var say = function (text) { if (status) status.textContent = text; };
-        var byHand = function () { field.select(); say("Press Ctrl+C (or ⌘+C) to copy the selected link."); };
+        var show = function (text) { if (status) status.textContent = text; };
+        var byHand = function () { field.select(); show(say("copyByHand")); };
         if (navigator.clipboard && window.isSecureContext) {
-          navigator.clipboard.writeText(field.value).then(function () { say("Copied to the clipboard."); }, byHand);
+          navigator.clipboard.writeText(field.value).then(function () { show(say("copied")); }, byHand);
         } else {
           byHand();
         }
@@ -66,7 +86,10 @@
 
   // Uploads: a file larger than the field's limit is refused as soon as it is chosen, with a message
   // beside the field, so nothing typed elsewhere in the form is lost to a "too large" answer.
-  function megabytes(bytes) { return (bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "") + " MB"; }
+  function megabytes(bytes) {
+    var lang = document.documentElement.lang || undefined;
+    return (bytes / (1024 * 1024)).toLocaleString(lang, { maximumFractionDigits: 1, useGrouping: false }) + " MB";
+  }
 
   function showUploadError(input, text) {
     var id = input.id + "-size-error";
@@ -99,8 +122,8 @@
         var file = input.files && input.files[0];
         if (file && limit && file.size > limit) {
           input.value = "";
-          showUploadError(input, "“" + file.name + "” is " + megabytes(file.size) + "; the limit is " +
-            megabytes(limit) + ". Choose a smaller file — everything else you entered is kept.");
+          showUploadError(input, say("fileTooLarge", { name: file.name, size: megabytes(file.size),
+                                                       limit: megabytes(limit) }));
         } else {
           showUploadError(input, "");
         }
@@ -114,7 +137,7 @@
     if (!evt.detail.xhr || evt.detail.xhr.status !== 413) return;
     var form = evt.detail.elt && (evt.detail.elt.closest("form") || evt.detail.elt);
     var inputs = form ? form.querySelectorAll("input[type=file]") : [];
-    var text = "The upload is too large. Choose a smaller file — everything else you entered is kept.";
+    var text = say("uploadTooLarge");
     if (inputs.length) {
       inputs.forEach(function (input) { if (input.files && input.files.length) showUploadError(input, text); });
       var chosen = Array.prototype.filter.call(inputs, function (i) { return i.files && i.files.length; });
@@ -125,7 +148,7 @@
       box.className = "form-errors";
       box.setAttribute("role", "alert");
       box.setAttribute("data-too-large", "");
-      box.textContent = "That was too much to send at once. Shorten it — everything you entered is kept.";
+      box.textContent = say("requestTooLarge");
       form.insertAdjacentElement("afterbegin", box);
     }
   });

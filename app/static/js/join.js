@@ -9,6 +9,7 @@
   try { headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}"); } catch (e) { headers = {}; }
   var csrf = headers["X-CSRFToken"] || "";
   var nonceMeta = document.querySelector('meta[name="foyer-style-nonce"]');
+  var language = document.documentElement.lang;
   var stage = page.getAttribute("data-stage");
   var sessionUrl = page.getAttribute("data-session-url");
   var presenceUrl = page.getAttribute("data-presence-url");
@@ -23,6 +24,40 @@
   var joining = false;
   var inCall = false;
 
+  // What the page says, in its language: the state panel carries the words of its state (#join-strings,
+  // swapped in with it); English where it has none. The call bundle gets them too, for its own messages.
+  var ENGLISH = {
+    tooManyAttempts: "Too many attempts in a short time. Please wait a minute, then try again.",
+    notStarted: "We could not start the call.",
+    unreachable: "Foyer could not be reached. Check your internet connection, then try again.",
+    joining: "Joining…",
+    join: "Join the call",
+    joinAgain: "Join the call again",
+    failed: "{problem} Try again, or use “Open in Teams”.",
+    unsupportedBrowser: "This browser cannot run the call inside the page. Use “Open in Teams”, or a current " +
+                        "Chrome, Edge, Firefox or Safari.",
+    notLoaded: "The call could not be loaded in this browser. Try again, or use “Open in Teams”.",
+    microphoneBlocked: "Your browser blocked the microphone. Allow it for this site (look for the camera icon in " +
+                       "the address bar), then try again. The device check on this page can help.",
+    notConnected: "The call could not connect.",
+    notConnectedBecause: "The call could not connect: {problem} Try again, or use “Open in Teams”.",
+    hours: "{n} h",
+    minutes: "{n} min",
+    seconds: "{n} s"
+  };
+
+  function pageStrings() {
+    var block = document.getElementById("join-strings");
+    try { return block ? JSON.parse(block.textContent) : {}; } catch (e) { return {}; }
+  }
+
+  function say(key, values) {
+    var text = pageStrings()[key] || ENGLISH[key];
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+
   function post(url, fields) {
     var body = new URLSearchParams(fields || {});
     return fetch(url, {
@@ -35,16 +70,14 @@
     return post(sessionUrl).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          var error = new Error(data.error || (response.status === 429
-            ? "Too many attempts in a short time. Please wait a minute, then try again."
-            : "We could not start the call."));
+          var error = new Error(data.error || say(response.status === 429 ? "tooManyAttempts" : "notStarted"));
           error.retry = response.status === 429 || !!data.retry;
           throw error;
         }
         return data;
       });
     }, function () {
-      var error = new Error("Foyer could not be reached. Check your internet connection, then try again.");
+      var error = new Error(say("unreachable"));
       error.retry = true;
       throw error;
     });
@@ -72,7 +105,7 @@
     var button = document.getElementById("join-button");
     if (!button) return;
     button.disabled = busy;
-    button.textContent = busy ? "Joining…" : "Join the call";
+    button.textContent = say(busy ? "joining" : "join");
   }
 
   function startHeartbeat() {
@@ -96,7 +129,7 @@
     var box = stateBox();
     if (box) { box.hidden = false; }
     var button = document.getElementById("join-button");
-    if (button) { button.textContent = "Join the call again"; button.focus(); }
+    if (button) { button.textContent = say("joinAgain"); button.focus(); }
   }
 
   function failed(text) {
@@ -107,7 +140,7 @@
     area.hidden = true;
     var box = stateBox();
     if (box) box.hidden = false;
-    showMessage(text + " Try again, or use “Open in Teams”.", true);
+    showMessage(say("failed", { problem: text }), true);
   }
 
   function browserSupported() {
@@ -153,20 +186,18 @@
       return;
     }
     if (!browserSupported()) {
-      showMessage("This browser cannot run the call inside the page. Use “Open in Teams”, or a current " +
-                  "Chrome, Edge, Firefox or Safari.", false);
+      showMessage(say("unsupportedBrowser"), false);
       done();
       return;
     }
     if (!window.FoyerCall) {
-      showMessage("The call could not be loaded in this browser. Try again, or use “Open in Teams”.", true);
+      showMessage(say("notLoaded"), true);
       done();
       return;
     }
     microphoneAllowed().then(function (allowed) {
       if (!allowed) {
-        var error = new Error("Your browser blocked the microphone. Allow it for this site (look for the camera " +
-                              "icon in the address bar), then try again. The device check on this page can help.");
+        var error = new Error(say("microphoneBlocked"));
         error.retry = true;
         throw error;
       }
@@ -178,7 +209,7 @@
       return window.FoyerCall.mount({
         container: container, session: session, experience: page.getAttribute("data-experience"),
         accent: page.getAttribute("data-accent"), nonce: nonceMeta ? nonceMeta.getAttribute("content") : null,
-        refresh: requestSession, onLeave: left, onError: failed
+        language: language, strings: pageStrings(), refresh: requestSession, onLeave: left, onError: failed
       });
     }).then(function (mounted) {
       controller = mounted;
@@ -189,9 +220,9 @@
       var box = stateBox();
       if (box) box.hidden = false;
       if (controller) { controller.dispose(); controller = null; }
-      var text = error && error.message ? error.message : "The call could not connect.";
+      var text = error && error.message ? error.message : say("notConnected");
       if (error && error.retry === undefined) {
-        text = "The call could not connect: " + text + " Try again, or use “Open in Teams”.";
+        text = say("notConnectedBecause", { problem: text });
       }
       showMessage(text, !error || error.retry !== false);
     }).then(done);
@@ -202,7 +233,8 @@
     document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
       var left = Math.max(0, Math.round((new Date(el.getAttribute("data-countdown-to")) - Date.now()) / 1000));
       var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
-      el.textContent = (h ? h + " h " : "") + (h || m ? m + " min " : "") + s + " s";
+      el.textContent = [h ? say("hours", { n: h }) : "", h || m ? say("minutes", { n: m }) : "", say("seconds", { n: s })]
+        .filter(Boolean).join(" ");
       if (left === 0 && !el.dataset.fired && window.htmx) {
         el.dataset.fired = "1";
         window.htmx.trigger(stateBox(), "foyer:refresh");

@@ -1,10 +1,14 @@
 """Q&A and polls beside the call, from the attendee's join link over HTTP: asking (with and without
 htmx), anonymous questions, moderation before display, upvotes, the per-link rate limit, the join
-window, voting once per registration, results, and bad input that never becomes a 500."""
+window, voting once per registration, results, and bad input that never becomes a 500; all of it, and
+what the join page's scripts say, in the attendee's language."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -328,3 +332,68 @@ def test_closed_draft_and_unknown_polls_take_no_votes(app, client, event, owner)
     assert client.post(f"/j/{token}/polls/424242/vote", data={"choice": "1", "csrf_token": csrf}).status_code == 404
     # A closed poll shows its results to everyone.
     assert "This poll has closed: the results." in _text(client.get(f"/j/{token}"))
+
+
+# --- in the attendee's language ------------------------------------------------------------------------
+
+GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _script_strings(page: str) -> dict:
+    """What the join page hands its scripts (a JSON data block, not code: the CSP allows no inline script)."""
+    found = re.search(r'<script type="application/json" id="join-strings">(.*?)</script>', page, re.S)
+    assert found, "no #join-strings on the page"
+    return json.loads(found.group(1))
+
+
+def test_in_german_the_panel_its_messages_and_the_scripts_strings_are_german(app, client, event, owner):
+    _settings(app, event.id, allow_anonymous=True, moderate_questions=True)
+    poll_id, _ = _poll(app, owner, event.id, "Welcher Tag?", ("Montag", "Freitag"))
+    _, ada = attendee(app, event.id)
+    page = _text(client.get(f"/j/{ada}", headers=GERMAN))
+    assert '<html lang="de">' in page  # join.js hands this language to the call composite
+    assert "Fragen und Umfragen" in page and "Eine Frage stellen" in page and "Frage senden" in page
+    assert "Bis zu 500 Zeichen. Die Moderation gibt Fragen frei, bevor alle sie sehen." in page
+    assert "Ihre Frage" in page and "Anonym fragen" in page and "Noch keine Fragen." in page
+    assert "Wählen Sie eine Antwort" in page and "Abstimmen" in page
+    assert "Ask a question" not in page and "Send question" not in page
+
+    strings = _script_strings(page)
+    assert strings["joining"] == "Wird verbunden…" and strings["joinAgain"] == "Erneut am Anruf teilnehmen"
+    assert strings["failed"] == "{problem} Versuchen Sie es erneut oder verwenden Sie „In Teams öffnen“."
+    assert strings["callNotConnectedCode"] == ("Der Anruf konnte keine Verbindung zur Besprechung herstellen "
+                                               "(Code {code}).")
+
+    # The messages of a refused action, and the panel after one, are German too.
+    blank = client.htmx("POST", f"/j/{ada}/questions", csrf_from=f"/j/{ada}", data={"ask-body": " "},
+                        headers=GERMAN)
+    assert blank.status_code == 422
+    assert "Ihre Frage wurde nicht gesendet." in _text(blank) and "Geben Sie zuerst Ihre Frage ein." in _text(blank)
+    sent = client.htmx("POST", f"/j/{ada}/questions", csrf_from=f"/j/{ada}",
+                       data={"ask-body": "Wer zahlt?", "ask-anonymous": "y"}, headers=GERMAN)
+    assert "Alle sehen sie, sobald die Moderation sie freigegeben hat." in _text(sent)
+    feed = _text(client.get(f"/j/{ada}/live", headers={"HX-Request": "true", **GERMAN}))
+    assert "Anonym (Sie)" in feed and "wartet auf Freigabe durch die Moderation: nur Sie sehen sie" in feed
+    nothing = client.htmx("POST", f"/j/{ada}/polls/{poll_id}/vote", csrf_from=f"/j/{ada}", data={},
+                          headers=GERMAN)
+    assert nothing.status_code == 422 and "Wählen Sie eine Antwort." in _text(nothing)
+
+    # Too early, the page's scripts only count down (the words to join come with the open state).
+    move_event(app, event.id, starts_in=timedelta(hours=3))
+    early = _text(client.get(f"/j/{ada}", headers=GERMAN))
+    assert _script_strings(early) == {"hours": "{n} Std.", "minutes": "{n} Min.", "seconds": "{n} Sek."}
+    refused = client.post(f"/j/{ada}/session", headers={"X-CSRFToken": client.csrf_token(f"/j/{ada}"), **GERMAN})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "Der Anruf ist noch nicht geöffnet."
+
+
+def test_in_english_the_scripts_strings_are_the_english_they_always_were(app, client, event):
+    _, ada = attendee(app, event.id)
+    page = _text(client.get(f"/j/{ada}"))
+    strings = _script_strings(page)
+    assert '<html lang="en">' in page and strings["joining"] == "Joining…" and strings["join"] == "Join the call"
+    assert strings["failed"] == "{problem} Try again, or use “Open in Teams”."
+    # Every string is one the scripts know (join.js, or the call bundle it hands them to), so each has
+    # an English fallback there.
+    scripts = (ROOT / "app/static/js/join.js").read_text() + (ROOT / "frontend/join-call.js").read_text()
+    assert [key for key in strings if not re.search(rf"\b{key}:", scripts)] == []

@@ -5,6 +5,7 @@ worker renders with no request) is written in it. English, the default, is uncha
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventStatus, Registration
+from app.services.attendance import join_links
 from app.services.registration import registrations, reminders
 from tests.mail import queued_emails
 
@@ -41,6 +43,7 @@ def _emails(app, to: str) -> list[dict]:
         return queued_emails(to=to)
 
 
+@pytest.mark.db_agnostic
 def test_the_browsers_language_is_the_first_guess(client, event):
     page = _text(client.get(f"/events/{event.slug}", headers=GERMAN))
     assert '<html lang="de">' in page
@@ -50,6 +53,7 @@ def test_the_browsers_language_is_the_first_guess(client, event):
     assert "About you" not in page and "First name" not in page
 
 
+@pytest.mark.db_agnostic
 def test_english_is_the_default_and_unchanged(client, event):
     page = _text(client.get(f"/events/{event.slug}"))
     assert '<html lang="en">' in page
@@ -59,6 +63,7 @@ def test_english_is_the_default_and_unchanged(client, event):
     assert 'aria-current="true">English</a>' in page
 
 
+@pytest.mark.db_agnostic
 def test_the_switcher_is_remembered_for_the_visit(client, event):
     assert '<html lang="de">' in _text(client.get(f"/events/{event.slug}?lang=de"))
     assert '<html lang="de">' in _text(client.get("/"))  # no parameter: the choice holds
@@ -67,10 +72,17 @@ def test_the_switcher_is_remembered_for_the_visit(client, event):
     assert '<html lang="en">' in _text(client.get("/?lang=xx"))  # an unknown code changes nothing
 
 
-def test_staff_pages_stay_english(client, event):
-    page = _text(client.get("/login?lang=de", headers=GERMAN))
-    assert '<html lang="en">' in page and "Skip to main content" in page
-    assert 'class="language-switcher"' not in page
+@pytest.mark.db_agnostic
+def test_staff_pages_follow_the_language_too(client, auth, event):
+    page = _text(client.get("/login", headers=GERMAN))
+    assert '<html lang="de">' in page and "Skip to main content" not in page
+    assert 'class="language-switcher"' in page
+    assert auth.login("owner@example.org").status_code == 303
+    client.get("/manage/events/?lang=de")  # the switcher's choice outlasts the page it was made on
+    board = _text(client.get("/manage/events/"))
+    assert '<html lang="de">' in board and "Your events" not in board
+    # The organizer sees the event's main title (their own words), whatever the page's language.
+    assert "Kaffeerunde" in _text(client.get(f"/manage/events/{event.id}"))
 
 
 def test_a_registration_in_german_keeps_the_language_for_its_emails(client, app, event):
@@ -120,6 +132,7 @@ def test_the_catalogue_in_german(client, event):
     assert "Kaffeerunde" in page and "Noch 10 Plätze frei" in page and "Kommend" in page
 
 
+@pytest.mark.db_agnostic
 def test_form_errors_are_in_german(client, event):
     client.get(f"/events/{event.slug}?lang=de")
     response = client.submit(f"/events/{event.slug}/register", _form() | {"first_name": "", "email": "nope@"},
@@ -127,6 +140,10 @@ def test_form_errors_are_in_german(client, event):
     page = _text(response)
     assert "Bitte korrigieren Sie die markierten Felder." in page
     assert "Geben Sie Ihren Vornamen ein." in page
+    # WTForms' own messages are reworded to name the field, in German too.
+    response = client.submit(f"/events/{event.slug}/register", _form() | {"last_name": "x" * 1234},
+                             form_url=f"/events/{event.slug}")
+    assert "Nachname darf höchstens 100 Zeichen lang sein (Sie haben 1.234 eingegeben)." in _text(response)
 
 
 def test_the_worker_writes_a_reminder_in_the_registrants_language(client, app, event):
@@ -159,3 +176,30 @@ def test_outside_a_request_the_registrations_language_still_decides(app, event):
         db.session.commit()
         [email] = queued_emails(to="grete@example.org")
     assert email["subject"] == "Sie sind angemeldet: Kaffeerunde" and "Hallo Grete," in email["text"]
+
+
+def test_the_device_check_and_the_time_zones_in_german(client, app, event):
+    with app.app_context():
+        reg = registrations.register(db.session.get(Event, event.id), registrations.RegistrationData(
+            first_name="Ada", last_name="Lovelace", email="ada@example.org", timezone="Europe/Berlin")).registration
+        token = join_links.join_token_for(reg)
+        db.session.commit()
+    page = _text(client.get(f"/j/{token}/device-check", headers=GERMAN))
+    found = re.search(r'<script type="application/json" id="device-check-strings">(.*?)</script>', page, re.S)
+    strings = json.loads(found.group(1))  # what device-check.js says, with `{name}` for what it fills in
+    assert strings["working"] == "Funktioniert: {camera}, {microphone}. Sprechen Sie, dann bewegt sich der Pegel."
+    assert strings["cameraOn"] == "Kamera an" and strings["stopped"].startswith("Prüfung beendet.")
+    english = _text(client.get(f"/j/{token}/device-check"))
+    assert '"working": "Working: {camera}, {microphone}. Speak to see the level move."' in english
+
+    zones = client.get("/time-zones", headers=GERMAN)
+    assert "<h1>Zeitzonen</h1>" in _text(zones) and "in das Feld „Ihre Zeitzone“" in _text(zones)
+    # Kept a day by browsers, once per language.
+    assert {"Accept-Language", "Cookie"} <= set(zones.vary)
+
+
+@pytest.mark.db_agnostic
+def test_calendar_files_tell_caches_they_follow_the_language(client, event):
+    for response in (client.get(f"/events/{event.slug}.ics", headers=GERMAN), client.get("/events.ics")):
+        # Cached publicly for a few minutes: a shared cache must keep one copy per language.
+        assert {"Accept-Language", "Cookie"} <= set(response.vary)
