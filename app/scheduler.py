@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask, current_app
 
@@ -42,8 +43,12 @@ def schedule(app: Flask) -> list[Job]:
     ]
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
-    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+#: How often the main thread looks whether it was asked to stop.
+STOP_POLL_SECONDS = 0.2
+
+
+def build_scheduler(app: Flask) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                  "misfire_grace_time": 3600})
     for job in schedule(app):
         # First run straight away: a worker that was down catches up at once.
@@ -69,20 +74,20 @@ def register(app: Flask) -> None:
         stopping: list[int] = []
 
         def _stop(signum, _frame):
-            # A service manager (or `make run`'s shell and its process group) may send SIGTERM twice: the
-            # second arrives while the first is still waiting for running jobs, and has nothing to add.
-            if stopping:
-                return
-            stopping.append(signum)
-            logger.info("Worker stopping (signal %s)", signum)
-            raise SystemExit(0)
+            # Only a flag: the handler runs in the main thread wherever it happens to be, and calling into
+            # the scheduler from there can deadlock on a lock the interrupted code holds. A second SIGTERM
+            # (a service manager's, or `make run` stopping its process group) has nothing to add.
+            if not stopping:
+                stopping.append(signum)
 
         signal.signal(signal.SIGTERM, _stop)
+        scheduler.start()
         logger.info("Worker started with jobs: %s", ", ".join(j.id for j in schedule(flask_app)))
         try:
-            scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            pass
+            while not stopping:
+                time.sleep(STOP_POLL_SECONDS)
+            logger.info("Worker stopping (signal %s)", stopping[0])
+        except KeyboardInterrupt:
+            logger.info("Worker stopping (interrupted)")
         finally:
-            if scheduler.running:
-                scheduler.shutdown(wait=True)  # let running jobs finish
+            scheduler.shutdown(wait=True)  # jobs that are running finish

@@ -213,7 +213,11 @@ def test_a_second_sigterm_while_stopping_is_not_an_error(worker_env, tmp_path):
         wait_for(lambda: "Worker started with jobs" in log_path.read_text(), timeout=60, what="the worker to start")
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log_path.read_text()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the worker did not stop:\n{log_path.read_text()}") from None
+        assert proc.returncode == 0, log_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
