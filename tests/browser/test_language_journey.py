@@ -72,3 +72,15 @@ def test_register_manage_and_cancel_in_german(page, visit, audit, live_server):
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.get_by_role("heading", name="Cancelled", level=2)).to_be_visible()
     audit()
+
+
+def test_local_times_follow_the_page_language_not_only_the_browsers(page, visit, live_server):
+    """An English (en-GB) browser on a page chosen in German writes the visitor's local time in German;
+    on an English page it keeps its own English variant."""
+    _published_event(live_server.app)
+    visit(f"/events/{SLUG}?lang=de")
+    local = page.locator("[data-local-time]").first
+    expect(local).to_have_text(re.compile(r"^(Mo|Di|Mi|Do|Fr|Sa|So)\., \d{1,2}\. \w+"))
+    visit(f"/events/{SLUG}?lang=en")
+    # en-GB's day before the month ("Sun, 20 Dec 2026"), not the "en" page language's US order.
+    expect(local).to_have_text(re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} [A-Z][a-z]{2} \d{4}"))

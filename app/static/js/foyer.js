@@ -23,6 +23,13 @@
     });
   }
 
+  // The page's language for dates, in the browser's own variant of it when they agree (en-GB stays en-GB on
+  // an English page; a German page in an English browser writes German dates).
+  function pageLocale() {
+    var lang = document.documentElement.lang;
+    return lang && (navigator.language || "").split("-")[0] !== lang ? lang : undefined;
+  }
+
   // Show each <time data-local> in the visitor's own time zone, naming the zone.
   function localiseTimes(root) {
     var zone;
@@ -31,7 +38,7 @@
       var iso = el.getAttribute("data-local-time");
       var d = new Date(iso);
       if (isNaN(d.getTime())) return;
-      var text = new Intl.DateTimeFormat(undefined, {
+      var text = new Intl.DateTimeFormat(pageLocale(), {
         weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"
       }).format(d);
       el.textContent = text + " (" + zone + ")";

@@ -159,10 +159,16 @@
     });
   }
 
+  // The page's language for times, in the browser's own variant of it when they agree (as foyer.js does).
+  function pageLocale() {
+    return language && (navigator.language || "").split("-")[0] !== language ? language : undefined;
+  }
+
   function showSandbox(session) {
     var expires = new Date(session.expiresOn);
     document.getElementById("sandbox-expires").textContent = isNaN(expires.getTime()) ? session.expiresOn
-      : new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZoneName: "short" }).format(expires);
+      : new Intl.DateTimeFormat(pageLocale(), { hour: "2-digit", minute: "2-digit", timeZoneName: "short" })
+        .format(expires);
     document.getElementById("sandbox-name").textContent = session.displayName;
     var box = stateBox();
     if (box) box.hidden = true;
