@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+from zoneinfo import ZoneInfo
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, inspect
@@ -80,6 +81,29 @@ def insert_unless_exists(row: _Row, unique: str) -> _Row | None:
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+class LocalTimes:
+    """Rows with a start and an end stored in UTC (`starts_at`, `ends_at`) and an IANA `timezone` to show
+    them in: an event, and each session of a course (in its event's zone).
+    """
+
+    if TYPE_CHECKING:  # the mapped columns (or, on a session, properties) of the class it is mixed into
+        starts_at: datetime
+        ends_at: datetime
+        timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def local_starts_at(self) -> datetime:
+        return self.starts_at.astimezone(self.zone)
+
+    @property
+    def local_ends_at(self) -> datetime:
+        return self.ends_at.astimezone(self.zone)
 
 
 class UTCDateTime(TypeDecorator):

@@ -7,14 +7,13 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, attribute_keyed_dict, mapped_column, relationship
 
-from app.models.base import UTCDateTime, db, utcnow
+from app.models.base import LocalTimes, UTCDateTime, db, utcnow
 from app.models.user import User
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class EventOrganizer(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
-class Event(db.Model):
+class Event(LocalTimes, db.Model):
     __tablename__ = "events"
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
@@ -212,18 +211,6 @@ class Event(db.Model):
     def is_course(self) -> bool:
         """Several sessions under one registration (each with its own Teams meeting)."""
         return bool(self.sessions)
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def local_starts_at(self) -> datetime:
-        return self.starts_at.astimezone(self.zone)
-
-    @property
-    def local_ends_at(self) -> datetime:
-        return self.ends_at.astimezone(self.zone)
 
     @property
     def is_published(self) -> bool:

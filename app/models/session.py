@@ -5,13 +5,12 @@ join window, reminders and attendance.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import UTCDateTime, db, utcnow
+from app.models.base import LocalTimes, UTCDateTime, db, utcnow
 from app.models.event import Event, ProvisioningStatus
 
 
@@ -22,7 +21,7 @@ def session_label(number: int, name: str = "") -> str:
     return gettext("Session %(num)s", num=number)
 
 
-class EventSession(db.Model):
+class EventSession(LocalTimes, db.Model):
     """One session of a course. The event's own start and end span its sessions."""
 
     __tablename__ = "event_sessions"
@@ -53,18 +52,6 @@ class EventSession(db.Model):
     @property
     def timezone(self) -> str:
         return self.event.timezone
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.event.timezone)
-
-    @property
-    def local_starts_at(self) -> datetime:
-        return self.starts_at.astimezone(self.zone)
-
-    @property
-    def local_ends_at(self) -> datetime:
-        return self.ends_at.astimezone(self.zone)
 
     @property
     def number(self) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, flash, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
 
 from app import ratelimit
 from app.extensions import csrf, db, limiter
@@ -217,12 +219,29 @@ def password_POST():
     return render_template("auth/password.html", form=form), 422
 
 
+# Invitations and password resets are both one-time links that let their holder choose a password.
+
+
+def _link_holder(token: str, invalid_template: str) -> User:
+    """The account a one-time password link belongs to; a used, expired or unknown link ends the request
+    with `invalid_template` (404).
+    """
+    user = accounts.user_for_invitation(token)
+    if user is None:
+        abort(make_response(render_template(invalid_template), 404))
+    return user
+
+
+def _set_password(form: FlaskForm, verb: Callable[..., None], user: User) -> bool:
+    """Validate `form` and have `verb` set its password for `user` (committed); False leaves the errors."""
+    return bool(submit(form, lambda: verb(user, form.password.data,
+                                          min_length=current_app.config["PASSWORD_MIN_LENGTH"])))
+
+
 @bp.get("/invitation/<token>")
 def invitation_GET(token: str):
     """Let an invited user choose a password."""
-    user = accounts.user_for_invitation(token)
-    if user is None:
-        return render_template("auth/invitation_invalid.html"), 404
+    user = _link_holder(token, "auth/invitation_invalid.html")
     return render_template("auth/invitation.html", form=AcceptInvitationForm(), invited=user, token=token)
 
 
@@ -230,12 +249,9 @@ def invitation_GET(token: str):
 @limiter.limit(_login_limit, methods=["POST"])
 def invitation_POST(token: str):
     """Set the password, consume the invitation and sign in."""
-    user = accounts.user_for_invitation(token)
-    if user is None:
-        return render_template("auth/invitation_invalid.html"), 404
+    user = _link_holder(token, "auth/invitation_invalid.html")
     form = AcceptInvitationForm()
-    if submit(form, lambda: accounts.accept_invitation(user, form.password.data,
-                                                       min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+    if _set_password(form, accounts.accept_invitation, user):
         _start_session(user)
         flash(_("Your password is set. Welcome to Foyer."), "success")
         return redirect_to(url_for("organizer_events.events_GET"))
@@ -274,9 +290,7 @@ def forgot_sent_GET():
 @bp.get("/password/reset/<token>")
 def password_reset_GET(token: str):
     """Let the holder of a reset link choose a new password."""
-    user = accounts.user_for_invitation(token)
-    if user is None:
-        return render_template("auth/reset_invalid.html"), 404
+    user = _link_holder(token, "auth/reset_invalid.html")
     return render_template("auth/reset.html", form=ResetPasswordForm(), account=user, token=token)
 
 
@@ -284,12 +298,9 @@ def password_reset_GET(token: str):
 @limiter.limit(_login_limit, methods=["POST"])
 def password_reset_POST(token: str):
     """Set the new password; the link is used up and every session of the account ends."""
-    user = accounts.user_for_invitation(token)
-    if user is None:
-        return render_template("auth/reset_invalid.html"), 404
+    user = _link_holder(token, "auth/reset_invalid.html")
     form = ResetPasswordForm()
-    if submit(form, lambda: accounts.complete_password_reset(user, form.password.data,
-                                                             min_length=current_app.config["PASSWORD_MIN_LENGTH"])):
+    if _set_password(form, accounts.complete_password_reset, user):
         session.clear()
         logout_user()
         flash(_("Your password has been changed. Sign in with your new password."), "success")

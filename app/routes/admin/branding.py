@@ -5,10 +5,13 @@ versioned privacy notice, and the websites that may embed registration forms.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, current_app, flash, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import Field
 
 from app.extensions import db
 from app.forms.admin import BrandingForm, EmailSettingsForm, EmbedOriginsForm, PrivacyNoticeForm, TestEmailForm
@@ -101,21 +104,31 @@ def privacy_POST():
     return _render(privacy_form=form, status=422)
 
 
+def _save_list(form: FlaskForm, field: Field, parse: Callable[[str], list[str]], save: Callable[..., object], *,
+               saved: Callable[[str], str], cleared: str, anchor: str, form_key: str):
+    """A setting that is a list typed one per line (organization domains, embedding websites): parse it,
+    save it, say what it now holds (or that it is empty), or show the form again with the reason.
+    """
+
+    def parse_and_save() -> list[str]:
+        values = parse(field.data or "")
+        save(values, actor=current_user._get_current_object())
+        return values
+
+    if done := submit(form, parse_and_save):
+        flash(saved(", ".join(done.value)) if done.value else cleared, "success")
+        return redirect_to(url_for("admin_branding.branding_GET", _anchor=anchor))
+    return _render(**{form_key: form}, status=422)
+
+
 @bp.post("/organization")
 def organization_POST():
     """Save the organization's email domains (who may register for organization-only events)."""
     form = OrganizationDomainsForm()
-
-    def save() -> list[str]:
-        domains = registrations.parse_domains(form.domains.data or "")
-        registrations.save_organization_domains(domains, actor=current_user._get_current_object())
-        return domains
-
-    if done := submit(form, save):
-        flash(_("Organization domains saved: %(domains)s.", domains=", ".join(done.value)) if done.value
-              else _("Organization domains cleared: organization-only events accept no one."), "success")
-        return redirect_to(url_for("admin_branding.branding_GET", _anchor="organization"))
-    return _render(domains_form=form, status=422)
+    return _save_list(form, form.domains, registrations.parse_domains, registrations.save_organization_domains,
+                      saved=lambda domains: _("Organization domains saved: %(domains)s.", domains=domains),
+                      cleared=_("Organization domains cleared: organization-only events accept no one."),
+                      anchor="organization", form_key="domains_form")
 
 
 @bp.post("/email")
@@ -150,14 +163,8 @@ def email_test_POST():
 def embedding_POST():
     """Save the websites allowed to show registration forms in a frame (their frame-ancestors)."""
     form = EmbedOriginsForm()
-
-    def save() -> list[str]:
-        origins = settings.parse_embed_origins(form.origins.data or "")
-        settings.save_embed_origins(origins, actor=current_user._get_current_object())
-        return origins
-
-    if done := submit(form, save):
-        flash(_("Websites that may embed registration forms: %(origins)s.", origins=", ".join(done.value)) if done.value
-              else _("No website may embed registration forms now."), "success")
-        return redirect_to(url_for("admin_branding.branding_GET", _anchor="embedding"))
-    return _render(embed_form=form, status=422)
+    return _save_list(form, form.origins, settings.parse_embed_origins, settings.save_embed_origins,
+                      saved=lambda origins: _("Websites that may embed registration forms: %(origins)s.",
+                                              origins=origins),
+                      cleared=_("No website may embed registration forms now."),
+                      anchor="embedding", form_key="embed_form")

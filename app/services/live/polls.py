@@ -86,20 +86,22 @@ def launch(poll: Poll, *, actor: User) -> None:
     """Open a prepared poll for votes."""
     if poll.status != PollStatus.draft:
         raise Conflict(gettext("Only a prepared poll can be launched."))
-    poll.status = PollStatus.open
-    poll.opened_at = utcnow()
-    db.session.flush()
-    logger.info("Poll %s launched by %s", poll.id, actor.id)
+    _advance(poll, PollStatus.open, "opened_at", actor=actor)
 
 
 def close(poll: Poll, *, actor: User) -> None:
     """Stop taking votes; attendees see the results."""
     if poll.status != PollStatus.open:
         raise Conflict(gettext("Only an open poll can be closed."))
-    poll.status = PollStatus.closed
-    poll.closed_at = utcnow()
+    _advance(poll, PollStatus.closed, "closed_at", actor=actor)
+
+
+def _advance(poll: Poll, status: PollStatus, stamp: str, *, actor: User) -> None:
+    """One step of a poll's life (prepared → open → closed), with the moment it was taken."""
+    poll.status = status
+    setattr(poll, stamp, utcnow())
     db.session.flush()
-    logger.info("Poll %s closed by %s", poll.id, actor.id)
+    logger.info("Poll %s is now %s (by %s)", poll.id, status.value, actor.id)
 
 
 def delete_poll(poll: Poll, *, actor: User) -> None:
