@@ -13,9 +13,13 @@ and `event_description` filters; staff pages show the main text.
 
 from __future__ import annotations
 
+from functools import cache
+
 from babel import Locale
+from babel.support import Translations
 from flask import Flask, has_request_context, request, session
 from flask_babel import Babel, get_locale
+from wtforms.i18n import messages_path as wtforms_messages_path
 
 from app.models import Event
 from app.services.core import settings
@@ -57,6 +61,32 @@ def remember_choice() -> None:
         session[SESSION_KEY] = lang
 
 
+@cache
+def wtforms_translations(language: str) -> Translations:
+    """WTForms' own messages (its stock errors) in `language`, read once per process."""
+    return Translations.load(wtforms_messages_path(), [language], domain="wtforms")
+
+
+class _WTFormsMessages:
+    """What Flask-WTF asks a request for (`request.wtforms_translations`), answered from the per-process
+    catalogs in the request's language when a form first needs a message.
+    """
+
+    def ugettext(self, message: str) -> str:
+        return wtforms_translations(current_language()).ugettext(message)
+
+    def ungettext(self, singular: str, plural: str, n: int) -> str:
+        return wtforms_translations(current_language()).ungettext(singular, plural, n)
+
+
+_WTFORMS_MESSAGES = _WTFormsMessages()
+
+
+def _share_wtforms_translations() -> None:
+    # Flask-WTF reads WTForms' catalog from disk again for every request unless the request carries it.
+    request.wtforms_translations = _WTFORMS_MESSAGES  # type: ignore[attr-defined]
+
+
 def current_language() -> str:
     return str(get_locale() or default_language())
 
@@ -83,6 +113,7 @@ def register(app: Flask) -> None:
     # Babel's own default is never used: `select_locale` always answers, with the admin's default.
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(settings.TRANSLATIONS))
     app.before_request(remember_choice)
+    app.before_request(_share_wtforms_translations)
     # `{% trans %}` blocks collapse their line breaks and indentation (pybabel extracts them the same way).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     # Globals, not a context processor: emails are rendered outside a request too.

@@ -14,7 +14,6 @@ from functools import cache, wraps
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
-from babel.support import Translations
 from flask import (
     Blueprint,
     Flask,
@@ -35,11 +34,10 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
-from wtforms.i18n import messages_path as wtforms_messages_path
 
 from app import jobs
 from app.extensions import compress
-from app.i18n import current_language
+from app.i18n import current_language, wtforms_translations
 from app.models import Event, EventStatus, MicrosoftConnection, db
 from app.models.base import begin_write
 from app.services.core.dates import format_date, format_datetime, format_time
@@ -234,7 +232,7 @@ _STOCK = {
 @cache
 def _stock_patterns(language: str) -> list[tuple[str, re.Pattern]]:
     """The stock messages as WTForms words them in `language`, each a pattern capturing its numbers."""
-    translations = Translations.load(wtforms_messages_path(), [language], domain="wtforms")
+    translations = wtforms_translations(language)
     patterns = []
     for name, forms in _STOCK.items():
         worded = {translations.ungettext(forms[0], forms[1], n) for n in (1, 2, 5)} if len(forms) == 2 \
