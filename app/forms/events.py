@@ -100,13 +100,29 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-def _year_range_error() -> str:
-    return _("Choose a date between the years %(first)s and %(last)s.", first=YEAR_RANGE[0], last=YEAR_RANGE[1])
-
-
-def _skipped_time_error(local: datetime, zone: str) -> str:
-    return _("%(time)s does not exist on that day in %(zone)s: the clocks go forward then. Choose another time.",
-             time=local.strftime("%H:%M"), zone=zone)
+def _read_local_times(form: FlaskForm, names: tuple[str, ...], zone: str, into: dict[str, datetime | None]) -> bool:
+    """Read each datetime-local field in `names` as a time in `zone`, into `into` as UTC (None where blank or
+    already in error). A year out of range, or a time the clocks skip that day, becomes the field's error;
+    False when there was one.
+    """
+    ok = True
+    for name in names:
+        f = getattr(form, name)
+        into[name] = None
+        if f.data is None or f.errors:
+            continue
+        if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
+            f.errors.append(_("Choose a date between the years %(first)s and %(last)s.",
+                              first=YEAR_RANGE[0], last=YEAR_RANGE[1]))
+            ok = False
+            continue
+        try:
+            into[name] = local_to_utc(f.data, zone)
+        except NonexistentLocalTime:
+            f.errors.append(_("%(time)s does not exist on that day in %(zone)s: the clocks go forward then. "
+                              "Choose another time.", time=f.data.strftime("%H:%M"), zone=zone))
+            ok = False
+    return ok
 
 
 def _reminder_choices() -> list[SelectChoice]:
@@ -287,20 +303,7 @@ class EventForm(FlaskForm):
         zone = self.timezone.data
         if not is_valid_zone(zone):
             return False
-        for name in DATETIME_FIELDS:
-            f = getattr(self, name)
-            self.utc[name] = None
-            if f.data is None or f.errors:
-                continue
-            if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
-                f.errors.append(_year_range_error())
-                ok = False
-                continue
-            try:
-                self.utc[name] = local_to_utc(f.data, zone)
-            except NonexistentLocalTime:
-                f.errors.append(_skipped_time_error(f.data, zone))
-                ok = False
+        ok = _read_local_times(self, DATETIME_FIELDS, zone, self.utc) and ok
         # The schedule rules run on every time that could be read, beside any other error, so the organizer
         # sees every problem at once; a field already in error gets no second message.
         problems = event_rules.schedule_problems(*(self.utc[n] for n in DATETIME_FIELDS))
@@ -489,21 +492,7 @@ class SessionForm(FlaskForm):
     def validate(self, extra_validators=None) -> bool:
         """Field checks, then the times read in the event's zone."""
         ok = super().validate(extra_validators)
-        for name in ("starts_at", "ends_at"):
-            f = getattr(self, name)
-            self.utc[name] = None
-            if f.data is None or f.errors:
-                continue
-            if not YEAR_RANGE[0] <= f.data.year <= YEAR_RANGE[1]:
-                f.errors.append(_year_range_error())
-                ok = False
-                continue
-            try:
-                self.utc[name] = local_to_utc(f.data, self.zone)
-            except NonexistentLocalTime:
-                f.errors.append(_skipped_time_error(f.data, self.zone))
-                ok = False
-        return ok
+        return _read_local_times(self, ("starts_at", "ends_at"), self.zone, self.utc) and ok
 
     def to_data(self) -> SessionData:
         return SessionData(name=self.name.data or "", starts_at=self.utc["starts_at"], ends_at=self.utc["ends_at"],

@@ -12,7 +12,7 @@
   var stream = null, audio = null, frame = null;
 
   // What the check says, in the page's language (the template's #device-check-strings), else in English.
-  var TEXT = {
+  var ENGLISH = {
     blocked: "Your browser blocked the camera or microphone. Allow them for this site (see the help below), then start the check again.",
     notFound: "No camera or microphone was found. Plug one in, then start the check again.",
     busy: "Another app is using your camera or microphone. Close it, then start the check again.",
@@ -27,18 +27,10 @@
     unknownProblem: "unknown problem",
     stopped: "Check stopped. Your camera and microphone are off."
   };
-  try {
-    var given = JSON.parse(document.getElementById("device-check-strings").textContent);
-    Object.keys(given).forEach(function (key) { TEXT[key] = given[key]; });
-  } catch (e) { /* no strings on the page: English */ }
   // The browser's refusals that have help of their own.
   var HELP = { NotAllowedError: "blocked", NotFoundError: "notFound", NotReadableError: "busy" };
 
-  function say(key, values) {
-    return TEXT[key].replace(/\{(\w+)\}/g, function (all, name) {
-      return values && values[name] !== undefined ? String(values[name]) : all;
-    });
-  }
+  var say = window.Foyer.pageWords("device-check-strings", ENGLISH);
 
   function finish() {
     if (frame) cancelAnimationFrame(frame);

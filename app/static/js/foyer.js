@@ -14,14 +14,23 @@
     requestTooLarge: "That was too much to send at once. Shorten it — everything you entered is kept."
   };
 
-  function say(key, values) {
-    var block = document.getElementById("foyer-strings");
-    var words;
-    try { words = block ? JSON.parse(block.textContent) : {}; } catch (e) { words = {}; }
-    return (words[key] || ENGLISH[key]).replace(/\{(\w+)\}/g, function (all, name) {
-      return values && values[name] !== undefined ? String(values[name]) : all;
-    });
+  // The words a page gives a script, in the page's language: a JSON block by id (data, not code, so the
+  // CSP's script-src does not apply), `{name}` filled from `values`; the script's own English for a page
+  // without the block. Read at each use: htmx may have swapped the block since (the join page's state).
+  function pageBlock(blockId) {
+    var block = document.getElementById(blockId);
+    try { return block ? JSON.parse(block.textContent) : {}; } catch (e) { return {}; }
   }
+
+  function pageWords(blockId, english) {
+    return function (key, values) {
+      return (pageBlock(blockId)[key] || english[key]).replace(/\{(\w+)\}/g, function (all, name) {
+        return values && values[name] !== undefined ? String(values[name]) : all;
+      });
+    };
+  }
+
+  var say = pageWords("foyer-strings", ENGLISH);
 
   // The page's language for dates, in the browser's own variant of it when they agree (en-GB stays en-GB on
   // an English page; a German page in an English browser writes German dates).
@@ -161,6 +170,9 @@
   });
 
   function enhance(root) { localiseTimes(root); enableCopyButtons(root); checkUploadSizes(root); }
+
+  // For the join page's and the device check's scripts, which run after this one (deferred, in order).
+  window.Foyer = { pageBlock: pageBlock, pageWords: pageWords, pageLocale: pageLocale };
 
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
   document.addEventListener("htmx:load", function (evt) { enhance(evt.target); });

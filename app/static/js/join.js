@@ -46,16 +46,10 @@
     seconds: "{n} s"
   };
 
-  function pageStrings() {
-    var block = document.getElementById("join-strings");
-    try { return block ? JSON.parse(block.textContent) : {}; } catch (e) { return {}; }
-  }
+  var say = window.Foyer.pageWords("join-strings", ENGLISH);
 
-  function say(key, values) {
-    var text = pageStrings()[key] || ENGLISH[key];
-    return text.replace(/\{(\w+)\}/g, function (all, name) {
-      return values && values[name] !== undefined ? String(values[name]) : all;
-    });
+  function pageStrings() {
+    return window.Foyer.pageBlock("join-strings");
   }
 
   function post(url, fields) {
@@ -159,15 +153,10 @@
     });
   }
 
-  // The page's language for times, in the browser's own variant of it when they agree (as foyer.js does).
-  function pageLocale() {
-    return language && (navigator.language || "").split("-")[0] !== language ? language : undefined;
-  }
-
   function showSandbox(session) {
     var expires = new Date(session.expiresOn);
     document.getElementById("sandbox-expires").textContent = isNaN(expires.getTime()) ? session.expiresOn
-      : new Intl.DateTimeFormat(pageLocale(), { hour: "2-digit", minute: "2-digit", timeZoneName: "short" })
+      : new Intl.DateTimeFormat(window.Foyer.pageLocale(), { hour: "2-digit", minute: "2-digit", timeZoneName: "short" })
         .format(expires);
     document.getElementById("sandbox-name").textContent = session.displayName;
     var box = stateBox();
