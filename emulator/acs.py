@@ -260,6 +260,13 @@ class AcsService:
                         return list(issued.scopes)
         return None
 
+    def record_earlier_email_sends(self, times: list[float]) -> None:
+        """Count emails sent at `times` (epoch seconds, in the past) against the quota, as a resource that has
+        been sending for a while does; they are not in `sent_emails`.
+        """
+        with self._emulator.lock:
+            self._email_sends = deque(sorted([*self._email_sends, *times]))
+
     def duplicate_operation_ids(self) -> list[str]:
         """Operation ids the client sent more than once."""
         with self._emulator.lock:

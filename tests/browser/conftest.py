@@ -258,8 +258,18 @@ class PageWatch:
 
     def _on_console(self, message) -> None:
         # "Failed to load resource" names no URL; _on_response reports the same failure with its URL.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.errors.add(f"console error on {self.page.url}: {message.text}")
+        if message.type != "error" or message.text.startswith("Failed to load resource"):
+            return
+        if message.text.startswith("htmx:sendAbort"):
+            # htmx aborts its request in flight (a poll, a boosted link) when the page is left, and logs the
+            # abort as two errors, "htmx:afterRequest" then "htmx:sendAbort": a request cut short by the next
+            # navigation, like ERR_ABORTED below. A request that fails logs htmx:sendError or
+            # htmx:responseError instead, and the failed response is reported as well.
+            aborted = f"console error on {self.page.url}: htmx:afterRequest"
+            if self.errors.found and self.errors.found[-1].startswith(aborted):
+                self.errors.found.pop()
+            return
+        self.errors.add(f"console error on {self.page.url}: {message.text}")
 
     def _on_response(self, response) -> None:
         if response.status < 400 or response.status in EXPECTED_STATUSES:
