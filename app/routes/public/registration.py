@@ -17,12 +17,15 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import compress, csrf, db, limiter
-from app.forms.registration import RegistrationForm, registration_form
+from app.forms.registration import QuestionSpec, RegistrationForm, registration_form
 from app.models import Event, Registration
+from app.services.core import page_cache
 from app.services.core.errors import DomainError
 from app.services.core.settings import get_privacy_notice
 from app.services.events import catalog
@@ -78,6 +81,31 @@ def registration_form_for(event: Event) -> RegistrationForm:
     form = _form(event, formdata=None)
     form.stamp_start()
     return form
+
+
+@bp.app_template_global("blank_registration_form")
+def blank_registration_form(event: Event, *, window, seats) -> Markup:
+    """The event page's blank registration form, rendered once for everything it shows and reused.
+
+    Building and rendering the form (about twenty fields through the form macros) was most of a fresh
+    event page's cost, and for a blank form its HTML follows from a few values: the questions' content,
+    the event's registration settings and zone, whether the button says "waitlist", the language, the
+    organization's domains and whether SMS is offered. Those values are the key, so an edit makes a new
+    key and nothing is ever stale; each view swaps in its own CSRF token and a fresh "shown at" stamp.
+    """
+    domains = tuple(registrations.organization_domains()) if event.who_can_register == "organization" else ()
+    key = (event.id, event.slug, event.timezone, event.who_can_register, event.approval_required,
+           event.require_email_verification, seats.state, str(get_locale()), request.script_root, domains,
+           current_app.config["ACS_SMS_SENDER"], tuple(QuestionSpec.of(q) for q in event.questions))
+    forms = page_cache.form_fragments()
+    cached = forms.get(key)
+    if cached is not None:
+        return Markup(page_cache.personalise(cached, csrf_token=generate_csrf(),  # noqa: S704  (our own HTML)
+                                             stamp=RegistrationForm.new_stamp()))
+    form = registration_form_for(event)
+    html = get_template_attribute("public/_register.html", "register_form")(event, form, window=window, seats=seats)
+    forms.put(key, str(html), csrf_token=generate_csrf(), stamp=form.started.data)
+    return html
 
 
 def _form(event: Event, **kwargs) -> RegistrationForm:

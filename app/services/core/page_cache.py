@@ -13,10 +13,15 @@ age limit. Seats taken or freed by registrations do not drop pages (at busy time
 page): the count shown is at most that old everywhere. Seats are decided by the database when someone
 registers, never by a page. Signed-in staff (their own navigation) and visitors with a flash message
 waiting are always rendered.
+
+Below that, and also when the page reuse is off, a page rendered afresh takes its blank registration form
+from `form_fragments`: the form rendered once for a key of everything it shows, with the same two values
+swapped in. Keyed by content, it has no age limit and nothing to drop.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -100,6 +105,14 @@ def event_pages(app: Flask | None = None) -> PageCache:
     return app.extensions["foyer_event_pages"]
 
 
+def form_fragments(app: Flask | None = None) -> PageCache:
+    """Blank registration forms as rendered, keyed by everything they show (the public registration
+    route builds the key): never stale, so kept without an age limit, a few hundred at most.
+    """
+    app = app or current_app
+    return app.extensions["foyer_form_fragments"]
+
+
 # --- dropping pages when what they show changes -------------------------------------------------------
 
 
@@ -125,6 +138,7 @@ def _after_rollback(session: Session) -> None:
 def install(app: Flask, session_class: type[Session]) -> None:
     """Give the app its cache and register the change listeners on the session class (once)."""
     app.extensions["foyer_event_pages"] = PageCache(max_age=app.config["PUBLIC_PAGE_CACHE_SECONDS"])
+    app.extensions["foyer_form_fragments"] = PageCache(max_age=math.inf)
     for name, listener in (("before_flush", _before_flush), ("after_commit", _after_commit),
                            ("after_rollback", _after_rollback)):
         if not sa_event.contains(session_class, name, listener):
