@@ -60,7 +60,8 @@ def _insert_unless_exists_statement(table: Table, columns: tuple[str, ...], uniq
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(table.c[c].name) for c in columns)
     params = ", ".join(f":p{i}" for i in range(len(columns)))
-    sql = (f"INSERT INTO {quote(table.name)} ({names}) VALUES ({params}) "
+    # Only the model's own table and column names (quoted) go into the text; every value is a parameter.
+    sql = (f"INSERT INTO {quote(table.name)} ({names}) VALUES ({params}) "  # noqa: S608
            f"ON CONFLICT ({quote(table.c[unique].name)}) DO NOTHING RETURNING {quote(table.c[primary_key].name)}")
     typed = [bindparam(f"p{i}", type_=table.c[c].type) for i, c in enumerate(columns)]
     return text(sql).bindparams(*typed).columns(table.c[primary_key])
