@@ -12,8 +12,12 @@ HOST ?= localhost
 PORT ?= 5000
 # The Microsoft emulator's TLS port; its sign-in page for browsers is on the next one.
 EMULATOR_PORT ?= $(shell echo $$(( $(PORT) + 3443 )))
-# Parallel pytest workers (pytest-xdist). Each worker gets its own databases.
-PYTEST_WORKERS ?= 2
+# Parallel pytest workers (pytest-xdist): two per core, at most eight. Many tests spend their time waiting
+# on real time (worker processes, the emulator's latency, browsers), so two per core keep the cores busy.
+# Each worker gets its own databases.
+PYTEST_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); [ $$n -gt 8 ] && n=8; echo $$n)
+# Idle workers take queued tests from busy ones, so a few long tests do not leave the end of a run to one.
+PYTEST_DIST ?= worksteal
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/routes -x"`.
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
@@ -60,14 +64,14 @@ run: setup
 	wait -n $$pids
 
 test: setup-dev chromium postgres
-	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
 # The edit loop: SQLite only and no browser, so it needs neither PostgreSQL nor Chromium. `make test`
 # (both databases, the browser tests) is still what has to pass.
 test-fast: setup-dev
-	@rc=0; FOYER_TEST_DATABASES=sqlite $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -m "not browser" \
+	@rc=0; FOYER_TEST_DATABASES=sqlite $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) -m "not browser" \
 		$(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc

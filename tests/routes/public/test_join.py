@@ -310,7 +310,8 @@ def test_acs_failure_is_a_clear_retryable_message(app, client, event, register):
     _, token = register(event)
     _set_times(app, event.id, starts_in=timedelta(minutes=-5))
     emulator = app.extensions["microsoft"].emulator
-    emulator.faults.add(kind="status", group="acs", path="/identities", status=503, count=10)
+    # Asked to come back in 50 ms, the SDK retries at once rather than backing off for seconds.
+    emulator.faults.add(kind="status", group="acs", path="/identities", status=503, count=10, retry_after="0.05")
     response = _session(client, token)
     assert response.status_code == 503
     assert response.get_json() == {"error": "We could not connect you to the call service just now. Please try again.",

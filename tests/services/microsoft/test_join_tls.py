@@ -138,7 +138,8 @@ def test_revoked_and_other_peoples_links_are_refused(tls_app, tls_client, emulat
 
 def test_acs_throttling_is_a_retryable_answer_not_an_error_page(tls_app, tls_client, emulator):
     (token,) = _seed(tls_app, starts_in=timedelta(minutes=-5))
-    emulator.faults.add(kind="status", group="acs", path="/identities", status=503, count=20)
+    # Asked to come back in 50 ms, the SDK retries at once rather than backing off for seconds.
+    emulator.faults.add(kind="status", group="acs", path="/identities", status=503, count=20, retry_after="0.05")
     response = _session(tls_client, token)
     assert response.status_code == 503 and response.get_json()["retry"] is True
     with tls_app.app_context():
