@@ -191,14 +191,19 @@ class RegistrationForm(FlaskForm):
         )
 
     def enable_inline_validation(self, url: str) -> None:
-        """Ask htmx to check text fields when the person leaves them (the page works without it)."""
+        """Ask htmx to check text fields when the person leaves them (the page works without it).
+
+        The checks queue on the form: one field left while another's check is still on its way is checked
+        after it rather than dropped, and submitting waits for the check in flight and drops the queued
+        ones (the submission checks every field anyway).
+        """
         names = ["first_name", "last_name", "email", "timezone"]
         names += [registrations.answer_field(q) for q in self.questions if q.kind in INLINE_KINDS]
         for name in names:
             f = self[name]
             f.render_kw = {**(f.render_kw or {}), "hx-post": f"{url}?field={name}", "hx-trigger": "blur changed",
                            "hx-target": "closest .field", "hx-swap": "outerHTML",
-                           "hx-sync": "closest form:abort"}
+                           "hx-sync": "closest form:queue all"}
 
 
 class OrganizationDomainsForm(FlaskForm):

@@ -204,6 +204,33 @@ def test_a_mistyped_time_zone_is_explained_and_kept(page, visit, audit, live_ser
     audit()
 
 
+def test_a_field_left_while_another_is_being_checked_is_checked_too(page, visit, audit, live_server):
+    """Leaving fields quickly: the second field's check waits for the first one's answer instead of being dropped."""
+    _published_event(live_server.app)
+    held = []
+    page.route(lambda url: "field=q_" in url, lambda route: held.append(route))  # Organization's check is held
+    visit(f"/events/{SLUG}")
+    form = page.locator("#register-form")
+    form.get_by_label("Organization").fill("Analytical Engines")
+    zone = form.get_by_label("Your time zone")
+    zone.fill("Europe/Amsterdm")  # leaves Organization: its check is sent and held
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    form.get_by_role("checkbox", name=re.compile("I have read the")).check()  # leaves the time zone
+    page.wait_for_timeout(200)
+    expect(form.get_by_text("did you mean Europe/Amsterdam?")).to_have_count(0)  # queued behind Organization's
+    held[0].continue_()
+    expect(form.get_by_text("did you mean Europe/Amsterdam?")).to_be_visible()
+    expect(zone).to_have_attribute("aria-invalid", "true")
+    expect(form.get_by_label("Organization")).to_have_value("Analytical Engines")
+    expect(form.get_by_label("Organization")).not_to_have_attribute("aria-invalid", "true")
+    page.wait_for_load_state("networkidle")
+    audit()
+
+
 def _register_people(app, event_id: int, *names: str) -> list[str]:
     """Sign people up through the engine; returns their personal-link tokens."""
     tokens = []
