@@ -45,12 +45,13 @@ def create_app(config_class: type[Config] = Config, *, instance_path: str | Path
     _register_blueprints(app)
     logs.learn_token_routes(app.url_map)
 
-    from app import cli, errors, i18n, scheduler, web
+    from app import cli, errors, i18n, scheduler, schema, web
 
     i18n.register(app)
     errors.register(app)
     web.register(app)
     cli.register(app)
+    schema.register(app)
     scheduler.register(app)
     return app
 
@@ -98,12 +99,10 @@ def _init_extensions(app: Flask) -> None:
         ratelimit,  # noqa: F401  (registers the database:// rate-limit storage)
         web,
     )
-    from app.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate
+    from app.extensions import compress, csrf, db, htmx, limiter, login_manager
     from app.services.messaging.kinds import N_
 
     db.init_app(app)
-    migrations = Path(__file__).resolve().parent.parent / "migrations"
-    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(migrations))
     csrf.init_app(app)
     htmx.init_app(app)
     compress.init_app(app)

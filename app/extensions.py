@@ -4,17 +4,15 @@ from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 from htmx_flask import Htmx
 
 from app.models.base import db
 
-migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 htmx = Htmx()
 compress = Compress()
 
-__all__ = ["compress", "csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
+__all__ = ["compress", "csrf", "db", "htmx", "limiter", "login_manager"]

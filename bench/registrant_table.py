@@ -61,6 +61,10 @@ def _setup(app, count: int) -> tuple[int, tuple[int, int, int]]:
     """Migrate, create the organizer and the event, and insert `count` registrations with answers."""
     from flask_migrate import upgrade
 
+    from app.schema import enable_migrations
+
+    enable_migrations(app)
+
     rnd = random.Random(42)
     with app.app_context():
         upgrade()

@@ -76,6 +76,10 @@ def _setup(app, registrants: int, quota: int, per_hour: int) -> int:
     """An event starting in 50 minutes with a 1-hour reminder and `registrants` people confirmed yesterday."""
     from flask_migrate import upgrade
 
+    from app.schema import enable_migrations
+
+    enable_migrations(app)
+
     with app.app_context():
         upgrade()
         owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None, name="Bench")

@@ -24,6 +24,7 @@ from app import create_app
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
+from app.schema import enable_migrations
 from app.services.accounts import accounts
 from app.services.core import page_cache, settings
 from emulator.graph_facts import write_problems
@@ -129,6 +130,7 @@ def app(database_url, tmp_path_factory) -> Iterator[Flask]:
     """The app, its schema built by the migrations (never by create_all)."""
     instance = tmp_path_factory.mktemp("instance")
     application = create_app(TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=database_url)
+    enable_migrations(application)
     with application.app_context():
         upgrade()
     emulator = application.extensions["microsoft"].emulator

@@ -1,4 +1,9 @@
-"""`flask foyer …` and `flask worker` commands, run through Flask's CLI runner."""
+"""`flask foyer …`, `flask worker` and `flask db` commands, run through Flask's CLI runner or as a process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -70,3 +75,23 @@ def test_worker_cancels_unconfirmed_holds_once_their_link_lapses(app, client, ma
         stale = db.session.scalar(select(Registration).where(Registration.email == "stale@example.org"))
         assert stale.verify_token_hash is None
         assert stale.transitions[-1].note == "Email address not confirmed in time"
+
+
+def test_a_web_process_leaves_the_migrations_unloaded_and_flask_db_still_migrates(tmp_path):
+    """Alembic (with Mako and Pygments, ~8 MB) is loaded by `flask db` alone, never by a web worker."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+           "LANG": "C.UTF-8", "DATABASE_URL": f"sqlite:///{tmp_path / 'foyer.db'}", "SECRET_KEY": "x" * 32}
+    root = Path(__file__).resolve().parents[1]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True,  # noqa: S603
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    loaded = run("-c", "import sys, wsgi; print(sorted({'alembic', 'mako', 'pygments', 'flask_migrate'} "
+                       "& set(sys.modules)))")
+    assert loaded.strip() == "[]"
+    run("-m", "flask", "--app", "wsgi", "db", "upgrade")
+    assert "(head)" in run("-m", "flask", "--app", "wsgi", "db", "current")
+    assert "Migration script directory" in run("-m", "flask", "--app", "wsgi", "db", "--help")

@@ -22,6 +22,7 @@ from sqlalchemy import inspect, text
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
 from app import create_app
 from app.extensions import db
+from app.schema import enable_migrations
 
 
 def _root_conftest(config: pytest.Config):
@@ -61,6 +62,7 @@ def migrated_app(empty_database_url: str, tmp_path: Path) -> Iterator[Flask]:
     application = create_app(
         foyer_config.TestConfig, instance_path=tmp_path / "instance", SQLALCHEMY_DATABASE_URI=empty_database_url
     )
+    enable_migrations(application)
     with application.app_context():
         yield application
         db.session.remove()
