@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from app.extensions import db
 from app.models import Event, Message, MessageStatus, OutboxItem, OutboxStatus
 from app.services.microsoft.emulator_cli import wait_until_answering
 from tests.browser.conftest import REPO_ROOT, LiveServer
+from tests.ports import free_port
 
 ADMIN_EMAIL = "ada@example.org"
 PASSWORD = "a long secret pw"
@@ -53,23 +53,6 @@ PEOPLE = [("Ada", "Lovelace", "ada.l@example.org"), ("Bob", "Babbage", "bob@exam
 UNFINISHED = (MessageStatus.queued, MessageStatus.sending)
 #: What ACS's delivery reports (Event Grid) say of an email in the end.
 FINAL_DELIVERY = ("Delivered", "Bounced", "Suppressed", "Failed", "Quarantined", "FilteredSpam", "Expanded")
-
-
-def _free_port(*, pair: bool = False) -> int:
-    """A free port (and, with `pair`, one whose successor is free too: the emulator's sign-in page)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if not pair:
-            return port
-        with socket.socket() as other:
-            try:
-                other.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port pair")
 
 
 @dataclass
@@ -157,10 +140,10 @@ class FoyerProcesses:
 
 @pytest.fixture(scope="module")
 def foyer(tmp_path_factory) -> Iterator[FoyerProcesses]:
-    processes = FoyerProcesses(instance=tmp_path_factory.mktemp("make-run-instance"), web_port=_free_port(),
-                               emulator_port=_free_port(pair=True))
-    processes.start()
+    processes = FoyerProcesses(instance=tmp_path_factory.mktemp("make-run-instance"), web_port=free_port(),
+                               emulator_port=free_port(pair=True))
     try:
+        processes.start()  # a process that did start is stopped even when another one did not
         yield processes
     finally:
         processes.stop()

@@ -7,7 +7,6 @@ refusing the redirect to the authority) fails the test."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 
 import pytest
@@ -25,15 +24,10 @@ from app.services.outbox import outbox
 from emulator import Emulator, EmulatorConfig, EmulatorServer
 from tests.browser.conftest import LiveServer, _QuietHandler
 from tests.browser.test_first_run import TITLE, _create_event, _set_up_and_sign_in
+from tests.ports import free_port
 
 SERVICE_ACCOUNT = "foyer.service@contoso.emulator.invalid"
 ADELE = "adele.vance@contoso.emulator.invalid"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def tls_emulator(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live_server(tls_emulator, tmp_path_factory):
     """Foyer on http://localhost:<port>, knowing Microsoft only by its environment variables."""
-    port = _free_port()
+    port = free_port()
     base_url = f"http://localhost:{port}"
     ends = tls_emulator.endpoints
     environ = {

@@ -4,7 +4,6 @@ on its own listener, and state that survives a restart and is shared by every Fo
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from urllib.parse import urlencode, urlsplit
 
@@ -16,6 +15,7 @@ from app.config import Config
 from app.services.microsoft.acs import AcsEmailClient, AcsSettings, EmailMessage
 from emulator import Emulator, EmulatorConfig, EmulatorServer
 from tests.emulator.conftest import GRAPH_SCOPES, REDIRECT_URI, Target
+from tests.ports import free_port
 
 AUTHORIZE = "/{tenant}/oauth2/v2.0/authorize"
 
@@ -24,12 +24,6 @@ def _authorize_url(base: str, emulator: Emulator, redirect_uri: str) -> str:
     query = urlencode({"client_id": emulator.client_id, "redirect_uri": redirect_uri, "response_type": "code",
                        "scope": "openid User.Read", "response_mode": "form_post", "state": "s1"})
     return base + AUTHORIZE.format(tenant=emulator.tenant_id) + "?" + query
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- redirect URIs ------------------------------------------------------------------------------
@@ -211,7 +205,7 @@ def test_every_foyer_process_reaches_the_same_emulator_service(tmp_path, monkeyp
     emulator: what one process created, the other can use."""
     instance = tmp_path / "instance"
     directory = instance / "emulator"
-    port = _free_port()
+    port = free_port()
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     emulator = Emulator(EmulatorConfig(faults=""), state_path=directory / "state.pickle")
     server = EmulatorServer(emulator, port=port, ca_dir=directory).start()

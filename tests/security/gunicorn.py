@@ -3,7 +3,6 @@ need real worker processes or gunicorn's own access log."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests.ports import free_port
+
 
 @dataclass
 class Served:
@@ -22,16 +23,10 @@ class Served:
     output: str = ""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def gunicorn(repo_root: Path, env: dict[str, str], *, first_path: str = "/") -> Iterator[Served]:
     """Start gunicorn with `env`, wait until `first_path` answers (that request is made once), stop it after."""
-    port = _free_port()
+    port = free_port()
     served = Served(f"http://127.0.0.1:{port}")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=repo_root,
                                env={**env, "FOYER_BIND": f"127.0.0.1:{port}"},
