@@ -53,7 +53,7 @@ help:
 # server and the worker (reminders, retries, scheduled jobs). All three stop together on Ctrl+C, or
 # when one of them exits.
 run: setup
-	@for port in $(PORT) $(EMULATOR_PORT); do \
+	@for port in $(PORT) $(EMULATOR_PORT) $$(( $(EMULATOR_PORT) + 1 )); do \
 	  if $(VENV)/bin/python -c "import socket, sys; sys.exit(socket.socket().connect_ex(('$(HOST)', $$port)) != 0)"; then \
 	    echo "Port $$port on $(HOST) is already in use: is Foyer already running? Stop it (Ctrl+C where it runs)," \
 	      "or run on other ports: make run PORT=5001" >&2; exit 1; \

@@ -3,7 +3,7 @@
 Alembic, with the Mako and Pygments it imports, adds about 8 MB to a process. A web worker never
 migrates (`flask db upgrade` runs before the server starts), so the app registers a `flask db` group
 that sets Flask-Migrate up when it is used; code that migrates in process (the tests, the benches)
-calls `enable_migrations(app)` before `flask_migrate.upgrade()`.
+calls `migrate_to_latest(app)`, or `enable_migrations(app)` before Flask-Migrate's own functions.
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ def enable_migrations(app: Flask) -> None:
     from flask_migrate import Migrate  # noqa: PLC0415  (loaded on use: a web worker never needs it)
 
     Migrate(app, db, render_as_batch=True, compare_type=True, directory=str(MIGRATIONS))
+
+
+def migrate_to_latest(app: Flask) -> None:
+    """Bring `app`'s database to the latest revision, in this process (as `flask db upgrade` does)."""
+    enable_migrations(app)
+    from flask_migrate import upgrade  # noqa: PLC0415  (see enable_migrations)
+
+    with app.app_context():
+        upgrade()
 
 
 class MigrationsGroup(click.Group):

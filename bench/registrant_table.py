@@ -44,6 +44,7 @@ from app.models import (  # noqa: E402
     RegistrationState,
     Role,
 )
+from app.schema import migrate_to_latest  # noqa: E402
 from app.services.accounts import accounts  # noqa: E402
 from app.services.core.crypto import generate_key  # noqa: E402
 from bench import _common as c  # noqa: E402
@@ -59,15 +60,10 @@ TOPICS = ["AI", "Security", "Cloud", "Data", "Accessibility"]
 
 def _setup(app, count: int) -> tuple[int, tuple[int, int, int]]:
     """Migrate, create the organizer and the event, and insert `count` registrations with answers."""
-    from flask_migrate import upgrade
-
-    from app.schema import enable_migrations
-
-    enable_migrations(app)
+    migrate_to_latest(app)
 
     rnd = random.Random(42)
     with app.app_context():
-        upgrade()
         owner = accounts.create_user("bench@example.org", role=Role.organizer, password=PASSWORD, name="Bench")
         now = datetime.now(UTC)
         event = Event(title="Big conference", slug="big", timezone="Europe/Berlin", starts_at=now + timedelta(days=30),

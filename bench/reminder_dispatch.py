@@ -45,6 +45,7 @@ from app.models import (  # noqa: E402
     Role,
     Setting,
 )
+from app.schema import migrate_to_latest  # noqa: E402
 from app.services.accounts import accounts  # noqa: E402
 from app.services.core import tokens  # noqa: E402
 from app.services.core.crypto import generate_key  # noqa: E402
@@ -74,14 +75,9 @@ def _drop_postgres() -> None:
 
 def _setup(app, registrants: int, quota: int, per_hour: int) -> int:
     """An event starting in 50 minutes with a 1-hour reminder and `registrants` people confirmed yesterday."""
-    from flask_migrate import upgrade
-
-    from app.schema import enable_migrations
-
-    enable_migrations(app)
+    migrate_to_latest(app)
 
     with app.app_context():
-        upgrade()
         owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None, name="Bench")
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=50)
         event = Event(slug="reminder-bench", title="Reminder bench", timezone="Europe/Berlin", starts_at=start,

@@ -17,14 +17,13 @@ import pytest
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from itsdangerous import BadSignature
 
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Event, EventStatus, Question, QuestionKind, Role, User
-from app.schema import enable_migrations
+from app.schema import migrate_to_latest
 from app.services.accounts import accounts
 from app.services.core import page_cache, settings
 from emulator.graph_facts import write_problems
@@ -130,9 +129,7 @@ def app(database_url, tmp_path_factory) -> Iterator[Flask]:
     """The app, its schema built by the migrations (never by create_all)."""
     instance = tmp_path_factory.mktemp("instance")
     application = create_app(TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=database_url)
-    enable_migrations(application)
-    with application.app_context():
-        upgrade()
+    migrate_to_latest(application)
     emulator = application.extensions["microsoft"].emulator
     if emulator is not None:
         # Tests drain the outbox at once; the meeting set-up delay has its own tests, which raise it.

@@ -5,7 +5,6 @@ started as the Makefile starts them)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -19,8 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _make(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, env=env,  # noqa: S603, S607
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT,  # noqa: S603, S607
                           capture_output=True, text=True, timeout=120)
 
 
@@ -30,14 +28,14 @@ def set_up() -> None:
         pytest.skip("make run's set-up (virtualenv, npm, the call bundle) is not done in this checkout")
 
 
-@pytest.mark.parametrize("taken", ["web", "emulator"])
+@pytest.mark.parametrize("taken", ["web", "emulator", "sign-in page"])
 def test_make_run_refuses_a_taken_port_and_starts_nothing(set_up, taken):
     web, emulator = free_port(), free_port(pair=True)
+    busy = {"web": web, "emulator": emulator, "sign-in page": emulator + 1}[taken]
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", web if taken == "web" else emulator))
+        listener.bind(("127.0.0.1", busy))
         listener.listen()
         done = _make("run", "HOST=127.0.0.1", f"PORT={web}", f"EMULATOR_PORT={emulator}")
-    busy = web if taken == "web" else emulator
     assert done.returncode != 0
     assert f"Port {busy} on 127.0.0.1 is already in use: is Foyer already running?" in done.stderr
     assert "Foyer is running" not in done.stdout

@@ -34,13 +34,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import config as foyer_config  # not `import TestConfig`: pytest would try to collect it
 from app import create_app
 from app.extensions import db
-from app.schema import enable_migrations
+from app.schema import migrate_to_latest
 from app.services.core import page_cache
 from app.services.microsoft import wiring
 from tests.database import empty_database
@@ -138,9 +137,7 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     instance = tmp_path_factory.mktemp("browser-instance")
     # The live panels poll every 2 s instead of 10: what one person does shows on another's page sooner.
     app = create_app(foyer_config.TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=url, LIVE_POLL_SECONDS=2)
-    enable_migrations(app)
-    with app.app_context():
-        upgrade()
+    migrate_to_latest(app)
     # `localhost`, not 127.0.0.1: it is the name people use, and browsers treat it as a secure context.
     server = make_server("localhost", 0, app, threaded=True, request_handler=_QuietHandler)
     base_url = f"http://localhost:{server.server_port}"

@@ -10,7 +10,6 @@ import re
 import threading
 
 import pytest
-from flask_migrate import upgrade
 from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
@@ -18,7 +17,7 @@ from app import config as foyer_config
 from app import create_app
 from app.extensions import db
 from app.models import Role, User
-from app.schema import enable_migrations
+from app.schema import migrate_to_latest
 from app.services.microsoft import wiring
 from app.services.outbox import outbox
 from emulator import Emulator, EmulatorConfig, EmulatorServer
@@ -58,9 +57,7 @@ def live_server(tls_emulator, tmp_path_factory):
     assert app.extensions["microsoft"].emulator is None and not app.extensions["microsoft"].built_in
     # The app registration in the (emulated) tenant lists exactly Foyer's two callbacks.
     tls_emulator.emulator.config.redirect_uris = wiring.redirect_uris(base_url)
-    enable_migrations(app)
-    with app.app_context():
-        upgrade()
+    migrate_to_latest(app)
     server = make_server("localhost", port, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="foyer-origins", daemon=True)
     thread.start()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from flask_migrate import upgrade
 
 from app import create_app
 from app.config import Config
 from app.extensions import db
 from app.models import Role
-from app.schema import enable_migrations
+from app.schema import migrate_to_latest
 from app.services.accounts import accounts
 from app.services.core.crypto import generate_key
 
@@ -25,9 +24,8 @@ def _production_app(tmp_path, **environ: str):
     app = create_app(Config, instance_path=tmp_path / "instance", environ={
         "DATABASE_URL": f"sqlite:///{tmp_path / 'foyer.db'}", "SECRET_KEY": "p" * 24 + "Zq8v7wX2pL0sN4mB9cD1eF3g",
         "ENCRYPTION_KEYS": generate_key(), "PUBLIC_BASE_URL": BASE, **environ})
-    enable_migrations(app)
+    migrate_to_latest(app)
     with app.app_context():
-        upgrade()
         accounts.create_user("org@example.org", role=Role.organizer, password=PASSWORD, name="Org")
         db.session.commit()
     yield app
