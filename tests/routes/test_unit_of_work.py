@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 
 from app import web
 from app.extensions import db
-from app.models import EventStatus, Question, Registration
+from app.models import AuthFlow, EventStatus, Question, Registration
 from app.services.registration import registrations
+from tests.microsoft_helpers import emulator_answer
 
 BUSY_TIMEOUT_MS = 50
 REGISTRATION = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
@@ -153,3 +154,19 @@ def test_a_duplicate_the_unique_index_refuses_runs_once_more_and_is_recognised(a
     assert response.status_code == 303
     assert _count(app, Registration) == 1
     assert f"registration for event {event.id} refused by the database; trying once more" in caplog.text
+
+
+def test_the_microsoft_connect_callback_waits_out_a_locked_database(app, client, auth, database_file, caplog):
+    """The answer from Microsoft's sign-in page uses up its flow as a writer: while the worker writes, it
+    waits its turn instead of failing on the write after its read."""
+    auth.login_as_admin()
+    started = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    service_oid = app.extensions["microsoft"].emulator.config.users[0].oid
+    path, fields = emulator_answer(client, started.headers["Location"], service_oid)
+    with caplog.at_level(logging.WARNING, logger="app.web"), writer_holding_the_lock(database_file, for_seconds=0.3):
+        done = client.post(path, data=fields)
+
+    assert done.status_code == 303, done.get_data(as_text=True)
+    assert "outcome=connected" in done.headers["Location"]
+    assert "Database busy: taking the Microsoft connect flow (attempt 1)" in caplog.text
+    assert _count(app, AuthFlow) == 0  # used up

@@ -57,11 +57,13 @@ def take(state: str | None, purpose: str) -> PendingFlow | None:
     """
     if not started_here(state, purpose):
         return None
-    session[SESSION_KEY] = [entry for entry in session.get(SESSION_KEY, []) if entry != f"{purpose}:{state}"]
     row = db.session.get(AuthFlow, state)
+    if row is not None:
+        db.session.delete(row)
+        db.session.flush()  # gone from the database before this browser forgets it: a busy database can retry
+    session[SESSION_KEY] = [entry for entry in session.get(SESSION_KEY, []) if entry != f"{purpose}:{state}"]
     if row is None:
         return None
-    db.session.delete(row)
     if row.purpose != purpose or row.created_at < utcnow() - LIFETIME:
         return None
     try:
