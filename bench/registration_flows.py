@@ -12,7 +12,8 @@ three answered as expected; anything else is an error.
 
 Prints flows/s and the server's CPU per flow (utime + stime of the gunicorn master and workers over the run,
 from /proc, divided by the flows) against issue 16's targets (≥ 150 flows/s with 16 clients on PostgreSQL;
-≤ 8 ms of server CPU per flow), each met or its gap, with the 1-minute load average: the client threads
+≤ 8 ms of server CPU per flow), each met or its gap (after the profiles of a flow's three requests,
+bench/_profile.py, when one is missed), with the 1-minute load average: the client threads
 run on the same cores as the server and take their share, so on a 2-core machine the flow rate here is a
 lower bound.
 """
@@ -32,6 +33,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402  (puts the repository on sys.path)
+import _profile  # noqa: E402
 
 PG_DATABASE = "foyer_bench_flows"
 FLOWS_PER_SECOND_TARGET = 150
@@ -120,6 +122,8 @@ def main() -> int:
     def verdict(met: bool, gap: str) -> str:
         return "TARGET MET" if met else f"TARGET MISSED ({gap})"
 
+    if rate < FLOWS_PER_SECOND_TARGET or cpu_ms > CPU_MS_TARGET:  # a flow: the page, the POST, the result
+        _profile.print_gap_profiles(args.db, ["reused page", "registration POST", "result page"])
     c.emit(result, f"{'OK' if errors == 0 else 'FAIL'}: {args.db} {flows} registration flows in {seconds:.1f} s "
                    f"with {args.clients} clients, {errors} errors")
     print(f"flows/s: {rate:.1f} against {FLOWS_PER_SECOND_TARGET}: "

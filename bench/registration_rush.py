@@ -12,7 +12,8 @@ created and published through Foyer's services (see bench/_common.py). Every cli
 and CSRF token; 10 % of them re-use another client's address. Prints the outcome as JSON, then a
 one-line summary, and exits non-zero unless exactly `capacity` were confirmed with no duplicates and no
 errors. A second line holds the wall time against issue 16's target (`--target-seconds`, 3 s for 1,000
-sign-ups for 100 seats): met, or the gap; the JSON carries the 1-minute load average before and after,
+sign-ups for 100 seats): met, or the gap, after the profile of a registration POST
+(bench/_profile.py); the JSON carries the 1-minute load average before and after,
 as the machine is shared.
 """
 
@@ -35,6 +36,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402  (puts the repository on sys.path)
+import _profile  # noqa: E402
 
 from app.extensions import db  # noqa: E402
 from app.models import Event, OutboxItem, Registration, RegistrationState  # noqa: E402
@@ -146,6 +148,8 @@ def main() -> int:
     print(f"{'OK' if ok else 'FAIL'}: {args.db} {args.clients} sign-ups for {args.capacity} seats -> "
           f"{result['confirmed']} confirmed, {result['waitlisted']} waitlisted, {result['duplicates']} duplicates, "
           f"{result['errors']} errors in {result['seconds']} s ({args.clients / seconds:.0f}/s)")
+    if seconds > args.target_seconds:
+        _profile.print_gap_profiles(args.db, ["registration POST"])
     if seconds <= args.target_seconds:
         print(f"TARGET MET: {result['seconds']} s <= {args.target_seconds} s")
     else:

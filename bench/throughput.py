@@ -14,7 +14,7 @@ so the limiter counts (in the database, the default store) but never throttles. 
 event page >= 0.6x, registration >= 0.4x hello, and a web worker's peak RSS <= 150 MB (VmHWM of every
 gunicorn worker seen during the runs, sampled every 0.5 s since workers are recycled after max_requests).
 Targets of the registration performance work, printed beside them: the fresh page >= 0.3x hello, the reused
-page >= 0.8x, a web worker <= 120 MB.
+page >= 0.8x, a web worker <= 120 MB; a missed page target prints that page's profile first (bench/_profile.py).
 Before each run the bench waits for the server to go idle, so a run never starts behind the
 requests the previous one left in flight. Prints JSON, then a one-line summary; exits non-zero on any
 error response or a missed bar.
@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+import _profile  # noqa: E402
 
 EVENT_PAGE_BAR = 0.6
 REGISTRATION_BAR = 0.4
@@ -145,6 +146,9 @@ def main() -> int:
         "memory target": peak_rss <= RSS_TARGET_MB,
     }
     ok = all(checks.values()) and all(targets.values())
+    _profile.print_gap_profiles(args.db, [kind for kind, met in (("fresh page", targets["fresh page target"]),
+                                                               ("reused page", targets["reused page target"]))
+                                          if not met])
     missed = ", ".join(k for k, v in {**checks, **targets}.items() if not v)
     c.emit(result, f"{'OK' if ok else 'FAIL'}: throughput {args.db}: hello {hello_rps:.0f}/s, event page "
                    f"{page_rps:.0f}/s ({result['event_page_ratio']:.2f}x, bar {EVENT_PAGE_BAR}x, target "
