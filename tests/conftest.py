@@ -200,7 +200,10 @@ class Client(FlaskClient):
     _csrf_cache: tuple[str, str, float] | None = None
 
     def csrf_token(self, url: str = "/") -> str:
-        page = self.get(url)
+        return self.csrf_token_of(self.get(url), url)
+
+    def csrf_token_of(self, page, url: str) -> str:
+        """The token on a page this client has just fetched from `url` (remembered for the form helpers)."""
         match = CSRF_RE.search(page.get_data(as_text=True))
         assert match, f"no CSRF token on {url} (status {page.status_code})"
         token = match.group(1) or match.group(2)

@@ -108,10 +108,12 @@ def world(app, client, make_user, make_event):
 
 def _sign_in(client) -> str:
     """Sign the admin in (again: a fuzzed request may have signed out) and return a CSRF token."""
-    if client.get("/manage/events/").status_code != 200:
+    page = client.get("/manage/events/")
+    if page.status_code != 200:
         token = client.csrf_token("/login")
         client.post("/login", data={"csrf_token": token, "email": "fuzz-admin@example.org", "password": PASSWORD})
-    return client.csrf_token("/manage/events/")
+        page = client.get("/manage/events/")
+    return client.csrf_token_of(page, "/manage/events/")
 
 
 #: Field names per database, gathered by the first test: each test builds the same world (ids start at 1
