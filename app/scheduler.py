@@ -12,14 +12,16 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask, current_app
 
 from app import jobs
 from app.models import utcnow
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ STOP_POLL_SECONDS = 0.2
 
 
 def build_scheduler(app: Flask) -> BackgroundScheduler:
+    from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415 — only `flask worker` schedules; a web worker never loads APScheduler
+    from apscheduler.triggers.interval import IntervalTrigger  # noqa: PLC0415 — as above
+
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                  "misfire_grace_time": 3600})
     for job in schedule(app):

@@ -10,13 +10,12 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
-from azure.communication.email import EmailClient
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
-from azure.communication.sms import SmsClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
@@ -24,6 +23,10 @@ from azure.core.rest import HttpRequest
 
 from app.services.microsoft.errors import AcsError
 from app.services.microsoft.retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from azure.communication.email import EmailClient
+    from azure.communication.sms import SmsClient
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +149,16 @@ class AcsEmailClient:
     def __init__(self, settings: AcsSettings, sender_address: str, *, session: requests.Session,
                  verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0) -> None:
         self.sender_address = sender_address
-        self._client = EmailClient(settings.endpoint, AzureKeyCredential(settings.access_key),
-                                   **_client_kwargs(session, verify, timeout, retry_total))
+        self._settings = settings
+        self._client_kwargs = _client_kwargs(session, verify, timeout, retry_total)
+
+    @cached_property
+    def _client(self) -> EmailClient:
+        """The SDK's client, built for the first send: web workers, which only queue emails, never load it."""
+        from azure.communication.email import EmailClient  # noqa: PLC0415 — the email SDK (with SMS, ~2.7 MB per process) loads only where emails are sent
+
+        return EmailClient(self._settings.endpoint, AzureKeyCredential(self._settings.access_key),
+                           **self._client_kwargs)
 
     def _body(self, message: EmailMessage) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -210,8 +221,16 @@ class AcsSmsClient:
     def __init__(self, settings: AcsSettings, sender_number: str, *, session: requests.Session,
                  verify: bool | str = True, timeout: float = 10.0, retry_total: int = 0) -> None:
         self.sender_number = sender_number
-        self._client = SmsClient(settings.endpoint, AzureKeyCredential(settings.access_key),
-                                 **_client_kwargs(session, verify, timeout, retry_total))
+        self._settings = settings
+        self._client_kwargs = _client_kwargs(session, verify, timeout, retry_total)
+
+    @cached_property
+    def _client(self) -> SmsClient:
+        """The SDK's client, built for the first text message (see `AcsEmailClient._client`)."""
+        from azure.communication.sms import SmsClient  # noqa: PLC0415 — loaded only where text messages are sent
+
+        return SmsClient(self._settings.endpoint, AzureKeyCredential(self._settings.access_key),
+                         **self._client_kwargs)
 
     def send(self, to: list[str], message: str, *, tag: str | None = None) -> list[SmsResult]:
         try:
