@@ -7,12 +7,14 @@ The busy timeout is cut from 10 s to 50 ms for these tests, so each try gives up
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -20,6 +22,7 @@ from sqlalchemy import func, select
 
 from app import web
 from app.extensions import db
+from app.jobs import HEARTBEAT_KEY
 from app.models import AuthFlow, EventStatus, Question, Registration
 from app.services.registration import registrations
 from tests.microsoft_helpers import emulator_answer
@@ -170,3 +173,42 @@ def test_the_microsoft_connect_callback_waits_out_a_locked_database(app, client,
     assert "outcome=connected" in done.headers["Location"]
     assert "Database busy: taking the Microsoft connect flow (attempt 1)" in caplog.text
     assert _count(app, AuthFlow) == 0  # used up
+
+
+def test_staff_sign_in_with_microsoft_survives_the_worker_writing_during_the_token_exchange(
+        app, client, auth, database_file):
+    """While Foyer redeems the sign-in code at Microsoft (a network call of a few hundred ms), the worker
+    commits its own writes. The sign-in then records itself as a writer that waits its turn, never on a
+    read snapshot taken before the call (SQLite refuses to turn that into a write: a 500)."""
+    emulator = app.extensions["microsoft"].emulator
+    auth.login_as_admin()
+    assert client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"},
+                         form_url="/admin/microsoft/").status_code == 303
+    adele = next(u for u in emulator.config.users if u.upn.startswith("adele."))
+    assert client.submit("/admin/users/invite", {"name": "Adele Vance", "role": "organizer",
+                                                 "email": adele.upn}).status_code == 303
+    auth.logout()
+    start = client.submit("/login/microsoft", form_url="/login")
+    path, fields = emulator_answer(client, start.headers["Location"], adele.oid)
+    emulator.faults.add(kind="latency", group="entra", path="*/oauth2/v2.0/token", latency=0.4, count=1)
+    stop = threading.Event()
+
+    def worker_writing() -> None:  # the worker's heartbeat, committed every 20 ms
+        other = sqlite3.connect(database_file, isolation_level=None)
+        while not stop.wait(0.02):
+            beat = json.dumps({"at": datetime.now(UTC).isoformat(), "worker": "elsewhere:1"})
+            other.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                          "excluded.value", (HEARTBEAT_KEY, beat))
+        other.close()
+
+    writer = threading.Thread(target=worker_writing)
+    writer.start()
+    try:
+        done = client.post(path, data=fields)
+    finally:
+        stop.set()
+        writer.join()
+
+    assert done.status_code == 303, done.get_data(as_text=True)[:2000]
+    assert urlsplit(done.headers["Location"]).path == "/manage/events/"
+    assert client.get("/manage/events/").status_code == 200  # signed in

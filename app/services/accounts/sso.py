@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.models import MicrosoftConnection, Setting, User, db, utcnow
+from app.models.base import begin_write
 from app.services.core import audit
 from app.services.core.errors import NotAllowed
 from app.services.microsoft.connection import CONNECTION_ID
@@ -72,6 +73,9 @@ def finish_sign_in(flow: dict[str, Any], auth_response: dict[str, str]) -> User:
     signed in with Microsoft is linked once, on its first such sign-in, when the account's UPN in the
     organization's own tenant (a domain the tenant has verified; never a guest's #EXT# name) equals its
     email; the link is audited, and from then on only `oid` + `tid` count.
+
+    Starts its own unit of work after the code is redeemed (call it before making other changes in the
+    request), as `connection.finish_connect` does.
     """
     if not is_enabled():
         raise NotAllowed(_("Sign in with Microsoft is not switched on."))
@@ -79,6 +83,11 @@ def finish_sign_in(flow: dict[str, Any], auth_response: dict[str, str]) -> User:
     if not tenant:
         raise NotAllowed(str(UNKNOWN_TENANT))
     account = get_microsoft().entra.complete_flow(flow, auth_response)
+    # The code was redeemed over the network while other processes (the worker) may have written: end
+    # the snapshot read before the call and go on as a writer, which waits its turn. On SQLite a read
+    # transaction that writes after another connection's commit fails at once ("database is locked").
+    db.session.rollback()
+    begin_write()
     tid, oid = (account.tenant_id or "").lower(), account.object_id
     if tid != tenant:
         logger.warning("Microsoft sign-in refused: tenant %s is not the organization's tenant", account.tenant_id)
