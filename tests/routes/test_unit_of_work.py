@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +26,12 @@ from app.jobs import HEARTBEAT_KEY
 from app.models import AuthFlow, EventStatus, Question, Registration
 from app.services.registration import registrations
 from tests.microsoft_helpers import emulator_answer
+from tests.routes.public import test_join
+
+event = test_join.event
+owner = test_join.owner
+register = test_join.register
+join_times = test_join._set_times
 
 BUSY_TIMEOUT_MS = 50
 REGISTRATION = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
@@ -67,6 +73,29 @@ def writer_holding_the_lock(path: str, *, for_seconds: float | None = None) -> I
             release.join()
         other.rollback()
         other.close()
+
+
+@contextmanager
+def worker_committing(path: str) -> Iterator[None]:
+    """Another connection commits the worker's heartbeat every 20 ms until the block ends (the worker at
+    its work while a request runs)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        while not stop.wait(0.02):
+            value = json.dumps({"at": datetime.now(UTC).isoformat(), "worker": "elsewhere:1"})
+            other.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                          "excluded.value", (HEARTBEAT_KEY, value))
+        other.close()
+
+    thread = threading.Thread(target=beat)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _published_event(make_user, make_event):
@@ -191,24 +220,28 @@ def test_staff_sign_in_with_microsoft_survives_the_worker_writing_during_the_tok
     start = client.submit("/login/microsoft", form_url="/login")
     path, fields = emulator_answer(client, start.headers["Location"], adele.oid)
     emulator.faults.add(kind="latency", group="entra", path="*/oauth2/v2.0/token", latency=0.4, count=1)
-    stop = threading.Event()
-
-    def worker_writing() -> None:  # the worker's heartbeat, committed every 20 ms
-        other = sqlite3.connect(database_file, isolation_level=None)
-        while not stop.wait(0.02):
-            beat = json.dumps({"at": datetime.now(UTC).isoformat(), "worker": "elsewhere:1"})
-            other.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-                          "excluded.value", (HEARTBEAT_KEY, beat))
-        other.close()
-
-    writer = threading.Thread(target=worker_writing)
-    writer.start()
-    try:
+    with worker_committing(database_file):
         done = client.post(path, data=fields)
-    finally:
-        stop.set()
-        writer.join()
 
     assert done.status_code == 303, done.get_data(as_text=True)[:2000]
     assert urlsplit(done.headers["Location"]).path == "/manage/events/"
     assert client.get("/manage/events/").status_code == 200  # signed in
+
+
+def test_a_join_session_survives_the_worker_writing_while_acs_issues_the_token(app, client, database_file,
+                                                                               event, register):
+    """At the start of an event the worker is busy (reminders, follow-ups) while attendees join, and creating
+    an attendee's ACS identity and token takes network calls. The join request writes as a writer from its
+    first statement, so the worker's commits wait for it instead of breaking its write after the calls."""
+    reg_id, token = register(event)
+    join_times(app, event.id, starts_in=timedelta(minutes=-5))
+    csrf = client.csrf_token(f"/j/{token}")
+    app.extensions["microsoft"].emulator.faults.add(kind="latency", group="acs", latency=0.2, count=2)
+    with worker_committing(database_file):
+        response = client.post(f"/j/{token}/session", headers={"X-CSRFToken": csrf})
+
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    assert response.get_json()["userId"].startswith("8:acs:")
+    with app.app_context():
+        reg = db.session.get(Registration, reg_id)
+        assert reg.acs_user_id == response.get_json()["userId"] and reg.first_joined_at is not None
