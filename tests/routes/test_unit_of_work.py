@@ -1,6 +1,8 @@
 """The unit of work over HTTP, against a real SQLite writer holding the write lock (another process, such
 as the worker, in the middle of its own write). A request that changes things waits its turn and tries
 again while the database stays locked; once every try is used it says so and stores nothing, never a 500.
+A request that calls Microsoft between its reads and its writes still writes while another connection
+commits meanwhile (the worker at its work).
 
 The busy timeout is cut from 10 s to 50 ms for these tests, so each try gives up quickly.
 """
