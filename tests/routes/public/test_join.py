@@ -375,7 +375,7 @@ def test_organizer_copies_and_reissues_a_join_link(app, client, event, register,
     # The old link now says it was replaced (and cannot join); the new one works; the attendee got it by email.
     revoked = client.get(f"/j/{old}")
     assert revoked.status_code == 410 and "This link has been replaced" in _text(revoked)
-    assert "Ada" not in _text(revoked)
+    assert re.search(r"(?<![\w-])Ada(?![\w-])|Lovelace", _text(revoked)) is None  # a random token may hold "Ada"
     old_session = _session(client, old)
     assert old_session.status_code == 409
     emulator = app.extensions["microsoft"].emulator
