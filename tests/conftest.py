@@ -63,10 +63,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, once = [], []
     for item in items:
         another = any(value != "sqlite" and name in with_sqlite for name, value in databases(item).items())
-        (once if another and item.get_closest_marker("db_agnostic") else kept).append(item)
+        left_out = (another and item.get_closest_marker("db_agnostic")) or _spread_elsewhere(item, databases(item))
+        (once if left_out else kept).append(item)
     if once:
         config.hook.pytest_deselected(items=once)
         items[:] = kept
+
+
+def _spread_elsewhere(item: pytest.Item, chosen: dict[str, str]) -> bool:
+    """Whether `spread_over_databases(argname)` gives this variant to another database of the run.
+
+    The marked test's variants (the values of `argname`, in their order) take the run's databases in
+    turn: with SQLite and PostgreSQL, the first variant runs on SQLite, the second on PostgreSQL, the
+    third on SQLite... For tests whose variants differ only above the database (the kind of fault
+    Microsoft answers with, say), each of which is a long run: every variant still runs, and every
+    database still sees the test's SQL. A run on one database runs every variant on it.
+    """
+    marker = item.get_closest_marker("spread_over_databases")
+    if marker is None or len(DATABASES) < 2 or not chosen:
+        return False
+    argname = marker.args[0]
+    variants = [value for mark in item.iter_markers("parametrize") if mark.args[0] == argname
+                for value in mark.args[1]]
+    database = next(iter(chosen.values()))
+    return DATABASES[variants.index(item.callspec.params[argname]) % len(DATABASES)] != database
 
 
 # --- network tripwire -----------------------------------------------------------------------------

@@ -157,6 +157,7 @@ def test_register_manage_and_cancel_with_the_keyboard_without_javascript(page, v
     _journey(page, visit, audit, live_server, javascript=False)
 
 
+@pytest.mark.spread_over_databases("context_options")  # the browser decides the difference
 @pytest.mark.parametrize("context_options", [{}, {"java_script_enabled": False}], ids=["js", "no-js"])
 def test_a_mistyped_time_zone_is_explained_and_kept(page, visit, audit, live_server, context_options):
     """The attendee's zone is typed (common zones suggested); a typo gets a suggestion, linked to the field."""
