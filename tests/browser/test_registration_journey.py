@@ -148,13 +148,10 @@ def _journey(page: Page, visit, audit, live_server, *, javascript: bool) -> None
         assert db.session.scalar(select(Registration.state).where(Registration.event_id == event_id)) == "cancelled"
 
 
-def test_register_manage_and_cancel_with_the_keyboard(page, visit, audit, live_server):
-    _journey(page, visit, audit, live_server, javascript=True)
-
-
-@pytest.mark.parametrize("context_options", [{"java_script_enabled": False}], ids=["no-js"])
-def test_register_manage_and_cancel_with_the_keyboard_without_javascript(page, visit, audit, live_server):
-    _journey(page, visit, audit, live_server, javascript=False)
+@pytest.mark.spread_over_databases("context_options")  # the browser decides the difference
+@pytest.mark.parametrize("context_options", [{}, {"java_script_enabled": False}], ids=["js", "no-js"])
+def test_register_manage_and_cancel_with_the_keyboard(page, visit, audit, live_server, context_options):
+    _journey(page, visit, audit, live_server, javascript=context_options.get("java_script_enabled", True))
 
 
 @pytest.mark.spread_over_databases("context_options")  # the browser decides the difference
