@@ -17,13 +17,16 @@ def empty_database(app: Flask) -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     # DELETE, children first, on both databases: on tables of a few rows it takes a few milliseconds,
     # where PostgreSQL's TRUNCATE replaces every table's and index's files (tenths of a second).
+    deletes = [f'DELETE FROM "{table}"' for table in tables]
     with db.engine.begin() as conn:
-        for table in tables:
-            conn.execute(text(f'DELETE FROM "{table}"'))
         if conn.dialect.name == "postgresql":
-            # Ids start at 1 again, as TRUNCATE … RESTART IDENTITY did.
-            conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c "
-                              "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"))
+            # One round trip (psycopg sends a parameterless script as one query); ids start at 1 again, as
+            # TRUNCATE … RESTART IDENTITY did.
+            conn.exec_driver_sql("; ".join([*deletes, "SELECT setval(c.oid, 1, false) FROM pg_class c "
+                                            "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"]))
+        else:
+            for delete in deletes:  # sqlite3 runs one statement per call; in process, each costs microseconds
+                conn.exec_driver_sql(delete)
     limiter.reset()
 
 
