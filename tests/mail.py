@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Message, MessageChannel, OutboxItem
 from app.services.messaging.attachments import message_attachments
+from app.services.messaging.queueing import words_of
 
 
 def queued_emails(**filters) -> list[dict]:
@@ -21,8 +22,9 @@ def queued_emails(**filters) -> list[dict]:
     out = []
     for m in rows:
         item = items.get(f"message:{m.dedupe_key}")
-        out.append({"to": m.recipient, "name": m.recipient_name, "subject": m.subject, "text": m.body_text,
-                    "html": m.body_html, "kind": m.kind, "status": m.status.value, "dedupe_key": m.dedupe_key,
+        words = words_of(m)  # one queued to be written as it is sent: as the sender would write it now
+        out.append({"to": m.recipient, "name": m.recipient_name, "subject": words.subject, "text": words.text,
+                    "html": words.html, "kind": m.kind, "status": m.status.value, "dedupe_key": m.dedupe_key,
                     "attachments": message_attachments(item.payload) if item is not None else [],
                     "message": m})
     if "to" in filters:

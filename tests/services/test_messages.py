@@ -228,6 +228,55 @@ def test_the_invite_shows_the_event_as_it_is_when_the_email_goes_out(app, client
         assert recorded["name"] == "invite.ics" and recorded["size"] == len(confirmed[1].to_ical())
 
 
+def _rename(app, event_id: int, title: str) -> None:
+    with app.app_context():
+        db.session.get(Event, event_id).title = title
+        db.session.commit()
+
+
+def test_a_registration_renders_nothing_and_its_email_is_written_as_it_is_sent(app, client, published, emulator):
+    event = published(title="Before")
+    register(client, event, "ada@example.org")
+    with app.app_context():
+        message = db.session.scalar(select(Message))
+        item = db.session.scalar(select(OutboxItem).where(OutboxItem.kind == "message.send"))
+        # The request recorded which email to write, in plain values: no words, no personal link.
+        assert (message.subject, message.body_text, message.body_html) == ("", "", "")
+        registration_id = db.session.scalar(select(Registration.id))
+        assert item.payload["render"] == {"registration_id": registration_id, "kind": "confirmed", "extra": "",
+                                          "position": None, "now": None, "session_id": None,
+                                          "attachment_note": True}
+        assert "/r/" not in json.dumps(item.payload["render"]) and "/j/" not in json.dumps(item.payload["render"])
+    _rename(app, event.id, "After")  # before it goes out: the email shows the event as it is then
+    drain_all(app)
+    (sent,) = emulator.acs.sent_emails
+    assert sent.subject == "You're registered: After" and "registered for After" in sent.plain_text
+    assert re.search(r"http://localhost/j/[A-Za-z0-9_-]{20,}", sent.plain_text)  # the personal join link
+    assert re.search(r"http://localhost/r/[A-Za-z0-9_-]{20,}", sent.plain_text)  # and the manage link
+    with app.app_context():
+        message = db.session.scalar(select(Message))
+        # What went out is what the message log shows.
+        assert message.status == MessageStatus.sent and message.subject == sent.subject
+        assert (message.body_text, message.body_html) == (sent.plain_text, sent.html)
+
+
+def test_a_second_attempt_sends_the_words_the_first_one_wrote(app, client, published, emulator):
+    event = published(title="First words")
+    register(client, event, "ada@example.org")
+    emulator.faults.add(kind="status", status=503, group="acs", path="/emails:send", count=1)
+    with app.app_context():
+        outbox.drain()
+        message = db.session.scalar(select(Message))
+        assert message.status == MessageStatus.queued and message.subject == "You're registered: First words"
+        db.session.execute(OutboxItem.__table__.update().values(next_attempt_at=datetime.now(UTC)))
+        db.session.commit()
+    _rename(app, event.id, "Other words")
+    drain_all(app)
+    (sent,) = emulator.acs.sent_emails
+    assert sent.subject == "You're registered: First words" and "Other words" not in sent.plain_text
+    assert emulator.acs.duplicate_operation_ids() == []
+
+
 def test_an_invite_retried_after_its_cancellation_went_out_is_left_out(app, client, published, emulator):
     event = published(title="Retried")
     register(client, event, "ada@example.org")

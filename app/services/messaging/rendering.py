@@ -5,6 +5,7 @@ own zone, absolute links, and an event's own wording of an email (the organizer'
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,6 +100,26 @@ def _cached(key: tuple, compute):
     if key not in cache:
         cache[key] = compute()
     return cache[key]
+
+
+#: Writes a message queued to be written as it is sent, from its spec (plain values); None when there is
+#: nothing left to write it for. Registered by the code that knows what a spec names (the registration
+#: emails' `deferred_renderer`): messaging renders and sends, and never knows a registration.
+_deferred_renderer: Callable[[dict[str, Any]], Rendered | None] | None = None
+
+
+def deferred_renderer(render_spec: Callable[[dict[str, Any]], Rendered | None]):
+    """Register the function that writes a message from its spec as it is sent (a decorator)."""
+    global _deferred_renderer
+    _deferred_renderer = render_spec
+    return render_spec
+
+
+def render_deferred(spec: dict[str, Any]) -> Rendered | None:
+    """The message a spec describes, written now (None: nothing left to write it for)."""
+    if _deferred_renderer is None:
+        raise RuntimeError("no renderer is registered for messages written as they are sent")
+    return _deferred_renderer(spec)
 
 
 def preload_rendering(event: Event) -> None:

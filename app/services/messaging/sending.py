@@ -38,7 +38,7 @@ from app.services.messaging.attachments import message_attachments
 from app.services.messaging.dispatch import reserve_slot
 from app.services.messaging.kinds import RECIPIENT_NAME_MAX, clean_header, new_operation_id
 from app.services.messaging.queueing import existing_message, insert_message
-from app.services.messaging.rendering import SECRET_LINK
+from app.services.messaging.rendering import SECRET_LINK, render_deferred
 from app.services.microsoft.acs import EmailMessage
 from app.services.microsoft.errors import AcsError
 from app.services.microsoft.wiring import get_microsoft
@@ -101,6 +101,27 @@ def _still_wanted(row, now: datetime) -> str:
     return ""
 
 
+def _write_now(message_id: int, spec: dict[str, Any]):
+    """Write a message queued to be written as it is sent, and record what it says before it goes out (so a
+    second attempt sends the same words, and the message log shows them); None when there is nothing left
+    to write it for (its registration was erased), which suppresses it.
+    """
+    db.session.rollback()
+    begin_write()  # writing it may issue a personal link the registration lost meanwhile
+    rendered = render_deferred(spec)
+    if rendered is None:
+        db.session.rollback()
+        _settle(message_id, status=MessageStatus.suppressed, last_error="Nothing left to write it for: "
+                "its registration no longer exists.")
+        logger.info("Message %s suppressed: its registration no longer exists", message_id)
+        return None
+    db.session.execute(update(Message).where(Message.id == message_id, Message.body_text == "").values(
+        subject=rendered.subject, body_text=rendered.text, body_html=rendered.html, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return db.session.execute(select(*_SEND_COLUMNS).where(Message.id == message_id)).first()
+
+
 @outbox.handler("message.send", on_failure=_mark_failed)
 def send_message(payload: dict[str, Any]) -> None:
     """Send one message: check ACS for an earlier attempt first, take a quota slot, submit, record."""
@@ -118,6 +139,10 @@ def send_message(payload: dict[str, Any]) -> None:
     if row.channel == MessageChannel.sms:
         _send_sms(row)
         return
+    if payload.get("render") and not row.body_text:
+        row = _write_now(message_id, payload["render"])
+        if row is None:
+            return
     client = get_microsoft().acs_email
     if row.attempts > 0 and row.operation_id:
         # An earlier attempt may have reached ACS (crash, timeout): ask before sending again.

@@ -237,26 +237,61 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
                         deadline: datetime | None = None, batch: str | None = None,
                         now: datetime | None = None, new_key: bool = False,
                         session: EventSession | None = None) -> Message | None:
-    """Render and queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL).
+    """Queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL).
 
-    A key seen before is skipped before rendering; `new_key` says it names a transition recorded in
+    The email is written as it is sent (`write_registration_email`), so the request that queues it
+    renders nothing and the email shows the event as it is when it goes out. Its personal links are
+    issued now, in this transaction, so writing it later only reads them. An email with a one-time
+    link only this request knows (`link`, with its `expires`: the address confirmation) is rendered now.
+
+    A key seen before is skipped before anything else; `new_key` says it names a transition recorded in
     this transaction, so that look-up is left out (a repeat is still a no-op when it is recorded).
     `session` names the course session a reminder is about.
     """
-    event = reg.event
     if not new_key and queueing.existing_message(dedupe_key) is not None:
         return None
+    join_link = join_links.join_url(reg) if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS \
+        else None
+    queued = {"event": reg.event, "to": reg.email, "name": reg.full_name, "dedupe_key": dedupe_key,
+              "registration": reg, "invite": invite_spec(reg, invite, join_link) if invite else None,
+              "deadline": deadline, "batch": batch}
+    if link is None and expires is None:
+        if kinds.KINDS[kind].manage_link and token is None:
+            registrations.manage_token_for(reg)  # issued now when it has none
+        spec = {"registration_id": reg.id, "kind": kind, "extra": extra, "position": position,
+                "now": now.isoformat() if now is not None else None,
+                "session_id": session.id if session is not None else None, "attachment_note": invite == "REQUEST"}
+        return queueing.queue_email(kind, render=spec, **queued)
+    rendered = _write(reg, kind, token=token, extra=extra, position=position, link=link, expires=expires, now=now,
+                      attachment_note=invite == "REQUEST", session=session)
+    return queueing.queue_email(kind, rendered=rendered, **queued)
+
+
+@rendering.deferred_renderer
+def write_registration_email(spec: dict[str, Any]) -> rendering.Rendered | None:
+    """A registrant's email queued by `notify_registration`, written from its spec as it is sent: in the
+    registration's language and zone, with its links; None when the registration no longer exists.
+    """
+    reg = db.session.get(Registration, spec.get("registration_id") or 0)
+    if reg is None:
+        return None
+    session = db.session.get(EventSession, spec["session_id"]) if spec.get("session_id") else None
+    now = datetime.fromisoformat(spec["now"]) if spec.get("now") else None
+    return _write(reg, spec["kind"], extra=spec.get("extra") or "", position=spec.get("position"), now=now,
+                  attachment_note=bool(spec.get("attachment_note")), session=session)
+
+
+def _write(reg: Registration, kind: str, *, token: str | None = None, extra: str = "", position: int | None = None,
+           link: str | None = None, expires: datetime | None = None, now: datetime | None = None,
+           attachment_note: bool = False, session: EventSession | None = None) -> rendering.Rendered:
+    """Render a registrant's email: their name, zone and language, the manage and join links it carries."""
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if kinds.KINDS[kind].manage_link else None
     join_link = device_link = None
     if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS:
         join_link = join_links.join_url(reg)
         device_link = join_links.device_check_url(reg) if kind == "reminder" else None
-    spec = invite_spec(reg, invite, join_link) if invite else None
-    rendered = rendering.render(kind, event=event, language=reg.language, name=reg.first_name, zone=reg.timezone,
-                                manage_link=manage,
-                                extra=extra, position=position, link=link, expires=expires, now=now,
-                                attachment_note=invite == "REQUEST", join_link=join_link, device_link=device_link,
-                                session=session)
-    return queueing.queue_email(kind, event=event, to=reg.email, name=reg.full_name, dedupe_key=dedupe_key,
-                                rendered=rendered, registration=reg, invite=spec, deadline=deadline, batch=batch)
+    return rendering.render(kind, event=reg.event, language=reg.language, name=reg.first_name, zone=reg.timezone,
+                            manage_link=manage, extra=extra, position=position, link=link, expires=expires, now=now,
+                            attachment_note=attachment_note, join_link=join_link, device_link=device_link,
+                            session=session)

@@ -42,6 +42,7 @@ from app.models import (
 from app.services.attendance import join_links
 from app.services.core import audit, links
 from app.services.core.errors import DomainError
+from app.services.messaging import queueing
 from app.services.registration import registrations
 
 logger = logging.getLogger(__name__)
@@ -166,10 +167,11 @@ def export_registration(reg: Registration) -> dict[str, Any]:
             "sent_at": _iso(row.completed_at),
         })
     for message in _message_rows(reg):
+        words = queueing.words_of(message)  # an email not sent yet: as it would be written now
         emails.append({
-            "subject": message.subject,
+            "subject": words.subject,
             "to": message.recipient,
-            "text": message.body_text,
+            "text": words.text,
             "attachments": [a.get("name", "") for a in message.attachments or [] if isinstance(a, dict)],
             "status": message.status.value,
             "queued_at": _iso(message.created_at),

@@ -572,7 +572,8 @@ def prepare(event: Event, data: RegistrationData) -> PreparedRegistration:
     Call it before the writer transaction starts (it reads), so the event's lock is held for less time.
     """
     prepared = _checked(data)
-    rendering.preload_rendering(event)
+    if needs_verification(event):
+        rendering.preload_rendering(event)  # the address-confirmation email is rendered under the lock
     return prepared
 
 

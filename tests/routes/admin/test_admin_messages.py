@@ -22,6 +22,12 @@ def _register(client, event, email, first="Ada"):
                          form_url=f"/events/{event.slug}")
 
 
+def _send_everything(app) -> None:
+    with app.app_context():
+        while outbox.drain(limit=100):
+            pass
+
+
 def test_admin_lists_filters_and_shows_a_message_in_a_sandboxed_frame(app, client, auth, make_event, make_user):
     owner = make_user("owner@example.org", Role.organizer)
     one = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), title="First <b>event</b>")
@@ -37,9 +43,16 @@ def test_admin_lists_filters_and_shows_a_message_in_a_sandboxed_frame(app, clien
     assert "ada@example.org" in client.get("/admin/messages?kind=confirmed&status=queued").get_data(as_text=True)
     assert client.get("/admin/messages?event=x&page=y&kind=<x>").status_code == 200  # junk filters are ignored
 
+    # A registration's email is written as it is sent: until then the viewer says so.
+    assert "(written as it is sent)" in page
     with app.app_context():
         message_id = db.session.scalar(select(Message.id).where(Message.recipient == "ada@example.org"))
+    queued = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    assert "Foyer writes this email as it sends it" in queued and "sandbox=" not in queued
+
+    _send_everything(app)
     detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    assert "Foyer writes this email" not in detail and "registered: First" in detail  # its subject, once written
     assert f'src="/admin/messages/{message_id}/html"' in detail and 'sandbox=""' in detail
     frame = client.get(f"/admin/messages/{message_id}/html")
     csp = frame.headers["Content-Security-Policy"]
@@ -104,6 +117,7 @@ def test_the_viewer_masks_personal_links(app, client, auth, make_event, make_use
     owner = make_user("owner@example.org", Role.organizer)
     event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC))
     _register(client, event, "ada@example.org")
+    _send_everything(app)
     with app.app_context():
         message = db.session.scalar(select(Message).where(Message.recipient == "ada@example.org"))
         message_id, stored = message.id, (message.body_html or "") + (message.body_text or "")
