@@ -40,12 +40,14 @@ def _compose_form(event, formdata=True) -> ComposeForm:
 
 
 def _batches(event) -> list[dict]:
+    """The event's latest organizer messages: the subject as written (as composed while none is sent yet)."""
     rows = db.session.execute(
-        select(Message.batch, func.min(Message.subject), func.min(Message.created_at), func.count(Message.id))
+        select(Message.batch, func.max(Message.subject), func.min(Message.created_at), func.count(Message.id))
         .where(Message.event_id == event.id, Message.kind == "organizer", Message.batch.is_not(None))
         .group_by(Message.batch).order_by(func.min(Message.created_at).desc()).limit(20)
     ).all()
-    return [{"batch": b, "subject": s, "created_at": c, "count": n} for b, s, c, n in rows]
+    composed = fanout.composed_subjects(event) if any(not s for _, s, _, _ in rows) else {}
+    return [{"batch": b, "subject": s or composed.get(b, ""), "created_at": c, "count": n} for b, s, c, n in rows]
 
 
 def _failed(event) -> list[Message]:

@@ -17,17 +17,17 @@ from flask import current_app
 from flask_babel import force_locale, format_number, gettext
 from sqlalchemy import func, select
 
-from app.models import ACTIVE_STATES, Event, OutboxItem, Registration, RegistrationState, User, db, utcnow
+from app.models import ACTIVE_STATES, AuditEntry, Event, OutboxItem, Registration, RegistrationState, User, db, utcnow
 from app.models.base import begin_write
 from app.services.attendance import attendance
 from app.services.core import audit
 from app.services.core.errors import DomainError, NotAllowed
 from app.services.core.settings import get_languages
 from app.services.events import events
-from app.services.messaging import kinds, queueing, rendering
+from app.services.messaging import kinds, rendering
 from app.services.messaging.kinds import N_
 from app.services.outbox import outbox
-from app.services.registration import emails, registrations
+from app.services.registration import emails
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,13 @@ def send_organizer_message(event: Event, composition: Composition, *, actor: Use
     return batch
 
 
+def composed_subjects(event: Event) -> dict[str, str]:
+    """The subject each of the event's organizer messages was composed with, by batch (its audit record)."""
+    rows = db.session.scalars(select(AuditEntry.details).where(AuditEntry.event_id == event.id,
+                                                               AuditEntry.action == "message.send"))
+    return {d["batch"]: str(d.get("subject", "")) for d in rows if isinstance(d, dict) and d.get("batch")}
+
+
 def _fanout_item(batch: str) -> OutboxItem | None:
     return db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == f"fanout:{batch}"))
 
@@ -261,15 +268,11 @@ def _queue_batch(event: Event, payload: dict[str, Any], regs: list[Registration]
     for reg in regs:
         key = f"{batch}:{reg.id}"
         if kind == "organizer":
-            if queueing.existing_message(key) is not None:
-                continue
-            manage = registrations.manage_url(registrations.manage_token_for(reg))
-            rendered = rendering.render("organizer", event=event, name=reg.first_name, zone=reg.timezone,
-                                        language=reg.language, manage_link=manage, subject=payload["subject"],
-                                        intro=payload["body"])
-            queued = queueing.queue_email("organizer", event=event, to=reg.email, name=reg.full_name,
-                                          dedupe_key=key, rendered=rendered, registration=reg, batch=batch,
-                                          deadline=utcnow() + timedelta(hours=6))
+            # Written as each is sent: the batch records who gets which message, and renders nothing
+            # while it holds the write lock.
+            queued = emails.notify_registration(reg, "organizer", dedupe_key=key, batch=batch,
+                                                deadline=utcnow() + timedelta(hours=6), subject=payload["subject"],
+                                                intro=payload["body"])
         else:
             confirmed = reg.state == RegistrationState.confirmed
             method = ("CANCEL" if kind == "event_cancelled" else "REQUEST") if confirmed else None

@@ -236,7 +236,8 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
                         link: str | None = None, expires: datetime | None = None,
                         deadline: datetime | None = None, batch: str | None = None,
                         now: datetime | None = None, new_key: bool = False,
-                        session: EventSession | None = None) -> Message | None:
+                        session: EventSession | None = None, subject: str | None = None,
+                        intro: str | None = None) -> Message | None:
     """Queue one email to a registrant; `invite` attaches the .ics (REQUEST or CANCEL).
 
     The email is written as it is sent (`write_registration_email`), so the request that queues it
@@ -246,7 +247,8 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
 
     A key seen before is skipped before anything else; `new_key` says it names a transition recorded in
     this transaction, so that look-up is left out (a repeat is still a no-op when it is recorded).
-    `session` names the course session a reminder is about.
+    `session` names the course session a reminder is about; `subject` and `intro` (Markdown) are an
+    organizer's own words for it (an organizer message).
     """
     if not new_key and queueing.existing_message(dedupe_key) is not None:
         return None
@@ -261,9 +263,10 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
         spec = {"registration_id": reg.id, "kind": kind, "extra": extra, "position": position,
                 "now": now.isoformat() if now is not None else None,
                 "session_id": session.id if session is not None else None, "attachment_note": invite == "REQUEST"}
+        spec.update({name: words for name, words in (("subject", subject), ("intro", intro)) if words is not None})
         return queueing.queue_email(kind, render=spec, **queued)
     rendered = _write(reg, kind, token=token, extra=extra, position=position, link=link, expires=expires, now=now,
-                      attachment_note=invite == "REQUEST", session=session)
+                      attachment_note=invite == "REQUEST", session=session, subject=subject, intro=intro)
     return queueing.queue_email(kind, rendered=rendered, **queued)
 
 
@@ -278,12 +281,14 @@ def write_registration_email(spec: dict[str, Any]) -> rendering.Rendered | None:
     session = db.session.get(EventSession, spec["session_id"]) if spec.get("session_id") else None
     now = datetime.fromisoformat(spec["now"]) if spec.get("now") else None
     return _write(reg, spec["kind"], extra=spec.get("extra") or "", position=spec.get("position"), now=now,
-                  attachment_note=bool(spec.get("attachment_note")), session=session)
+                  attachment_note=bool(spec.get("attachment_note")), session=session, subject=spec.get("subject"),
+                  intro=spec.get("intro"))
 
 
 def _write(reg: Registration, kind: str, *, token: str | None = None, extra: str = "", position: int | None = None,
            link: str | None = None, expires: datetime | None = None, now: datetime | None = None,
-           attachment_note: bool = False, session: EventSession | None = None) -> rendering.Rendered:
+           attachment_note: bool = False, session: EventSession | None = None, subject: str | None = None,
+           intro: str | None = None) -> rendering.Rendered:
     """Render a registrant's email: their name, zone and language, the manage and join links it carries."""
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if kinds.KINDS[kind].manage_link else None
@@ -294,4 +299,4 @@ def _write(reg: Registration, kind: str, *, token: str | None = None, extra: str
     return rendering.render(kind, event=reg.event, language=reg.language, name=reg.first_name, zone=reg.timezone,
                             manage_link=manage, extra=extra, position=position, link=link, expires=expires, now=now,
                             attachment_note=attachment_note, join_link=join_link, device_link=device_link,
-                            session=session)
+                            session=session, subject=subject, intro=intro)

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import Event, EventStatus, Message, Registration, Role, User
+from app.models import Event, EventStatus, Message, MessageStatus, Registration, Role, User
 from app.services.broadcast import fanout
-from app.services.messaging import dispatch, rendering
+from app.services.messaging import dispatch, queueing, rendering
 from app.services.outbox import outbox
 from app.services.registration import registrations
 from tests.mail import queued_emails
@@ -86,6 +86,25 @@ def test_compose_preview_send_and_watch_progress(app, client, auth, make_event):
     assert len([e for e in emulator.acs.sent_emails if e.subject.startswith("Parking")]) == 2
     overview = client.get(url).get_data(as_text=True)
     assert "Parking Bcc: evil@example.org" in overview and "2 recipients" in overview
+
+
+def test_a_message_not_sent_yet_is_listed_with_the_subject_it_was_composed_with(app, client, auth, make_event):
+    """Each email is written as it is sent: before any has gone out, the organizer's list of sent messages
+    names this one by the subject the organizer gave it."""
+    organizer = auth.login_as_organizer()
+    event = _event(make_event, organizer)
+    _people(app, event, confirmed=2, waitlisted=0)
+    drain(app)  # their confirmations
+    url = f"/manage/events/{event.id}/messages"
+    sent = client.submit(url, {"segment": "confirmed", "subject": "Doors open at 9", "body": "See you.",
+                               "action": "send"})
+    assert sent.status_code == 303
+    with app.app_context():
+        assert outbox.drain(limit=1) == 1  # the fan-out alone: it queues both emails, and nothing is sent yet
+        rows = db.session.scalars(select(Message).where(Message.kind == "organizer")).all()
+        assert len(rows) == 2 and {(m.status, m.subject) for m in rows} == {(MessageStatus.queued, "")}
+    overview = client.get(url).get_data(as_text=True)
+    assert "Doors open at 9" in overview and "2 recipients" in overview
 
 
 @pytest.mark.db_agnostic
@@ -244,14 +263,14 @@ def test_a_large_send_is_queued_in_committed_batches_and_resumes_without_duplica
             db.session.remove()  # a fresh session: only what was committed
             return list(db.session.scalars(select(Message.dedupe_key).where(Message.batch == batch)))
 
-    # The worker dies while rendering the 15th recipient's message (in the second batch).
-    real_render, calls = rendering.render, {"n": 0}
+    # The worker dies while queueing the 15th recipient's message (in the second batch).
+    real_queue, calls = queueing.queue_email, {"n": 0}
 
-    def render_then_die(*args, **kwargs):
+    def queue_then_die(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 15:
             raise RuntimeError("worker killed")
-        return real_render(*args, **kwargs)
+        return real_queue(*args, **kwargs)
 
     commits = []
 
@@ -259,7 +278,7 @@ def test_a_large_send_is_queued_in_committed_batches_and_resumes_without_duplica
         commits.append(1)
 
     sa_event.listen(Session, "after_commit", listener)
-    monkeypatch.setattr(rendering, "render", render_then_die)
+    monkeypatch.setattr(queueing, "queue_email", queue_then_die)
     try:
         with app.app_context():
             try:
@@ -270,7 +289,7 @@ def test_a_large_send_is_queued_in_committed_batches_and_resumes_without_duplica
                 raise AssertionError("the fan-out should have died")
     finally:
         sa_event.remove(Session, "after_commit", listener)
-        monkeypatch.setattr(rendering, "render", real_render)
+        monkeypatch.setattr(queueing, "queue_email", real_queue)
     assert len(commits) == 1  # the first batch of 10 was committed before the failure
     assert len(organizer_messages()) == 10
 
