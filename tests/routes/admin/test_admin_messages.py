@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import EventStatus, Message, MessageStatus, Role
-from app.services.messaging import dispatch
+from app.models import EventStatus, Message, MessageStatus, Registration, Role
+from app.services.messaging import dispatch, queueing
 from app.services.outbox import outbox
 from tests.mail import queued_emails
 
@@ -129,3 +129,22 @@ def test_the_viewer_masks_personal_links(app, client, auth, make_event, make_use
     for token in tokens:
         assert token not in detail and token not in frame
     assert "[redacted]" in detail and "[redacted]" in frame
+
+
+def test_an_email_never_written_is_listed_as_such_not_as_an_sms(app, client, auth, make_event, make_user):
+    """A reminder recorded as not sent (the event had started) has no words: the list says so."""
+    owner = make_user("owner@example.org", Role.organizer)
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC))
+    _register(client, event, "ada@example.org")
+    with app.app_context():
+        registration = db.session.scalar(select(Registration))
+        queueing.record_suppressed("reminder", event=registration.event, registration=registration,
+                                   dedupe_key="reminder:test", reason="Not sent: the event had already started.")
+        db.session.commit()
+    auth.login_as_admin()
+    page = client.get("/admin/messages?kind=reminder").get_data(as_text=True)
+    assert "(not written)" in page and "(SMS)" not in page
+    with app.app_context():
+        message_id = db.session.scalar(select(Message.id).where(Message.kind == "reminder"))
+    detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
+    assert "This email was never written: it was not sent." in detail and "already started" in detail
