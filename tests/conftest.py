@@ -62,8 +62,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     with_sqlite = {name for item in items for name, value in databases(item).items() if value == "sqlite"}
     kept, once = [], []
     for item in items:
-        another = any(value != "sqlite" and name in with_sqlite for name, value in databases(item).items())
-        left_out = (another and item.get_closest_marker("db_agnostic")) or _spread_elsewhere(item, databases(item))
+        chosen = databases(item)
+        another = any(value != "sqlite" and name in with_sqlite for name, value in chosen.items())
+        left_out = (another and item.get_closest_marker("db_agnostic")) or _spread_elsewhere(item, chosen)
         (once if left_out else kept).append(item)
     if once:
         config.hook.pytest_deselected(items=once)

@@ -110,7 +110,6 @@ def _write_now(message_id: int, spec: dict[str, Any]):
     begin_write()  # writing it may issue a personal link the registration lost meanwhile
     rendered = render_deferred(spec)
     if rendered is None:
-        db.session.rollback()
         _settle(message_id, status=MessageStatus.suppressed, last_error="Nothing left to write it for: "
                 "its registration no longer exists.")
         logger.info("Message %s suppressed: its registration no longer exists", message_id)
