@@ -2,9 +2,10 @@
 as the worker, in the middle of its own write). A request that changes things waits its turn and tries
 again while the database stays locked; once every try is used it says so and stores nothing, never a 500.
 A request that calls Microsoft between its reads and its writes still writes while another connection
-commits meanwhile (the worker at its work).
+commits meanwhile (the worker at its work). A join, which waits on ACS, holds up no other request while it
+waits (both databases).
 
-The busy timeout is cut from 10 s to 50 ms for these tests, so each try gives up quickly.
+The busy timeout is cut from 10 s to 50 ms for the SQLite lock tests, so each try gives up quickly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ from app.extensions import db
 from app.jobs import HEARTBEAT_KEY
 from app.models import AuthFlow, EventStatus, Question, Registration
 from app.services.registration import registrations
+from tests.conftest import Client
 from tests.microsoft_helpers import emulator_answer
 from tests.routes.public import test_join
 
@@ -233,8 +236,8 @@ def test_staff_sign_in_with_microsoft_survives_the_worker_writing_during_the_tok
 def test_a_join_session_survives_the_worker_writing_while_acs_issues_the_token(app, client, database_file,
                                                                                event, register):
     """At the start of an event the worker is busy (reminders, follow-ups) while attendees join, and creating
-    an attendee's ACS identity and token takes network calls. The join request writes as a writer from its
-    first statement, so the worker's commits wait for it instead of breaking its write after the calls."""
+    an attendee's ACS identity and token takes network calls. The join makes them with no transaction open and
+    then records itself as a writer that waits its turn, never on a read snapshot taken before the calls."""
     reg_id, token = register(event)
     join_times(app, event.id, starts_in=timedelta(minutes=-5))
     csrf = client.csrf_token(f"/j/{token}")
@@ -247,3 +250,90 @@ def test_a_join_session_survives_the_worker_writing_while_acs_issues_the_token(a
     with app.app_context():
         reg = db.session.get(Registration, reg_id)
         assert reg.acs_user_id == response.get_json()["userId"] and reg.first_joined_at is not None
+
+
+# --- a join waits on ACS alone ----------------------------------------------------------------------------
+
+#: How long the emulated ACS takes over each identity call in the tests below: far longer than a
+#: registration's write, so a registration that had to wait for a join would show it.
+ACS_SECONDS = 2.0
+
+
+def _join_in_background(app, token: str) -> tuple[threading.Thread, dict]:
+    """POST the join session request from another client on a thread; its response lands in the dict."""
+    joiner = Client(app, app.response_class)
+    csrf = joiner.csrf_token(f"/j/{token}")
+    answer: dict = {}
+
+    def join() -> None:
+        response = joiner.post(f"/j/{token}/session", headers={"X-CSRFToken": csrf})
+        answer.update(status=response.status_code, body=response.get_json())
+
+    thread = threading.Thread(target=join)
+    thread.start()
+    return thread, answer
+
+
+def test_a_join_waiting_on_acs_holds_up_no_registration(app, client, event, register):
+    """Attendees join all at once when an event starts, and each first join waits on two ACS calls (an
+    identity, then a token). Those calls run outside any transaction of Foyer's: a registration arriving
+    meanwhile is saved at once, not after the join (on SQLite the join used to hold the write lock across
+    the calls, so every sign-up and the worker waited on ACS)."""
+    _reg_id, token = register(event)
+    join_times(app, event.id, starts_in=timedelta(minutes=-5), capacity=10)
+    form_url = f"/events/{event.slug}/register"
+    csrf = client.csrf_token(form_url)
+    app.extensions["microsoft"].emulator.faults.add(kind="latency", group="acs", latency=ACS_SECONDS, count=1)
+
+    thread, answer = _join_in_background(app, token)
+    time.sleep(0.3)  # the join is at ACS now
+    started = time.monotonic()
+    response = client.post(form_url, data={**REGISTRATION, "email": "grace@example.org", "csrf_token": csrf})
+    took = time.monotonic() - started
+    thread.join(timeout=30)
+
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    assert took < ACS_SECONDS / 2, f"the registration waited {took:.2f} s for a join at ACS"
+    assert answer["status"] == 200, answer
+    assert answer["body"]["userId"].startswith("8:acs:")
+
+
+def test_two_first_joins_of_one_registration_at_once_share_one_identity(app, event, register):
+    """The same person opens the call on two devices at once, before they ever joined: both calls to ACS
+    create an identity, one is stored first, and the other device gets a token for the stored identity,
+    so the registration keeps one identity that every token belongs to."""
+    reg_id, token = register(event)
+    join_times(app, event.id, starts_in=timedelta(minutes=-5))
+    app.extensions["microsoft"].emulator.faults.add(kind="latency", group="acs", latency=0.5, count=4)
+
+    joins = [_join_in_background(app, token) for _ in range(2)]
+    for thread, _answer in joins:
+        thread.join(timeout=30)
+
+    answers = [answer for _thread, answer in joins]
+    assert [a["status"] for a in answers] == [200, 200], answers
+    with app.app_context():
+        stored = db.session.get(Registration, reg_id).acs_user_id
+    assert stored is not None
+    assert {a["body"]["userId"] for a in answers} == {stored}
+
+
+def test_a_registration_cancelled_while_its_join_waits_on_acs_gets_no_session(app, event, register):
+    """Cancelled while its join waited on ACS: the join is checked again as it is recorded, refused, and
+    the token never handed out; nothing of the join is recorded."""
+    reg_id, token = register(event)
+    join_times(app, event.id, starts_in=timedelta(minutes=-5))
+    app.extensions["microsoft"].emulator.faults.add(kind="latency", group="acs", latency=ACS_SECONDS, count=1)
+
+    thread, answer = _join_in_background(app, token)
+    time.sleep(0.3)  # the join is at ACS now
+    with app.app_context():
+        registrations.cancel(db.session.get(Registration, reg_id))
+        db.session.commit()
+    thread.join(timeout=30)
+
+    assert answer["status"] == 409, answer
+    assert answer["body"]["state"] == "cancelled" and "token" not in answer["body"]
+    with app.app_context():
+        reg = db.session.get(Registration, reg_id)
+        assert reg.first_joined_at is None and reg.acs_user_id is None

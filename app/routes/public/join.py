@@ -8,6 +8,7 @@ bundle and Azure Communication Services.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -38,7 +39,7 @@ from app.services.core.errors import DomainError
 from app.services.live import LiveClosed, polls, questions
 from app.services.microsoft.wiring import get_microsoft
 from app.services.registration import registrations
-from app.web import redirect_to, wants_fragment
+from app.web import DatabaseBusy, own_transactions, redirect_to, unit_of_work, wants_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -181,18 +182,26 @@ def _session_limit() -> str:
 
 @bp.post("/<token>/session")
 @limiter.limit(_session_limit)
+@own_transactions  # the ACS calls run outside any write; only the join's record takes the write lock
 def session_POST(token: str):
     """Issue an ACS session for the embedded call (CSRF-protected, rate-limited); JSON either way."""
     link = join_links.by_join_token(token)
     if link is None:
         return jsonify(error=gettext("This join link is not valid."), state="missing"), 404
     try:
-        session = join_links.start_session(link)
+        wanted = join_links.prepare_session(link)
+        db.session.rollback()  # no read transaction stays open across the calls to ACS
+        session = join_links.issue_session(wanted)
+        stored = unit_of_work(lambda: join_links.record_join(wanted, session),
+                              what=f"join session for registration {wanted.registration_id}")
+        if stored != session.user_id:  # another join of this registration stored its identity first
+            session = join_links.issue_session(dataclasses.replace(wanted, acs_user_id=stored))
     except join_links.JoinUnavailable as exc:
-        db.session.rollback()
         code = 503 if exc.retry else 409
         return jsonify(error=exc.message, state=exc.state, retry=exc.retry), code
-    db.session.commit()
+    except DatabaseBusy:
+        return jsonify(error=gettext("We could not connect you to the call service just now. Please try again."),
+                       state=JoinState.open, retry=True), 503
     return jsonify(session.as_json())
 
 

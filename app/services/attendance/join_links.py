@@ -362,9 +362,27 @@ def acs_endpoint() -> str:
     return AcsSettings.from_connection_string(current_app.config["ACS_CONNECTION_STRING"]).endpoint + "/"
 
 
-def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession:
-    """Issue an ACS session for an open link: the registration's identity (created once, then reused)
-    and a fresh token; records the join. JoinUnavailable when the link cannot join now or ACS fails.
+@dataclass(frozen=True)
+class SessionRequest:
+    """A join checked and read (`prepare_session`): what the ACS calls and the join's record need, as plain
+    values, so the calls run with no transaction of Foyer's open and the record in a short one.
+    """
+
+    registration_id: int
+    #: The link's token hash: a link the organizer replaces meanwhile is refused when the join is recorded.
+    join_token_hash: str | None
+    #: The registration's ACS identity when it has one (created on its first join, then reused).
+    acs_user_id: str | None
+    minutes: int
+    display_name: str
+    meeting_link: str
+    meeting_id: str
+    passcode: str
+
+
+def prepare_session(link: JoinLink, *, now: datetime | None = None) -> SessionRequest:
+    """Check that the link can join now and read what its session needs; writes nothing.
+    JoinUnavailable when it cannot join (too early, ended, revoked, no meeting yet…).
     """
     now = now or utcnow()
     current = status(link, now)
@@ -377,27 +395,56 @@ def start_session(link: JoinLink, *, now: datetime | None = None) -> JoinSession
         raise JoinUnavailable(
             gettext("The online meeting for this event is not ready yet. Please try again in a minute."),
             state=JoinState.open, retry=True)
+    return SessionRequest(registration_id=reg.id, join_token_hash=reg.join_token_hash, acs_user_id=reg.acs_user_id,
+                          minutes=token_minutes(event, now), display_name=reg.full_name[:256] or "Guest",
+                          meeting_link=meeting.join_url or "", meeting_id=meeting.join_meeting_id or "",
+                          passcode=meeting.join_passcode or "")
+
+
+def issue_session(wanted: SessionRequest) -> JoinSession:
+    """The ACS calls of a join: an identity when the registration has none yet, and a token for it.
+    Network calls only, no database: a slow ACS holds up this attendee and nobody else.
+    JoinUnavailable (to try again) when ACS fails.
+    """
     identity = get_microsoft().acs_identity
     try:
-        if not reg.acs_user_id:
-            reg.acs_user_id = identity.create_user()
-            db.session.flush()
-        issued = identity.issue_token(reg.acs_user_id, scopes=list(TOKEN_SCOPES), minutes=token_minutes(event, now))
+        user_id = wanted.acs_user_id or identity.create_user()
+        issued = identity.issue_token(user_id, scopes=list(TOKEN_SCOPES), minutes=wanted.minutes)
     except AcsError as exc:
-        logger.warning("No join session for registration %s: %s", reg.id, exc)
+        logger.warning("No join session for registration %s: %s", wanted.registration_id, exc)
         raise JoinUnavailable(gettext("We could not connect you to the call service just now. Please try again."),
                               state=JoinState.open, retry=True) from exc
+    return JoinSession(user_id=issued.user_id, token=issued.token, expires_on=issued.expires_on,
+                       display_name=wanted.display_name, meeting_link=wanted.meeting_link, endpoint=acs_endpoint(),
+                       meeting_id=wanted.meeting_id, passcode=wanted.passcode)
+
+
+def record_join(wanted: SessionRequest, issued: JoinSession, *, now: datetime | None = None) -> str:
+    """Record the join (first join, last seen, a course session's attendance) and keep the identity the
+    token was issued for; flushes. Run as a writer transaction after `issue_session`.
+
+    Returns the registration's identity. It differs from the token's when another join of the same
+    registration stored its new identity first: the caller then issues a token for the stored one, so a
+    registration keeps one identity. JoinUnavailable when the link stopped being joinable meanwhile (the
+    registration cancelled, the event ended): the token is then never handed out.
+    """
+    now = now or utcnow()
+    reg = db.session.get(Registration, wanted.registration_id, populate_existing=True)
+    if reg is None:  # erased meanwhile
+        raise JoinUnavailable(str(_REFUSALS[JoinState.cancelled]), state=JoinState.cancelled)
+    current = status(JoinLink(reg, revoked=reg.join_token_hash != wanted.join_token_hash), now)
+    if not current.can_join:
+        raise JoinUnavailable(str(_REFUSALS[current.state]), state=current.state)
+    if not reg.acs_user_id:
+        reg.acs_user_id = issued.user_id
     if reg.first_joined_at is None:
         reg.first_joined_at = now
     reg.last_seen_at = now
     reg.last_left_at = None
     _seen_in_session(reg, current.session, now)
     db.session.flush()
-    logger.info("Join session issued for registration %s (event %s)", reg.id, event.id)
-    return JoinSession(user_id=issued.user_id, token=issued.token, expires_on=issued.expires_on,
-                       display_name=reg.full_name[:256] or "Guest", meeting_link=meeting.join_url or "",
-                       endpoint=acs_endpoint(), meeting_id=meeting.join_meeting_id or "",
-                       passcode=meeting.join_passcode or "")
+    logger.info("Join session issued for registration %s (event %s)", reg.id, reg.event_id)
+    return reg.acs_user_id
 
 
 def _seen_in_session(reg: Registration, session: EventSession | None, now: datetime) -> None:
