@@ -113,14 +113,18 @@ def make_app(environ: dict[str, str], tmp: Path):
 def seed_event(app, *, slug: str = "bench", title: str = "Bench event", capacity: int | None = None,
                waitlist: bool = True) -> str:
     """Create and publish an event through Foyer's services (as an organizer would); returns its slug."""
+    from sqlalchemy import select
+
     from app.extensions import db
-    from app.models import Role
+    from app.models import Role, User
     from app.services.accounts import accounts
     from app.services.events import events
 
     with app.app_context():
-        owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None, name="Bench")
-        db.session.flush()
+        owner = db.session.scalar(select(User).where(User.email == "bench@example.org"))  # a second event's
+        if owner is None:
+            owner = accounts.create_user("bench@example.org", role=Role.organizer, password=None, name="Bench")
+            db.session.flush()
         starts = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=7)
         event = events.create_event(events.EventData(
             title=title, slug=slug, starts_at=starts, ends_at=starts + timedelta(hours=1),
@@ -366,6 +370,47 @@ class Worker:
                 self.process.wait()
         self._log.close()
         self.kept_log = keep_log(self.log_path)
+
+
+class Emulator:
+    """`flask --app wsgi emulator serve`: the built-in Microsoft emulator as `make run` starts it, on
+    EMULATOR_PORT (and its sign-in page on the next port) with its CA and state under FOYER_INSTANCE_PATH;
+    `environ` must name both, and every process of the bench the same. FOYER_EMULATOR_FAULTS applies here.
+    """
+
+    def __init__(self, environ: dict[str, str], tmp: Path) -> None:
+        self.env = {**os.environ, **environ}
+        self.log_path = tmp / "emulator.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", "emulator", "serve"],  # noqa: S603
+                                        cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "emulator", "wait-ready"], cwd=ROOT,  # noqa: S603
+                       env=self.env, check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        self.kept_log = keep_log(self.log_path)
+
+
+def free_port_pair() -> int:
+    """A port whose next port is free too (the emulator's TLS port and its sign-in page)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise SystemExit("no two free ports side by side")
 
 
 # --- wrk ----------------------------------------------------------------------------------------------
