@@ -39,9 +39,12 @@ def _run_phases(args, stack: ExitStack, phases: dict[str, str]) -> dict[str, dic
     for label, faults in phases.items():
         tmp = Path(stack.enter_context(c.temporary_directory()))
         url = stack.enter_context(c.fresh_database(args.db, tmp, f"foyer_bench_microsoft_{label}"))
-        environ = c.foyer_environ(url, FOYER_EMULATOR_FAULTS=faults)
+        # Each phase has its own emulator process (as `make run` starts it), where its faults apply.
+        environ = c.foyer_environ(url, FOYER_EMULATOR_FAULTS=faults, FOYER_INSTANCE_PATH=str(tmp / "instance"),
+                                  EMULATOR_PORT=str(c.free_port_pair()))
         c.migrate(environ)
         app = c.make_app(environ, tmp)
+        stack.callback(c.Emulator(environ, tmp).stop)
         slug = c.seed_event(app)
         cookie_name, pairs = c.csrf_pairs(app, args.tokens or 300 * args.seconds * args.runs)
         tokens = c.TokenFile(tmp, cookie_name, pairs)
