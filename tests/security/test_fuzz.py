@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+from flask_login import current_user
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -107,12 +108,24 @@ def world(app, client, make_user, make_event):
 
 def _sign_in(client) -> str:
     """Sign the admin in (again: a fuzzed request may have signed out) and return a CSRF token."""
-    page = client.get("/manage/events/")
-    if page.status_code != 200:
+    if not _signed_in(client):
         token = client.csrf_token("/login")
         client.post("/login", data={"csrf_token": token, "email": "fuzz-admin@example.org", "password": PASSWORD})
-        page = client.get("/manage/events/")
-    return client.csrf_token_of(page, "/manage/events/")
+    return client.form_csrf_token("/manage/events/")
+
+
+def _signed_in(client) -> bool:
+    """Whether the client's session cookie still signs someone in, as the app itself decides it (the
+    session's age and version, the account still active): a request context with that cookie, without
+    rendering a page."""
+    app = client.application
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    if cookie is None:
+        return False
+    with app.test_request_context(headers={"Cookie": f"{cookie.key}={cookie.value}"}):
+        signed_in = current_user.is_authenticated
+        db.session.remove()
+    return signed_in
 
 
 #: Field names per database, gathered by the first test: each test builds the same world (ids start at 1
