@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--registrations", type=int, default=20)
     parser.add_argument("--acs-latency", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per gunicorn worker (default: gunicorn.conf.py's; above 1 is gthread)")
     args = parser.parse_args()
 
     with c.temporary_directory() as tmp_name:
@@ -128,7 +130,8 @@ def main() -> None:
             joined_slug = c.seed_event(app, slug="started", title="Started event")
             signup_slug = c.seed_event(app, slug="next", title="Next event")
             tokens = seed_attendees(app, joined_slug, args.attendees)
-            server = c.Server(environ, tmp, workers=args.workers)
+            server = c.Server(environ, tmp, workers=args.workers,
+                              extra_args=["--threads", str(args.threads)] if args.threads else None)
             try:
                 server.wait_until_up(f"/events/{signup_slug}")
                 c.warm_registration(server.base_url, signup_slug)
@@ -150,6 +153,7 @@ def main() -> None:
     seconds = sorted(s for _, s in signups)
     result = {
         "db": args.db, "attendees": args.attendees, "acs_latency_s": args.acs_latency,
+        "workers": args.workers or "gunicorn.conf.py", "threads": args.threads or "gunicorn.conf.py",
         "joins_ok": outcomes.count("ok"), "join_failures": sorted(set(outcomes) - {"ok"}),
         "joins_wall_s": round(joins_seconds, 2),
         "signups": len(signups), "signups_ok": sum(1 for o, _ in signups if o == "ok"),

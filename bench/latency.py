@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--registrations", type=float, default=0.2, help="share of requests that register")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers (default: gunicorn.conf.py's, WEB_CONCURRENCY or 2 x cores + 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per gunicorn worker (default: gunicorn.conf.py's; above 1 is gthread)")
     parser.add_argument("--clients", type=int, default=256, help="client threads (the most requests in flight)")
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--seed", type=int, default=8)
@@ -72,7 +74,8 @@ def main() -> int:
             app = c.make_app(environ, tmp)
             slug = c.seed_event(app)
             cookie_name, pairs = c.csrf_pairs(app, kinds.count("register"))
-            server = c.Server(environ, tmp, workers=args.workers)
+            server = c.Server(environ, tmp, workers=args.workers,
+                              extra_args=["--threads", str(args.threads)] if args.threads else None)
             try:
                 server.wait_until_up(f"/events/{slug}")
                 c.check_csrf_pair_over_http(server.base_url, slug)
@@ -87,6 +90,7 @@ def main() -> int:
 
     result = {"bench": "latency", "db": args.db, "machine": c.machine(), "rate": args.rate, "seconds": args.seconds,
               "requests": total, "workers": args.workers or "gunicorn.conf.py default",
+              "threads": args.threads or "gunicorn.conf.py default",
               "bars_ms": {"p95": P95_BAR_MS, "p99": P99_BAR_MS},
               "targets_ms": {"p95": P95_TARGET_MS, "p99": P99_TARGET_MS}}
     for name, wanted in (("all", None), ("view", "view"), ("register", "register")):
