@@ -337,3 +337,23 @@ def test_a_registration_cancelled_while_its_join_waits_on_acs_gets_no_session(ap
     with app.app_context():
         reg = db.session.get(Registration, reg_id)
         assert reg.first_joined_at is None and reg.acs_user_id is None
+
+
+def test_a_join_that_finds_the_database_locked_on_every_try_asks_to_try_again_and_records_nothing(
+        app, client, database_file, event, register, monkeypatch):
+    """The token came from ACS but the join could not be recorded: the browser is told to try again (its
+    Try again button), gets no token, and no join is recorded."""
+    monkeypatch.setattr(web, "BUSY_ATTEMPTS", 2)
+    reg_id, token = register(event)
+    join_times(app, event.id, starts_in=timedelta(minutes=-5))
+    csrf = client.csrf_token(f"/j/{token}")
+    with writer_holding_the_lock(database_file):
+        response = client.post(f"/j/{token}/session", headers={"X-CSRFToken": csrf})
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["retry"] is True and body["state"] == "open" and "token" not in body
+    assert "try again" in body["error"].lower()
+    with app.app_context():
+        reg = db.session.get(Registration, reg_id)
+        assert reg.first_joined_at is None and reg.acs_user_id is None
