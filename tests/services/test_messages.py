@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from app.extensions import db
@@ -28,7 +29,7 @@ from app.models import (
 )
 from app.services.messaging import dispatch, kinds, queueing, rendering
 from app.services.outbox import outbox
-from app.services.registration import registrations
+from app.services.registration import privacy, registrations
 from tests.mail import queued_emails
 from tests.routes.organizer.conftest import event_form
 
@@ -258,6 +259,52 @@ def test_a_registration_renders_nothing_and_its_email_is_written_as_it_is_sent(a
         # What went out is what the message log shows.
         assert message.status == MessageStatus.sent and message.subject == sent.subject
         assert (message.body_text, message.body_html) == (sent.plain_text, sent.html)
+
+
+def test_an_email_whose_registration_is_erased_as_the_worker_takes_it_up_is_never_written_nor_sent(
+        app, client, published, emulator):
+    """The attendee erases their data just after the worker has read the queued email and before it writes
+    it. The worker then finds nothing to write it for: it sends nothing, and neither fails nor retries."""
+    event = published(title="Erased meanwhile")
+    register(client, event, "ada@example.org")
+    with app.app_context():
+        engine = db.engine
+    on_sqlite = engine.dialect.name == "sqlite"
+    steps: list[str] = []
+
+    def erase() -> None:
+        steps.append("erased")
+        with app.app_context():  # another session and connection: the attendee's request
+            privacy.erase_registration(db.session.scalar(select(Registration)))
+            db.session.commit()
+
+    def after(_conn, _cursor, statement, *_args) -> None:
+        if not steps and "FROM messages" in statement:
+            steps.append("read")  # the worker has read the queued email, not written yet
+            if not on_sqlite:
+                erase()
+
+    def before(_conn, _cursor, statement, *_args) -> None:
+        # On SQLite the erasure, which empties the write-ahead log, would wait for the worker's read to end:
+        # it comes as the worker, done reading, starts the transaction that writes the email.
+        if on_sqlite and steps == ["read"] and statement == "BEGIN IMMEDIATE":
+            erase()
+
+    sa_event.listen(engine, "after_cursor_execute", after)
+    sa_event.listen(engine, "before_cursor_execute", before)
+    try:
+        drain_all(app)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", after)
+        sa_event.remove(engine, "before_cursor_execute", before)
+
+    assert steps == ["read", "erased"]
+    assert emulator.acs.sent_emails == []
+    with app.app_context():
+        assert db.session.scalar(select(Registration)) is None
+        assert db.session.scalar(select(Message)) is None  # erased with the registration, never written
+        (item,) = db.session.scalars(select(OutboxItem).where(OutboxItem.kind == "message.send")).all()
+        assert item.status == OutboxStatus.done and item.attempts == 1
 
 
 def test_a_second_attempt_sends_the_words_the_first_one_wrote(app, client, published, emulator):
