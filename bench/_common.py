@@ -350,21 +350,27 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
-class Worker:
-    """`flask --app wsgi worker`: drains the outbox (emails, Microsoft calls) beside the web server."""
+class FlaskProcess:
+    """`flask --app wsgi <command>` on the bench's configuration, its output kept in a log file; `stop()`
+    sends `stop_signal` and waits up to `stop_seconds` before killing it.
+    """
 
-    def __init__(self, environ: dict[str, str], tmp: Path) -> None:
-        self.log_path = tmp / "worker.log"
+    stop_signal = signal.SIGTERM
+    stop_seconds = 60
+
+    def __init__(self, environ: dict[str, str], tmp: Path, *command: str) -> None:
+        self.env = {**os.environ, **environ}
+        self.log_path = tmp / f"{command[0]}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", "worker"], cwd=ROOT,  # noqa: S603
-                                        env={**os.environ, **environ}, stdout=self._log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", *command], cwd=ROOT,  # noqa: S603
+                                        env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
             try:
-                self.process.wait(timeout=60)
+                self.process.wait(timeout=self.stop_seconds)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
@@ -372,32 +378,26 @@ class Worker:
         self.kept_log = keep_log(self.log_path)
 
 
-class Emulator:
+class Worker(FlaskProcess):
+    """`flask --app wsgi worker`: drains the outbox (emails, Microsoft calls) beside the web server."""
+
+    def __init__(self, environ: dict[str, str], tmp: Path) -> None:
+        super().__init__(environ, tmp, "worker")
+
+
+class Emulator(FlaskProcess):
     """`flask --app wsgi emulator serve`: the built-in Microsoft emulator as `make run` starts it, on
     EMULATOR_PORT (and its sign-in page on the next port) with its CA and state under FOYER_INSTANCE_PATH;
     `environ` must name both, and every process of the bench the same. FOYER_EMULATOR_FAULTS applies here.
     """
 
+    stop_signal = signal.SIGINT
+    stop_seconds = 30
+
     def __init__(self, environ: dict[str, str], tmp: Path) -> None:
-        self.env = {**os.environ, **environ}
-        self.log_path = tmp / "emulator.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.process = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", "emulator", "serve"],  # noqa: S603
-                                        cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        super().__init__(environ, tmp, "emulator", "serve")
         subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "emulator", "wait-ready"], cwd=ROOT,  # noqa: S603
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-        self.kept_log = keep_log(self.log_path)
 
 
 def free_port_pair() -> int:
