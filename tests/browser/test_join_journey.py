@@ -119,8 +119,9 @@ def test_a_failed_token_request_says_so_and_try_again_recovers(live_server, page
 
 
 def test_countdown_opens_the_call_by_itself(live_server, page: Page, visit):
-    # Joining opens 15 minutes before the start: here, four seconds from now.
-    token = _seed(live_server.app, starts_in=timedelta(minutes=15, seconds=4))
+    # Joining opens 15 minutes before the start: here, ten seconds from now (with four, a busy machine
+    # sometimes loaded the page after the call had opened, and the countdown was never seen).
+    token = _seed(live_server.app, starts_in=timedelta(minutes=15, seconds=10))
     visit(f"/j/{token}")
     expect(page.get_by_role("heading", name="The call opens soon")).to_be_visible()
     expect(page.get_by_text("Opens in")).to_contain_text(" s")
