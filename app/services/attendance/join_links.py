@@ -429,7 +429,9 @@ def record_join(wanted: SessionRequest, issued: JoinSession, *, now: datetime | 
     registration cancelled, the event ended): the token is then never handed out.
     """
     now = now or utcnow()
-    reg = db.session.get(Registration, wanted.registration_id, populate_existing=True)
+    # FOR UPDATE (PostgreSQL; SQLite's writer lock does the same): a second join of this registration in
+    # flight waits here, then reads the identity the first one stored instead of overwriting it.
+    reg = db.session.get(Registration, wanted.registration_id, populate_existing=True, with_for_update=True)
     if reg is None:  # erased meanwhile
         raise JoinUnavailable(str(_REFUSALS[JoinState.cancelled]), state=JoinState.cancelled)
     current = status(JoinLink(reg, revoked=reg.join_token_hash != wanted.join_token_hash), now)
