@@ -252,8 +252,7 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
     """
     if not new_key and queueing.existing_message(dedupe_key) is not None:
         return None
-    join_link = join_links.join_url(reg) if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS \
-        else None
+    join_link = _join_link(reg, kind)  # issued now when it has none, like the manage link below
     queued = {"event": reg.event, "to": reg.email, "name": reg.full_name, "dedupe_key": dedupe_key,
               "registration": reg, "invite": invite_spec(reg, invite, join_link) if invite else None,
               "deadline": deadline, "batch": batch}
@@ -268,6 +267,13 @@ def notify_registration(reg: Registration, kind: str, *, dedupe_key: str, extra:
     rendered = _write(reg, kind, token=token, extra=extra, position=position, link=link, expires=expires, now=now,
                       attachment_note=invite == "REQUEST", session=session, subject=subject, intro=intro)
     return queueing.queue_email(kind, rendered=rendered, **queued)
+
+
+def _join_link(reg: Registration, kind: str) -> str | None:
+    """The personal join link an email of this kind carries (a confirmed registration's), else None."""
+    if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS:
+        return join_links.join_url(reg)
+    return None
 
 
 @rendering.deferred_renderer
@@ -292,10 +298,8 @@ def _write(reg: Registration, kind: str, *, token: str | None = None, extra: str
     """Render a registrant's email: their name, zone and language, the manage and join links it carries."""
     manage = registrations.manage_url(token or registrations.manage_token_for(reg)) \
         if kinds.KINDS[kind].manage_link else None
-    join_link = device_link = None
-    if reg.state == RegistrationState.confirmed and kind in JOIN_LINK_KINDS:
-        join_link = join_links.join_url(reg)
-        device_link = join_links.device_check_url(reg) if kind == "reminder" else None
+    join_link = _join_link(reg, kind)
+    device_link = join_links.device_check_url(reg) if join_link is not None and kind == "reminder" else None
     return rendering.render(kind, event=reg.event, language=reg.language, name=reg.first_name, zone=reg.timezone,
                             manage_link=manage, extra=extra, position=position, link=link, expires=expires, now=now,
                             attachment_note=attachment_note, join_link=join_link, device_link=device_link,
