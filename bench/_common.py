@@ -218,13 +218,16 @@ class Server:
     """gunicorn with gunicorn.conf.py on 127.0.0.1 (optionally another WSGI app, same settings)."""
 
     def __init__(self, environ: dict[str, str], tmp: Path, *, app_uri: str | None = None,
-                 workers: int | None = None, name: str = "foyer", extra_args: list[str] | None = None) -> None:
+                 workers: int | None = None, threads: int | None = None, name: str = "foyer",
+                 extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **environ, "FOYER_BIND": f"127.0.0.1:{self.port}"}
         if workers:
             env["WEB_CONCURRENCY"] = str(workers)
         command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *(extra_args or [])]
+        if threads:  # above 1, gunicorn runs gthread workers
+            command += ["--threads", str(threads)]
         if app_uri:
             command.append(app_uri)
         self.log_path = tmp / f"{name}-gunicorn.log"

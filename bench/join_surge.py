@@ -130,8 +130,7 @@ def main() -> None:
             joined_slug = c.seed_event(app, slug="started", title="Started event")
             signup_slug = c.seed_event(app, slug="next", title="Next event")
             tokens = seed_attendees(app, joined_slug, args.attendees)
-            server = c.Server(environ, tmp, workers=args.workers,
-                              extra_args=["--threads", str(args.threads)] if args.threads else None)
+            server = c.Server(environ, tmp, workers=args.workers, threads=args.threads)
             try:
                 server.wait_until_up(f"/events/{signup_slug}")
                 c.warm_registration(server.base_url, signup_slug)

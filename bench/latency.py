@@ -74,8 +74,7 @@ def main() -> int:
             app = c.make_app(environ, tmp)
             slug = c.seed_event(app)
             cookie_name, pairs = c.csrf_pairs(app, kinds.count("register"))
-            server = c.Server(environ, tmp, workers=args.workers,
-                              extra_args=["--threads", str(args.threads)] if args.threads else None)
+            server = c.Server(environ, tmp, workers=args.workers, threads=args.threads)
             try:
                 server.wait_until_up(f"/events/{slug}")
                 c.check_csrf_pair_over_http(server.base_url, slug)
