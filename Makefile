@@ -69,15 +69,25 @@ run: setup
 	echo; echo "  Foyer is running at http://$(HOST):$(PORT)  (Ctrl+C to stop)"; echo; \
 	wait -n $$pids
 
+# Python here may be told not to write bytecode (PYTHONDONTWRITEBYTECODE): then each pytest worker rewrites
+# the asserts of every test module again (about 12 s of CPU per worker, before any test runs), and each
+# process a test starts compiles the app from source. The test targets let Python keep its caches
+# (__pycache__/, ignored by git) and fill them with two collections side by side before the workers start.
+WARM_TEST_CACHES := export PYTHONDONTWRITEBYTECODE=; \
+	$(VENV)/bin/python -m pytest -q --collect-only tests/browser tests/integration tests/security tests/emulator \
+		>/dev/null 2>&1 & \
+	$(VENV)/bin/python -m pytest -q --collect-only tests/routes tests/services tests/forms $(wildcard tests/test_*.py) \
+		>/dev/null 2>&1 || true; wait || true
+
 test: setup-dev chromium postgres
-	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS) || rc=$$?; \
+	@$(WARM_TEST_CACHES); rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
 # The edit loop: SQLite only and no browser, so it needs neither PostgreSQL nor Chromium. `make test`
 # (both databases, the browser tests) is still what has to pass.
 test-fast: setup-dev
-	@rc=0; FOYER_TEST_DATABASES=sqlite $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) -m "not browser" \
+	@$(WARM_TEST_CACHES); rc=0; FOYER_TEST_DATABASES=sqlite $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) -m "not browser" \
 		$(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
