@@ -16,9 +16,9 @@ from __future__ import annotations
 from functools import cache
 
 from babel import Locale
-from babel.support import Translations
-from flask import Flask, has_request_context, request, session
-from flask_babel import Babel, get_locale
+from babel.support import NullTranslations, Translations
+from flask import Flask, g, has_request_context, request, session
+from flask_babel import Babel, get_locale, get_translations
 from wtforms.i18n import messages_path as wtforms_messages_path
 
 from app.models import Event
@@ -109,9 +109,35 @@ def event_description(event: Event) -> str:
     return event.description_in(settings.text_language())
 
 
+def _translations() -> Translations | NullTranslations:
+    """The catalog of the current locale, for the templates' gettext calls.
+
+    Flask-Babel finds it again for every string (a page has dozens): about ten context-local look-ups
+    and the locale's name each time. This keeps it beside Flask-Babel's own state for the locale it was
+    found for, so a `force_locale` (an email in the attendee's language) or a `refresh` finds its own.
+    """
+    state = g.get("_flask_babel") if g else None
+    if state is None:
+        return get_translations()
+    kept = getattr(state, "foyer_translations", None)
+    locale = getattr(state, "babel_locale", None)
+    if kept is None or locale is None or kept[0] is not locale:
+        translations = get_translations()
+        kept = state.foyer_translations = (get_locale(), translations)
+    return kept[1]
+
+
 def register(app: Flask) -> None:
     # Babel's own default is never used: `select_locale` always answers, with the admin's default.
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(settings.TRANSLATIONS))
+    # The same callables Flask-Babel installs, through the catalog kept per locale (see `_translations`).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.before_request(remember_choice)
     app.before_request(_share_wtforms_translations)
     # `{% trans %}` blocks collapse their line breaks and indentation (pybabel extracts them the same way).

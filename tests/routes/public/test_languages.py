@@ -10,6 +10,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import render_template_string
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from app.extensions import db
@@ -203,3 +205,18 @@ def test_calendar_files_tell_caches_they_follow_the_language(client, event):
     for response in (client.get(f"/events/{event.slug}.ics", headers=GERMAN), client.get("/events.ics")):
         # Cached publicly for a few minutes: a shared cache must keep one copy per language.
         assert {"Accept-Language", "Cookie"} <= set(response.vary)
+
+
+@pytest.mark.db_agnostic
+def test_templates_follow_a_forced_language_and_come_back_within_one_request(app):
+    """Templates look their catalog up once per language, not per string: an email written in the
+    registrant's language in the middle of a German request, and the page after it, each get their own."""
+    words = ("{{ _('Register') }} | {{ pgettext('registrations', 'Cancel') }} | "
+             "{% trans count=2 %}{{ count }} recipient{% pluralize %}{{ count }} recipients{% endtrans %}")
+    with app.test_request_context("/", headers=GERMAN):
+        before = render_template_string(words)
+        with force_locale("en"):
+            english = render_template_string(words)
+        after = render_template_string(words)
+    assert before == after == "Anmelden | Stornieren | 2 Empfänger"
+    assert english == "Register | Cancel | 2 recipients"
