@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
-from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
@@ -26,6 +25,7 @@ from app.services.microsoft.retry import parse_retry_after
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient
+    from azure.communication.identity import CommunicationIdentityClient
     from azure.communication.sms import SmsClient
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,16 @@ class IssuedToken:
 class AcsIdentityClient:
     def __init__(self, settings: AcsSettings, *, session: requests.Session, verify: bool | str = True,
                  timeout: float = 10.0, retry_total: int = 3) -> None:
-        self._client = CommunicationIdentityClient(
-            settings.endpoint, AzureKeyCredential(settings.access_key),
-            **_client_kwargs(session, verify, timeout, retry_total),
-        )
+        self._settings = settings
+        self._client_kwargs = _client_kwargs(session, verify, timeout, retry_total)
+
+    @cached_property
+    def _client(self) -> CommunicationIdentityClient:
+        """The SDK's client, built for the first call: a process that opens no call never loads it."""
+        from azure.communication.identity import CommunicationIdentityClient  # noqa: PLC0415 — the identity SDK (~70 ms of every process's start) loads only where calls are opened
+
+        return CommunicationIdentityClient(self._settings.endpoint, AzureKeyCredential(self._settings.access_key),
+                                           **self._client_kwargs)
 
     def create_user(self) -> str:
         try:
@@ -96,7 +102,7 @@ class AcsIdentityClient:
         """A token for `scopes`, valid 60–1440 minutes (the service refuses other lifetimes)."""
         minutes = max(60, min(1440, minutes))
         try:
-            token = self._client.get_token(CommunicationUserIdentifier(user_id), scopes,
+            token = self._client.get_token(_identifier(user_id), scopes,
                                            token_expires_in=timedelta(minutes=minutes))
         except AzureError as exc:
             raise _acs_error(exc, "Issuing an ACS token") from exc
@@ -109,15 +115,21 @@ class AcsIdentityClient:
 
     def revoke_tokens(self, user_id: str) -> None:
         try:
-            self._client.revoke_tokens(CommunicationUserIdentifier(user_id))
+            self._client.revoke_tokens(_identifier(user_id))
         except AzureError as exc:
             raise _acs_error(exc, "Revoking ACS tokens") from exc
 
     def delete_user(self, user_id: str) -> None:
         try:
-            self._client.delete_user(CommunicationUserIdentifier(user_id))
+            self._client.delete_user(_identifier(user_id))
         except AzureError as exc:
             raise _acs_error(exc, "Deleting an ACS identity") from exc
+
+
+def _identifier(user_id: str):
+    from azure.communication.identity import CommunicationUserIdentifier  # noqa: PLC0415 — see AcsIdentityClient._client
+
+    return CommunicationUserIdentifier(user_id)
 
 
 def _parse_iso(value: str) -> datetime:
