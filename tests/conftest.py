@@ -1,5 +1,5 @@
 """Shared fixtures: the app on SQLite *and* PostgreSQL, a clean database per test, an HTTP client
-that handles CSRF like a browser (re-using a page's token while its session lasts), sign-in helpers,
+that carries real CSRF tokens (re-using one while its session lasts), sign-in helpers,
 factories, and a network tripwire."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 import time_machine
-from flask import Flask
+from flask import Flask, session
 from flask.testing import FlaskClient
+from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature
 
 from app import create_app
@@ -209,15 +210,18 @@ def app_ctx(app) -> Iterator[None]:
 
 
 class Client(FlaskClient):
-    """A test client that finds the CSRF token the way a browser form would carry it.
+    """A test client whose forms carry the CSRF token a browser's would.
 
-    `csrf_token(url)` always GETs the page and reads its token. The form helpers (`submit`, `htmx`) re-use
-    the last token read while the session still holds the secret it was signed from, as a browser re-uses
-    the token of the page it is on; a new session (sign-in, sign-out, a fresh client) or a clock moved by
-    more than a few minutes makes them GET the page again.
+    `csrf_token(url)` always GETs the page and reads its token (a test that checks a page offers its form
+    uses it). The form helpers (`submit`, `htmx`) re-use the last token while the session still holds the
+    secret it was signed from, as a browser re-uses the token of the page it is on; a new session (sign-in,
+    sign-out, a fresh client) or a clock moved by more than a few minutes makes them take a new one from
+    Flask-WTF for the session (`minted_csrf_token`) instead of rendering a whole page for it, which was
+    about a tenth of the route tests' time. Forms whose token is not the session's (the embedded
+    registration form's is bound to its event) take it from their page: `csrf_token(url)`.
     """
 
-    #: (the session's CSRF secret, the signed token read from a page, time.time() when it was read)
+    #: (the session's CSRF secret, the signed token, time.time() when it was taken)
     _csrf_cache: tuple[str, str, float] | None = None
 
     def csrf_token(self, url: str = "/") -> str:
@@ -233,12 +237,27 @@ class Client(FlaskClient):
         return token
 
     def form_csrf_token(self, url: str = "/") -> str:
-        """The token a form posted now would carry: the cached one while it is still good, else `url`'s."""
+        """The token a form posted now would carry: the cached one while it is still good, else the one
+        any page of this session would carry (`minted_csrf_token`). `url`, the page the form is on, is not
+        fetched: every page of a session carries the same token."""
         cached = self._csrf_cache
         if cached is not None and 0 <= time.time() - cached[2] < CSRF_CACHE_SECONDS:
             if self._session_csrf_secret() == cached[0]:
                 return cached[1]
-        return self.csrf_token(url)
+        return self.minted_csrf_token()
+
+    def minted_csrf_token(self) -> str:
+        """The CSRF token every page of this session carries, made by Flask-WTF as a page would make it,
+        without rendering one: the secret goes into the session cookie, as a page's first view puts it."""
+        app = self.application
+        field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        with self.session_transaction() as cookie_session, app.test_request_context():
+            session.update(cookie_session)
+            token = generate_csrf()
+            cookie_session[field] = session[field]
+        secret = self._session_csrf_secret()
+        self._csrf_cache = (secret, token, time.time()) if secret else None
+        return token
 
     def _session_csrf_secret(self) -> str | None:
         """The CSRF secret Flask-WTF keeps in the signed session cookie (None without a session)."""
@@ -254,7 +273,8 @@ class Client(FlaskClient):
         return session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
 
     def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
-        """POST a form like a browser would, with the CSRF token of the form page (`form_url`, else `url`)."""
+        """POST a form like a browser would, with the session's CSRF token (`form_url`, the page the form is
+        on, is kept for the reader: every page of a session carries the same token)."""
         payload = dict(data or {})
         payload.setdefault("csrf_token", self.form_csrf_token(form_url or url))
         return self.post(url, data=payload, **kwargs)
