@@ -72,12 +72,15 @@ run: setup
 # Python here may be told not to write bytecode (PYTHONDONTWRITEBYTECODE): then each pytest worker rewrites
 # the asserts of every test module again (about 12 s of CPU per worker, before any test runs), and each
 # process a test starts compiles the app from source. The test targets let Python keep its caches
-# (__pycache__/, ignored by git) and fill them with two collections side by side before the workers start.
+# (__pycache__/, ignored by git) and, when there are none yet, fill them with two collections side by side
+# before the workers start (once they exist, a worker rewrites only the modules edited since).
 WARM_TEST_CACHES := export PYTHONDONTWRITEBYTECODE=; \
-	$(VENV)/bin/python -m pytest -q --collect-only tests/browser tests/integration tests/security tests/emulator \
-		>/dev/null 2>&1 & \
-	$(VENV)/bin/python -m pytest -q --collect-only tests/routes tests/services tests/forms $(wildcard tests/test_*.py) \
-		>/dev/null 2>&1 || true; wait || true
+	if ! ls tests/__pycache__/*-pytest-*.pyc >/dev/null 2>&1; then \
+		$(VENV)/bin/python -m pytest -q --collect-only tests/browser tests/integration tests/security tests/emulator \
+			>/dev/null 2>&1 & \
+		$(VENV)/bin/python -m pytest -q --collect-only tests/routes tests/services tests/forms $(wildcard tests/test_*.py) \
+			>/dev/null 2>&1 || true; wait || true; \
+	fi
 
 test: setup-dev chromium postgres
 	@$(WARM_TEST_CACHES); rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS) || rc=$$?; \

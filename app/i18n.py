@@ -122,8 +122,8 @@ def _translations() -> Translations | NullTranslations:
     kept = getattr(state, "foyer_translations", None)
     locale = getattr(state, "babel_locale", None)
     if kept is None or locale is None or kept[0] is not locale:
-        translations = get_translations()
-        kept = state.foyer_translations = (get_locale(), translations)
+        translations = get_translations()  # which selects the locale when none is yet
+        kept = state.foyer_translations = (state.babel_locale, translations)
     return kept[1]
 
 

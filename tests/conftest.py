@@ -236,10 +236,9 @@ class Client(FlaskClient):
         self._csrf_cache = (secret, token, time.time()) if secret else None
         return token
 
-    def form_csrf_token(self, url: str = "/") -> str:
+    def form_csrf_token(self) -> str:
         """The token a form posted now would carry: the cached one while it is still good, else the one
-        any page of this session would carry (`minted_csrf_token`). `url`, the page the form is on, is not
-        fetched: every page of a session carries the same token."""
+        every page of this session carries (`minted_csrf_token`)."""
         cached = self._csrf_cache
         if cached is not None and 0 <= time.time() - cached[2] < CSRF_CACHE_SECONDS:
             if self._session_csrf_secret() == cached[0]:
@@ -250,14 +249,16 @@ class Client(FlaskClient):
         """The CSRF token every page of this session carries, made by Flask-WTF as a page would make it,
         without rendering one: the secret goes into the session cookie, as a page's first view puts it."""
         app = self.application
-        field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
         with self.session_transaction() as cookie_session, app.test_request_context():
             session.update(cookie_session)
             token = generate_csrf()
-            cookie_session[field] = session[field]
-        secret = self._session_csrf_secret()
-        self._csrf_cache = (secret, token, time.time()) if secret else None
+            secret = cookie_session[self._csrf_field] = session[self._csrf_field]
+        self._csrf_cache = (secret, token, time.time())
         return token
+
+    @property
+    def _csrf_field(self) -> str:
+        return self.application.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
 
     def _session_csrf_secret(self) -> str | None:
         """The CSRF secret Flask-WTF keeps in the signed session cookie (None without a session)."""
@@ -270,18 +271,19 @@ class Client(FlaskClient):
             session = serializer.loads(cookie.value)
         except BadSignature:
             return None
-        return session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+        return session.get(self._csrf_field)
 
     def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
-        """POST a form like a browser would, with the session's CSRF token (`form_url`, the page the form is
-        on, is kept for the reader: every page of a session carries the same token)."""
+        """POST a form like a browser would, with the session's CSRF token. `form_url`, the page the form is
+        on, is not fetched (every page of a session carries the same token); it tells the reader."""
         payload = dict(data or {})
-        payload.setdefault("csrf_token", self.form_csrf_token(form_url or url))
+        payload.setdefault("csrf_token", self.form_csrf_token())
         return self.post(url, data=payload, **kwargs)
 
     def htmx(self, method: str, url: str, *, csrf_from: str = "/", **kwargs):
-        """An htmx request: HX-Request header and the CSRF header from <body hx-headers>."""
-        headers = {"HX-Request": "true", "X-CSRFToken": self.form_csrf_token(csrf_from), **kwargs.pop("headers", {})}
+        """An htmx request: HX-Request header and the session's CSRF header, as <body hx-headers> carries it
+        (`csrf_from`, the page the request is made from, is not fetched; it tells the reader)."""
+        headers = {"HX-Request": "true", "X-CSRFToken": self.form_csrf_token(), **kwargs.pop("headers", {})}
         return self.open(url, method=method, headers=headers, **kwargs)
 
 

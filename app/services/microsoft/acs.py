@@ -25,7 +25,7 @@ from app.services.microsoft.retry import parse_retry_after
 
 if TYPE_CHECKING:
     from azure.communication.email import EmailClient
-    from azure.communication.identity import CommunicationIdentityClient
+    from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
     from azure.communication.sms import SmsClient
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class AcsIdentityClient:
             raise _acs_error(exc, "Deleting an ACS identity") from exc
 
 
-def _identifier(user_id: str):
+def _identifier(user_id: str) -> CommunicationUserIdentifier:
     from azure.communication.identity import CommunicationUserIdentifier  # noqa: PLC0415 — see AcsIdentityClient._client
 
     return CommunicationUserIdentifier(user_id)

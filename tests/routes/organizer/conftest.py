@@ -54,7 +54,7 @@ def upload(data: bytes, name: str = "banner.png") -> FileStorage:
 def submit_multipart(client, url: str, data: dict, *, form_url: str | None = None):
     """Like `client.submit`, but encode the multipart body in memory (large uploads included), so no
     temporary file is left open by the test client."""
-    payload = {"csrf_token": client.form_csrf_token(form_url or url), **data}
+    payload = {"csrf_token": client.form_csrf_token(), **data}
     boundary, body = encode_multipart(payload)
     return client.post(url, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
