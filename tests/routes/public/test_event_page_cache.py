@@ -34,10 +34,12 @@ def event(make_user, make_event) -> Event:
 @pytest.fixture
 def wait(app) -> Iterator[Callable[[float], None]]:
     """`wait(seconds)` ages the cached pages without sleeping (the cache reads time.monotonic, which
-    time-machine does not move)."""
+    time-machine does not move). Meanwhile the cache's clock stands still, so a slow machine's own delays
+    between two requests do not age a page as well."""
     pages = page_cache.event_pages(app)
     real_clock, waited = pages._clock, [0.0]
-    pages._clock = lambda: real_clock() + waited[0]
+    start = real_clock()
+    pages._clock = lambda: start + waited[0]
 
     def _wait(seconds: float) -> None:
         waited[0] += seconds
