@@ -8,14 +8,12 @@ from flask import Blueprint, flash, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.extensions import db
 from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
 from app.routes.organizer.events import event_page
 from app.services.after_event import followups
 from app.services.attendance import attendance
-from app.services.core.errors import DomainError
 from app.services.registration import privacy
-from app.web import carry_out, load_managed_event, redirect_to, require_staff
+from app.web import carry_out, load_managed_event, redirect_to, require_staff, submit
 
 bp = Blueprint("organizer_insights", __name__, url_prefix="/manage/events")
 
@@ -49,17 +47,10 @@ def followup_POST(event_id: int):
     """Switch the automatic follow-up on or off and set the recording link."""
     event = load_managed_event(event_id)
     form = FollowupForm()
-    if form.validate_on_submit():
-        try:
-            followups.update_followup(event, enabled=form.enabled.data, recording_url=form.recording_url.data or "",
-                                       actor=current_user)
-        except DomainError as exc:
-            db.session.rollback()
-            form.recording_url.errors = [exc.message]
-        else:
-            db.session.commit()
-            flash(_("Follow-up settings saved."), "success")
-            return _back(event_id, "followup")
+    if submit(form, lambda: followups.update_followup(event, enabled=form.enabled.data,
+                                                      recording_url=form.recording_url.data or "", actor=current_user)):
+        flash(_("Follow-up settings saved."), "success")
+        return _back(event_id, "followup")
     return _invalid(event_id, form, "followup")
 
 
@@ -68,14 +59,7 @@ def retention_POST(event_id: int):
     """Set how long this event's attendee data is kept."""
     event = load_managed_event(event_id)
     form = RetentionForm()
-    if form.validate_on_submit():
-        try:
-            privacy.set_event_retention(event, form.retention_days.data, actor=current_user)
-        except DomainError as exc:
-            db.session.rollback()
-            form.retention_days.errors = [exc.message]
-        else:
-            db.session.commit()
-            flash(_("Retention period saved."), "success")
-            return _back(event_id, "retention")
+    if submit(form, lambda: privacy.set_event_retention(event, form.retention_days.data, actor=current_user)):
+        flash(_("Retention period saved."), "success")
+        return _back(event_id, "retention")
     return _invalid(event_id, form, "retention")
