@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.models import Setting, db, utcnow
 from app.models.base import begin_write
 from app.services.accounts.accounts import has_any_user
+from app.services.core import settings
 from app.services.core.errors import DomainError
 from app.services.core.tokens import hash_token, token_matches
 
@@ -47,11 +48,7 @@ def issue() -> str:
     """A new setup code, replacing any earlier one (flushes); returns it in clear, to be shown once."""
     code = _new_code()
     value = {"hash": hash_token(_normalise(code)), "issued_at": utcnow().isoformat()}
-    row = db.session.get(Setting, SETTING_KEY)
-    if row is None:
-        db.session.add(Setting(key=SETTING_KEY, value=value))
-    else:
-        row.value = value
+    settings.store(SETTING_KEY, value)
     db.session.flush()
     return code
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.models import MicrosoftConnection, Setting, User, db, utcnow
 from app.models.base import begin_write
-from app.services.core import audit
+from app.services.core import audit, settings
 from app.services.core.errors import NotAllowed
 from app.services.microsoft.connection import CONNECTION_ID
 from app.services.microsoft.entra import SIGN_IN_SCOPES
@@ -31,11 +31,7 @@ def is_enabled() -> bool:
 
 
 def set_enabled(enabled: bool, *, actor: User) -> None:
-    row = db.session.get(Setting, SETTING_KEY)
-    if row is None:
-        db.session.add(Setting(key=SETTING_KEY, value={"enabled": enabled}))
-    else:
-        row.value = {"enabled": enabled}
+    settings.store(SETTING_KEY, {"enabled": enabled})
     audit.record("settings.staff_sign_in", actor=actor, target=("setting", SETTING_KEY),
                  summary=f"Sign in with Microsoft for staff switched {'on' if enabled else 'off'}")
     logger.info("Staff sign-in with Microsoft %s by %s", "enabled" if enabled else "disabled", actor.id)

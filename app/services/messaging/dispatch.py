@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select, text, update
 
 from app.models import Message, MessageChannel, MessageStatus, OutboxItem, OutboxStatus, Setting, User, db, utcnow
 from app.models.base import begin_write
+from app.services.core import settings
 from app.services.core.errors import DomainError, NotAllowed
 
 logger = logging.getLogger(__name__)
@@ -74,11 +75,7 @@ def save_quota(per_minute: Any, per_hour: Any, *, actor: User) -> Quota:
         values[name] = number
     if values["per_hour"] < values["per_minute"]:
         raise DomainError(gettext("The hourly quota cannot be smaller than the per-minute quota."), field="per_hour")
-    row = db.session.get(Setting, QUOTA_SETTING)
-    if row is None:
-        db.session.add(Setting(key=QUOTA_SETTING, value=values))
-    else:
-        row.value = values
+    settings.store(QUOTA_SETTING, values)
     logger.info("Email quota set to %s/min, %s/h by %s", values["per_minute"], values["per_hour"], actor.id)
     return Quota(**values)
 

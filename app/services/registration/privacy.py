@@ -40,7 +40,7 @@ from app.models import (
     utcnow,
 )
 from app.services.attendance import join_links
-from app.services.core import audit, links
+from app.services.core import audit, links, settings
 from app.services.core.errors import DomainError
 from app.services.messaging import queueing
 from app.services.registration import registrations
@@ -359,11 +359,7 @@ def _check_days(days: Any, field: str) -> int:
 def set_default_retention(days: Any, *, actor: User) -> int:
     """Set the default retention period (admins)."""
     value = _check_days(days, "days")
-    row = db.session.get(Setting, RETENTION_SETTING)
-    if row is None:
-        db.session.add(Setting(key=RETENTION_SETTING, value={"days": value}))
-    else:
-        row.value = {"days": value}
+    settings.store(RETENTION_SETTING, {"days": value})
     audit.record("settings.retention", actor=actor, target=("setting", RETENTION_SETTING),
                  summary=f"Default retention set to {value} days")
     db.session.flush()
