@@ -64,6 +64,25 @@ def test_same_dedupe_key_is_queued_once(app_ctx):
     assert db.session.scalar(select(func.count(OutboxItem.id))) == 1
 
 
+@pytest.mark.parametrize(("status", "due_again"), [(OutboxStatus.done, True), (OutboxStatus.failed, True),
+                                                   (OutboxStatus.pending, True), (OutboxStatus.running, False)])
+def test_work_after_the_end_asked_for_at_once_again_is_due_now_unless_running(make_user, make_event, app_ctx,
+                                                                              status, due_again):
+    event_id = make_event(make_user()).id
+    ends_at = utcnow() - timedelta(hours=1)
+    schedule = {"delay": timedelta(minutes=15), "patience": timedelta(hours=2), "retry_every_seconds": 600}
+    assert outbox.enqueue_after_end("test.effect", event_id, ends_at, **schedule)
+    item = _item(f"test.effect:{event_id}")
+    item.status, item.attempts, item.next_attempt_at = status, 3, utcnow() + timedelta(days=1)
+    db.session.commit()
+    assert not outbox.enqueue_after_end("test.effect", event_id, ends_at, **schedule)  # a repeat on schedule: untouched
+    assert (item.status, item.attempts) == (status, 3)
+    assert not outbox.enqueue_after_end("test.effect", event_id, ends_at, at_once=True, **schedule)
+    assert (item.status == OutboxStatus.pending and item.attempts == 0) is due_again
+    assert (item.next_attempt_at <= utcnow()) is due_again
+    assert db.session.scalar(select(func.count(OutboxItem.id))) == 1
+
+
 def test_job_failing_three_times_then_succeeding_runs_its_effect_once(app_ctx, effects):
     outbox.enqueue("test.flaky", {"name": "x", "fail_times": 3}, dedupe_key="flaky")
     db.session.commit()

@@ -144,7 +144,7 @@ def may_watch(reg: Registration) -> bool:
 
 
 def queue_import(event: Event, *, at_once: bool = False) -> bool:
-    """Queue the import a while after the end (or at once); a repeat is ignored."""
+    """Queue the import a while after the end, or at once (an import already queued becomes due now)."""
     return outbox.enqueue_after_end(IMPORT_KIND, event.id, event.ends_at, delay=IMPORT_DELAY,
                                     patience=WAIT_FOR_RECORDING, retry_every_seconds=RETRY_EVERY_SECONDS,
                                     at_once=at_once)
@@ -158,11 +158,7 @@ def request_import(event: Event, *, actor: User, now: datetime | None = None) ->
         raise Conflict(gettext("This event's data has been purged."))
     if not meetings_of(event):
         raise Conflict(gettext("This event has no Teams meeting, so there is no recording to import."))
-    if not queue_import(event, at_once=True):
-        item = db.session.scalar(select(outbox.OutboxItem).where(
-            outbox.OutboxItem.dedupe_key == f"{IMPORT_KIND}:{event.id}"))
-        if item is not None and item.status != outbox.OutboxStatus.running:
-            outbox.retry_now(item)
+    queue_import(event, at_once=True)
     audit.record("recordings.import_requested", actor=actor, target=event, summary="Asked Foyer to look for recordings")
 
 

@@ -210,7 +210,9 @@ def _own_session_records(event: Event) -> list[AttendanceRecord]:
 
 
 def _enqueue(event: Event, *, at_once: bool = False) -> bool:
-    """Queue the import: a while after the end (Teams needs time for its reports), or at once when asked."""
+    """Queue the import: a while after the end (Teams needs time for its reports), or at once when asked
+    (an import already queued becomes due now).
+    """
     return outbox.enqueue_after_end(IMPORT_KIND, event.id, event.ends_at, delay=IMPORT_DELAY,
                                     patience=WAIT_FOR_REPORTS, retry_every_seconds=RETRY_EVERY_SECONDS,
                                     at_once=at_once)
@@ -233,11 +235,7 @@ def request_import(event: Event, *, actor: User, now: datetime | None = None) ->
         raise Conflict(gettext("Attendance can be imported once the event has ended."))
     if event.personal_data_purged_at is not None:
         raise Conflict(gettext("This event's personal data has been purged; there is nothing to import into."))
-    if not _enqueue(event, at_once=True):
-        item = db.session.scalar(select(outbox.OutboxItem).where(
-            outbox.OutboxItem.dedupe_key == f"{IMPORT_KIND}:{event.id}"))
-        if item is not None and item.status != outbox.OutboxStatus.running:
-            outbox.retry_now(item)
+    _enqueue(event, at_once=True)
     audit.record("attendance.import_requested", actor=actor, target=event, summary="Asked for attendance import")
 
 

@@ -137,13 +137,19 @@ def enqueue_after_end(kind: str, event_id: int, ends_at: datetime, *, delay: tim
                       retry_every_seconds: float, at_once: bool = False) -> bool:
     """Queue one event's work that Microsoft can answer only after the meeting ends; a repeat is ignored.
 
-    It runs `delay` after the end (or at once when an organizer asks), and gets enough attempts to ask
-    again every `retry_every_seconds` for `patience` after the end, with ten to spare for outages.
+    It runs `delay` after the end, or at once when an organizer asks (`at_once`: then work already queued
+    becomes due again with fresh attempts, unless it is running). It gets enough attempts to ask again
+    every `retry_every_seconds` for `patience` after the end, with ten to spare for outages.
     """
+    dedupe_key = f"{kind}:{event_id}"
     run_at = utcnow() if at_once else max(utcnow(), ends_at + delay)
-    item = enqueue(kind, {"event_id": event_id}, dedupe_key=f"{kind}:{event_id}", event_id=event_id, run_at=run_at)
+    item = enqueue(kind, {"event_id": event_id}, dedupe_key=dedupe_key, event_id=event_id, run_at=run_at)
     if item is not None:
         item.max_attempts = int(patience.total_seconds() // retry_every_seconds) + 10
+    elif at_once:
+        queued = db.session.scalar(select(OutboxItem).where(OutboxItem.dedupe_key == dedupe_key))
+        if queued is not None and queued.status != OutboxStatus.running:
+            retry_now(queued)
     return item is not None
 
 
