@@ -59,35 +59,26 @@ def _description(event: Event, url: str) -> str:
 
 def event_vevent(event: Event, *, stamp: datetime | None = None) -> VEvent:
     """One VEVENT: stable UID, SEQUENCE from the event, times in the event's own zone (TZID)."""
-    url = event_url(event)
-    title = event.title_in(text_language())
-    summary = gettext("Cancelled: %(title)s", title=title) if event.is_cancelled else title
-    return VEvent.new(
-        uid=event_uid(event),
-        sequence=event.ics_sequence,
-        start=event.local_starts_at,
-        end=event.local_ends_at,
-        summary=summary,
-        description=_description(event, url),
-        location=LOCATION,
-        url=url,
-        status="CANCELLED" if event.is_cancelled else "CONFIRMED",
-        stamp=stamp or utcnow(),
-        last_modified=event.updated_at,
-        created=event.created_at,
-    )
+    return _vevent(event, uid=event_uid(event), title=event.title_in(text_language()), start=event.local_starts_at,
+                   end=event.local_ends_at, created=event.created_at, stamp=stamp)
 
 
 def session_vevent(session: EventSession, *, stamp: datetime | None = None) -> VEvent:
     """One VEVENT for one session of a course: its own UID and times, the course's details."""
     event = session.event
+    return _vevent(event, uid=session_uid(session), title=f"{event.title_in(text_language())} — {session.label}",
+                   start=session.local_starts_at, end=session.local_ends_at, created=session.created_at, stamp=stamp)
+
+
+def _vevent(event: Event, *, uid: str, title: str, start: datetime, end: datetime, created: datetime,
+            stamp: datetime | None) -> VEvent:
+    """A VEVENT with the event's details, status and SEQUENCE, for the given UID, title and times."""
     url = event_url(event)
-    title = f"{event.title_in(text_language())} — {session.label}"
     return VEvent.new(
-        uid=session_uid(session),
+        uid=uid,
         sequence=event.ics_sequence,
-        start=session.local_starts_at,
-        end=session.local_ends_at,
+        start=start,
+        end=end,
         summary=gettext("Cancelled: %(title)s", title=title) if event.is_cancelled else title,
         description=_description(event, url),
         location=LOCATION,
@@ -95,7 +86,7 @@ def session_vevent(session: EventSession, *, stamp: datetime | None = None) -> V
         status="CANCELLED" if event.is_cancelled else "CONFIRMED",
         stamp=stamp or utcnow(),
         last_modified=event.updated_at,
-        created=session.created_at,
+        created=created,
     )
 
 
