@@ -147,6 +147,16 @@ def redirect_to(location: str) -> Response:
     return redirect(location, 303)
 
 
+def personal_link_headers(response: Response) -> Response:
+    """Mark the answer to a personal link, whose URL is a credential: never cached, never sent on in a
+    Referer, never indexed.
+    """
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
 def safe_next(target: str | None, default: str) -> str:
     r"""Return `target` only when it is a local path on this site; otherwise `default`.
 

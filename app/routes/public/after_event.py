@@ -7,7 +7,7 @@ never cached and never send the link on in a Referer.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
+from flask import Blueprint, abort, render_template, request, send_from_directory, url_for
 
 from app.extensions import db
 from app.forms.after_event import feedback_form
@@ -15,17 +15,12 @@ from app.models import EventRecording, Registration
 from app.services.after_event import feedback, recordings
 from app.services.core.errors import DomainError
 from app.services.registration import registrations
-from app.web import apply_domain_error, redirect_to
+from app.web import apply_domain_error, personal_link_headers, redirect_to
 
 bp = Blueprint("public_after_event", __name__, url_prefix="/r")
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+bp.after_request(personal_link_headers)
 
 
 def _load(token: str) -> Registration:

@@ -39,7 +39,7 @@ from app.services.core.errors import DomainError
 from app.services.live import LiveClosed, polls, questions
 from app.services.microsoft.wiring import get_microsoft
 from app.services.registration import registrations
-from app.web import DatabaseBusy, own_transactions, redirect_to, unit_of_work, wants_fragment
+from app.web import DatabaseBusy, own_transactions, personal_link_headers, redirect_to, unit_of_work, wants_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,8 @@ def _sandbox() -> bool:
 
 @bp.after_request
 def _private(response: Response) -> Response:
-    """The URL is a credential: never cached, never sent on in a Referer; the call page's own CSP."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Robots-Tag"] = "noindex"
+    """The URL is a credential (`personal_link_headers`); the call page has its own CSP."""
+    personal_link_headers(response)
     nonce = g.get("call_style_nonce")
     if nonce:
         response.headers["Content-Security-Policy"] = _call_csp(nonce)

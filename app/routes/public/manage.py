@@ -22,7 +22,7 @@ from app.services.attendance import join_links
 from app.services.core.errors import DomainError
 from app.services.events import ics
 from app.services.registration import emails, privacy, registrations
-from app.web import apply_domain_error, redirect_to
+from app.web import apply_domain_error, personal_link_headers, redirect_to
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ def _changeable(reg: Registration) -> bool:
     return reg.is_active and not reg.event.is_cancelled and reg.event.ends_at > utcnow()
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
-    """The URL is a credential: never cache these pages, never send the link on in a Referer."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
+bp.after_request(personal_link_headers)
 
 
 class _Missing(Exception):
