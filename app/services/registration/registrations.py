@@ -681,10 +681,8 @@ def verify_email(token: str, *, now: datetime | None = None) -> Registration | N
     None for an unknown or expired link. A registration that was already verified is returned as is.
     """
     now = now or utcnow()
-    if not _plausible_token(token):
-        return None
-    reg = db.session.scalar(select(Registration).where(Registration.verify_token_hash == tokens.hash_token(token)))
-    if reg is None or not tokens.token_matches(token, reg.verify_token_hash):
+    reg = by_verify_token(token)
+    if reg is None:
         return None
     if reg.state != RegistrationState.unverified:
         return reg if reg.is_active else None
@@ -698,10 +696,6 @@ def verify_email(token: str, *, now: datetime | None = None) -> Registration | N
     check_open(event, now)
     _place(event, reg, actor_kind="attendee", note="Email address confirmed")
     return reg
-
-
-def _plausible_token(token: Any) -> bool:
-    return isinstance(token, str) and 20 <= len(token) <= 100
 
 
 def _require_state(reg: Registration, *states: RegistrationState, message: str) -> None:
@@ -837,22 +831,12 @@ def update_details(reg: Registration, *, first_name: str, last_name: str, answer
 
 def by_manage_token(token: str) -> Registration | None:
     """The registration behind a manage link; None for anything unknown (compared in constant time)."""
-    if not _plausible_token(token):
-        return None
-    reg = db.session.scalar(select(Registration).where(Registration.manage_token_hash == tokens.hash_token(token)))
-    if reg is None or not tokens.token_matches(token, reg.manage_token_hash):
-        return None
-    return reg
+    return tokens.holder(Registration.manage_token_hash, token)
 
 
 def by_verify_token(token: str) -> Registration | None:
     """The registration behind an address-confirmation link (any state); None for anything unknown."""
-    if not _plausible_token(token):
-        return None
-    reg = db.session.scalar(select(Registration).where(Registration.verify_token_hash == tokens.hash_token(token)))
-    if reg is None or not tokens.token_matches(token, reg.verify_token_hash):
-        return None
-    return reg
+    return tokens.holder(Registration.verify_token_hash, token)
 
 
 def manage_token_for(reg: Registration) -> str:
