@@ -27,7 +27,7 @@ from app.routes import microsoft_return
 from app.services.accounts import accounts, auth_flows, setup_code, sso
 from app.services.core.errors import DomainError
 from app.services.microsoft.errors import AuthError
-from app.web import own_transactions, redirect_to, safe_next, submit, unit_of_work
+from app.web import own_transactions, redirect_to, safe_next, submit
 
 bp = Blueprint("auth", __name__)
 
@@ -136,10 +136,7 @@ def microsoft_callback_POST():
                                                retry_label=_("Go to the sign-in page"))
     if elsewhere is not None:
         return elsewhere
-    # The flow is used up, whatever happens next: taken as a unit of work of its own, so a worker writing
-    # meanwhile makes it wait its turn rather than fail.
-    pending = unit_of_work(lambda: auth_flows.take(request.form.get("state"), "staff"),
-                           what="taking the Microsoft sign-in flow")
+    pending = microsoft_return.take_flow("staff", what="taking the Microsoft sign-in flow")
     if pending is None:
         flash(_("That sign-in has expired. Please try again."), "error")
         return redirect_to(url_for("auth.login_GET"))

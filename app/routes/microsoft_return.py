@@ -16,6 +16,7 @@ import logging
 from flask import render_template, request
 
 from app.services.accounts import auth_flows
+from app.web import unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -39,3 +40,12 @@ def check_browser(purpose: str, *, retry_url: str, retry_label: str):
     logger.warning("Microsoft %s answer refused: that sign-in was not started in this browser", purpose)
     return render_template("auth/microsoft_return.html", refused=True, retry_url=retry_url,
                            retry_label=retry_label), 400
+
+
+def take_flow(purpose: str, *, what: str) -> auth_flows.PendingFlow | None:
+    """The flow named by the posted state, used up whatever happens next; None when it expired or is unknown.
+
+    It is taken as a unit of work of its own, so a worker writing meanwhile makes it wait its turn rather
+    than fail. `what` names it in logs.
+    """
+    return unit_of_work(lambda: auth_flows.take(request.form.get("state"), purpose), what=what)

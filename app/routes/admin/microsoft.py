@@ -19,7 +19,7 @@ from app.services.core.errors import DomainError
 from app.services.microsoft import connection as microsoft_connection
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import get_microsoft
-from app.web import own_transactions, redirect_to, require_admin, unit_of_work
+from app.web import own_transactions, redirect_to, require_admin
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ def callback_POST():
                                                retry_label=_("Back to Microsoft 365"))
     if elsewhere is not None:
         return elsewhere
-    # The flow is used up, whatever happens next: taken as a unit of work of its own, so a worker writing
-    # meanwhile makes it wait its turn rather than fail.
-    pending = unit_of_work(lambda: auth_flows.take(request.form.get("state"), "connect"),
-                           what="taking the Microsoft connect flow")
+    pending = microsoft_return.take_flow("connect", what="taking the Microsoft connect flow")
     if pending is None:
         return _outcome("expired")
     actor = db.session.get(User, pending.user_id) if pending.user_id else None
