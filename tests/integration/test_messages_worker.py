@@ -32,7 +32,7 @@ from app.models import (
 from app.services.messaging import dispatch
 from app.services.registration import registrations
 from tests.integration import test_worker_process as worker_process
-from tests.integration.test_worker_process import run_worker_once, start_worker, wait_for
+from tests.integration.test_worker_process import finish, run_worker_once, start_worker, wait_for
 from tests.services.microsoft import conftest as tls_fixtures
 
 tls_emulator = tls_fixtures.tls_emulator
@@ -126,9 +126,7 @@ def test_two_workers_on_postgresql_send_each_reminder_once(tls_ctx, emulator, wo
                for _ in range(2)]
     performed = []
     for proc in workers:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{out}\n{err}"
-        performed.append({int(m) for m in re.findall(r"Outbox item (\d+) \(message\.send\) -> done", err)})
+        performed.append({int(m) for m in re.findall(r"Outbox item (\d+) \(message\.send\) -> done", finish(proc))})
     assert performed[0] and performed[1], "both workers should have sent some"
     assert not performed[0] & performed[1]  # no item was performed by both
     for _ in range(3):

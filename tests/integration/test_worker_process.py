@@ -69,12 +69,30 @@ def start_worker(env: dict[str, str], *args: str, **extra: str) -> subprocess.Po
     )
 
 
-def run_worker_once(env: dict[str, str], **extra: str) -> str:
-    """`flask worker --once`; returns its log (stderr) after checking it exited cleanly."""
-    proc = start_worker(env, "--once", **extra)
-    out, err = proc.communicate(timeout=25)
+#: How long a `flask worker --once` may take: a guard against a hung worker, not a measure. A pass takes a
+#: few seconds; the process start alone takes 1.5–2.5 s of CPU on a slow 2-core machine.
+ONCE_TIMEOUT = 90
+
+
+def finish(proc: subprocess.Popen, *, timeout: float = ONCE_TIMEOUT) -> str:
+    """Wait for a worker started with `start_worker` to exit cleanly; returns its log (stderr).
+
+    A worker still running at `timeout` is killed and reaped before the test fails, so no process or pipe
+    outlives the test (a leaked one would fail a later test when it is collected).
+    """
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"worker still running after {timeout} s:\n{out}\n{err}") from None
     assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{out}\n{err}"
     return err
+
+
+def run_worker_once(env: dict[str, str], **extra: str) -> str:
+    """`flask worker --once`; returns its log (stderr) after checking it exited cleanly."""
+    return finish(start_worker(env, "--once", **extra))
 
 
 def wait_for(condition, *, timeout: float, what: str) -> None:
@@ -185,9 +203,7 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
     workers = [start_worker(worker_env, "--once") for _ in range(2)]
     logs = []
     for proc in workers:
-        out, err = proc.communicate(timeout=25)
-        assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{out}\n{err}"
-        logs.append({int(m.group(1)) for m in DONE_LINE.finditer(err)})
+        logs.append({int(m.group(1)) for m in DONE_LINE.finditer(finish(proc))})
 
     first, second = logs
     assert first and second, f"both workers should have sent some: {len(first)} / {len(second)}"
