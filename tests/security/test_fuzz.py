@@ -109,8 +109,8 @@ def world(app, client, make_user, make_event):
 def _sign_in(client) -> str:
     """Sign the admin in (again: a fuzzed request may have signed out) and return a CSRF token."""
     if not _signed_in(client):
-        token = client.csrf_token("/login")
-        client.post("/login", data={"csrf_token": token, "email": "fuzz-admin@example.org", "password": PASSWORD})
+        client.post("/login", data={"csrf_token": client.form_csrf_token(), "email": "fuzz-admin@example.org",
+                                    "password": PASSWORD})
     return client.form_csrf_token()
 
 
