@@ -273,16 +273,15 @@ class Client(FlaskClient):
             return None
         return session.get(self._csrf_field)
 
-    def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
-        """POST a form like a browser would, with the session's CSRF token. `form_url`, the page the form is
-        on, is not fetched (every page of a session carries the same token); it tells the reader."""
+    def submit(self, url: str, data: dict | None = None, **kwargs):
+        """POST a form like a browser would, with the session's CSRF token (every page of a session carries
+        the same one)."""
         payload = dict(data or {})
         payload.setdefault("csrf_token", self.form_csrf_token())
         return self.post(url, data=payload, **kwargs)
 
-    def htmx(self, method: str, url: str, *, csrf_from: str = "/", **kwargs):
-        """An htmx request: HX-Request header and the session's CSRF header, as <body hx-headers> carries it
-        (`csrf_from`, the page the request is made from, is not fetched; it tells the reader)."""
+    def htmx(self, method: str, url: str, **kwargs):
+        """An htmx request: HX-Request header and the session's CSRF header, as <body hx-headers> carries it."""
         headers = {"HX-Request": "true", "X-CSRFToken": self.form_csrf_token(), **kwargs.pop("headers", {})}
         return self.open(url, method=method, headers=headers, **kwargs)
 
@@ -366,7 +365,7 @@ def auth(client, make_user):
             return self.login_as(Role.organizer, email)
 
         def logout(self):
-            return client.submit("/logout", form_url="/manage/events/")
+            return client.submit("/logout")
 
     return Auth()
 

@@ -31,7 +31,7 @@ def ended_event(app, client, auth, make_event, emulator):
     connect_service_account(app, client)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     event = make_event(admin, starts_at=start, ends_at=start + timedelta(hours=1), capacity=4)
-    assert client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}").status_code == 303
+    assert client.submit(f"/manage/events/{event.id}/publish").status_code == 303
     drain(app)
     with app.app_context():
         row = db.session.get(Event, event.id)
@@ -168,13 +168,13 @@ def test_organizer_can_import_again_after_new_reports(app, client, emulator, end
     ctx = ended_event
     _seed_reports(emulator, ctx)
     event_id = ctx["event"].id
-    response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    response = client.submit(f"/manage/events/{event_id}/attendance/import")
     assert response.status_code == 303
     drain(app)
     eight_minutes = (_iso(ctx["start"]), _iso(ctx["start"] + timedelta(minutes=8)))
     emulator.graph.add_attendance_report(ctx["meeting"], start=_iso(ctx["start"]), end=_iso(ctx["end"]), records=[
         {"emailAddress": "dan@example.org", "intervals": [eight_minutes]}])
-    client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    client.submit(f"/manage/events/{event_id}/attendance/import")
     drain(app)
     with app.app_context():
         dan = db.session.get(Registration, ctx["ids"]["Dan"])
@@ -191,13 +191,13 @@ def test_followup_goes_to_attendees_and_no_shows_once(app, client, emulator, end
     ctx = ended_event
     event_id = ctx["event"].id
     url = f"/manage/events/{event_id}"
-    assert client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "https://video.example.org/r1"},
-                         form_url=url).status_code == 303
+    assert client.submit(f"{url}/followup",
+                         {"enabled": "y", "recording_url": "https://video.example.org/r1"}).status_code == 303
     _seed_reports(emulator, ctx)
     sent_before = len(emulator.acs.sent_emails)
     jobs.queue_attendance_imports(app)
     drain(app)
-    client.submit(f"{url}/attendance/import", form_url=url)  # a second import sends nothing new
+    client.submit(f"{url}/attendance/import")  # a second import sends nothing new
     drain(app)
     followups = emulator.acs.sent_emails[sent_before:]
     by_address = {e.to[0]["address"]: e for e in followups}
@@ -256,11 +256,11 @@ def test_followups_are_messages_logged_paced_and_sent_once(app, client, emulator
     ctx = ended_event
     event_id = ctx["event"].id
     url = f"/manage/events/{event_id}"
-    assert client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "https://video.example.org/r1"},
-                         form_url=url).status_code == 303
+    assert client.submit(f"{url}/followup",
+                         {"enabled": "y", "recording_url": "https://video.example.org/r1"}).status_code == 303
     set_quota(client, 2)
     _seed_reports(emulator, ctx)
-    client.submit(f"{url}/attendance/import", form_url=url)
+    client.submit(f"{url}/attendance/import")
     attended = send_paced(app, emulator, "followup_attended", per_pass=2)
     missed = send_paced(app, emulator, "followup_missed", per_pass=2)
     assert sorted(m.recipient for m in attended) == ["ada@example.org", "bob@example.org"]
@@ -282,7 +282,7 @@ def test_import_now_right_after_the_end_runs_at_once(app, client, emulator, ende
         row.ends_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
         db.session.commit()
     _seed_reports(emulator, ctx)
-    response = client.submit(f"/manage/events/{event_id}/attendance/import", form_url=f"/manage/events/{event_id}")
+    response = client.submit(f"/manage/events/{event_id}/attendance/import")
     assert response.status_code == 303
     assert "importing the attendance now" in client.get(response.headers["Location"]).get_data(as_text=True)
     drain(app)

@@ -36,7 +36,7 @@ RECORDING_LINK = re.compile(r"http://localhost/r/([A-Za-z0-9_\-]+)/recording")
 
 def _turn_followup_on(client, event_id):
     url = f"/manage/events/{event_id}"
-    assert client.submit(f"{url}/followup", {"enabled": "y", "recording_url": ""}, form_url=url).status_code == 303
+    assert client.submit(f"{url}/followup", {"enabled": "y", "recording_url": ""}).status_code == 303
 
 
 def test_recording_is_imported_approved_and_linked_from_the_followup(app, client, emulator, ended_event):
@@ -74,7 +74,7 @@ def test_recording_is_imported_approved_and_linked_from_the_followup(app, client
         assert media.status_code == 200 and media.data == VIDEO and media.mimetype == "video/mp4"
 
     response = client.submit(f"/manage/events/{event_id}/recordings/{recording_id}/approve",
-                             {"share_transcript": "y"}, form_url=f"/manage/events/{event_id}")
+                             {"share_transcript": "y"})
     assert response.status_code == 303
     drain(app)
     followups = emulator.acs.sent_emails[sent_before:]
@@ -102,8 +102,7 @@ def test_attendees_see_nothing_before_approval_or_after_a_decline(app, client, e
     ctx = ended_event
     event_id = ctx["event"].id
     emulator.graph.add_recording(ctx["meeting"], VIDEO)
-    assert client.submit(f"/manage/events/{event_id}/recordings/import",
-                         form_url=f"/manage/events/{event_id}").status_code == 303
+    assert client.submit(f"/manage/events/{event_id}/recordings/import").status_code == 303
     drain(app)
     with app.app_context():
         from app.services.registration import registrations
@@ -114,13 +113,11 @@ def test_attendees_see_nothing_before_approval_or_after_a_decline(app, client, e
         db.session.commit()
     assert client.get(f"/r/{token}/recording").status_code == 404
     assert client.get(f"/r/{token}/recording/media").status_code == 404
-    approved = client.submit(f"/manage/events/{event_id}/recordings/{recording_id}/approve", {},
-                             form_url=f"/manage/events/{event_id}", follow_redirects=True)
+    approved = client.submit(f"/manage/events/{event_id}/recordings/{recording_id}/approve", {}, follow_redirects=True)
     assert "Switch on the follow-up" in approved.get_data(as_text=True)  # it is off here
     assert client.get(f"/r/{token}/recording").status_code == 200
     assert client.get(f"/r/{token}/recording/captions.vtt").status_code == 404  # no transcript shared
-    client.submit(f"/manage/events/{event_id}/recordings/{recording_id}/decline", {},
-                  form_url=f"/manage/events/{event_id}")
+    client.submit(f"/manage/events/{event_id}/recordings/{recording_id}/decline", {})
     assert client.get(f"/r/{token}/recording").status_code == 404
     assert client.get("/r/not-a-token/recording").status_code == 404
 
@@ -183,8 +180,7 @@ def test_connection_from_before_the_recording_permissions_says_reconnect(app, cl
     connect_service_account(app, client)  # the admin reconnects once
     assert "Reconnect once" not in client.get("/admin/microsoft/").get_data(as_text=True)
     assert "Reconnect Microsoft 365 once" not in client.get("/manage/events/").get_data(as_text=True)
-    assert client.submit(f"/manage/events/{event_id}/recordings/import",
-                         form_url=f"/manage/events/{event_id}").status_code == 303
+    assert client.submit(f"/manage/events/{event_id}/recordings/import").status_code == 303
     drain(app)
     with app.app_context():
         assert db.session.scalar(select(EventRecording.status)) == RecordingStatus.pending
@@ -202,7 +198,7 @@ def test_consent_revoked_in_microsoft_is_a_state_not_a_broken_connection(app, cl
     for record in emulator.entra.refresh_tokens.values():
         record.scopes = frozenset(s for s in record.scopes if s.lower() != name)
     emulator.entra.expire_access_tokens()
-    client.submit(f"/manage/events/{event_id}/recordings/import", form_url=f"/manage/events/{event_id}")
+    client.submit(f"/manage/events/{event_id}/recordings/import")
     drain(app)
     with app.app_context():
         event = db.session.get(Event, event_id)
@@ -220,7 +216,7 @@ def test_retention_purge_deletes_the_recording_files(app, client, emulator, ende
     ctx = ended_event
     emulator.graph.add_recording(ctx["meeting"], VIDEO)
     emulator.graph.add_transcript(ctx["meeting"], VTT)
-    client.submit(f"/manage/events/{ctx['event'].id}/recordings/import", form_url=f"/manage/events/{ctx['event'].id}")
+    client.submit(f"/manage/events/{ctx['event'].id}/recordings/import")
     drain(app)
     with app.app_context():
         row = db.session.scalar(select(EventRecording))

@@ -30,7 +30,7 @@ def switched_on(client, auth):
     """An admin turns staff sign-in on from Admin → Microsoft 365, then signs out."""
     auth.login_as_admin()
     assert "Currently <strong>off</strong>" in client.get("/admin/microsoft/").get_data(as_text=True)
-    response = client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
+    response = client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"})
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Staff can now sign in with Microsoft." in page and "Currently <strong>on</strong>" in page
@@ -40,7 +40,7 @@ def switched_on(client, auth):
 def emulator_answer(client, user_oid: str) -> tuple[str, dict[str, str]]:
     """Press "Sign in with Microsoft", pick `user_oid` on the emulator's page; return the form post
     the emulator's answer page would send back to Foyer (path and fields), without sending it."""
-    start = client.submit("/login/microsoft", form_url="/login")
+    start = client.submit("/login/microsoft")
     assert start.status_code == 303, start.get_data(as_text=True)[:500]
     # The sign-in page is Microsoft's (another origin), never Foyer's.
     assert urlsplit(start.headers["Location"]).hostname == "login.emulator.invalid"
@@ -72,7 +72,7 @@ def test_organizer_signs_in_with_their_work_account(app, client, auth, switched_
                                                     "email": "Adele.Vance@Contoso.Emulator.Invalid"})
     assert invited.status_code == 303, invited.get_data(as_text=True)[-1500:]
     other = client.submit("/admin/users/invite", {"name": "Nobody", "email": "nobody@elsewhere.invalid",
-                                                  "role": "organizer"}, form_url="/admin/users/invite")
+                                                  "role": "organizer"})
     assert other.status_code == 422  # only the emulated tenant's domain is let through
     auth.logout()
     with app.app_context():
@@ -133,7 +133,7 @@ def test_replayed_or_forged_callback_is_refused(app, client, switched_on, make_u
     assert "This sign-in was not started in this browser" in forged
 
     assert client.post(path, data=fields).status_code == 303  # the genuine answer works once
-    client.submit("/logout", form_url="/manage/events/")
+    client.submit("/logout")
     assert "not started in this browser" in not_started_here(client, path, fields)
     assert client.get("/manage/events/").status_code in (302, 303)  # nobody signed in
 
@@ -163,18 +163,18 @@ def test_a_callback_started_in_another_browser_is_refused(app, client, switched_
 def test_sign_in_is_refused_when_switched_off(app, client, auth, make_user, oid):
     make_user(ADELE, Role.organizer)
     assert "Sign in with Microsoft" not in client.get("/login").get_data(as_text=True)
-    started = client.submit("/login/microsoft", form_url="/login")
+    started = client.submit("/login/microsoft")
     assert "Sign in with Microsoft is not switched on." in refusal(client, started)
 
     # Switched off between pressing the button and Microsoft's answer: the answer is refused too.
     admin = auth.login_as_admin()
-    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
+    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"})
     auth.logout()
     path, fields = emulator_answer(client, oid(ADELE))
     admin_browser = app.test_client()
     admin_browser.__class__ = type(client)
     admin_browser.submit("/login", {"email": admin.email, "password": PASSWORD})
-    admin_browser.submit("/admin/microsoft/staff-sign-in", {"enabled": "0"}, form_url="/admin/microsoft/")
+    admin_browser.submit("/admin/microsoft/staff-sign-in", {"enabled": "0"})
     assert "Sign in with Microsoft is not switched on." in refusal(client, client.post(path, data=fields))
 
 

@@ -26,7 +26,7 @@ def oid(emulator):
 @pytest.fixture
 def switched_on(client, auth):
     auth.login_as_admin()
-    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}, form_url="/admin/microsoft/")
+    client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"})
     auth.logout()
 
 
@@ -48,11 +48,11 @@ def test_organizations_authority_takes_the_tenant_from_the_service_accounts_id_t
     monkeypatch.setitem(app.config, "ENTRA_AUTHORITY", "https://login.microsoftonline.com/organizations")
     monkeypatch.setitem(app.config, "ENTRA_TENANT_ID", "")
     make_user(ADELE, Role.organizer)
-    started = client.submit("/login/microsoft", form_url="/login")
+    started = client.submit("/login/microsoft")
     assert "does not know its Microsoft 365 organization yet" in refusal(client, started)
 
     auth.login("admin@example.org")
-    assert client.submit("/admin/microsoft/connect-emulated", form_url="/admin/microsoft/").status_code == 303
+    assert client.submit("/admin/microsoft/connect-emulated").status_code == 303
     auth.logout()
     with app.app_context():
         assert db.session.get(MicrosoftConnection, 1).tenant_id == emulator.config.tenant_id
@@ -92,7 +92,7 @@ def test_linked_once_then_a_renamed_upn_still_matches_and_a_reused_one_does_not(
         app, client, switched_on, make_user, oid, emulator, monkeypatch):
     adele = make_user(ADELE, Role.organizer)
     assert sign_in_with_microsoft(client, oid(ADELE)).status_code == 303  # linked by her UPN, once
-    client.submit("/logout", form_url="/manage/events/")
+    client.submit("/logout")
     with app.app_context():
         linked = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "auth.microsoft_linked")).all()
         assert [e.target_id for e in linked] == [str(adele.id)]
@@ -101,7 +101,7 @@ def test_linked_once_then_a_renamed_upn_still_matches_and_a_reused_one_does_not(
     renamed = dataclasses.replace(emulator.entra.users[oid(ADELE)], upn="a.vance@contoso.emulator.invalid")
     monkeypatch.setitem(emulator.entra.users, oid(ADELE), renamed)
     assert sign_in_with_microsoft(client, oid(ADELE)).status_code == 303
-    client.submit("/logout", form_url="/manage/events/")
+    client.submit("/logout")
 
     # Her old UPN is given to someone else (Megan): that is not Adele.
     reused = dataclasses.replace(emulator.entra.users[oid(MEGAN)], upn=ADELE)

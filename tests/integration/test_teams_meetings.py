@@ -13,7 +13,7 @@ from tests.worker import drain
 
 
 def publish(client, event):
-    return client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
+    return client.submit(f"/manage/events/{event.id}/publish")
 
 
 def _event(app, event_id) -> Event:
@@ -100,7 +100,7 @@ def test_graph_failure_marks_event_failed_and_retry_recovers(app, client, auth, 
     page = client.get(f"/manage/events/{event.id}/teams").get_data(as_text=True)
     assert "Failed" in page and "Retry" in page
 
-    client.submit(f"/manage/events/{event.id}/teams/retry", form_url=f"/manage/events/{event.id}/teams")
+    client.submit(f"/manage/events/{event.id}/teams/retry")
     drain(app)
     assert _event(app, event.id).provisioning_status == ProvisioningStatus.ready
 

@@ -104,7 +104,7 @@ def wait_for(condition, *, timeout: float, what: str) -> None:
 
 
 def publish(client, event) -> None:
-    response = client.submit(f"/manage/events/{event.id}/publish", form_url=f"/manage/events/{event.id}")
+    response = client.submit(f"/manage/events/{event.id}/publish")
     assert response.status_code == 303
 
 

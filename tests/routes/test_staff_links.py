@@ -51,7 +51,7 @@ def mails_to(emulator, address: str) -> list:
 
 
 def forgot(client, email: str):
-    return client.submit("/login/forgot", {"email": email}, form_url="/login/forgot")
+    return client.submit("/login/forgot", {"email": email})
 
 
 def _audit(app, action: str) -> list[AuditEntry]:
@@ -105,9 +105,9 @@ def test_reset_link_works_once_ends_sessions_and_the_old_password(app, client, o
 
     page = client.get(path)
     assert page.status_code == 200 and "Choose a new password" in page.get_data(as_text=True)
-    short = client.submit(path, {"password": "short", "confirm": "short"}, form_url=path)
+    short = client.submit(path, {"password": "short", "confirm": "short"})
     assert short.status_code == 422 and "at least" in short.get_data(as_text=True).lower()
-    done = client.submit(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}, form_url=path)
+    done = client.submit(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert done.status_code == 303 and done.headers["Location"] == "/login"
 
     assert client.get(path).status_code == 404  # used up
@@ -173,7 +173,7 @@ def test_invitation_is_emailed_with_a_working_link(app, client, other_client, au
     assert "invited@example.org" in client.get("/admin/messages?kind=staff_invite").get_data(as_text=True)
     assert len(_audit(app, "user.invitation_sent")) == 1
 
-    done = other_client.submit(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}, form_url=path)
+    done = other_client.submit(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert done.status_code == 303
     assert other_client.get(path).status_code == 404  # once
 

@@ -197,7 +197,7 @@ def test_the_microsoft_connect_callback_waits_out_a_locked_database(app, client,
     """The answer from Microsoft's sign-in page uses up its flow as a writer: while the worker writes, it
     waits its turn instead of failing on the write after its read."""
     auth.login_as_admin()
-    started = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    started = client.submit("/admin/microsoft/connect")
     service_oid = app.extensions["microsoft"].emulator.config.users[0].oid
     path, fields = emulator_answer(client, started.headers["Location"], service_oid)
     with caplog.at_level(logging.WARNING, logger="app.web"), writer_holding_the_lock(database_file, for_seconds=0.3):
@@ -216,13 +216,12 @@ def test_staff_sign_in_with_microsoft_survives_the_worker_writing_during_the_tok
     read snapshot taken before the call (SQLite refuses to turn that into a write: a 500)."""
     emulator = app.extensions["microsoft"].emulator
     auth.login_as_admin()
-    assert client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"},
-                         form_url="/admin/microsoft/").status_code == 303
+    assert client.submit("/admin/microsoft/staff-sign-in", {"enabled": "1"}).status_code == 303
     adele = next(u for u in emulator.config.users if u.upn.startswith("adele."))
     assert client.submit("/admin/users/invite", {"name": "Adele Vance", "role": "organizer",
                                                  "email": adele.upn}).status_code == 303
     auth.logout()
-    start = client.submit("/login/microsoft", form_url="/login")
+    start = client.submit("/login/microsoft")
     path, fields = emulator_answer(client, start.headers["Location"], adele.oid)
     emulator.faults.add(kind="latency", group="entra", path="*/oauth2/v2.0/token", latency=0.4, count=1)
     with worker_committing(database_file):

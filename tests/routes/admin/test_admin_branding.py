@@ -144,7 +144,7 @@ def test_privacy_notice_is_versioned(app, client, admin):
     assert "No privacy notice yet" in page
 
     def save(text):
-        return client.submit("/admin/branding/privacy", {"privacy_text": text}, form_url="/admin/branding")
+        return client.submit("/admin/branding/privacy", {"privacy_text": text})
 
     assert save("We keep your name and email.").status_code == 303
     assert "Current version: <strong>1</strong>" in _text(client.get("/admin/branding"))

@@ -42,14 +42,14 @@ def test_token_form_errors_and_revoking(auth, client, app, api):
     plain = TOKEN_RE.search(page.get_data(as_text=True)).group(1)
     with app.app_context():
         token_id = db.session.scalar(select(ApiToken.id))
-    assert client.submit(f"/admin/api-tokens/{token_id}/revoke", form_url="/admin/api-tokens/").status_code == 303
+    assert client.submit(f"/admin/api-tokens/{token_id}/revoke").status_code == 303
     assert "Revoked" in client.get("/admin/api-tokens/").get_data(as_text=True)
     assert api.get("/events", token=plain).status_code == 401
-    again = client.submit(f"/admin/api-tokens/{token_id}/revoke", form_url="/admin/api-tokens/",
+    again = client.submit(f"/admin/api-tokens/{token_id}/revoke",
                           follow_redirects=True)
     assert "already revoked" in again.get_data(as_text=True)
     assert client.post(f"/admin/api-tokens/{token_id}/revoke").status_code == 400  # no CSRF token
-    assert client.submit("/admin/api-tokens/999999/revoke", form_url="/admin/api-tokens/").status_code == 404
+    assert client.submit("/admin/api-tokens/999999/revoke").status_code == 404
 
 
 @pytest.mark.db_agnostic
@@ -81,8 +81,7 @@ def test_delivery_log_resend_and_disable(auth, client, app, monkeypatch, make_us
         log = client.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
         assert delivery_uuid in log and "Delivered" in log and "HTTP 200" in log
 
-        resent = client.submit(f"/admin/webhooks/deliveries/{delivery_id}/resend",
-                               form_url=f"/admin/webhooks/{endpoint_id}")
+        resent = client.submit(f"/admin/webhooks/deliveries/{delivery_id}/resend")
         assert resent.status_code == 303
         with app.app_context():
             outbox.drain()
@@ -95,13 +94,12 @@ def test_delivery_log_resend_and_disable(auth, client, app, monkeypatch, make_us
         assert all(webhook_receiver.verify(secret, r) for r in got)
         assert "re-sent" in client.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
 
-        disabled = client.submit(f"/admin/webhooks/{endpoint_id}/disable", form_url=f"/admin/webhooks/{endpoint_id}")
+        disabled = client.submit(f"/admin/webhooks/{endpoint_id}/disable")
         assert disabled.status_code == 303
         with app.app_context():
             assert webhooks.announce_event("event.changed", db.session.get(Event, event.id)) == 0
             db.session.rollback()
-        refused = client.submit(f"/admin/webhooks/deliveries/{delivery_id}/resend",
-                                form_url=f"/admin/webhooks/{endpoint_id}", follow_redirects=True)
+        refused = client.submit(f"/admin/webhooks/deliveries/{delivery_id}/resend", follow_redirects=True)
         assert "disabled" in refused.get_data(as_text=True)
         assert client.get("/admin/webhooks/999999").status_code == 404
         with app.app_context():

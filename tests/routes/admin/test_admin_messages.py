@@ -18,8 +18,7 @@ from tests.mail import queued_emails
 
 def _register(client, event, email, first="Ada"):
     return client.submit(f"/events/{event.slug}/register",
-                         {"first_name": first, "last_name": "L", "email": email, "timezone": "UTC", "consent": "y"},
-                         form_url=f"/events/{event.slug}")
+                         {"first_name": first, "last_name": "L", "email": email, "timezone": "UTC", "consent": "y"})
 
 
 def _send_everything(app) -> None:
@@ -85,7 +84,7 @@ def test_admin_retries_a_failed_message(app, client, auth, make_event, make_user
     detail = client.get(f"/admin/messages/{message_id}").get_data(as_text=True)
     assert "Retry sending" in detail and "EmailDropped" in detail
     monkeypatch.setattr(emulator.config, "email_fail_addresses", ())
-    response = client.submit(f"/admin/messages/{message_id}/retry", form_url=f"/admin/messages/{message_id}")
+    response = client.submit(f"/admin/messages/{message_id}/retry")
     assert response.status_code == 303
     with app.app_context():
         while outbox.drain(limit=100):
@@ -94,7 +93,7 @@ def test_admin_retries_a_failed_message(app, client, auth, make_event, make_user
         assert message.status == MessageStatus.sent and message.operation_id != first_operation
     assert len(emulator.acs.sent_emails) == 2 and emulator.acs.duplicate_operation_ids() == []
     # A sent message cannot be retried.
-    again = client.submit(f"/admin/messages/{message_id}/retry", form_url=f"/admin/messages/{message_id}")
+    again = client.submit(f"/admin/messages/{message_id}/retry")
     assert "Only failed messages can be retried." in client.get(again.headers["Location"]).get_data(as_text=True)
 
 
@@ -102,12 +101,11 @@ def test_admin_sets_the_quota_and_bad_values_are_422(app, client, auth):
     auth.login_as_admin()
     page = client.get("/admin/messages").get_data(as_text=True)
     assert "Currently 30 per minute and 100 per hour" in page
-    bad = client.submit("/admin/messages/quota", {"per_minute": "ten", "per_hour": "5"}, form_url="/admin/messages")
+    bad = client.submit("/admin/messages/quota", {"per_minute": "ten", "per_hour": "5"})
     assert bad.status_code == 422
-    smaller = client.submit("/admin/messages/quota", {"per_minute": "50", "per_hour": "10"},
-                            form_url="/admin/messages")
+    smaller = client.submit("/admin/messages/quota", {"per_minute": "50", "per_hour": "10"})
     assert smaller.status_code == 422 and "cannot be smaller" in smaller.get_data(as_text=True)
-    ok = client.submit("/admin/messages/quota", {"per_minute": "5", "per_hour": "10"}, form_url="/admin/messages")
+    ok = client.submit("/admin/messages/quota", {"per_minute": "5", "per_hour": "10"})
     assert ok.status_code == 303
     with app.app_context():
         assert dispatch.get_quota() == dispatch.Quota(5, 10)

@@ -43,7 +43,7 @@ def test_anonymous_posts_are_sent_to_sign_in_too(app, client, make_user):
     make_user("someone@example.org")
     for method, url in _admin_rules(app):
         if method == "POST":
-            response = client.submit(url, {"email": "x@example.org", "role": "admin"}, form_url="/login")
+            response = client.submit(url, {"email": "x@example.org", "role": "admin"})
             assert response.status_code == 302, url
             assert "/login" in response.headers["Location"]
 

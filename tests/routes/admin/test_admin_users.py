@@ -40,7 +40,7 @@ def _invite(client, email="new@example.org", name="New Person", role="organizer"
 
 
 def _set_role(client, user_id, role):
-    return client.submit(f"/admin/users/{user_id}/role", {"role": role}, form_url=f"/admin/users/{user_id}")
+    return client.submit(f"/admin/users/{user_id}/role", {"role": role})
 
 
 def _accept(browser, path, password=NEW_PASSWORD):
@@ -132,7 +132,7 @@ def test_reissued_invitation_replaces_the_old_link(app, client, auth, other_clie
     auth.login_as_admin()
     old_path = _invite(client)
     user = _user(app, "new@example.org")
-    response = client.submit(f"/admin/users/{user.id}/invitation", form_url=f"/admin/users/{user.id}")
+    response = client.submit(f"/admin/users/{user.id}/invitation")
     assert response.status_code == 303
     new_path = LINK_RE.search(_text(client.get(response.headers["Location"]))).group(1)
     assert new_path != old_path
@@ -144,7 +144,7 @@ def test_reissued_invitation_replaces_the_old_link(app, client, auth, other_clie
 def test_reissue_is_refused_once_a_password_exists(client, auth, make_user):
     auth.login_as_admin()
     user = make_user("has-pw@example.org")
-    response = client.submit(f"/admin/users/{user.id}/invitation", form_url=f"/admin/users/{user.id}")
+    response = client.submit(f"/admin/users/{user.id}/invitation")
     assert response.status_code == 422 and "Reset password" in _text(response)
 
 
@@ -221,7 +221,7 @@ def test_role_change_promotes_and_demotes(app, client, auth, make_user, other_cl
     admin = auth.login_as_admin()
     make_user("rising@example.org")
     user = _user(app, "rising@example.org")
-    response = client.submit(f"/admin/users/{user.id}/role", {"role": "admin"}, form_url=f"/admin/users/{user.id}")
+    response = client.submit(f"/admin/users/{user.id}/role", {"role": "admin"})
     assert response.status_code == 303
     assert _user(app, "rising@example.org").role == Role.admin
     assert other_client.submit("/login", {"email": "rising@example.org", "password": PASSWORD}).status_code == 303

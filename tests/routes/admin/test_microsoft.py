@@ -17,7 +17,7 @@ def _emulator(app):
 
 
 def connect_service_account(app, client):
-    response = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    response = client.submit("/admin/microsoft/connect")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("https://login.emulator.invalid/")  # Microsoft's origin
     service_oid = _emulator(app).config.users[0].oid
@@ -64,7 +64,7 @@ def test_callback_with_unknown_state_is_refused_without_touching_the_session(app
 @pytest.mark.db_agnostic
 def test_cancelled_sign_in_shows_refusal(app, client, auth):
     auth.login_as_admin()
-    start = client.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    start = client.submit("/admin/microsoft/connect")
     from tests.microsoft_helpers import _FORM, hidden_fields
 
     location = start.headers["Location"]
@@ -106,7 +106,7 @@ def test_first_run_offers_one_click_connection_of_the_emulated_account(app, clie
                              "password": "a long secret pw", "confirm": "a long secret pw"})
     events_page = client.get("/manage/events/").get_data(as_text=True)
     assert "Connect the emulated service account" in events_page
-    response = client.submit("/admin/microsoft/connect-emulated", form_url="/manage/events/")
+    response = client.submit("/admin/microsoft/connect-emulated")
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Connected to the emulated Microsoft 365 as foyer.service@contoso.emulator.invalid" in page

@@ -13,7 +13,7 @@ from tests.microsoft_helpers import emulator_answer, hidden_fields
 
 def _answer(app, browser) -> tuple[str, dict[str, str]]:
     """Press Connect in `browser` and pick the service account on Microsoft's page; return its answer, unsent."""
-    start = browser.submit("/admin/microsoft/connect", form_url="/admin/microsoft/")
+    start = browser.submit("/admin/microsoft/connect")
     assert start.status_code == 303
     oid = app.extensions["microsoft"].emulator.config.users[0].oid
     return emulator_answer(browser, start.headers["Location"], oid)

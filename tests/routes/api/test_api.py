@@ -108,7 +108,7 @@ def test_missing_unknown_and_revoked_tokens_are_refused(api, issue_token, auth, 
     assert "CRM sync" in page and token not in page
     with app.app_context():
         token_id = db.session.scalar(select(ApiToken.id))
-    revoked = client.submit(f"/admin/api-tokens/{token_id}/revoke", form_url="/admin/api-tokens/")
+    revoked = client.submit(f"/admin/api-tokens/{token_id}/revoke")
     assert revoked.status_code == 303
     refused = api.get("/events", token=token)
     assert refused.status_code == 401

@@ -51,7 +51,7 @@ def upload(data: bytes, name: str = "banner.png") -> FileStorage:
     return FileStorage(io.BytesIO(data), filename=name, content_type="image/png")
 
 
-def submit_multipart(client, url: str, data: dict, *, form_url: str | None = None):
+def submit_multipart(client, url: str, data: dict):
     """Like `client.submit`, but encode the multipart body in memory (large uploads included), so no
     temporary file is left open by the test client."""
     payload = {"csrf_token": client.form_csrf_token(), **data}
@@ -76,4 +76,4 @@ def events_in_db(app):
 
 def hx(client, method: str, url: str, **kwargs):
     """An htmx request from a signed-in page (the CSRF header comes from <body hx-headers>)."""
-    return client.htmx(method, url, csrf_from="/account/password", **kwargs)
+    return client.htmx(method, url, **kwargs)

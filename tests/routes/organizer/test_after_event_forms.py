@@ -35,13 +35,13 @@ def test_survey_form_refuses_bad_questions(app, client, auth, make_event):
          "Question 1: Give at least two different options"),
     ]
     for data, message in cases:
-        response = client.submit(f"{url}/feedback", {"enabled": "y", **data}, form_url=url)
+        response = client.submit(f"{url}/feedback", {"enabled": "y", **data})
         assert response.status_code == 422 and message in response.get_data(as_text=True), message
     # More questions than the three slots: the first three are kept, not a crash.
     extra = {"enabled": "y"}
     for i in range(5):
         extra |= {f"questions-{i}-label": f"Q{i}?", f"questions-{i}-kind": "short_text"}
-    assert client.submit(f"{url}/feedback", extra, form_url=url).status_code == 303
+    assert client.submit(f"{url}/feedback", extra).status_code == 303
     with app.app_context():
         saved = db.session.get(Event, event.id).feedback_questions
         assert [q["label"] for q in saved] == ["Q0?", "Q1?", "Q2?"]
@@ -60,14 +60,13 @@ def test_recording_actions_on_other_events_are_404(app, client, auth, make_event
                                       stored_name="x.media"))
         db.session.commit()
         rec_id = db.session.scalar(select(EventRecording.id))
-    form_url = f"/manage/events/{mine.id}"
     for path in (f"/manage/events/{mine.id}/recordings/{rec_id}/approve",
                  f"/manage/events/{theirs.id}/recordings/{rec_id}/approve",
                  f"/manage/events/{mine.id}/recordings/{rec_id}/decline"):
-        assert client.submit(path, {}, form_url=form_url).status_code == 404, path
+        assert client.submit(path, {}).status_code == 404, path
     assert client.get(f"/manage/events/{theirs.id}/recordings/{rec_id}/media").status_code == 404
     # A meeting-less event: a clear message, no import queued.
-    response = client.submit(f"/manage/events/{mine.id}/recordings/import", form_url=form_url,
+    response = client.submit(f"/manage/events/{mine.id}/recordings/import",
                              follow_redirects=True)
     assert "no Teams meeting" in response.get_data(as_text=True)
 
@@ -89,9 +88,9 @@ def test_feedback_form_takes_odd_input_without_crashing(app, client, auth, make_
     url = f"/r/{token}/feedback"
     for data in ({"rating": "x"}, {"rating": "3", "q_1": "C"}, {"rating": "3", "q_1": ["A", "Z"]},
                  {"rating": ["1", "2"]}, {"rating": "0", "q_1": "A"}):
-        response = client.submit(url, data, form_url=url)
+        response = client.submit(url, data)
         assert response.status_code == 422, data
-    assert client.submit(url, {"rating": "5", "q_1": ["B", "A"], "q_2": "y"}, form_url=url).status_code == 303
+    assert client.submit(url, {"rating": "5", "q_1": ["B", "A"], "q_2": "y"}).status_code == 303
     with app.app_context():
         row = db.session.scalar(select(FeedbackResponse))
         assert row.answers == [{"label": "Topics", "kind": "multiple_choice", "value": ["A", "B"]},

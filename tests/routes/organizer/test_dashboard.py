@@ -153,17 +153,16 @@ def test_before_the_event_attendance_is_promised_not_importable(client, event):
     page = _text(client.get(f"/manage/events/{event.id}"))
     assert "imported from Teams automatically after the event ends" in page
     assert "/attendance/import" not in page
-    response = client.submit(f"/manage/events/{event.id}/attendance/import", form_url=f"/manage/events/{event.id}")
+    response = client.submit(f"/manage/events/{event.id}/attendance/import")
     assert response.status_code == 303
     assert "once the event has ended" in _text(client.get(f"/manage/events/{event.id}"))
 
 
 def test_followup_settings_save_and_refuse_bad_links(app, client, event, organizer):
     url = f"/manage/events/{event.id}"
-    bad = client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "javascript:alert(1)"}, form_url=url)
+    bad = client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "javascript:alert(1)"})
     assert bad.status_code == 422 and "Enter a link starting with https://." in _text(bad)
-    ok = client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "https://video.example.org/rec"},
-                       form_url=url)
+    ok = client.submit(f"{url}/followup", {"enabled": "y", "recording_url": "https://video.example.org/rec"})
     assert ok.status_code == 303
     with app.app_context():
         row = db.session.get(Event, event.id)
@@ -176,7 +175,7 @@ def test_followup_settings_save_and_refuse_bad_links(app, client, event, organiz
 @pytest.mark.parametrize("value", ["0", "-3", "99999", "ten"])
 def test_retention_refuses_bad_values(client, event, value):
     url = f"/manage/events/{event.id}"
-    response = client.submit(f"{url}/retention", {"retention_days": value}, form_url=url)
+    response = client.submit(f"{url}/retention", {"retention_days": value})
     assert response.status_code == 422
     assert "Enter between 1 and 3,650 days." in _text(response) or "Not a valid integer" in _text(response)
 
@@ -184,10 +183,10 @@ def test_retention_refuses_bad_values(client, event, value):
 def test_retention_per_event_and_default(app, client, event):
     url = f"/manage/events/{event.id}"
     assert "<strong>90 days</strong> after the event (the site’s default)" in _text(client.get(url))
-    assert client.submit(f"{url}/retention", {"retention_days": "30"}, form_url=url).status_code == 303
+    assert client.submit(f"{url}/retention", {"retention_days": "30"}).status_code == 303
     page = _text(client.get(url))
     assert "<strong>30 days</strong> after the event," in page and "9 Apr 2031" in page
-    assert client.submit(f"{url}/retention", {"retention_days": ""}, form_url=url).status_code == 303
+    assert client.submit(f"{url}/retention", {"retention_days": ""}).status_code == 303
     with app.app_context():
         assert db.session.get(Event, event.id).retention_days is None
 
@@ -197,5 +196,4 @@ def test_dashboard_of_another_organizers_event_is_not_found(client, auth, event)
     auth.logout()
     auth.login_as_organizer("other@example.org")
     assert client.get(f"/manage/events/{event.id}").status_code == 404
-    assert client.submit(f"/manage/events/{event.id}/retention", {"retention_days": "5"},
-                         form_url="/manage/events/").status_code == 404
+    assert client.submit(f"/manage/events/{event.id}/retention", {"retention_days": "5"}).status_code == 404

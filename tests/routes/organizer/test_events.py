@@ -95,11 +95,10 @@ def test_create_event_then_add_two_questions(client, auth, events_in_db):
 
     edit = f"/manage/events/{event.id}/edit"
     first = client.submit(f"/manage/events/{event.id}/questions",
-                          {"new-question-label": "Dietary needs", "new-question-kind": "long_text"}, form_url=edit)
+                          {"new-question-label": "Dietary needs", "new-question-kind": "long_text"})
     second = client.submit(f"/manage/events/{event.id}/questions",
                            {"new-question-label": "Track", "new-question-kind": "single_choice",
-                            "new-question-options": "Beginner\nAdvanced\n\nbeginner", "new-question-required": "y"},
-                           form_url=edit)
+                            "new-question-options": "Beginner\nAdvanced\n\nbeginner", "new-question-required": "y"})
     assert first.status_code == second.status_code == 303
     assert first.headers["Location"] == f"{edit}#questions"
     [event] = events_in_db()

@@ -45,8 +45,7 @@ def test_htmx_add_returns_only_the_section(client, event_with_questions, events_
 
 def test_plain_add_redirects_to_the_questions_section(client, event_with_questions, events_in_db):
     event = event_with_questions
-    response = client.submit(_urls(event), {"new-question-label": "Company", "new-question-kind": "checkbox"},
-                             form_url=f"/manage/events/{event.id}/edit")
+    response = client.submit(_urls(event), {"new-question-label": "Company", "new-question-kind": "checkbox"})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/manage/events/{event.id}/edit#questions"
     assert _labels(events_in_db)[-1] == "Company"
@@ -73,7 +72,7 @@ def test_invalid_question_is_refused_in_place(client, event_with_questions, even
         assert 'value="Pick one &lt;b&gt;now&lt;/b&gt;"' in body
     assert len(_labels(events_in_db)) == 3
 
-    page = client.submit(_urls(event), payload, form_url=f"/manage/events/{event.id}/edit")
+    page = client.submit(_urls(event), payload)
     assert page.status_code == 422 and message in page.get_data(as_text=True)
     assert "<html" in page.get_data(as_text=True)
 
@@ -93,8 +92,7 @@ def test_edit_question_with_and_without_htmx(client, event_with_questions, event
                                                           prefix + "kind": "single_choice", prefix + "options": ""})
     body = _assert_fragment(bad, status=422)
     assert '<details open>' in body and "at least two different options" in body
-    plain = client.submit(_urls(event, question), {prefix + "label": "Role", prefix + "kind": "short_text"},
-                          form_url=f"/manage/events/{event.id}/edit")
+    plain = client.submit(_urls(event, question), {prefix + "label": "Role", prefix + "kind": "short_text"})
     assert plain.status_code == 303
     saved = events_in_db()[0].questions[1]
     assert (saved.label, saved.options) == ("Role", [])
@@ -108,7 +106,7 @@ def test_remove_question_keeps_positions_dense(client, event_with_questions, eve
     body = _assert_fragment(hx(client, "POST", _urls(event, second) + "/delete"))
     assert "Question 2" not in body
     assert _labels(events_in_db) == ["Question 1", "Question 3"]
-    response = client.submit(_urls(event, first) + "/delete", {}, form_url=f"/manage/events/{event.id}/edit")
+    response = client.submit(_urls(event, first) + "/delete", {})
     assert response.status_code == 303
     assert _labels(events_in_db) == ["Question 3"]
 
@@ -119,8 +117,7 @@ def test_reorder_questions_with_and_without_htmx(client, event_with_questions, e
     body = _assert_fragment(hx(client, "POST", _urls(event, third) + "/move", data={"direction": "up"}))
     assert body.index("Question 3") < body.index("Question 2")
     assert _labels(events_in_db) == ["Question 1", "Question 3", "Question 2"]
-    response = client.submit(_urls(event, first) + "/move", {"direction": "down"},
-                             form_url=f"/manage/events/{event.id}/edit")
+    response = client.submit(_urls(event, first) + "/move", {"direction": "down"})
     assert response.status_code == 303 and response.headers["Location"].endswith("/edit#questions")
     assert _labels(events_in_db) == ["Question 3", "Question 1", "Question 2"]
     # Moving past either end changes nothing; nonsense directions are refused.

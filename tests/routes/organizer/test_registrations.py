@@ -116,7 +116,7 @@ def test_other_organizers_events_and_registrations_are_404(app, client, auth, ma
     other = make_event(make_user("other@example.org"), status=EventStatus.published)
     assert client.get(_url(other)).status_code == 404
     # A registration id of this event under another event's URL (or vice versa) is not found either.
-    assert client.submit(f"/manage/events/{other.id}/registrations/{ada}/move", form_url=_url(event)).status_code == 404
+    assert client.submit(f"/manage/events/{other.id}/registrations/{ada}/move").status_code == 404
     assert client.get(_url(event, "/999999/cancel")).status_code == 404
     auth.logout()
     assert client.get(_url(event)).status_code in (302, 303)
@@ -124,7 +124,7 @@ def test_other_organizers_events_and_registrations_are_404(app, client, auth, ma
 
 def test_move_from_waitlist_needs_a_free_seat(app, client, event, register):
     ada, bob, cleo = register(event, "Ada Lovelace", "Bob Babbage", "Cleo Curie")
-    response = client.submit(_url(event, f"/{cleo}/move"), form_url=_url(event))
+    response = client.submit(_url(event, f"/{cleo}/move"))
     assert response.status_code == 303
     page = _text(client.get(response.headers["Location"]))
     assert "Cleo Curie: No seat is free" in page
@@ -135,8 +135,7 @@ def test_cancel_with_note_promotes_and_says_so(app, client, event, register):
     ada, bob, cleo = register(event, "Ada Lovelace", "Bob Babbage", "Cleo Curie")
     page = _text(client.get(_url(event, f"/{ada}/cancel")))
     assert "Cancel the registration of Ada Lovelace?" in page
-    response = client.submit(_url(event, f"/{ada}/cancel"), {"message": "Sorry, <b>room</b> change"},
-                             form_url=_url(event, f"/{ada}/cancel"))
+    response = client.submit(_url(event, f"/{ada}/cancel"), {"message": "Sorry, <b>room</b> change"})
     assert response.status_code == 303
     assert _states(app, ada, cleo) == [S.cancelled, S.confirmed]
     page = _text(client.get(response.headers["Location"]))
@@ -152,15 +151,14 @@ def test_approve_and_deny_with_message(app, client, event, register):
         db.session.commit()
     ada, bob = register(event, "Ada Lovelace", "Bob Babbage")
     assert _states(app, ada, bob) == [S.pending, S.pending]
-    response = client.submit(_url(event, f"/{ada}/approve"), {"state": "pending"}, form_url=_url(event))
+    response = client.submit(_url(event, f"/{ada}/approve"), {"state": "pending"})
     assert response.status_code == 303
     assert response.headers["Location"].endswith(_url(event, "?state=pending"))
     assert _states(app, ada) == [S.confirmed]
     # Approving twice is refused with a clear message.
-    response = client.submit(_url(event, f"/{ada}/approve"), form_url=_url(event))
+    response = client.submit(_url(event, f"/{ada}/approve"))
     assert "Only registrations awaiting approval can be approved." in _text(client.get(response.headers["Location"]))
-    response = client.submit(_url(event, f"/{bob}/deny"), {"message": "Members only, sorry."},
-                             form_url=_url(event, f"/{bob}/deny"))
+    response = client.submit(_url(event, f"/{bob}/deny"), {"message": "Members only, sorry."})
     assert response.status_code == 303
     assert _states(app, bob) == [S.denied]
     with app.app_context():
@@ -173,7 +171,7 @@ def test_overlong_deny_message_is_422(app, client, event, register):
         db.session.get(Event, event.id).approval_required = True
         db.session.commit()
     (ada,) = register(event, "Ada Lovelace")
-    response = client.submit(_url(event, f"/{ada}/deny"), {"message": "x" * 2001}, form_url=_url(event))
+    response = client.submit(_url(event, f"/{ada}/deny"), {"message": "x" * 2001})
     assert response.status_code == 422
     assert "aria-invalid" in _text(response)
     assert _states(app, ada) == [S.pending]
@@ -181,15 +179,13 @@ def test_overlong_deny_message_is_422(app, client, event, register):
 
 def test_bulk_without_javascript_reports_done_refused_and_promoted(app, client, event, register):
     ada, bob, cleo, dan = register(event, "Ada Lovelace", "Bob Babbage", "Cleo Curie", "Dan Dirac")
-    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada), str(cleo)], "action": "cancel"},
-                             form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada), str(cleo)], "action": "cancel"})
     assert response.status_code == 303
     assert _states(app, ada, bob, cleo, dan) == [S.cancelled, S.confirmed, S.cancelled, S.confirmed]
     page = _text(client.get(response.headers["Location"]))
     assert "2 people were cancelled. 1 person was promoted from the waitlist." in page
     # Refusals are named one by one and do not stop the others.
-    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada), str(bob)], "action": "cancel"},
-                             form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada), str(bob)], "action": "cancel"})
     page = _text(client.get(response.headers["Location"]))
     assert "1 person was cancelled." in page and "Ada Lovelace: This registration is already cancelled." in page
     assert _states(app, bob) == [S.cancelled]
@@ -214,12 +210,12 @@ def test_bulk_with_htmx_swaps_the_table(app, client, event, register):
 
 def test_bulk_needs_a_selection_and_an_action(app, client, event, register):
     (ada,) = register(event, "Ada Lovelace")
-    response = client.submit(_url(event, "/bulk"), {"action": "cancel"}, form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"action": "cancel"})
     assert response.status_code == 422
     assert "Select at least one registration." in _text(response)
-    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada)], "action": "explode"}, form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"ids": [str(ada)], "action": "explode"})
     assert response.status_code == 422 and "Choose an action." in _text(response)
-    response = client.submit(_url(event, "/bulk"), {"ids": ["abc"], "action": "cancel"}, form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"ids": ["abc"], "action": "cancel"})
     assert response.status_code == 422
     response = hx(client, "POST", _url(event, "/bulk"), data={"action": "cancel"})
     assert response.status_code == 422 and "Select at least one registration." in _text(response)
@@ -229,7 +225,7 @@ def test_bulk_needs_a_selection_and_an_action(app, client, event, register):
 def test_bulk_ignores_other_events_registrations(app, client, make_user, make_event, event, register):
     other = make_event(make_user("other@example.org"), status=EventStatus.published, published_at=datetime.now(UTC))
     (theirs,) = register(other, "Olga Other")
-    response = client.submit(_url(event, "/bulk"), {"ids": [str(theirs)], "action": "cancel"}, form_url=_url(event))
+    response = client.submit(_url(event, "/bulk"), {"ids": [str(theirs)], "action": "cancel"})
     assert response.status_code == 422
     assert "None of the selected registrations belong to this event." in _text(response)
     assert _states(app, theirs) == [S.confirmed]
@@ -237,22 +233,22 @@ def test_bulk_ignores_other_events_registrations(app, client, make_user, make_ev
 
 def test_raising_capacity_promotes_and_says_how_many(app, client, event, register):
     ids = register(event, "Ada Lovelace", "Bob Babbage", "Cleo Curie", "Dan Dirac", "Eve Euler")
-    response = client.submit(_url(event, "/capacity"), {"capacity": "4"}, form_url=_url(event))
+    response = client.submit(_url(event, "/capacity"), {"capacity": "4"})
     assert response.status_code == 303
     page = _text(client.get(response.headers["Location"]))
     assert "Capacity set to 4. 2 people were promoted from the waitlist." in page
     assert _states(app, *ids) == [S.confirmed] * 4 + [S.waitlisted]
-    response = client.submit(_url(event, "/capacity"), {"capacity": ""}, form_url=_url(event))
+    response = client.submit(_url(event, "/capacity"), {"capacity": ""})
     assert "Capacity set to unlimited. 1 person was promoted" in _text(client.get(response.headers["Location"]))
 
 
 def test_capacity_below_seats_taken_or_invalid_is_422(app, client, event, register):
     register(event, "Ada Lovelace", "Bob Babbage")
-    response = client.submit(_url(event, "/capacity"), {"capacity": "1"}, form_url=_url(event))
+    response = client.submit(_url(event, "/capacity"), {"capacity": "1"})
     assert response.status_code == 422
     assert re.search(r"2 people already have a seat", _text(response))
     for bad in ("-3", "lots", "99999999999"):
-        response = client.submit(_url(event, "/capacity"), {"capacity": bad}, form_url=_url(event))
+        response = client.submit(_url(event, "/capacity"), {"capacity": bad})
         assert response.status_code == 422, bad
     with app.app_context():
         assert db.session.get(Event, event.id).capacity == 2

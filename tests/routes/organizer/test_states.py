@@ -13,7 +13,7 @@ from .conftest import event_form, image_bytes, submit_multipart, upload
 
 
 def _post(client, event, action):
-    return client.submit(f"/manage/events/{event.id}/{action}", {}, form_url=f"/manage/events/{event.id}")
+    return client.submit(f"/manage/events/{event.id}/{action}", {})
 
 
 def test_publish_then_unpublish(client, auth, make_event, events_in_db):
@@ -73,11 +73,10 @@ def test_cancel_asks_first_then_is_final_and_bumps_the_sequence(client, auth, ma
 
     # Final: no publishing, no editing, no second cancellation.
     _post(client, event, "publish")
-    edit = client.submit(f"/manage/events/{event.id}/edit", event_form(slug=event.slug),
-                         form_url=f"/manage/events/{event.id}")
+    edit = client.submit(f"/manage/events/{event.id}/edit", event_form(slug=event.slug))
     assert edit.status_code == 422 and "cancelled" in edit.get_data(as_text=True)
     assert client.get(f"/manage/events/{event.id}/cancel").status_code == 303
-    again = client.submit(f"/manage/events/{event.id}/cancel", {"reason": ""}, form_url=f"/manage/events/{event.id}")
+    again = client.submit(f"/manage/events/{event.id}/cancel", {"reason": ""})
     assert again.status_code == 422
     [saved] = events_in_db()
     assert (saved.status, saved.ics_sequence, saved.title) == (EventStatus.cancelled, 3, event.title)
@@ -104,15 +103,14 @@ def test_clone_copies_everything_one_week_later_as_a_draft(app, client, auth, ma
         banner=upload(image_bytes()), banner_alt="Red", co_organizers=[str(helper.id)]))
     assert response.status_code == 303
     [event] = events_in_db()
-    edit = f"/manage/events/{event.id}/edit"
     for label in ("First", "Second"):
         client.submit(f"/manage/events/{event.id}/questions", {"new-question-label": label,
-                      "new-question-kind": "single_choice", "new-question-options": "A\nB"}, form_url=edit)
+                      "new-question-kind": "single_choice", "new-question-options": "A\nB"})
     submit_multipart(client, f"/manage/events/{event.id}/speakers",
-                     {"new-speaker-name": "Ada", "new-speaker-photo": upload(image_bytes("PNG"))}, form_url=edit)
-    client.submit(f"/manage/events/{event.id}/publish", {}, form_url=edit)
+                     {"new-speaker-name": "Ada", "new-speaker-photo": upload(image_bytes("PNG"))})
+    client.submit(f"/manage/events/{event.id}/publish", {})
 
-    response = client.submit(f"/manage/events/{event.id}/clone", {}, form_url=edit)
+    response = client.submit(f"/manage/events/{event.id}/clone", {})
     assert response.status_code == 303
     original, clone = events_in_db()
     assert response.headers["Location"] == f"/manage/events/{clone.id}/edit"
@@ -131,7 +129,7 @@ def test_clone_copies_everything_one_week_later_as_a_draft(app, client, auth, ma
     assert clone.speakers[0].photo_filename != original.speakers[0].photo_filename
     assert original.status == EventStatus.published  # the original is untouched
 
-    client.submit(f"/manage/events/{event.id}/clone", {}, form_url=edit)
+    client.submit(f"/manage/events/{event.id}/clone", {})
     assert events_in_db()[-1].slug == "workshop-copy-2"
 
 

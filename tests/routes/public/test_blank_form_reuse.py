@@ -134,13 +134,11 @@ def test_an_organization_only_event_names_the_domains_as_they_are_now(app, clien
         db.session.commit()
     url = f"/events/{event.slug}"
     auth.login_as_admin()
-    saved = client.submit("/admin/branding/organization", {"domains": "example.org"},
-                         form_url="/admin/branding")
+    saved = client.submit("/admin/branding/organization", {"domains": "example.org"})
     assert saved.status_code == 303, saved.get_data(as_text=True)
     assert "example.org" in _form(app.test_client().get(url).get_data(as_text=True))
 
-    saved = client.submit("/admin/branding/organization", {"domains": "example.com"},
-                         form_url="/admin/branding")
+    saved = client.submit("/admin/branding/organization", {"domains": "example.com"})
     assert saved.status_code == 303
     form = _form(app.test_client().get(url).get_data(as_text=True))
     assert "example.com" in form and "example.org" not in form

@@ -267,14 +267,13 @@ def test_admin_lists_websites_which_are_normalised_and_audited(app, client, auth
     assert "No websites yet" in page and 'id="embedding"' in page
     saved = client.submit("/admin/branding/embedding",
                           {"origins": "https://WWW.Example.org/\nhttps://www.example.org:443, http://localhost:8000\n"
-                                      "http://127.0.0.1 https://bücher.example"},
-                          form_url="/admin/branding")
+                                      "http://127.0.0.1 https://bücher.example"})
     assert saved.status_code == 303 and saved.headers["Location"].endswith("/admin/branding#embedding")
     expected = ["https://www.example.org", "http://localhost:8000", "http://127.0.0.1", "https://xn--bcher-kva.example"]
     with app.app_context():
         assert db.session.get(Setting, "embed_origins").value == {"origins": expected}
     assert "https://xn--bcher-kva.example" in _text(client.get("/admin/branding"))
-    cleared = client.submit("/admin/branding/embedding", {"origins": ""}, form_url="/admin/branding")
+    cleared = client.submit("/admin/branding/embedding", {"origins": ""})
     assert cleared.status_code == 303
     with app.app_context():
         assert settings.embed_origins() == []
@@ -297,7 +296,7 @@ def test_admin_lists_websites_which_are_normalised_and_audited(app, client, auth
 ])
 def test_admin_gets_a_clear_error_for_an_address_that_is_not_an_origin(app, client, auth, value, message):
     auth.login_as_admin()
-    response = client.submit("/admin/branding/embedding", {"origins": value}, form_url="/admin/branding")
+    response = client.submit("/admin/branding/embedding", {"origins": value})
     assert response.status_code == 422
     assert message in _text(response)
     with app.app_context():
@@ -307,8 +306,7 @@ def test_admin_gets_a_clear_error_for_an_address_that_is_not_an_origin(app, clie
 @pytest.mark.db_agnostic
 def test_only_admins_may_list_websites(app, client, auth):
     auth.login_as_organizer()
-    response = client.submit("/admin/branding/embedding", {"origins": "https://www.example.org"},
-                             form_url="/manage/events/")
+    response = client.submit("/admin/branding/embedding", {"origins": "https://www.example.org"})
     assert response.status_code == 404
     with app.app_context():
         assert settings.embed_origins() == []

@@ -104,7 +104,7 @@ def _cancel_event(app, client, auth, event, reg_id):
 
 def _unpublish(app, client, auth, event, reg_id):
     auth.login("owner@example.org")
-    response = client.submit(f"/manage/events/{event.id}/unpublish", {}, form_url=f"/manage/events/{event.id}")
+    response = client.submit(f"/manage/events/{event.id}/unpublish", {})
     assert response.status_code == 303
 
 

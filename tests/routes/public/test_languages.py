@@ -89,7 +89,7 @@ def test_staff_pages_follow_the_language_too(client, auth, event):
 
 def test_a_registration_in_german_keeps_the_language_for_its_emails(client, app, event):
     client.get(f"/events/{event.slug}?lang=de")
-    response = client.submit(f"/events/{event.slug}/register", _form(), form_url=f"/events/{event.slug}",
+    response = client.submit(f"/events/{event.slug}/register", _form(),
                              follow_redirects=True)
     page = _text(response)
     assert response.status_code == 200 and '<html lang="de">' in page
@@ -118,7 +118,7 @@ def test_a_registration_in_german_keeps_the_language_for_its_emails(client, app,
     assert "Wann (Ihre Zeitzone)" in manage and "Di., 20. Mai 2031, 18:00–19:00 (Europe/Berlin)" in manage
     confirm = _text(client.get(f"{link}/cancel"))
     assert "Anmeldung stornieren?" in confirm and "Ja, meine Anmeldung stornieren" in confirm
-    done = _text(client.submit(f"{link}/cancel", {}, form_url=f"{link}/cancel", follow_redirects=True))
+    done = _text(client.submit(f"{link}/cancel", {}, follow_redirects=True))
     assert "Ihre Anmeldung ist storniert." in done and "Storniert" in done
     cancelled = _emails(app, "ada@example.org")[-1]
     assert cancelled["subject"] == "Anmeldung storniert: Kaffeerunde"
@@ -137,22 +137,20 @@ def test_the_catalogue_in_german(client, event):
 @pytest.mark.db_agnostic
 def test_form_errors_are_in_german(client, event):
     client.get(f"/events/{event.slug}?lang=de")
-    response = client.submit(f"/events/{event.slug}/register", _form() | {"first_name": "", "email": "nope@"},
-                             form_url=f"/events/{event.slug}")
+    response = client.submit(f"/events/{event.slug}/register", _form() | {"first_name": "", "email": "nope@"})
     page = _text(response)
     assert "Bitte korrigieren Sie die markierten Felder." in page
     assert "Geben Sie Ihren Vornamen ein." in page
     # WTForms' own messages are reworded to name the field, in German too.
-    response = client.submit(f"/events/{event.slug}/register", _form() | {"last_name": "x" * 1234},
-                             form_url=f"/events/{event.slug}")
+    response = client.submit(f"/events/{event.slug}/register", _form() | {"last_name": "x" * 1234})
     assert "Nachname darf höchstens 100 Zeichen lang sein (Sie haben 1.234 eingegeben)." in _text(response)
 
 
 def test_the_worker_writes_a_reminder_in_the_registrants_language(client, app, event):
     client.get(f"/events/{event.slug}?lang=de")
-    client.submit(f"/events/{event.slug}/register", _form(), form_url=f"/events/{event.slug}")
+    client.submit(f"/events/{event.slug}/register", _form())
     other = app.test_client()  # another visitor, whose browser asks for nothing in particular
-    other.submit(f"/events/{event.slug}/register", _form("bob@example.org"), form_url=f"/events/{event.slug}")
+    other.submit(f"/events/{event.slug}/register", _form("bob@example.org"))
 
     # The sweep runs as the worker does: an application context, no request.
     with app.app_context():

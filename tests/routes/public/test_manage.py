@@ -125,7 +125,7 @@ def test_edit_details_changes_name_zone_and_answers_but_never_email(app, client,
     response = client.submit(f"/r/{token}/details", {
         "first_name": "Augusta", "last_name": "King", "timezone": "America/New_York",
         f"q_{ids['Company']}": "Difference Engines", f"q_{ids['Track']}": "Ops", "email": "evil@example.org",
-    }, form_url=f"/r/{token}")
+    })
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/r/{token}")
     reg = _reg(app, reg_id)
@@ -143,7 +143,7 @@ def test_invalid_edit_is_422_with_field_errors_and_changes_nothing(app, client, 
     response = client.submit(f"/r/{token}/details", {
         "first_name": "", "last_name": "K" * 300, "timezone": "Mars/Olympus",
         f"q_{ids['Company']}": "", f"q_{ids['Track']}": "Sales",
-    }, form_url=f"/r/{token}")
+    })
     assert response.status_code == 422
     page = _text(response)
     assert "Enter your first name." in page
@@ -162,7 +162,7 @@ def test_hostile_text_is_stored_inert_and_rendered_escaped(app, client, event, r
     response = client.submit(f"/r/{token}/details", {
         "first_name": "<script>alert(1)</script>", "last_name": "O'Brien\r\nBcc: x@evil", "timezone": "UTC",
         f"q_{ids['Company']}": "\u202eevil\u0000 <b>co</b>",
-    }, form_url=f"/r/{token}")
+    })
     assert response.status_code == 303
     page = _text(client.get(f"/r/{token}"))
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -187,7 +187,7 @@ def test_cancel_asks_first_then_frees_the_seat_for_the_waitlist(app, client, eve
     page = _text(client.get(f"/r/{token}/cancel"))
     assert "Cancel your registration?" in page and "Yes, cancel my registration" in page
     assert _reg(app, ada_id).state == RegistrationState.confirmed  # asking changed nothing
-    response = client.submit(f"/r/{token}/cancel", form_url=f"/r/{token}/cancel")
+    response = client.submit(f"/r/{token}/cancel")
     assert response.status_code == 303
     assert _reg(app, ada_id).state == RegistrationState.cancelled
     assert _reg(app, waiting_id).state == RegistrationState.confirmed
@@ -195,12 +195,11 @@ def test_cancel_asks_first_then_frees_the_seat_for_the_waitlist(app, client, eve
     assert "Your registration is cancelled." in page and "Cancelled" in page
     assert "Cancel my registration…" not in page and "Change your details" not in page
     # A second cancel (e.g. another tab) explains itself and changes nothing.
-    response = client.submit(f"/r/{token}/cancel", form_url=f"/r/{token}")
+    response = client.submit(f"/r/{token}/cancel")
     assert response.status_code == 303
     assert "already cancelled" in _text(client.get(f"/r/{token}"))
     # Editing a cancelled registration is refused.
-    response = client.submit(f"/r/{token}/details", {"first_name": "X", "last_name": "Y", "timezone": "UTC"},
-                             form_url=f"/r/{token}")
+    response = client.submit(f"/r/{token}/details", {"first_name": "X", "last_name": "Y", "timezone": "UTC"})
     assert response.status_code == 303 and _reg(app, ada_id).first_name == "Ada"
 
 
@@ -209,7 +208,7 @@ def test_leave_the_waitlist(app, client, event, register):
     register(event, email="b@example.org")
     reg_id, token = register(event, email="c@example.org")
     assert "Leave the waitlist?" in _text(client.get(f"/r/{token}/cancel"))
-    response = client.submit(f"/r/{token}/cancel", form_url=f"/r/{token}/cancel")
+    response = client.submit(f"/r/{token}/cancel")
     assert response.status_code == 303
     assert _reg(app, reg_id).state == RegistrationState.cancelled
     assert "You have left the waitlist." in _text(client.get(f"/r/{token}"))
@@ -233,7 +232,7 @@ def test_invite_download_and_cancellation(app, client, event, register):
     assert str(calendar["METHOD"]) == "REQUEST"
     assert str(vevent["UID"]) == f"registration-{reg_id}@localhost"
     assert str(vevent["URL"]) == _join_link(app, reg_id)  # the personal join link, not the manage link
-    client.submit(f"/r/{token}/cancel", form_url=f"/r/{token}/cancel")
+    client.submit(f"/r/{token}/cancel")
     calendar = Calendar.from_ical(client.get(f"/r/{token}/invite.ics").data)
     (cancelled,) = calendar.walk("VEVENT")
     assert str(calendar["METHOD"]) == "CANCEL" and str(cancelled["STATUS"]) == "CANCELLED"
@@ -282,11 +281,11 @@ def test_erase_needs_confirmation_then_deletes_and_promotes(app, client, event, 
     ada_id, token = register(event)
     register(event, email="b@example.org")
     waiting_id, _ = register(event, email="c@example.org")
-    response = client.submit(f"/r/{token}/erase", {}, form_url=f"/r/{token}/erase")
+    response = client.submit(f"/r/{token}/erase", {})
     assert response.status_code == 422
     assert "Tick the box" in _text(response)
     assert _reg(app, ada_id) is not None
-    response = client.submit(f"/r/{token}/erase", {"confirm": "y"}, form_url=f"/r/{token}/erase")
+    response = client.submit(f"/r/{token}/erase", {"confirm": "y"})
     assert response.status_code == 303
     assert "Your data has been deleted" in _text(client.get(response.headers["Location"]))
     assert _reg(app, ada_id) is None
@@ -312,8 +311,7 @@ def test_manage_page_after_the_event_was_cancelled(app, client, event, register,
     for misleading in ("You’re registered", "Your seat is confirmed", "You join from", "Change your details",
                        "Cancel my registration", "Go to the join page"):
         assert misleading not in page, misleading
-    refused = client.submit(f"/r/{token}/details", {"first_name": "Eve", "last_name": "L", "timezone": "UTC"},
-                            form_url=f"/r/{token}")
+    refused = client.submit(f"/r/{token}/details", {"first_name": "Eve", "last_name": "L", "timezone": "UTC"})
     assert refused.status_code == 303
     assert "can no longer be changed" in _text(client.get(f"/r/{token}"))
     assert client.get(f"/r/{token}/cancel").status_code == 303  # no "Cancel your registration?" question

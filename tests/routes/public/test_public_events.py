@@ -205,7 +205,7 @@ def test_brand_css_serves_saved_colours(app, client, auth):
 def test_privacy_page_shows_current_notice(client, auth):
     assert "has not published a privacy notice" in _text(client.get("/privacy"))
     auth.login_as(Role.admin)
-    client.submit("/admin/branding/privacy", {"privacy_text": "We keep **little**."}, form_url="/admin/branding")
+    client.submit("/admin/branding/privacy", {"privacy_text": "We keep **little**."})
     page = _text(client.get("/privacy"))
     assert "<strong>little</strong>" in page and "Version 1" in page
 

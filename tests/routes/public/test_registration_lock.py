@@ -55,7 +55,7 @@ def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(a
     with statements_run(app) as statements:
         response = client.submit(f"/events/{event.slug}/register",
                                  {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
-                                  "timezone": "Europe/Paris", "consent": "y"}, form_url=form_url)
+                                  "timezone": "Europe/Paris", "consent": "y"})
     assert response.status_code == 303
     with app.app_context():
         (mail,) = queued_emails()

@@ -71,7 +71,7 @@ def test_connection_page_offers_one_click_only_with_the_built_in_microsoft(setup
 
 def test_one_click_connect_is_refused_where_a_person_must_sign_in(setup):
     target, http, built_in = setup
-    response = http.submit("/admin/microsoft/connect-emulated", form_url="/admin/microsoft/")
+    response = http.submit("/admin/microsoft/connect-emulated")
     assert response.status_code == 303
     page = http.get(response.headers["Location"]).get_data(as_text=True)
     if built_in:

@@ -29,7 +29,7 @@ def _event() -> Event:
 
 def _register(client, data):
     base = {"first_name": "Ada", "last_name": "L", "email": "ada@example.org", "timezone": "UTC", "consent": "y"}
-    return client.submit("/events/sms-event/register", {**base, **data}, form_url="/events/sms-event")
+    return client.submit("/events/sms-event/register", {**base, **data})
 
 
 def test_sms_opt_in_is_validated_and_reminders_go_out_by_sms(tls_ctx, emulator):
