@@ -172,6 +172,7 @@ def _clean_database(request) -> Iterator[None]:
     with application.app_context():
         empty_database(application)
         page_cache.event_pages(application).clear()
+        page_cache.event_children(application).clear()
         settings.settings_cache(application).clear()
         microsoft = application.extensions["microsoft"]
         if microsoft.emulator is not None:

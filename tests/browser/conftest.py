@@ -174,6 +174,7 @@ def _empty_live_database(request: pytest.FixtureRequest) -> Iterator[None]:
             microsoft.emulator.reset()
         microsoft.entra.reset_cache()
     page_cache.event_pages(app).clear()
+    page_cache.event_children(app).clear()
 
 
 # --- the browser ----------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def event_GET(slug: str):
 
 
 def _render_event_page(event) -> str:
+    catalog.with_page_children(event)
     return render_template(
         "public/event.html",
         event=event,

@@ -10,13 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
+from sqlalchemy import event as sa_event
 
+from app import create_app
+from app.config import TestConfig
 from app.extensions import db
-from app.models import Event, EventStatus, Speaker
+from app.models import Event, EventSession, EventStatus, EventTag, Question, QuestionKind, Speaker
 from app.services.core import page_cache
 from tests.conftest import CSRF_RE
 
@@ -191,3 +196,107 @@ def test_a_draft_is_never_served_from_a_page_kept_while_it_was_public(app, event
             db.session.get(Event, event.id).status = EventStatus.draft
             db.session.commit()
         assert app.test_client().get(url).status_code == 404
+
+
+# --- an event's speakers, sessions, tags and questions, kept per version ------------------------------
+
+
+@pytest.fixture
+def other_process(database_url, tmp_path) -> Iterator[Flask]:
+    """Foyer in another process on the same database: an app object with caches of its own."""
+    application = create_app(TestConfig, instance_path=tmp_path / "other", SQLALCHEMY_DATABASE_URI=database_url)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@contextmanager
+def statements(app) -> Iterator[list[str]]:
+    """The SQL statements this app sends while the block runs."""
+    with app.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        sent.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_fresh_view_reads_only_the_event_row_until_another_process_edits_its_children(app, other_process, event):
+    url = f"/events/{event.slug}"
+    with max_age(app, 0):  # every view rendered afresh
+        assert "Grace Hopper" not in app.test_client().get(url).get_data(as_text=True)
+        with statements(app) as sent:
+            app.test_client().get(url)
+        children = ("FROM speakers", "FROM event_sessions", "FROM event_tags", "FROM questions")
+        assert any("FROM events" in s for s in sent) and not [s for s in sent for c in children if c in s]
+
+        def edited_elsewhere(change: Callable[[Event], None]) -> str:
+            """Make a change in the other process, then view the page in this one."""
+            with other_process.app_context():
+                change(db.session.get(Event, event.id))
+                db.session.commit()
+            return app.test_client().get(url).get_data(as_text=True)
+
+        # A child added by id, one added through the event's list, one edited, one removed.
+        page = edited_elsewhere(lambda e: db.session.add(Speaker(event_id=e.id, position=0, name="Grace Hopper")))
+        assert "Grace Hopper" in page
+        page = edited_elsewhere(lambda e: e.tag_rows.append(EventTag(tag="compilers")))
+        assert "compilers" in page
+        page = edited_elsewhere(lambda e: e.questions.append(Question(position=0, kind=QuestionKind.short_text,
+                                                                      label="Your team?")))
+        assert "Your team?" in page
+
+        def rename(e: Event) -> None:
+            e.questions[0].label = "Your department?"
+
+        page = edited_elsewhere(rename)
+        assert "Your department?" in page and "Your team?" not in page
+        page = edited_elsewhere(lambda e: db.session.delete(e.speakers[0]))
+        assert "Grace Hopper" not in page
+        # This process never committed: what it showed followed the event's version alone.
+        assert len(page_cache.event_children(app)) >= 1
+
+
+def test_a_course_page_numbers_sessions_from_the_kept_copy(app, other_process, event):
+    url = f"/events/{event.slug}"
+    with max_age(app, 0), other_process.app_context():
+        e = db.session.get(Event, event.id)
+        e.sessions.extend([EventSession(name="Basics", starts_at=e.starts_at, ends_at=e.ends_at),
+                           EventSession(name="Testing", starts_at=e.starts_at + timedelta(days=7),
+                                        ends_at=e.ends_at + timedelta(days=7))])
+        db.session.commit()
+    for _ in range(2):  # read, then kept (each session's times are in its event's zone: the kept copy's)
+        page = app.test_client().get(url).get_data(as_text=True)
+        assert "2 sessions; one registration covers them all." in page
+        local = event.starts_at.astimezone(ZoneInfo(event.timezone))
+        basics = re.search(r"<li>Basics: <time[^>]*>([^<]*)</time>", page)
+        assert basics and basics.group(1).endswith(local.strftime("%H:%M")) and "<li>Testing: <time" in page
+
+
+def test_a_change_made_around_foyer_shows_within_the_childrens_age_limit(app, database_url, event):
+    url = f"/events/{event.slug}"
+    children = page_cache.event_children(app)
+    real_clock, waited = children._clock, [0.0]
+    start = real_clock()
+    children._clock = lambda: start + waited[0]
+    other_process = create_engine(database_url)
+    try:
+        with max_age(app, 0), app.app_context():
+            db.session.add(Speaker(event_id=event.id, position=0, name="Grace Hopper"))
+            db.session.commit()
+            assert "Grace Hopper" in app.test_client().get(url).get_data(as_text=True)
+            with other_process.begin() as conn:  # SQL typed by hand: the event's version stays
+                conn.execute(text("UPDATE speakers SET name = 'Ada Lovelace'"))
+            assert "Grace Hopper" in app.test_client().get(url).get_data(as_text=True)
+            waited[0] += page_cache.CHILDREN_MAX_AGE
+            assert "Ada Lovelace" in app.test_client().get(url).get_data(as_text=True)
+    finally:
+        children._clock = real_clock
+        other_process.dispose()
