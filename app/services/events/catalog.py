@@ -106,7 +106,7 @@ def is_public(event: Event) -> bool:
     return event.is_published or (event.is_cancelled and event.published_at is not None)
 
 
-# --- seats ------------------------------------------------------------------------------------------
+# --- what an event's page shows -------------------------------------------------------------------
 
 
 #: The children of an event its public page shows, each a list on `Event`.
@@ -144,6 +144,9 @@ def _read_page_children(event_id: int) -> tuple[datetime | None, dict[str, tuple
         for child in (*children["speakers"], *children["sessions"], *children["questions"]):
             set_committed_value(child, "event", copy)
         return copy.updated_at, children
+
+
+# --- seats ------------------------------------------------------------------------------------------
 
 
 class SeatState(enum.StrEnum):
