@@ -161,7 +161,7 @@ def _move_versions(session: Session, touched: list) -> None:
     now = utcnow()
     with session.no_autoflush:
         for obj in touched:
-            if isinstance(obj, Setting) or obj in session.new and isinstance(obj, Event):
+            if isinstance(obj, Setting):
                 continue
             if isinstance(obj, Event):
                 event = obj

@@ -113,9 +113,9 @@ def is_public(event: Event) -> bool:
 PAGE_CHILDREN = ("speakers", "sessions", "tag_rows", "questions")
 
 
-def with_page_children(event: Event) -> Event:
-    """The event with its speakers, sessions, tags and questions filled in from this process's copy for
-    the event's version (its `updated_at`), read once per version instead of four statements per view.
+def with_page_children(event: Event) -> None:
+    """Fill in the event's speakers, sessions, tags and questions from this process's copy for the
+    event's version (its `updated_at`), read once per version instead of four statements per view.
 
     For rendering only: the children are shared by every request of the process and belong to no
     database session, so nothing may change them or add them to one (a registration, say, would cascade
@@ -129,7 +129,6 @@ def with_page_children(event: Event) -> Event:
         cache.store((event.id, version), children)
     for name in PAGE_CHILDREN:
         set_committed_value(event, name, children[name])
-    return event
 
 
 def _read_page_children(event_id: int) -> tuple[datetime | None, dict[str, tuple]]:
