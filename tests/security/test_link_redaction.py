@@ -45,11 +45,15 @@ def test_gunicorn_access_log_redacts_link_tokens(repo_root, tmp_path):
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=repo_root, env=env,
                    check=True, capture_output=True)
     with gunicorn(repo_root, env, first_path=f"/r/{TOKEN}?x=1") as served:
-        pass
+        # A page reached from a personal link names it in the Referer header, which the log also prints.
+        requests.get(f"{served.base_url}/robots.txt", timeout=30,
+                     headers={"Referer": f"{served.base_url}/j/{TOKEN}"})
     output = served.output
     access = [line for line in output.splitlines() if "GET /r/" in line]
     assert access and '" 404 ' in access[0], output  # an unknown link: the friendly 404, logged redacted
     assert all("/r/[redacted]" in line for line in access) and TOKEN not in output
+    referred = [line for line in output.splitlines() if "GET /robots.txt" in line]
+    assert referred and "/j/[redacted]" in referred[0], output
 
 
 def _sample_path(rule: str) -> str:
