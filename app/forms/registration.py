@@ -5,6 +5,7 @@ honeypot. One form class per event, built from its questions.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -291,9 +292,12 @@ def form_class_for(specs: tuple[QuestionSpec, ...]) -> type[RegistrationForm]:
     return type("EventRegistrationForm", (RegistrationForm,), attrs)
 
 
-def registration_form(event: Event, *, privacy_url: str, formdata=None, **kwargs) -> RegistrationForm:
-    """The registration form for this event, with a field `q_<id>` per custom question."""
-    questions = list(event.questions)
+def registration_form(event: Event, *, privacy_url: str, formdata=None, questions: Sequence[Question] | None = None,
+                      **kwargs) -> RegistrationForm:
+    """The registration form for this event, with a field `q_<id>` per custom question (`questions`, or
+    the event's own).
+    """
+    questions = list(event.questions if questions is None else questions)
     form_class = form_class_for(tuple(QuestionSpec.of(q) for q in questions))
     if formdata is None:
         form = form_class(**kwargs)

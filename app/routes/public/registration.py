@@ -116,7 +116,8 @@ def _form(event: Event, **kwargs) -> RegistrationForm:
 
 def build_form(event: Event, **kwargs) -> RegistrationForm:
     """The event's registration form, as every surface shows it (`kwargs` go to the form class)."""
-    form = registration_form(event, privacy_url=url_for("public.privacy_GET"), **kwargs)
+    form = registration_form(event, privacy_url=url_for("public.privacy_GET"),
+                             questions=catalog.kept_questions(event), **kwargs)
     form.allowed_domains = registrations.organization_domains() if event.who_can_register == "organization" else []
     return form
 

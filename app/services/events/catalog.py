@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.models import Event, EventStatus, EventTag, EventText, db, utcnow
+from app.models import Event, EventStatus, EventTag, EventText, Question, db, utcnow
 from app.services.core import page_cache
 from app.services.core.errors import DomainError
 from app.services.core.links import event_url, public_url, upload_url
@@ -122,13 +122,26 @@ def with_page_children(event: Event) -> None:
     them into its session). A newer version read here is stored under its own version; a view of the
     older one then shows the newer children, as a view a moment later would.
     """
+    children = _kept_children(event)
+    for name in PAGE_CHILDREN:
+        set_committed_value(event, name, children[name])
+
+
+def kept_questions(event: Event) -> tuple[Question, ...]:
+    """The event's questions, in order, from this process's copy for the event's version (see
+    `with_page_children`), for a registration to build and check its form with: no statement when the
+    copy is warm. Shared and read-only like the page's; the event's own `questions` stay untouched.
+    """
+    return _kept_children(event)["questions"]
+
+
+def _kept_children(event: Event) -> dict[str, tuple]:
     cache = page_cache.event_children()
     children = cache.get((event.id, event.updated_at))
     if children is None:
         version, children = _read_page_children(event.id)
         cache.store((event.id, version), children)
-    for name in PAGE_CHILDREN:
-        set_committed_value(event, name, children[name])
+    return children
 
 
 def _read_page_children(event_id: int) -> tuple[datetime | None, dict[str, tuple]]:

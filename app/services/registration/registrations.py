@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,6 +71,7 @@ from app.services.core import audit, crypto, links, settings, signals, tokens
 from app.services.core.dates import format_range
 from app.services.core.errors import Conflict, DomainError, NotAllowed
 from app.services.core.timezones import is_valid_zone
+from app.services.events import catalog
 from app.services.messaging import rendering
 from app.services.registration import emails
 
@@ -302,9 +304,13 @@ def check_answer(question: Question, raw: Any) -> Any:
     return value
 
 
-def clean_answers(event: Event, answers: dict[int, Any]) -> list[tuple[Question, Any]]:
-    """Each of the event's questions with its validated answer (empty for an unanswered optional one)."""
-    return [(question, check_answer(question, answers.get(question.id))) for question in event.questions]
+def clean_answers(event: Event, answers: dict[int, Any], questions: Sequence[Question] | None = None,
+                  ) -> list[tuple[Question, Any]]:
+    """Each of the event's questions (`questions`, or the event's own) with its validated answer (empty
+    for an unanswered optional one).
+    """
+    return [(question, check_answer(question, answers.get(question.id)))
+            for question in (event.questions if questions is None else questions)]
 
 
 #: Where a new registration keeps its answers until its row exists (`_answer_rows`, `_write_new_answers`).
@@ -613,7 +619,9 @@ def register(event: Event, data: RegistrationData, *, now: datetime | None = Non
     event = _share_event(event)
     check_open(event, now)
     _check_allowed(event, email)
-    cleaned = clean_answers(event, data.answers)
+    # The questions of the version just read under the lock, from this process's copy (read when the
+    # form was built): no statement while the lock is held.
+    cleaned = clean_answers(event, data.answers, catalog.kept_questions(event))
     # Full before duplicate: a full event says "full" to everyone, registered or not.
     if not event.approval_required and not event.waitlist_enabled and not _has_free_seat(event):
         raise EventFull(gettext("Sorry, this event is fully booked."))

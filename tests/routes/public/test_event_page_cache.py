@@ -15,13 +15,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy import event as sa_event
 
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
-from app.models import Event, EventSession, EventStatus, EventTag, Question, QuestionKind, Speaker
+from app.models import (
+    Event,
+    EventSession,
+    EventStatus,
+    EventTag,
+    Question,
+    QuestionKind,
+    Registration,
+    RegistrationAnswer,
+    Speaker,
+)
 from app.services.core import page_cache
 from tests.conftest import CSRF_RE
 
@@ -300,3 +310,40 @@ def test_a_change_made_around_foyer_shows_within_the_childrens_age_limit(app, da
     finally:
         children._clock = real_clock
         other_process.dispose()
+
+
+def test_a_registration_checks_its_answers_against_the_questions_of_the_version_it_is_made_under(
+        app, other_process, event):
+    url = f"/events/{event.slug}"
+    with other_process.app_context():
+        e = db.session.get(Event, event.id)
+        e.questions.append(Question(position=0, kind=QuestionKind.short_text, label="Your team?"))
+        db.session.commit()
+        team = e.questions[0].id
+    visitor = app.test_client()
+    html = visitor.get(url).get_data(as_text=True)  # the page's view keeps the event's questions
+    form = {**FORM, "csrf_token": _token(html)}
+    with statements(app) as sent:
+        response = visitor.post(f"{url}/register", data={**form, "email": "ada@example.org", f"q_{team}": "Compilers"})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert not [s for s in sent if "FROM questions" in s]  # the form and the answers' check used the copy
+
+    # Meanwhile, elsewhere: the question is renamed and a required one is added. A form opened before
+    # is sent as it was: the registration is checked against the questions as they are now.
+    with other_process.app_context():
+        e = db.session.get(Event, event.id)
+        e.questions[0].label = "Your department?"
+        e.questions.append(Question(position=1, kind=QuestionKind.short_text, label="Your badge name?",
+                                    required=True))
+        db.session.commit()
+        badge = e.questions[1].id
+    refused = visitor.post(f"{url}/register", data={**form, "email": "grace@example.org", f"q_{team}": "Navy"})
+    assert refused.status_code == 422 and "Your badge name?" in refused.get_data(as_text=True)
+    accepted = visitor.post(f"{url}/register", data={**form, "email": "grace@example.org", f"q_{team}": "Navy",
+                                                     f"q_{badge}": "Amazing Grace"})
+    assert accepted.status_code == 303, accepted.get_data(as_text=True)
+    with app.app_context():
+        answers = db.session.execute(
+            select(RegistrationAnswer.question_label, RegistrationAnswer.value).join(Registration)
+            .where(Registration.email == "grace@example.org").order_by(RegistrationAnswer.question_label)).all()
+    assert [tuple(row) for row in answers] == [("Your badge name?", "Amazing Grace"), ("Your department?", "Navy")]

@@ -63,13 +63,13 @@ def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(a
 
     locked = _locked(statements)
     # Checking the input, the personal token, branding and wording, and the calendar invite (built when the
-    # email is sent) all happen outside it. Inside: read the event (shared lock), its questions and any active
-    # registration for the address; claim a seat row; write the registration with its state, its seat and its
-    # first transition; record the email and queue it. No savepoints, no row written twice, and the event's
-    # row is not written at all.
-    assert [s.split()[0] for s in locked] == ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
+    # email is sent) all happen outside it. Inside: read the event (shared lock) and any active registration
+    # for the address (the event's questions come from the process's copy for the version just read); claim
+    # a seat row; write the registration with its state, its seat and its first transition; record the email
+    # and queue it. No savepoints, no row written twice, and the event's row is not written at all.
+    assert [s.split()[0] for s in locked] == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT",
                                               "INSERT"], locked
     tables = [s.split(" FROM ")[1].split()[0] if s.startswith("SELECT")
               else s.split()[1 if s.startswith("UPDATE") else 2] for s in locked]
-    assert tables == ["events", "questions", "registrations", "event_seats", "registrations",
+    assert tables == ["events", "registrations", "event_seats", "registrations",
                       "registration_transitions", "messages", "outbox"], locked
