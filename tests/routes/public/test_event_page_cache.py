@@ -338,7 +338,8 @@ def test_a_registration_checks_its_answers_against_the_questions_of_the_version_
         db.session.commit()
         badge = e.questions[1].id
     refused = visitor.post(f"{url}/register", data={**form, "email": "grace@example.org", f"q_{team}": "Navy"})
-    assert refused.status_code == 422 and "Your badge name?" in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Your badge name?" in page and "Answer this question." in page
     accepted = visitor.post(f"{url}/register", data={**form, "email": "grace@example.org", f"q_{team}": "Navy",
                                                      f"q_{badge}": "Amazing Grace"})
     assert accepted.status_code == 303, accepted.get_data(as_text=True)
