@@ -47,15 +47,16 @@ _CHANGED = "foyer_settings_changed"
 class SettingsCache:
     """Values read from the settings table, each with the monotonic time it goes stale."""
 
-    def __init__(self, max_age: float) -> None:
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age = max_age
         self._values: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def get(self, key: str, load: Callable[[], T]) -> T:
         if self.max_age <= 0:
             return load()
-        now = time.monotonic()
+        now = self._clock()
         kept = self._values.get(key)
         if kept is not None and kept[0] > now:
             return kept[1]
