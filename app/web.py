@@ -375,12 +375,27 @@ def _database_busy(exc: OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
+def writes_on_get(view):
+    """Mark a GET view that may write (a link issued when first shown, a download recorded): on SQLite it
+    is one writer transaction from its first query, as a POST is. Otherwise its reads would start a
+    snapshot, and a write another process commits before this view's own write would make SQLite refuse
+    that write at once ("database is locked"), whatever the busy timeout.
+    """
+    view.foyer_writes_on_get = True
+    return view
+
+
 def _begin_write_requests_as_writers() -> None:
     """Make a request that changes things one writer transaction from its first query (SQLite)."""
-    if request.method not in WRITE_METHODS or db.engine.dialect.name != "sqlite":
+    if db.engine.dialect.name != "sqlite":
         return
     view = current_app.view_functions.get(request.endpoint or "")
-    if view is None or getattr(view, "foyer_own_transactions", False):
+    if view is None:
+        return
+    if request.method in WRITE_METHODS:
+        if getattr(view, "foyer_own_transactions", False):
+            return
+    elif not getattr(view, "foyer_writes_on_get", False):
         return
     _while_busy(begin_write, request.endpoint or "request")
 

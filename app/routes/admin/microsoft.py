@@ -36,8 +36,7 @@ def _callback_url() -> str:
 @bp.get("/")
 def connection_GET():
     """The connection's state, with Connect / Re-connect / Disconnect."""
-    connection = microsoft_connection.get_connection()
-    db.session.commit()
+    connection = microsoft_connection.shown_connection()
     category, message = OUTCOMES.get(request.args.get("outcome", ""), (None, None))
     detail = re.sub(r"[^A-Za-z0-9_]", "", request.args.get("detail", ""))[:40]
     return render_template("admin/microsoft.html", connection=connection, form=ConfirmForm(),
@@ -134,7 +133,7 @@ def _outcome(code: str, detail: str = ""):
 @bp.get("/disconnect")
 def disconnect_GET():
     """Ask before forgetting the tokens."""
-    return render_template("admin/microsoft_disconnect.html", connection=microsoft_connection.get_connection(),
+    return render_template("admin/microsoft_disconnect.html", connection=microsoft_connection.shown_connection(),
                            form=ConfirmForm())
 
 

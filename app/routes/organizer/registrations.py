@@ -28,6 +28,7 @@ from app.web import (
     render_page_or_fragment,
     require_staff,
     wants_fragment,
+    writes_on_get,
 )
 
 logger = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ def capacity_POST(event_id: int):
 
 
 @bp.get("/<int:event_id>/registrations/<int:reg_id>/join-link")
+@writes_on_get
 def registration_join_link_GET(event_id: int, reg_id: int):
     """A confirmed attendee's personal join link, to copy, or to revoke and replace."""
     event = load_managed_event(event_id)

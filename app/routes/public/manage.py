@@ -22,7 +22,7 @@ from app.services.attendance import join_links
 from app.services.core.errors import DomainError
 from app.services.events import ics
 from app.services.registration import emails, privacy, registrations
-from app.web import apply_domain_error, personal_link_headers, redirect_to
+from app.web import apply_domain_error, personal_link_headers, redirect_to, writes_on_get
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def cancel_POST(token: str):
 
 
 @bp.get("/<token>/invite.ics")
+@writes_on_get
 def invite_GET(token: str):
     """The personal calendar invitation; its cancellation once the place is gone."""
     reg = _load(token)
@@ -203,6 +204,7 @@ def invite_GET(token: str):
 
 
 @bp.get("/<token>/data.json")
+@writes_on_get
 def data_GET(token: str):
     """Everything Foyer holds about this registration, as a JSON download."""
     reg = _load(token)

@@ -29,8 +29,19 @@ logger = logging.getLogger(__name__)
 CONNECTION_ID = 1
 
 
+def shown_connection() -> MicrosoftConnection:
+    """The connection row for a page to show, read only: until the first connect there may be none, and
+    a blank (disconnected) one, never stored, stands in for it. A page view then writes nothing.
+    """
+    row = db.session.get(MicrosoftConnection, CONNECTION_ID)
+    if row is not None:
+        return row
+    return MicrosoftConnection(id=CONNECTION_ID, status=ConnectionStatus.disconnected, account_username="",
+                               account_name="", home_account_id="", last_error="", granted_scopes="")
+
+
 def get_connection() -> MicrosoftConnection:
-    """The one connection row (created on first use)."""
+    """The one connection row (created on first use), for work that changes it."""
     row = db.session.get(MicrosoftConnection, CONNECTION_ID)
     if row is None:
         row = MicrosoftConnection(id=CONNECTION_ID)
