@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import AuditEntry, EventStatus, MicrosoftConnection
+from app.models import AuditEntry, EventStatus, MicrosoftConnection, Registration
 from app.services.registration import registrations
 
 
@@ -53,25 +53,16 @@ def test_the_microsoft_page_writes_nothing_before_the_first_connect(app, client,
         assert db.session.scalar(select(func.count()).select_from(MicrosoftConnection)) == 0
 
 
-def test_a_download_that_is_recorded_is_not_refused_by_another_process_writing_meanwhile(
-        app, client, make_user, make_event, database_url):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's snapshots; PostgreSQL takes row locks and reads what is committed")
-    owner = make_user("owner@example.org")
-    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=5)
-    with app.app_context():
-        outcome = registrations.register(db.session.merge(event), registrations.RegistrationData(
-            first_name="Ada", last_name="Lovelace", email="ada@example.org", timezone="Europe/London"))
-        db.session.commit()
-        token = outcome.manage_token
+def _get_while_another_process_writes(app, client, database_url: str, url: str):
+    """GET `url` while another process commits a write just before the request's first write; returns the
+    response and whether the other process could write (it cannot while the request holds the lock)."""
     with app.app_context():
         engine = db.engine
     other_process = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0.2)
     other_wrote: list[bool] = []
 
     def write_elsewhere_first(conn, cursor, statement, *args) -> None:
-        """Just before the request's first write, another process commits one of its own."""
-        if other_wrote or not statement.lstrip().upper().startswith("INSERT"):
+        if other_wrote or not statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
             return
         try:
             other_process.execute("UPDATE events SET title = title || '!'")  # a real change (a no-op is no write)
@@ -83,12 +74,65 @@ def test_a_download_that_is_recorded_is_not_refused_by_another_process_writing_m
 
     sa_event.listen(engine, "before_cursor_execute", write_elsewhere_first)
     try:
-        response = client.get(f"/r/{token}/data.json")
+        response = client.get(url)
     finally:
         sa_event.remove(engine, "before_cursor_execute", write_elsewhere_first)
         other_process.close()
+    return response, other_wrote
+
+
+@pytest.fixture
+def sqlite_only(database_url) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's snapshots; PostgreSQL takes row locks and reads what is committed")
+
+
+@pytest.fixture
+def registered(app, make_user, make_event):
+    """A confirmed registration; returns (event id, registration id, manage token)."""
+    owner = make_user("owner@example.org")
+    event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=5)
+    with app.app_context():
+        outcome = registrations.register(db.session.merge(event), registrations.RegistrationData(
+            first_name="Ada", last_name="Lovelace", email="ada@example.org", timezone="Europe/London"))
+        db.session.commit()
+        return event.id, outcome.registration.id, outcome.manage_token
+
+
+def _audited(app, action: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action))
+
+
+def test_a_download_of_ones_own_data_is_recorded_while_another_process_writes(
+        app, client, database_url, sqlite_only, registered):
+    _, _, token = registered
+    response, other_wrote = _get_while_another_process_writes(app, client, database_url, f"/r/{token}/data.json")
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
     assert other_wrote == [False]  # the download held the write lock from its first query
+    assert _audited(app, "privacy.export") == 1
+
+
+def test_an_organizers_export_is_recorded_while_another_process_writes(
+        app, client, auth, database_url, sqlite_only, registered):
+    event_id, _, _ = registered
+    auth.login_as_admin()
+    response, other_wrote = _get_while_another_process_writes(
+        app, client, database_url, f"/manage/events/{event_id}/registrations.csv")
+    assert response.status_code == 200 and "ada@example.org" in response.get_data(as_text=True)
+    assert other_wrote == [False]
+    assert _audited(app, "export.registrations_csv") == 1
+
+
+def test_a_join_link_issued_when_the_manage_page_is_first_shown_is_kept_while_another_process_writes(
+        app, client, database_url, sqlite_only, registered):
+    _, reg_id, token = registered
+    with app.app_context():  # confirmed before join links were issued with the confirmation
+        db.session.execute(update(Registration).where(Registration.id == reg_id)
+                           .values(join_token_hash=None, join_token_encrypted=None))
+        db.session.commit()
+    response, other_wrote = _get_while_another_process_writes(app, client, database_url, f"/r/{token}")
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    assert other_wrote == [False]
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(AuditEntry)
-                                 .where(AuditEntry.action == "privacy.export")) == 1
+        assert db.session.get(Registration, reg_id).join_token_hash is not None

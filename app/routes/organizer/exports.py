@@ -11,7 +11,7 @@ from app.extensions import db
 from app.services.after_event import feedback
 from app.services.live import polls, questions
 from app.services.registration import exports
-from app.web import load_managed_event, require_staff
+from app.web import load_managed_event, require_staff, writes_on_get
 
 bp = Blueprint("organizer_exports", __name__, url_prefix="/manage/events")
 
@@ -33,30 +33,35 @@ def _download(event_id: int, kind: str) -> Response:
 
 
 @bp.get("/<int:event_id>/registrations.csv")
+@writes_on_get  # each download is recorded
 def registrations_csv_GET(event_id: int):
     """Every registration of the event with its answers, as CSV."""
     return _download(event_id, "registrations")
 
 
 @bp.get("/<int:event_id>/attendance.csv")
+@writes_on_get  # each download is recorded
 def attendance_csv_GET(event_id: int):
     """Attendance per registration, as CSV."""
     return _download(event_id, "attendance")
 
 
 @bp.get("/<int:event_id>/questions.csv")
+@writes_on_get  # each download is recorded
 def questions_csv_GET(event_id: int):
     """The questions attendees asked beside the call, with upvotes and answers, as CSV."""
     return _download(event_id, "questions")
 
 
 @bp.get("/<int:event_id>/polls.csv")
+@writes_on_get  # each download is recorded
 def polls_csv_GET(event_id: int):
     """Every poll's results, as CSV."""
     return _download(event_id, "polls")
 
 
 @bp.get("/<int:event_id>/feedback.csv")
+@writes_on_get  # each download is recorded
 def feedback_csv_GET(event_id: int):
     """The feedback survey's answers, as CSV."""
     return _download(event_id, "feedback")

@@ -119,6 +119,7 @@ def _page(reg: Registration, token: str, *, form=None, status: int = 200) -> tup
 
 
 @bp.get("/<token>")
+@writes_on_get  # a join link issued when first shown is kept
 @compress.compressed()  # echoes nothing from the request (see COMPRESS_REGISTER)
 def manage_GET(token: str):
     """The attendee's registration, in their own zone and the event's."""
