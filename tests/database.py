@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 from sqlalchemy import TextClause, select, text
+from sqlalchemy import event as sa_event
 
 from app.extensions import db, limiter
 
@@ -68,3 +71,20 @@ def _fingerprint_query(dialect: str, exclude: frozenset[str]) -> TextClause:
     rows = " UNION ALL ".join(
         f"SELECT '{name}: ' || json_array({names}) AS line FROM \"{name}\"" for name, names in columns.items())
     return text(f"SELECT line FROM ({rows}) ORDER BY line")
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app's engine sends while the block runs."""
+    with app.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        sent.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)

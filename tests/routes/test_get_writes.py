@@ -10,8 +10,6 @@ when first shown) is one writer transaction from its first query, as a POST is (
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -21,23 +19,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models import AuditEntry, EventStatus, MicrosoftConnection, Registration
 from app.services.registration import registrations
-
-
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    """The SQL statements the app's engine sends while the block runs."""
-    with app.app_context():
-        engine = db.engine
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, *args) -> None:
-        sent.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
+from tests.database import statements
 
 
 def test_the_microsoft_page_writes_nothing_before_the_first_connect(app, client, auth):

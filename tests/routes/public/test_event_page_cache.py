@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine, select, text
-from sqlalchemy import event as sa_event
 
 from app import create_app
 from app.config import TestConfig
@@ -34,6 +33,7 @@ from app.models import (
 )
 from app.services.core import page_cache
 from tests.conftest import CSRF_RE
+from tests.database import statements
 
 STARTED = re.compile(r'name="started" type="hidden" value="([^"]+)"')
 FORM = {"first_name": "Ada", "last_name": "Lovelace", "timezone": "Europe/London", "consent": "y"}
@@ -219,23 +219,6 @@ def other_process(database_url, tmp_path) -> Iterator[Flask]:
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
-
-
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    """The SQL statements this app sends while the block runs."""
-    with app.app_context():
-        engine = db.engine
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, *args) -> None:
-        sent.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_fresh_view_reads_only_the_event_row_until_another_process_edits_its_children(app, other_process, event):
