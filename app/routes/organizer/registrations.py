@@ -259,7 +259,7 @@ def capacity_POST(event_id: int):
 
 
 @bp.get("/<int:event_id>/registrations/<int:reg_id>/join-link")
-@writes_on_get
+@writes_on_get  # a link issued when first shown is kept
 def registration_join_link_GET(event_id: int, reg_id: int):
     """A confirmed attendee's personal join link, to copy, or to revoke and replace."""
     event = load_managed_event(event_id)

@@ -185,7 +185,7 @@ def cancel_POST(token: str):
 
 
 @bp.get("/<token>/invite.ics")
-@writes_on_get
+@writes_on_get  # a join link issued for the invitation is kept
 def invite_GET(token: str):
     """The personal calendar invitation; its cancellation once the place is gone."""
     reg = _load(token)
@@ -205,7 +205,7 @@ def invite_GET(token: str):
 
 
 @bp.get("/<token>/data.json")
-@writes_on_get
+@writes_on_get  # each download is recorded
 def data_GET(token: str):
     """Everything Foyer holds about this registration, as a JSON download."""
     reg = _load(token)
