@@ -9,8 +9,6 @@ import hashlib
 import io
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -28,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.models import Setting, User, db, utcnow
 from app.services.core import audit, uploads
 from app.services.core.errors import DomainError
+from app.services.core.page_cache import AgedCache
 
 logger = logging.getLogger(__name__)
 
@@ -44,30 +43,17 @@ _CACHE_KEY = "foyer_settings_cache"
 _CHANGED = "foyer_settings_changed"
 
 
-class SettingsCache:
-    """Values read from the settings table, each with the monotonic time it goes stale."""
+class SettingsCache(AgedCache[tuple[Any]]):
+    """Values read from the settings table, each kept for the cache's age limit (none with 0)."""
 
-    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_age = max_age
-        self._values: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def get(self, key: str, load: Callable[[], T]) -> T:
-        if self.max_age <= 0:
-            return load()
-        now = self._clock()
-        kept = self._values.get(key)
-        if kept is not None and kept[0] > now:
-            return kept[1]
+    def value(self, key: str, load: Callable[[], T]) -> T:
+        """What this process read for `key` within the age limit, else `load()` (then kept)."""
+        kept = self.get(key)  # a one-item tuple, so that a kept None is not taken for a miss
+        if kept is not None:
+            return kept[0]
         value = load()
-        with self._lock:
-            self._values[key] = (now + self.max_age, value)
+        self.store(key, (value,))
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
 
 
 def settings_cache(app: Flask | None = None) -> SettingsCache:
@@ -81,7 +67,7 @@ def _cached(key: str, load: Callable[[], T]) -> T:
     session = db.session()
     if session.info.get(_CHANGED) or any(isinstance(o, Setting) for o in (*session.new, *session.dirty)):
         return load()  # this transaction is changing settings: read what it sees, keep nothing
-    return settings_cache().get(key, load)
+    return settings_cache().value(key, load)
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:
