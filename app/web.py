@@ -393,11 +393,11 @@ def _begin_write_requests_as_writers() -> None:
     if view is None:
         return
     if request.method in WRITE_METHODS:
-        if getattr(view, "foyer_own_transactions", False):
-            return
-    elif not getattr(view, "foyer_writes_on_get", False):
-        return
-    _while_busy(begin_write, request.endpoint or "request")
+        writes = not getattr(view, "foyer_own_transactions", False)
+    else:
+        writes = getattr(view, "foyer_writes_on_get", False)
+    if writes:
+        _while_busy(begin_write, request.endpoint or "request")
 
 
 #: Pages whose form answers with a redirect to Microsoft's sign-in page (another origin): connect the
