@@ -33,6 +33,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from statistics import median_high
 
 import requests
 
@@ -138,14 +139,11 @@ def main() -> int:
             bare.stop()
             server.stop()
 
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
-
-    rate = median([r["foyer"]["flows_per_second"] for r in rounds])
-    cpu_ms = median([r["foyer"]["server_cpu_ms_per_flow"] for r in rounds])
-    bare_cpu_ms = median([r["bare_flask"]["server_cpu_ms_per_flow"] for r in rounds])
-    bare_rate = median([r["bare_flask"]["flows_per_second"] for r in rounds])
-    cpu_ratio = median([r["cpu_ratio_to_bare_flask"] for r in rounds])
+    rate = median_high([r["foyer"]["flows_per_second"] for r in rounds])
+    cpu_ms = median_high([r["foyer"]["server_cpu_ms_per_flow"] for r in rounds])
+    bare_cpu_ms = median_high([r["bare_flask"]["server_cpu_ms_per_flow"] for r in rounds])
+    bare_rate = median_high([r["bare_flask"]["flows_per_second"] for r in rounds])
+    cpu_ratio = median_high([r["cpu_ratio_to_bare_flask"] for r in rounds])
     flows = sum(r["foyer"]["flows"] for r in rounds)
     errors = sum(r["foyer"]["errors"] + r["bare_flask"]["errors"] for r in rounds)
     result = {
