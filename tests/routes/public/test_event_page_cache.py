@@ -7,6 +7,7 @@ the page's age limit passes; signed-in staff and flash messages are never served
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,10 +51,11 @@ def event(make_user, make_event) -> Event:
 def wait(app) -> Iterator[Callable[[float], None]]:
     """`wait(seconds)` ages the cached pages without sleeping (the cache reads time.monotonic, which
     time-machine does not move). Meanwhile the cache's clock stands still, so a slow machine's own delays
-    between two requests do not age a page as well."""
+    between two requests do not age a page as well. It starts at a whole second, so an age adds up exactly
+    (a float start plus 60 less that start may come to 59.99999999999)."""
     pages = page_cache.event_pages(app)
     real_clock, waited = pages._clock, [0.0]
-    start = real_clock()
+    start = math.ceil(real_clock())
     pages._clock = lambda: start + waited[0]
 
     def _wait(seconds: float) -> None:
@@ -277,7 +279,7 @@ def test_a_change_made_around_foyer_shows_within_the_childrens_age_limit(app, da
     url = f"/events/{event.slug}"
     children = page_cache.event_children(app)
     real_clock, waited = children._clock, [0.0]
-    start = real_clock()
+    start = math.ceil(real_clock())  # a whole second, as in `wait`
     children._clock = lambda: start + waited[0]
     other_process = create_engine(database_url)
     try:
