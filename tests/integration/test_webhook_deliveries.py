@@ -271,6 +271,7 @@ def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_one_and_the_receiver
     finally:
         if worker.poll() is None:
             worker.kill()
+            worker.wait()
         worker.stderr.close()
     receiver.hold = False
     receiver.release.set()

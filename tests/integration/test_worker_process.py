@@ -201,9 +201,13 @@ def test_two_workers_on_postgresql_send_each_queued_email_exactly_once(tls_ctx, 
     emulator.faults.add(kind="latency", latency=0.05, group="acs", path="/emails:send")
 
     workers = [start_worker(worker_env, "--once") for _ in range(2)]
-    logs = []
-    for proc in workers:
-        logs.append({int(m.group(1)) for m in DONE_LINE.finditer(finish(proc))})
+    try:
+        logs = [{int(m.group(1)) for m in DONE_LINE.finditer(finish(proc))} for proc in workers]
+    finally:  # the first one failing leaves the second running: it is reaped too
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     first, second = logs
     assert first and second, f"both workers should have sent some: {len(first)} / {len(second)}"
