@@ -74,17 +74,24 @@ def _fingerprint_query(dialect: str, exclude: frozenset[str]) -> TextClause:
 
 
 @contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """The SQL statements the app's engine sends while the block runs."""
+def statements(app: Flask, *, commits: bool = False) -> Iterator[list[str]]:
+    """The SQL statements the app's engine sends while the block runs, each on one line (runs of
+    whitespace made one space); with `commits`, also "COMMIT" where a transaction commits."""
     with app.app_context():
         engine = db.engine
     sent: list[str] = []
 
     def record(conn, cursor, statement, *args) -> None:
-        sent.append(statement)
+        sent.append(" ".join(statement.split()))
 
-    sa_event.listen(engine, "before_cursor_execute", record)
+    def commit(conn) -> None:
+        sent.append("COMMIT")
+
+    listeners = [("before_cursor_execute", record), *([("commit", commit)] if commits else [])]
+    for name, listener in listeners:
+        sa_event.listen(engine, name, listener)
     try:
         yield sent
     finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
+        for name, listener in listeners:
+            sa_event.remove(engine, name, listener)

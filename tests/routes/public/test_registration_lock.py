@@ -5,45 +5,19 @@ capacity change or cancellation (`FOR UPDATE`) waits for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import event as sa_event
-
-from app.extensions import db
 from app.models import EventStatus
+from tests.database import statements
 from tests.mail import queued_emails
 
 
-@contextmanager
-def statements_run(app) -> Iterator[list[str]]:
-    """Every statement the app's database engine runs meanwhile, and "COMMIT" for each commit."""
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(" ".join(statement.split()))
-
-    def commit(conn) -> None:
-        seen.append("COMMIT")
-
-    with app.app_context():
-        engine = db.engine
-    sa_event.listen(engine, "before_cursor_execute", before)
-    sa_event.listen(engine, "commit", commit)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", before)
-        sa_event.remove(engine, "commit", commit)
-
-
-def _locked(statements: list[str]) -> list[str]:
+def _locked(sent: list[str]) -> list[str]:
     """The statements from taking the event's lock to the commit that releases it."""
-    start = next(i for i, s in enumerate(statements)
+    start = next(i for i, s in enumerate(sent)
                  if s == "BEGIN IMMEDIATE" or (s.startswith("SELECT") and "FROM events" in s and "FOR SHARE" in s))
-    end = statements.index("COMMIT", start)
-    return [s for s in statements[start:end] if s != "BEGIN IMMEDIATE"]
+    end = sent.index("COMMIT", start)
+    return [s for s in sent[start:end] if s != "BEGIN IMMEDIATE"]
 
 
 def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(app, client, make_user,
@@ -52,7 +26,7 @@ def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(a
     event = make_event(owner, status=EventStatus.published, published_at=datetime.now(UTC), capacity=10)
     form_url = f"/events/{event.slug}"
     client.get(form_url)  # the form, outside the measurement
-    with statements_run(app) as statements:
+    with statements(app, commits=True) as sent:
         response = client.submit(f"/events/{event.slug}/register",
                                  {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
                                   "timezone": "Europe/Paris", "consent": "y"})
@@ -61,7 +35,7 @@ def test_a_registration_holds_the_event_lock_only_for_its_own_reads_and_writes(a
         (mail,) = queued_emails()
         assert mail["kind"] == "confirmed"
 
-    locked = _locked(statements)
+    locked = _locked(sent)
     # Checking the input, the personal token, branding and wording, and the calendar invite (built when the
     # email is sent) all happen outside it. Inside: read the event (shared lock) and any active registration
     # for the address (the event's questions come from the process's copy for the version just read); claim
