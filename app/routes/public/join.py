@@ -156,7 +156,6 @@ def _page(link: JoinLink, token: str, *, status: int | None = None, **live_extra
     live = _live(link, token, **live_extra)
     live.setdefault("ask_form", AskForm(prefix="ask", formdata=None))
     body = render_template("public/join.html", style_nonce=g.get("call_style_nonce"), live=live, **ctx)
-    db.session.commit()  # a join token issued on first view (never for a revoked link) is kept
     return body, status or (410 if link.revoked else 200)
 
 

@@ -18,6 +18,7 @@ from app.models import Event, EventStatus, Registration, RegistrationState
 from app.services.attendance import join_links
 from app.services.outbox import outbox
 from app.services.registration import registrations
+from tests.database import statements
 from tests.mail import queued_emails
 
 JOIN_LINK = re.compile(r"http://localhost/j/([A-Za-z0-9_-]{40,})")
@@ -182,6 +183,18 @@ def test_open_page_offers_join_and_open_in_teams(app, client, event, register):
     check = client.get(f"/j/{token}/device-check")
     assert check.status_code == 200 and "Start the check" in _text(check)
     assert "media-src 'self' blob: mediastream:" in check.headers["Content-Security-Policy"]
+
+
+def test_the_join_page_and_its_status_panel_write_nothing(app, client, event, register):
+    """A view, too early or open, only reads: a crowd opening its links takes no write lock."""
+    _, token = register(event)
+    for starts_in in (timedelta(hours=2), timedelta(minutes=-5)):
+        _set_times(app, event.id, starts_in=starts_in)
+        with statements(app, commits=True) as sent:
+            assert client.get(f"/j/{token}").status_code == 200
+            assert client.get(f"/j/{token}/status").status_code == 200
+        assert [s for s in sent if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "COMMIT")] == []
+        assert [s for s in sent if s.startswith("SELECT")], "the page read nothing: nothing was measured"
 
 
 def test_ended_page_thanks_and_links_the_recording(app, client, event, register):
