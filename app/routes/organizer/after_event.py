@@ -62,9 +62,6 @@ def _load_recording(event: Event, recording_id: int) -> EventRecording:
 def recordings_import_POST(event_id: int):
     """Ask the worker to look for the meeting's recordings now (after the event)."""
     event = load_managed_event(event_id)
-    if not LookForRecordingsForm().validate_on_submit():
-        flash(_("Your session expired. Please try again."), "error")
-        return _back(event_id, "recordings")
     carry_out(lambda: recordings.request_import(event, actor=current_user),
               done=_("Foyer is looking for the recordings now. Refresh this page in a minute to see them."))
     return _back(event_id, "recordings")
@@ -83,10 +80,7 @@ def recording_approve_POST(event_id: int, recording_id: int):
     """Approve the recording for the follow-up (which goes out now if attendance is in)."""
     event = load_managed_event(event_id)
     recording = _load_recording(event, recording_id)
-    form = ApproveRecordingForm()
-    if not form.validate_on_submit():
-        flash(_("Your session expired. Please try again."), "error")
-        return _back(event_id, "recordings")
+    form = ApproveRecordingForm()  # its token was checked before the view (CSRFProtect), its box cannot fail
     sending = recordings.approve(recording, share_transcript=form.share_transcript.data, actor=current_user)
     db.session.commit()
     if sending:
@@ -104,9 +98,6 @@ def recording_decline_POST(event_id: int, recording_id: int):
     """Keep the recording from attendees."""
     event = load_managed_event(event_id)
     recording = _load_recording(event, recording_id)
-    if not DeclineRecordingForm().validate_on_submit():
-        flash(_("Your session expired. Please try again."), "error")
-        return _back(event_id, "recordings")
     recordings.decline(recording, actor=current_user)
     db.session.commit()
     flash(_("Recording declined: attendees will not see it."), "success")

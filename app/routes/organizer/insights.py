@@ -8,7 +8,7 @@ from flask import Blueprint, flash, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.forms.insights import FollowupForm, ImportAttendanceForm, RetentionForm
+from app.forms.insights import FollowupForm, RetentionForm
 from app.routes.organizer.events import event_page
 from app.services.after_event import followups
 from app.services.attendance import attendance
@@ -34,9 +34,6 @@ def _invalid(event_id: int, form, anchor: str):
 def attendance_import_POST(event_id: int):
     """Ask the worker to import the meeting's attendance now (after the event)."""
     event = load_managed_event(event_id)
-    if not ImportAttendanceForm().validate_on_submit():
-        flash(_("Your session expired. Please try again."), "error")
-        return _back(event_id, "attendance")
     carry_out(lambda: attendance.request_import(event, actor=current_user),
               done=_("Foyer is importing the attendance now. Refresh this page in a minute to see it."))
     return _back(event_id, "attendance")

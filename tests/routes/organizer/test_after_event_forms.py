@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Event, EventRecording, FeedbackResponse, Registration, RegistrationState
+from tests.database import fingerprint
 
 
 def _ended_event(app, make_event, owner, **values):
@@ -69,6 +70,26 @@ def test_recording_actions_on_other_events_are_404(app, client, auth, make_event
     response = client.submit(f"/manage/events/{mine.id}/recordings/import",
                              follow_redirects=True)
     assert "no Teams meeting" in response.get_data(as_text=True)
+
+
+def test_after_event_buttons_sent_without_their_token_are_refused_kindly_and_change_nothing(
+        app, client, auth, make_event):
+    organizer = auth.login_as_organizer()
+    event = _ended_event(app, make_event, organizer, join_url="https://teams.microsoft.com/l/meetup-join/x")
+    with app.app_context():
+        db.session.add(EventRecording(event_id=event.id, graph_id="r", content_type="video/mp4", size_bytes=1,
+                                      stored_name="x.media"))
+        db.session.commit()
+        rec_id = db.session.scalar(select(EventRecording.id))
+        before = fingerprint()
+    url = f"/manage/events/{event.id}"
+    for path in (f"{url}/recordings/import", f"{url}/recordings/{rec_id}/approve",
+                 f"{url}/recordings/{rec_id}/decline", f"{url}/attendance/import"):
+        response = client.post(path, data={"share_transcript": "y"})
+        assert response.status_code == 400, path
+        assert "This form has expired" in response.get_data(as_text=True), path
+    with app.app_context():
+        assert fingerprint() == before
 
 
 def test_feedback_form_takes_odd_input_without_crashing(app, client, auth, make_event):
