@@ -7,6 +7,7 @@ Every bench serves Foyer on 127.0.0.1 the way production does: gunicorn with the
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -419,6 +420,19 @@ def free_port_pair() -> int:
 # --- wrk ----------------------------------------------------------------------------------------------
 
 WRK_LINE = re.compile(r"Requests/sec:\s+([\d.]+)")
+
+
+#: The help of a served bench's --workers option.
+WORKERS_HELP = "gunicorn workers (default: gunicorn.conf.py's, WEB_CONCURRENCY or 2 x cores + 1)"
+
+
+def add_wrk_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that serves Foyer under gunicorn and loads it with wrk."""
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=None, help=WORKERS_HELP)
 
 
 def require_wrk() -> str:

@@ -53,8 +53,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200, help="requests per second, all kinds together")
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--registrations", type=float, default=0.2, help="share of requests that register")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers (default: gunicorn.conf.py's, WEB_CONCURRENCY or 2 x cores + 1)")
+    parser.add_argument("--workers", type=int, default=None, help=c.WORKERS_HELP)
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per gunicorn worker (default: gunicorn.conf.py's; above 1 is gthread)")
     parser.add_argument("--clients", type=int, default=256, help="client threads (the most requests in flight)")

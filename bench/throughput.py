@@ -43,12 +43,7 @@ RSS_TARGET_MB = 120
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers (default: gunicorn.conf.py's, WEB_CONCURRENCY or 2 x cores + 1)")
+    c.add_wrk_arguments(parser)
     parser.add_argument("--tokens", type=int, default=None,
                         help="CSRF pairs to prepare (default: enough for 300 registrations/s; any re-use is reported)")
     args = parser.parse_args()
