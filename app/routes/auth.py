@@ -27,7 +27,7 @@ from app.routes import microsoft_return
 from app.services.accounts import accounts, auth_flows, setup_code, sso
 from app.services.core.errors import DomainError
 from app.services.microsoft.errors import AuthError
-from app.web import own_transactions, redirect_to, safe_next, submit
+from app.web import own_transactions, redirect_to, safe_next, submit, unit_of_work
 
 bp = Blueprint("auth", __name__)
 
@@ -119,8 +119,9 @@ def microsoft_login_POST():
     except AuthError as exc:
         flash(_("Microsoft could not be reached: %(error)s", error=exc.message), "error")
         return redirect_to(url_for("auth.login_GET"))
-    auth_flows.remember("staff", flow, next_url=safe_next(request.form.get("next"), ""))
-    db.session.commit()
+    next_url = safe_next(request.form.get("next"), "")
+    unit_of_work(lambda: auth_flows.remember("staff", flow, next_url=next_url),
+                 what="keeping the Microsoft sign-in flow")
     return redirect_to(flow["auth_uri"])
 
 

@@ -19,7 +19,7 @@ from app.services.core.errors import DomainError
 from app.services.microsoft import connection as microsoft_connection
 from app.services.microsoft.errors import AuthError
 from app.services.microsoft.wiring import get_microsoft
-from app.web import own_transactions, redirect_to, require_admin
+from app.web import own_transactions, redirect_to, require_admin, unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ def connect_POST():
     except AuthError as exc:
         flash(_("Microsoft could not be reached: %(error)s. Please try again shortly.", error=exc.message), "error")
         return redirect_to(url_for("admin_microsoft.connection_GET"))
-    auth_flows.remember("connect", flow, user_id=current_user.id)
-    db.session.commit()
+    user_id = current_user.id
+    unit_of_work(lambda: auth_flows.remember("connect", flow, user_id=user_id),
+                 what="keeping the Microsoft connect flow")
     return redirect_to(flow["auth_uri"])
 
 
@@ -138,7 +139,6 @@ def disconnect_GET():
 
 
 @bp.post("/disconnect")
-@own_transactions  # the Microsoft token cache is written on its own connection
 def disconnect_POST():
     """Forget the service account's tokens."""
     form = ConfirmForm()
@@ -150,7 +150,6 @@ def disconnect_POST():
 
 
 @bp.post("/staff-sign-in")
-@own_transactions  # the Microsoft token cache is written on its own connection
 def staff_sign_in_POST():
     """Switch "Sign in with Microsoft" for staff on or off."""
     form = ConfirmForm()

@@ -36,12 +36,15 @@ class PendingFlow:
 
 
 def remember(purpose: str, flow: dict[str, Any], *, user_id: int | None = None, next_url: str = "") -> None:
-    """Keep a flow until Microsoft posts back (or it expires), bound to this browser's session."""
+    """Keep a flow until Microsoft posts back (or it expires), bound to this browser's session. Run again
+    after a rollback (a busy database), it keeps the flow once.
+    """
     db.session.execute(delete(AuthFlow).where(AuthFlow.created_at < utcnow() - LIFETIME))
     db.session.add(AuthFlow(state=flow["state"], purpose=purpose, flow_encrypted=crypto.encrypt(json.dumps(flow)),
                             user_id=user_id, next_url=next_url[:500], created_at=utcnow()))
-    started = [entry for entry in session.get(SESSION_KEY, []) if isinstance(entry, str)]
-    session[SESSION_KEY] = (started + [f"{purpose}:{flow['state']}"])[-PER_BROWSER:]
+    entry = f"{purpose}:{flow['state']}"
+    started = [kept for kept in session.get(SESSION_KEY, []) if isinstance(kept, str) and kept != entry]
+    session[SESSION_KEY] = (started + [entry])[-PER_BROWSER:]
 
 
 def started_here(state: str | None, purpose: str) -> bool:
