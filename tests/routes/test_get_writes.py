@@ -169,3 +169,15 @@ def test_the_microsoft_pages_other_forms_are_kept_while_another_process_writes(
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     assert other_wrote == [False]
     assert _audited(app, "microsoft.disconnect" if "disconnect" in url else "settings.staff_sign_in") == 1
+
+
+def test_connecting_the_service_account_keeps_its_tokens_while_another_process_writes(
+        app, client, auth, database_url, sqlite_only):
+    auth.login_as_admin()
+    response, other_wrote = _while_another_process_writes(
+        app, database_url, lambda: client.submit("/admin/microsoft/connect-emulated"))
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    assert other_wrote == [False]  # the tokens were saved by a writer from its first statement
+    with app.app_context():
+        row = db.session.get(MicrosoftConnection, 1)
+        assert row.status.value == "connected" and row.token_cache_encrypted

@@ -15,7 +15,7 @@ from flask_babel import gettext
 from sqlalchemy import select, update
 
 from app.models import Role, User, db, utcnow
-from app.models.base import begin_write
+from app.models.base import IMMEDIATE_OPTION, begin_write
 from app.models.microsoft import ConnectionStatus, MicrosoftConnection
 from app.services.core import audit, crypto, signals
 from app.services.core.errors import NotAllowed
@@ -76,16 +76,20 @@ class DatabaseTokenStore:
         if account is not None:
             values.update(account_username=account["username"], account_name=account["name"],
                           home_account_id=account["home_account_id"])
-        with db.engine.begin() as conn:
-            query = select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)
-            exists = conn.execute(query).first()
-            if exists is None:
-                row = {"id": CONNECTION_ID, "status": ConnectionStatus.disconnected, "account_username": "",
-                       "account_name": "", "home_account_id": "", "last_error": ""}
-                conn.execute(MicrosoftConnection.__table__.insert().values(**(row | values)))
-            else:
-                conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID)
-                             .values(**values))
+        # A writer from its first statement (SQLite: BEGIN IMMEDIATE): it reads before it writes, and a
+        # transaction that does so is refused at once when another process wrote in between.
+        with db.engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE_OPTION: True})
+            with conn.begin():
+                query = select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)
+                exists = conn.execute(query).first()
+                if exists is None:
+                    row = {"id": CONNECTION_ID, "status": ConnectionStatus.disconnected, "account_username": "",
+                           "account_name": "", "home_account_id": "", "last_error": ""}
+                    conn.execute(MicrosoftConnection.__table__.insert().values(**(row | values)))
+                else:
+                    conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID)
+                                 .values(**values))
 
 
 def service_account_token(*, force_refresh: bool = False, scopes: list[str] | None = None) -> str:
