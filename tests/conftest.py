@@ -15,10 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 import time_machine
-from flask import Flask, session
+from flask import Flask, g, has_request_context, session
+from flask import request as request_of_app
 from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature
+from sqlalchemy import event as sa_event
 
 from app import create_app
 from app.config import TestConfig
@@ -152,6 +154,7 @@ def app(database_url, tmp_path_factory) -> Iterator[Flask]:
     instance = tmp_path_factory.mktemp("instance")
     application = create_app(TestConfig, instance_path=instance, SQLALCHEMY_DATABASE_URI=database_url)
     migrate_to_latest(application)
+    application.before_request(lambda: setattr(g, _SERVED, True))  # see _requests_write_as_writers
     emulator = application.extensions["microsoft"].emulator
     if emulator is not None:
         # Tests drain the outbox at once; the meeting set-up delay has its own tests, which raise it.
@@ -198,6 +201,61 @@ def _graph_writes_as_microsoft_takes_them(request) -> Iterator[None]:
         prefer = [v for k, v in recorded.headers.items() if k.lower() == "prefer"]
         problems += write_problems(recorded.method, recorded.path, recorded.body, prefer)
     assert not problems, "Foyer sent Graph requests Microsoft would refuse:\n" + "\n".join(problems)
+
+
+@pytest.fixture(autouse=True)
+def _requests_write_as_writers(request) -> Iterator[None]:
+    """Fail a test in which a request, on SQLite, wrote in a transaction that had read before as a
+    deferred one (`BEGIN`, not `BEGIN IMMEDIATE`).
+
+    Such a write is refused at once ("database is locked") whenever another process (the worker, another
+    web worker) wrote in between, whatever the busy timeout: in production a 500 that no single-process
+    test shows. A request writes as a writer from its first query (POSTs, `web.writes_on_get`) or through
+    `web.unit_of_work`; a transaction of its own that reads before it writes begins as a writer too. A
+    test that breaks the rule on purpose is marked `reads_then_writes`.
+    """
+    if "app" not in request.fixturenames or request.node.get_closest_marker("reads_then_writes"):
+        yield
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    offending: list[str] = []
+
+    def watch(conn, cursor, statement, *args) -> None:
+        words = statement.split(None, 1)
+        first = words[0].upper() if words else ""
+        info = conn.info
+        if first == "BEGIN":
+            info[_TRANSACTION] = "writer" if statement.split()[-1].upper() == "IMMEDIATE" else "deferred"
+        elif first in ("SELECT", "WITH") and info.get(_TRANSACTION) == "deferred":
+            info[_TRANSACTION] = "deferred, read"
+        elif (first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred, read"
+              and has_request_context() and g.get(_SERVED)):
+            offending.append(f"{request_of_app.method} {request_of_app.path}: {' '.join(statement.split())[:160]}")
+
+    def ended(conn) -> None:
+        conn.info.pop(_TRANSACTION, None)
+
+    listeners = [("before_cursor_execute", watch), ("commit", ended), ("rollback", ended)]
+    for name, listener in listeners:
+        sa_event.listen(engine, name, listener)
+    try:
+        yield
+    finally:
+        for name, listener in listeners:
+            sa_event.remove(engine, name, listener)
+    assert not offending, ("A request wrote after reading in a deferred SQLite transaction (refused when another "
+                           "process writes in between):\n" + "\n".join(offending))
+
+
+#: Connection info: how the connection's current transaction began, and whether it has read.
+_TRANSACTION = "foyer_test_transaction"
+#: Set on `g` by every request the app serves (not by a `test_request_context`).
+_SERVED = "foyer_test_served"
 
 
 @pytest.fixture

@@ -235,6 +235,7 @@ def _naive_take_seat(event: Event, reg: Registration) -> bool:
     return True
 
 
+@pytest.mark.reads_then_writes  # the naive "count, then write" it stands in for the seat guard
 def test_control_rush_without_the_seat_guard_shows_the_race(app, served, make_user, make_event, monkeypatch,
                                                             database_url):
     """A rush with the guard taken out must miss the guarded outcome, or the test above proves nothing.
