@@ -29,6 +29,7 @@ from app.models import Event, EventStatus, Question, QuestionKind, Role, User
 from app.schema import migrate_to_latest
 from app.services.accounts import accounts
 from app.services.core import page_cache, settings
+from app.services.outbox import outbox
 from emulator.graph_facts import write_problems
 from tests.database import empty_database
 
@@ -205,14 +206,15 @@ def _graph_writes_as_microsoft_takes_them(request) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _requests_write_as_writers(request) -> Iterator[None]:
-    """Fail a test in which a request, on SQLite, wrote in a transaction that had read before as a
-    deferred one (`BEGIN`, not `BEGIN IMMEDIATE`).
+    """Fail a test in which a request or an outbox handler, on SQLite, wrote in a transaction that had
+    read before as a deferred one (`BEGIN`, not `BEGIN IMMEDIATE`).
 
     Such a write is refused at once ("database is locked") whenever another process (the worker, another
-    web worker) wrote in between, whatever the busy timeout: in production a 500 that no single-process
-    test shows. A request writes as a writer from its first query (POSTs, `web.writes_on_get`) or through
-    `web.unit_of_work`; a transaction of its own that reads before it writes begins as a writer too. A
-    test that breaks the rule on purpose is marked `reads_then_writes`.
+    web worker) wrote in between, whatever the busy timeout: in production a 500 (or a handler's needless
+    retry) that no single-process test shows. A request writes as a writer from its first query (POSTs,
+    `web.writes_on_get`) or through `web.unit_of_work`, a handler after `begin_write`; a transaction of its
+    own that reads before it writes begins as a writer too. A test that breaks the rule on purpose is
+    marked `reads_then_writes`.
     """
     if "app" not in request.fixturenames or request.node.get_closest_marker("reads_then_writes"):
         yield
@@ -233,9 +235,14 @@ def _requests_write_as_writers(request) -> Iterator[None]:
             info[_TRANSACTION] = "writer" if statement.split()[-1].upper() == "IMMEDIATE" else "deferred"
         elif first in ("SELECT", "WITH") and info.get(_TRANSACTION) == "deferred":
             info[_TRANSACTION] = "deferred, read"
-        elif (first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred, read"
-              and has_request_context() and g.get(_SERVED)):
-            offending.append(f"{request_of_app.method} {request_of_app.path}: {' '.join(statement.split())[:160]}")
+        elif first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred, read":
+            if has_request_context() and g.get(_SERVED):
+                where = f"{request_of_app.method} {request_of_app.path}"
+            elif outbox._current_claim.get() is not None:  # inside `outbox.perform`
+                where = f"outbox item {outbox._current_claim.get()[0]}"
+            else:
+                return  # the test's own set-up and checks
+            offending.append(f"{where}: {' '.join(statement.split())[:160]}")
 
     def ended(conn) -> None:
         conn.info.pop(_TRANSACTION, None)
@@ -248,8 +255,8 @@ def _requests_write_as_writers(request) -> Iterator[None]:
     finally:
         for name, listener in listeners:
             sa_event.remove(engine, name, listener)
-    assert not offending, ("A request wrote after reading in a deferred SQLite transaction (refused when another "
-                           "process writes in between):\n" + "\n".join(offending))
+    assert not offending, ("A request or a handler wrote after reading in a deferred SQLite transaction (refused "
+                           "when another process writes in between):\n" + "\n".join(offending))
 
 
 #: Connection info: how the connection's current transaction began, and whether it has read.

@@ -260,6 +260,7 @@ def test_a_registration_renders_nothing_and_its_email_is_written_as_it_is_sent(a
         assert (message.body_text, message.body_html) == (sent.plain_text, sent.html)
 
 
+@pytest.mark.reads_then_writes  # the erasure it makes happen inside the worker's handler
 def test_an_email_whose_registration_is_erased_as_the_worker_takes_it_up_is_never_written_nor_sent(
         app, client, published, emulator):
     """The attendee erases their data just after the worker has read the queued email and before it writes
