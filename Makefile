@@ -101,11 +101,13 @@ lint: setup-dev
 
 # Attendee pages and emails in other languages (README "Languages"): collect the marked strings into the
 # template, merge them into each app/translations/<lang>/LC_MESSAGES/messages.po, compile the .mo files
-# (committed, so a fresh clone needs no step of its own).
+# (committed, so a fresh clone needs no step of its own). Lines wrap at 120, as the code's do, so a run changes
+# only the entries that changed.
 translations: setup-dev
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k N_ -k lazy_pgettext:1c,2 --no-location --sort-output \
-		--project Foyer -o app/translations/messages.pot .
-	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete
+		--width 120 --project Foyer -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete \
+		--width 120
 	$(VENV)/bin/pybabel compile -d app/translations --statistics
 
 setup: $(RUN_STAMP) $(NPM_STAMP) $(CALL_BUNDLE)
