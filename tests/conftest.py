@@ -235,6 +235,8 @@ def _requests_write_as_writers(request) -> Iterator[None]:
             info[_TRANSACTION] = "writer" if statement.split()[-1].upper() == "IMMEDIATE" else "deferred"
         elif first in ("SELECT", "WITH") and info.get(_TRANSACTION) == "deferred":
             info[_TRANSACTION] = "deferred, read"
+        elif first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred":
+            info[_TRANSACTION] = "writer"  # a first statement that writes takes the write lock, as BEGIN IMMEDIATE
         elif first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred, read":
             if has_request_context() and g.get(_SERVED):
                 where = f"{request_of_app.method} {request_of_app.path}"
