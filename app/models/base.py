@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Dialect, MetaData, Table, TypeDecorator, bindparam, inspect, text
+from sqlalchemy import Column, DateTime, Dialect, MetaData, Table, TypeDecorator, bindparam, inspect, text
 from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 
 if TYPE_CHECKING:
@@ -80,16 +81,8 @@ def insert_unless_exists(row: _Row, unique: str) -> _Row | None:
     values = {prop.columns[0].key: state.dict[prop.key] for prop in mapper.column_attrs if prop.key in state.dict}
     (primary_key,) = mapper.primary_key
     db.session.flush()  # the rows it refers to first, as an ORM insert would
-    for column in mapper.local_table.columns:  # the Python-side defaults an ORM insert would fill in
-        default = column.default
-        if default is None or column.key in values:
-            continue
-        if default.is_scalar:
-            values[column.key] = default.arg
-        elif default.is_callable:
-            values[column.key] = default.arg(None)  # type: ignore[operator]  (wrapped: takes a context)
-        else:
-            raise TypeError(f"{column} has a default insert_unless_exists cannot apply")
+    for column, value in _defaults_left_out(mapper.local_table, values):
+        values[column.key] = value
     columns = tuple(values)
     statement = _insert_unless_exists_statement(mapper.local_table, columns, unique, primary_key.key,
                                                 db.session.get_bind().dialect)
@@ -100,6 +93,33 @@ def insert_unless_exists(row: _Row, unique: str) -> _Row | None:
     make_transient_to_detached(row)
     db.session.add(row)
     return row
+
+
+def unsaved(model: type[_Row], **values: Any) -> _Row:
+    """An object of `model` as its INSERT would store it, for a page to show a row that does not exist yet:
+    each column left out of `values` takes its Python-side default. Never add it to a session.
+    """
+    mapper = inspect(model)
+    given = {mapper.get_property(name).columns[0].key for name in values}
+    for column, value in _defaults_left_out(mapper.local_table, given):
+        values.setdefault(mapper.get_property_by_column(column).key, value)
+    return model(**values)
+
+
+def _defaults_left_out(table: Table, given: Collection[str]) -> Iterator[tuple[Column, Any]]:
+    """(column, value) for each column of `table` not in `given` (column keys) whose Python-side default
+    an ORM insert would fill in.
+    """
+    for column in table.columns:
+        default = column.default
+        if default is None or column.key in given:
+            continue
+        if default.is_scalar:
+            yield column, default.arg
+        elif default.is_callable:
+            yield column, default.arg(None)  # type: ignore[operator]  (wrapped: takes a context)
+        else:
+            raise TypeError(f"{column} has a default that cannot be applied outside an INSERT")
 
 
 def utcnow() -> datetime:

@@ -15,7 +15,7 @@ from flask_babel import gettext
 from sqlalchemy import select, update
 
 from app.models import Role, User, db, utcnow
-from app.models.base import IMMEDIATE_OPTION, begin_write
+from app.models.base import IMMEDIATE_OPTION, begin_write, unsaved
 from app.models.microsoft import ConnectionStatus, MicrosoftConnection
 from app.services.core import audit, crypto, signals
 from app.services.core.errors import NotAllowed
@@ -36,8 +36,7 @@ def shown_connection() -> MicrosoftConnection:
     row = db.session.get(MicrosoftConnection, CONNECTION_ID)
     if row is not None:
         return row
-    return MicrosoftConnection(id=CONNECTION_ID, status=ConnectionStatus.disconnected, account_username="",
-                               account_name="", home_account_id="", last_error="", granted_scopes="")
+    return unsaved(MicrosoftConnection, id=CONNECTION_ID)
 
 
 def get_connection() -> MicrosoftConnection:
@@ -83,10 +82,8 @@ class DatabaseTokenStore:
             with conn.begin():
                 query = select(MicrosoftConnection.id).where(MicrosoftConnection.id == CONNECTION_ID)
                 exists = conn.execute(query).first()
-                if exists is None:
-                    row = {"id": CONNECTION_ID, "status": ConnectionStatus.disconnected, "account_username": "",
-                           "account_name": "", "home_account_id": "", "last_error": ""}
-                    conn.execute(MicrosoftConnection.__table__.insert().values(**(row | values)))
+                if exists is None:  # the columns left out take their defaults (disconnected, blank)
+                    conn.execute(MicrosoftConnection.__table__.insert().values(id=CONNECTION_ID, **values))
                 else:
                     conn.execute(update(MicrosoftConnection).where(MicrosoftConnection.id == CONNECTION_ID)
                                  .values(**values))
