@@ -387,8 +387,6 @@ def writes_on_get(view):
 
 def _begin_write_requests_as_writers() -> None:
     """Make a request that changes things one writer transaction from its first query (SQLite)."""
-    if db.engine.dialect.name != "sqlite":
-        return
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None:
         return
@@ -396,7 +394,8 @@ def _begin_write_requests_as_writers() -> None:
         writes = not getattr(view, "foyer_own_transactions", False)
     else:
         writes = getattr(view, "foyer_writes_on_get", False)
-    if writes:
+    # The database asked only for a request that writes: page views, the most requests, skip the engine.
+    if writes and db.engine.dialect.name == "sqlite":
         _while_busy(begin_write, request.endpoint or "request")
 
 
