@@ -7,7 +7,6 @@ the page's age limit passes; signed-in staff and flash messages are never served
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from app.models import (
     Speaker,
 )
 from app.services.core import page_cache
+from tests.clocks import stand_in_clock
 from tests.conftest import CSRF_RE
 from tests.database import statements
 
@@ -49,20 +49,9 @@ def event(make_user, make_event) -> Event:
 
 @pytest.fixture
 def wait(app) -> Iterator[Callable[[float], None]]:
-    """`wait(seconds)` ages the cached pages without sleeping (the cache reads time.monotonic, which
-    time-machine does not move). Meanwhile the cache's clock stands still, so a slow machine's own delays
-    between two requests do not age a page as well. It starts at a whole second, so an age adds up exactly
-    (a float start plus 60 less that start may come to 59.99999999999)."""
-    pages = page_cache.event_pages(app)
-    real_clock, waited = pages._clock, [0.0]
-    start = math.ceil(real_clock())
-    pages._clock = lambda: start + waited[0]
-
-    def _wait(seconds: float) -> None:
-        waited[0] += seconds
-
-    yield _wait
-    pages._clock = real_clock
+    """`wait(seconds)` ages the cached pages without sleeping (see `tests.clocks`)."""
+    with stand_in_clock(page_cache.event_pages(app)) as aged:
+        yield aged
 
 
 @contextmanager
@@ -277,23 +266,18 @@ def test_a_course_page_numbers_sessions_from_the_kept_copy(app, other_process, e
 
 def test_a_change_made_around_foyer_shows_within_the_childrens_age_limit(app, database_url, event):
     url = f"/events/{event.slug}"
-    children = page_cache.event_children(app)
-    real_clock, waited = children._clock, [0.0]
-    start = math.ceil(real_clock())  # a whole second, as in `wait`
-    children._clock = lambda: start + waited[0]
     other_process = create_engine(database_url)
     try:
-        with max_age(app, 0), app.app_context():
+        with stand_in_clock(page_cache.event_children(app)) as wait, max_age(app, 0), app.app_context():
             db.session.add(Speaker(event_id=event.id, position=0, name="Grace Hopper"))
             db.session.commit()
             assert "Grace Hopper" in app.test_client().get(url).get_data(as_text=True)
             with other_process.begin() as conn:  # SQL typed by hand: the event's version stays
                 conn.execute(text("UPDATE speakers SET name = 'Ada Lovelace'"))
             assert "Grace Hopper" in app.test_client().get(url).get_data(as_text=True)
-            waited[0] += page_cache.CHILDREN_MAX_AGE
+            wait(page_cache.CHILDREN_MAX_AGE)
             assert "Ada Lovelace" in app.test_client().get(url).get_data(as_text=True)
     finally:
-        children._clock = real_clock
         other_process.dispose()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import event, update
 from app.extensions import db
 from app.models import Setting
 from app.services.core import settings
+from tests.clocks import stand_in_clock
 from tests.routes.admin.test_admin_branding import _save as save_branding
 
 
@@ -39,9 +40,9 @@ def _text(response) -> str:
 @pytest.fixture
 def short_cache(app):
     cache = settings.settings_cache(app)
-    kept, clock = cache.max_age, cache._clock
+    kept = cache.max_age
     yield cache
-    cache.max_age, cache._clock = kept, clock
+    cache.max_age = kept
 
 
 def test_views_within_the_window_read_no_settings(app, client):
@@ -75,18 +76,17 @@ def test_a_change_made_elsewhere_shows_once_the_window_has_passed(app, client, a
     assert save_branding(client, site_name="Acme Events").status_code == 303
     short_cache.max_age = 0.5
     # The cache's clock moves only when the test says, so a slow machine's own delays cannot age the copy.
-    waited = [0.0]
-    short_cache._clock = lambda: waited[0]
-    assert "<span>Acme Events</span>" in _text(client.get("/"))
-    # Another process saves: the row changes without this process's session seeing a Setting object.
-    with app.app_context():
-        value = dict(db.session.get(Setting, "branding").value, site_name="Other Name")
-        db.session.remove()
-        with db.engine.begin() as conn:
-            conn.execute(update(Setting).where(Setting.key == "branding").values(value=value))
-    assert "<span>Acme Events</span>" in _text(client.get("/"))  # still this process's copy
-    waited[0] += 0.6
-    assert "<span>Other Name</span>" in _text(client.get("/"))
+    with stand_in_clock(short_cache) as wait:
+        assert "<span>Acme Events</span>" in _text(client.get("/"))
+        # Another process saves: the row changes without this process's session seeing a Setting object.
+        with app.app_context():
+            value = dict(db.session.get(Setting, "branding").value, site_name="Other Name")
+            db.session.remove()
+            with db.engine.begin() as conn:
+                conn.execute(update(Setting).where(Setting.key == "branding").values(value=value))
+        assert "<span>Acme Events</span>" in _text(client.get("/"))  # still this process's copy
+        wait(0.6)
+        assert "<span>Other Name</span>" in _text(client.get("/"))
 
 
 def test_a_rolled_back_change_is_not_kept(app, short_cache):
