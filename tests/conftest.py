@@ -238,10 +238,11 @@ def _requests_write_as_writers(request) -> Iterator[None]:
         elif first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred":
             info[_TRANSACTION] = "writer"  # a first statement that writes takes the write lock, as BEGIN IMMEDIATE
         elif first in ("INSERT", "UPDATE", "DELETE") and info.get(_TRANSACTION) == "deferred, read":
+            claim = outbox._current_claim.get()  # (item id, version) inside `outbox.perform`
             if has_request_context() and g.get(_SERVED):
                 where = f"{request_of_app.method} {request_of_app.path}"
-            elif outbox._current_claim.get() is not None:  # inside `outbox.perform`
-                where = f"outbox item {outbox._current_claim.get()[0]}"
+            elif claim is not None:
+                where = f"outbox item {claim[0]}"
             else:
                 return  # the test's own set-up and checks
             offending.append(f"{where}: {' '.join(statement.split())[:160]}")
