@@ -5,9 +5,9 @@ processes on the embedded default, in a temporary instance directory on free por
 In Chromium, by visible labels: first-run setup → connect Microsoft through the emulator's sign-in page
 (another origin) → an event in Europe/Amsterdam → publish → Teams "Ready" → three registrations on two
 seats → the emails arrive → the join page from the emailed link gives a join session → edit the time
-and title → cancel the event. Then every process is restarted and the state checked again: still
-"Connected", no failed outbox item, every message final, and the join URL Foyer keeps is the
-emulator's current one.
+and title → cancel the event. Then Ctrl+C stops every process (none has to be killed), they are started
+again and the state checked again: still "Connected", no failed outbox item, every message final, and the
+join URL Foyer keeps is the emulator's current one.
 
 `FoyerProcesses.log("web")` returns a process's log so far (e.g. to read a code the web server prints).
 """
@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,10 @@ class FoyerProcesses:
 
     def start(self) -> None:
         """As `make run`: migrate, start the emulator, the web server and the worker, wait until both answer."""
+        with _ctrl_c_as_in_a_terminal():
+            self._start()
+
+    def _start(self) -> None:
         upgrade = self._flask("db", "upgrade", log="upgrade")
         assert upgrade.wait(timeout=120) == 0, self.log("upgrade")
         self.procs["emulator"] = self._flask("emulator", "serve", log="emulator")
@@ -109,18 +114,22 @@ class FoyerProcesses:
                                        timeout=60, ca_bundle=str(self.ca_bundle))
         assert not missing, f"not answering: {missing}\n" + "\n".join(self.log(n) for n in self.procs)
 
-    def stop(self) -> None:
-        """Ctrl+C for each process; a process that does not stop in time is killed."""
+    def stop(self) -> list[str]:
+        """Ctrl+C for each process; a process that does not stop in time is killed. Returns the names of
+        the processes that had to be killed."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
-        for proc in self.procs.values():
+        killed = []
+        for name, proc in self.procs.items():
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+                killed.append(name)
         self.procs.clear()
+        return killed
 
     def log(self, name: str) -> str:
         path = self.instance / f"{name}.log"
@@ -136,6 +145,24 @@ class FoyerProcesses:
         url = f"https://127.0.0.1:{self.emulator_port}/_emulator/{path}"
         with urllib.request.urlopen(url, timeout=10, context=context) as answer:  # noqa: S310 - our own emulator
             return json.load(answer)
+
+
+@contextmanager
+def _ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """While processes start: SIGINT at its default, as the foreground of a terminal has it.
+
+    A test run started in the background (`make test &` in a script, some CI runners) ignores SIGINT, and
+    an ignored signal stays ignored in every process started from it: Ctrl+C would then stop none of the
+    three, and each stop would wait for its timeout and kill them.
+    """
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +410,7 @@ def test_the_readme_journey_on_make_runs_three_processes(page: Page, visit, audi
     _cancel_event(page, visit, audit, event_id)
     _check_state(page, visit, audit, foyer, app, event_id)
 
-    foyer.stop()
+    assert foyer.stop() == [], "Ctrl+C did not stop these processes"
     foyer.start()
     _sign_in(page, visit)
     _check_state(page, visit, audit, foyer, app, event_id)
