@@ -8,7 +8,8 @@
 # Each bench starts its own gunicorn on 127.0.0.1, prints JSON and a one-line summary, and stops its
 # servers. Outputs go to $BENCH_RESULTS (default /tmp/foyer-bench-results-<time>); the summaries are
 # repeated at the end. Known benches that are not present yet are skipped with a note; any other
-# bench/*.py (except helpers starting with "_" and hello_app.py) runs too, with its defaults.
+# bench/*.py (except helpers starting with "_", hello_app.py, and suite_cpu.py, which measures the test
+# suite rather than Foyer: run it by hand) runs too, with its defaults.
 set -u
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -37,7 +38,7 @@ for name in "${known[@]}"; do
 done
 for file in bench/*.py; do
   name=$(basename "$file" .py)
-  case "$name" in _*|hello_app) continue ;; esac
+  case "$name" in _*|hello_app|suite_cpu) continue ;; esac
   case " ${known[*]} " in *" $name "*) continue ;; esac
   benches+=("$name")
 done
