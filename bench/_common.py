@@ -267,14 +267,13 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the master and its live workers."""
-        total = 0
+        total = 0.0
         for pid in [self.process.pid, *self.worker_pids()]:
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += cpu_seconds_of(process_stat(pid)[1])
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-        return total / os.sysconf("SC_CLK_TCK")
+        return total
 
     def settle(self, timeout: float = 120, window: float = 1.0, idle_share: float = 0.05) -> float:
         """Wait until the server is idle (requests left in flight by the last run finished); returns the wait.
@@ -333,6 +332,18 @@ class Server:
                 self.process.wait()
         self._log.close()
         self.kept_log = keep_log(self.log_path)
+
+
+def process_stat(pid: int | str) -> tuple[str, list[str]]:
+    """A process's name and the fields after it in `/proc/<pid>/stat` (OSError once it has ended)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    name_end = stat.rindex(")")  # the name may itself hold ")"
+    return stat[stat.index("(") + 1:name_end], stat[name_end + 2:].split()
+
+
+def cpu_seconds_of(fields: list[str]) -> float:
+    """The CPU time (utime + stime) in a process's `process_stat` fields."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def keep_log(path: Path) -> str:

@@ -30,9 +30,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PLUGIN_DIR = Path(__file__).resolve().parent / "suite_plugin"
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402  (puts the repository on sys.path)
+
+PLUGIN_DIR = c.BENCH / "suite_plugin"
 SAMPLE_SECONDS = 0.5
 WINDOW_SECONDS = 30
 PYTEST_SUMMARY = re.compile(r"(\d+) passed.* in ([\d.]+)s")
@@ -90,15 +92,12 @@ class ProcSampler(threading.Thread):
             if not pid.isdigit():
                 continue
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                name_end = stat.rindex(")")
-                fields = stat[name_end + 2:].split()
-                cpu = (int(fields[11]) + int(fields[12])) / TICKS
-                key = (pid, fields[19])
+                name, fields = c.process_stat(pid)
+                cpu = c.cpu_seconds_of(fields)
+                key = (pid, fields[19])  # the pid and the process's start time: pids are reused
                 if key in self.processes:
                     self.processes[key][3] = cpu
                     continue
-                name = stat[stat.index("(") + 1:name_end]
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 # A process running before the command counts from now; a new one from its start.
                 self.processes[key] = [name, command[:300], cpu if first else 0.0, cpu]
@@ -193,7 +192,7 @@ def main() -> None:
         sampler = ProcSampler()
         began = time.time()
         sampler.start()
-        completed = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True)  # noqa: S603
+        completed = subprocess.run(command, cwd=c.ROOT, env=environ, capture_output=True, text=True)  # noqa: S603
         wall = time.time() - began
         sampler.stop()
         tests = read_tests(Path(timeline))
@@ -204,11 +203,11 @@ def main() -> None:
     result = report(tests, cpu, count, busy_windows(sampler.busy, began), wall=wall,
                     pytest_seconds=found[-1][1] if found else None, top=args.top)
     result["exit_status"] = completed.returncode
-    print(json.dumps(result, indent=2))
+    result["machine"] = c.machine()
     shares = ", ".join(f"{kind} {v['seconds']:.0f} s ({v['share']:.0%})" for kind, v in result["cpu_by_kind"].items()
                        if v["share"] >= 0.01)
-    print(f"{' '.join(command)}: exit {completed.returncode}, {wall:.0f} s ({result['pytest_seconds'] or '?'} s "
-          f"of pytest), {len(tests)} tests; {result['cpu_seconds']:.0f} s of CPU: {shares}")
+    c.emit(result, f"{' '.join(command)}: exit {completed.returncode}, {wall:.0f} s ({result['pytest_seconds'] or '?'} "
+                   f"s of pytest), {len(tests)} tests; {result['cpu_seconds']:.0f} s of CPU: {shares}")
     if completed.returncode:
         print(output[-3000:], file=sys.stderr)
         sys.exit(completed.returncode)
