@@ -62,12 +62,45 @@ def settings_cache(app: Flask | None = None) -> SettingsCache:
 
 def _cached(key: str, load: Callable[[], T]) -> T:
     """`load()`, or what this process read for `key` within the last SETTINGS_CACHE_SECONDS."""
-    if not has_app_context() or _CACHE_KEY not in current_app.extensions:
+    if not has_app_context():
         return load()
-    session = db.session()
-    if session.info.get(_CHANGED) or any(isinstance(o, Setting) for o in (*session.new, *session.dirty)):
+    cache = current_app.extensions.get(_CACHE_KEY)
+    if cache is None or _changing_settings():
         return load()  # this transaction is changing settings: read what it sees, keep nothing
-    return settings_cache().value(key, load)
+    return cache.value(key, load)
+
+
+def _changing_settings() -> bool:
+    session = db.session()
+    return bool(session.info.get(_CHANGED)) or any(isinstance(o, Setting) for o in (*session.new, *session.dirty))
+
+
+#: Where a request keeps the settings it has read: a page asks for the branding and the languages a dozen
+#: times (each `gettext`-ed event title asks which language it is in).
+_REQUEST_COPIES = "_foyer_settings"
+
+
+def _once_per_request(key: str, load: Callable[[], T]) -> T:
+    """`_cached(key, load)`, read once per request. `store(key, …)` forgets the request's copy, and a
+    transaction changing settings keeps none.
+    """
+    if not has_request_context():
+        return _cached(key, load)
+    copies = g.get(_REQUEST_COPIES)
+    if copies is None:
+        copies = {}
+        setattr(g, _REQUEST_COPIES, copies)
+    elif key in copies:
+        return copies[key]
+    value = _cached(key, load)
+    if not _changing_settings():
+        copies[key] = value
+    return value
+
+
+def _forget_request_copy(key: str) -> None:
+    if has_request_context():
+        g.get(_REQUEST_COPIES, {}).pop(key, None)
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:
@@ -76,8 +109,10 @@ def _before_flush(session: Session, flush_context, instances) -> None:
 
 
 def _forget(session: Session) -> None:
-    if session.info.pop(_CHANGED, False) and has_app_context() and _CACHE_KEY in current_app.extensions:
-        settings_cache().clear()
+    if session.info.pop(_CHANGED, False) and has_app_context():
+        g.pop(_REQUEST_COPIES, None)
+        if _CACHE_KEY in current_app.extensions:
+            settings_cache().clear()
 
 
 def install(app: Flask, session_class: type[Session]) -> None:
@@ -133,18 +168,9 @@ def contrast_ratio(a: str, b: str) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
-#: Where a request keeps the branding it has read (every page reads it more than once).
-_BRANDING_KEY = "_foyer_branding"
-
-
 def get_branding() -> Branding:
     """The site's branding; read once per request (saving it forgets the request's copy)."""
-    if has_request_context() and _BRANDING_KEY in g:
-        return g.get(_BRANDING_KEY)
-    branding = _cached("branding", _read_branding)
-    if has_request_context():
-        setattr(g, _BRANDING_KEY, branding)
-    return branding
+    return _once_per_request("branding", _read_branding)
 
 
 def _read_branding() -> Branding:
@@ -156,6 +182,7 @@ def _read_branding() -> Branding:
 
 def store(key: str, value: dict[str, Any]) -> None:
     """Write one setting's value, adding its row the first time."""
+    _forget_request_copy(key)
     row = db.session.get(Setting, key)
     if row is None:
         db.session.add(Setting(key=key, value=value))
@@ -164,10 +191,8 @@ def store(key: str, value: dict[str, Any]) -> None:
 
 
 def save_branding(branding: Branding) -> None:
-    if has_app_context():  # a request's copy lives on the app context's `g`; the process's is dropped too
-        g.pop(_BRANDING_KEY, None)
-        if _CACHE_KEY in current_app.extensions:
-            settings_cache().clear()
+    if has_app_context() and _CACHE_KEY in current_app.extensions:
+        settings_cache().clear()  # this process's copy at once (the request's: `store`)
     store("branding", asdict(branding))
 
 
@@ -531,7 +556,7 @@ class Languages:
 
 def get_languages() -> Languages:
     """The admin's choice; until an admin saves one, LANGUAGES and DEFAULT_LANGUAGE from the environment."""
-    return _cached(LANGUAGES_SETTING, _read_languages)
+    return _once_per_request(LANGUAGES_SETTING, _read_languages)
 
 
 def _read_languages() -> Languages:

@@ -97,3 +97,21 @@ def test_a_rolled_back_change_is_not_kept(app, short_cache):
         db.session.rollback()
     with app.test_request_context():
         assert settings.get_branding().site_name != "Never saved"
+
+
+def test_a_request_reads_each_setting_once_and_sees_its_own_change(app, short_cache):
+    """A page asks for the languages a dozen times (each translated event title does): one read per
+    request even with the process's copy off, and a change the request makes is what it reads next."""
+    short_cache.max_age = 0
+    with app.test_request_context():
+        with settings_reads(app) as reads:
+            for _ in range(5):
+                settings.get_languages()
+                settings.get_branding()
+                settings.text_language()
+        assert len(reads) == 2
+        settings.store(settings.LANGUAGES_SETTING, {"offered": ["en", "de"], "default": "de"})
+        assert settings.get_languages() == settings.Languages(("en", "de"), "de")
+        assert settings.get_languages().default == "de"  # not the request's copy from before the change
+        db.session.rollback()
+        assert settings.get_languages().default == "en"  # nor one from inside the rolled-back change
