@@ -13,13 +13,13 @@ and `event_description` filters; staff pages show the main text.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from babel import Locale
 from babel.support import NullTranslations, Translations
 from flask import Flask, g, has_app_context, has_request_context, request, session
-from flask_babel import Babel, get_locale, get_translations
+from flask_babel import Babel, Domain, get_locale, get_translations
 from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
 from markupsafe import Markup
@@ -30,9 +30,6 @@ from app.services.core import settings
 
 #: Where the visitor's choice is kept in their session.
 SESSION_KEY = "lang"
-
-babel = Babel()
-
 
 def offered() -> list[str]:
     return list(settings.get_languages().offered)
@@ -114,21 +111,51 @@ def event_description(event: Event) -> str:
 
 
 def _translations() -> Translations | NullTranslations:
-    """The catalog of the current locale, for the templates' gettext calls.
-
-    Flask-Babel finds it again for every string (a page has dozens): about ten context-local look-ups
-    and the locale's name each time. This keeps it beside Flask-Babel's own state for the locale it was
-    found for, so a `force_locale` (an email in the attendee's language) or a `refresh` finds its own.
+    """The catalog of the current locale, for the templates' gettext calls: the one `_KeptDomain` kept,
+    found without Flask-Babel's look-ups while the locale is the one it was kept for.
     """
     state = g.get("_flask_babel") if has_app_context() else None
-    if state is None:
-        return get_translations()
-    kept = getattr(state, "foyer_translations", None)
-    locale = getattr(state, "babel_locale", None)
-    if kept is None or locale is None or kept[0] is not locale:
-        translations = get_translations()  # which selects the locale when none is yet
-        kept = state.foyer_translations = (state.babel_locale, translations)
-    return kept[1]
+    kept = getattr(state, _KEPT, None) if state is not None else None
+    if kept is not None and kept[0] is getattr(state, "babel_locale", None):
+        return kept[1]
+    return get_translations()
+
+
+#: Where `_KeptDomain` keeps (locale, catalog) on Flask-Babel's per-context state.
+_KEPT = "foyer_translations"
+
+
+class _KeptDomain(Domain):
+    """Flask-Babel's message domain, keeping the catalog it found beside the locale it found it for.
+
+    Flask-Babel finds the catalog again for every string (a staff page translates over a hundred: form
+    labels, choices, messages): about ten context-local look-ups and the locale's name each time. The
+    catalog is kept on Flask-Babel's own state of the app context, for the locale object it was found
+    for, so a `force_locale` (an email in the attendee's language) or a `refresh` finds its own.
+    """
+
+    def get_translations(self) -> Translations | NullTranslations:
+        state = g.get("_flask_babel") if has_app_context() else None
+        if state is None:
+            return super().get_translations()
+        kept = getattr(state, _KEPT, None)
+        locale = getattr(state, "babel_locale", None)
+        if kept is None or locale is None or kept[0] is not locale:
+            translations = super().get_translations()  # which selects the locale when none is yet
+            kept = (state.babel_locale, translations)
+            setattr(state, _KEPT, kept)
+        return kept[1]
+
+
+class _Babel(Babel):
+    """Flask-Babel, with the domain that keeps its catalog (`gettext`, `lazy_gettext` and the templates')."""
+
+    @cached_property
+    def domain_instance(self) -> Domain:
+        return _KeptDomain(domain=self.domain)
+
+
+babel = _Babel()
 
 
 # --- the templates' gettext ------------------------------------------------------------------------------

@@ -43,3 +43,23 @@ def test_templates_translate_as_jinjas_own_newstyle_gettext(app, language, autoe
         if language == "de":  # the catalog is really used
             assert foyers.from_string(CASES[2]).render(VALUES).startswith("Abgesagt: Fish &")
             assert foyers.from_string(CASES[5]).render(VALUES) == "Administrator"
+
+
+@pytest.mark.db_agnostic
+def test_python_gettext_follows_the_locale_in_and_out_of_force_locale(app):
+    """Flask-Babel's `gettext` and `lazy_gettext` (form labels, messages) find the catalog kept for the
+    locale of the moment: an email forced into German, then the page's English again, then a refresh."""
+    from flask_babel import gettext, lazy_gettext, refresh
+
+    label = lazy_gettext("Admin")
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert (gettext("Admin"), str(label)) == ("Admin", "Admin")
+        with force_locale("de"):
+            assert (gettext("Admin"), str(label)) == ("Administration", "Administration")
+            assert app.jinja_env.from_string('{{ _("Admin") }}').render() == "Administration"
+        assert (gettext("Admin"), str(label)) == ("Admin", "Admin")
+        assert app.jinja_env.from_string('{{ _("Admin") }}').render() == "Admin"
+        refresh()
+        assert gettext("Admin") == "Admin"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert (gettext("Admin"), str(label)) == ("Administration", "Administration")
