@@ -80,6 +80,13 @@ def _changing_settings() -> bool:
 _REQUEST_COPIES = "_foyer_settings"
 
 
+def read_setting(key: str, load: Callable[[], T]) -> T:
+    """A setting's value as `load()` reads it, read once per request and kept by the process for
+    SETTINGS_CACHE_SECONDS (other processes' changes show within them). Write it with `store(key, …)`.
+    """
+    return _once_per_request(key, load)
+
+
 def _once_per_request(key: str, load: Callable[[], T]) -> T:
     """`_cached(key, load)`, read once per request. `store(key, …)` forgets the request's copy, and a
     transaction changing settings keeps none.

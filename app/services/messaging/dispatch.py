@@ -43,6 +43,11 @@ class Quota:
 
 
 def get_quota() -> Quota:
+    """The quota the admin set (read through the settings' copies: a change shows within seconds)."""
+    return settings.read_setting(QUOTA_SETTING, _read_quota)
+
+
+def _read_quota() -> Quota:
     row = db.session.get(Setting, QUOTA_SETTING)
     if row is None or not isinstance(row.value, dict):
         return Quota()

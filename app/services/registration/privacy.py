@@ -338,6 +338,10 @@ def purger(name: str, *, before: str | None = None):
 
 def default_retention_days() -> int:
     """The admin's default: days after an event's end when attendee data is purged."""
+    return settings.read_setting(RETENTION_SETTING, _read_retention_days)
+
+
+def _read_retention_days() -> int:
     row = db.session.get(Setting, RETENTION_SETTING)
     try:
         return int(row.value["days"]) if row is not None else DEFAULT_RETENTION_DAYS

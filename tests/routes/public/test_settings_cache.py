@@ -54,6 +54,19 @@ def test_views_within_the_window_read_no_settings(app, client):
     assert reads == []
 
 
+def test_staff_pages_within_the_window_read_no_settings(app, client, auth, make_event):
+    """An organizer's event page shows the email quota's drain time and the retention default too."""
+    admin = auth.login_as_admin()
+    event = make_event(admin)
+    pages = ["/manage/events/", f"/manage/events/{event.id}", "/admin/messages", "/admin/privacy/"]
+    for page in pages:
+        assert client.get(page).status_code == 200, page
+    with settings_reads(app) as reads:
+        for page in pages:
+            assert client.get(page).status_code == 200, page
+    assert reads == []
+
+
 def test_with_the_cache_off_every_view_reads_them(app, client, short_cache):
     short_cache.max_age = 0
     with settings_reads(app) as reads:
