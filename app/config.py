@@ -124,7 +124,7 @@ class Config:
         self.COMPRESS_MIMETYPES = ["text/html", "text/css", "text/javascript", "application/javascript"]
         #: How long a web process reuses an anonymous event page it rendered (0 turns reuse off).
         self.PUBLIC_PAGE_CACHE_SECONDS = float(env("PUBLIC_PAGE_CACHE_SECONDS") or 1)
-        #: How long a web process keeps the settings it read (branding, privacy notice; 0 reads every time).
+        #: How long a process keeps the settings it read (branding, languages, the email quota…; 0: never).
         self.SETTINGS_CACHE_SECONDS = float(env("SETTINGS_CACHE_SECONDS") or 2)
         #: Join-session requests (ACS token issuance) per client address.
         self.JOIN_SESSION_RATE_LIMIT = env("JOIN_SESSION_RATE_LIMIT") or "10 per minute;60 per hour"
