@@ -76,20 +76,14 @@ def _changing_settings() -> bool:
 
 
 #: Where a request keeps the settings it has read: a page asks for the branding and the languages a dozen
-#: times (each `gettext`-ed event title asks which language it is in).
+#: times (each event title shown in the reader's language asks which language that is).
 _REQUEST_COPIES = "_foyer_settings"
 
 
 def read_setting(key: str, load: Callable[[], T]) -> T:
-    """A setting's value as `load()` reads it, read once per request and kept by the process for
-    SETTINGS_CACHE_SECONDS (other processes' changes show within them). Write it with `store(key, …)`.
-    """
-    return _once_per_request(key, load)
-
-
-def _once_per_request(key: str, load: Callable[[], T]) -> T:
-    """`_cached(key, load)`, read once per request. `store(key, …)` forgets the request's copy, and a
-    transaction changing settings keeps none.
+    """A setting's value as `load()` reads it: read once per request, and kept by the process for
+    SETTINGS_CACHE_SECONDS (other processes' changes show within them). Write it with `store(key, …)`,
+    which forgets the request's copy; a transaction changing settings keeps none.
     """
     if not has_request_context():
         return _cached(key, load)
@@ -177,7 +171,7 @@ def contrast_ratio(a: str, b: str) -> float:
 
 def get_branding() -> Branding:
     """The site's branding; read once per request (saving it forgets the request's copy)."""
-    return _once_per_request("branding", _read_branding)
+    return read_setting("branding", _read_branding)
 
 
 def _read_branding() -> Branding:
@@ -563,7 +557,7 @@ class Languages:
 
 def get_languages() -> Languages:
     """The admin's choice; until an admin saves one, LANGUAGES and DEFAULT_LANGUAGE from the environment."""
-    return _once_per_request(LANGUAGES_SETTING, _read_languages)
+    return read_setting(LANGUAGES_SETTING, _read_languages)
 
 
 def _read_languages() -> Languages:
