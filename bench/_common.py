@@ -111,6 +111,33 @@ def make_app(environ: dict[str, str], tmp: Path):
     return create_app(Config, instance_path=tmp / "instance", environ=environ)
 
 
+def add_in_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--db` and `--dsn` of the benches that serve requests through Flask's test client (`app_in_process`)."""
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--dsn", default=None, help="PostgreSQL admin DSN (default FOYER_BENCH_PG_DSN or local)")
+
+
+@contextmanager
+def app_in_process(args: argparse.Namespace, pg_database: str):
+    """The app on a fresh, migrated database (`args.db`, `args.dsn`) with the page reuse off, for requests
+    through Flask's test client in this process; its connections are closed afterwards.
+    """
+    if args.dsn:
+        os.environ["FOYER_BENCH_PG_DSN"] = args.dsn
+    with temporary_directory() as tmp_name, fresh_database(args.db, Path(tmp_name), pg_database) as url:
+        environ = foyer_environ(url, PUBLIC_PAGE_CACHE_SECONDS="0")
+        migrate(environ)
+        app = make_app(environ, Path(tmp_name))
+        try:
+            yield app
+        finally:
+            from app.extensions import db
+
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
 def seed_event(app, *, slug: str = "bench", title: str = "Bench event", capacity: int | None = None,
                waitlist: bool = True) -> str:
     """Create and publish an event through Foyer's services (as an organizer would); returns its slug."""

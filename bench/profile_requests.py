@@ -89,21 +89,14 @@ def run(app, slug: str, n: int, answers: dict, *, start: int, profile: cProfile.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--dsn", default=None, help="PostgreSQL admin DSN (default FOYER_BENCH_PG_DSN or local)")
+    c.add_in_process_arguments(parser)
     parser.add_argument("-n", type=int, default=200, help="requests of each kind per round")
     parser.add_argument("--rounds", type=int, default=3, help="unprofiled rounds (the median is reported)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime"))
     args = parser.parse_args()
-    if args.dsn:
-        os.environ["FOYER_BENCH_PG_DSN"] = args.dsn
 
-    with c.temporary_directory() as tmp_name, c.fresh_database(args.db, Path(tmp_name), PG_DATABASE) as url:
-        tmp = Path(tmp_name)
-        environ = c.foyer_environ(url, PUBLIC_PAGE_CACHE_SECONDS="0")
-        c.migrate(environ)
-        app = c.make_app(environ, tmp)
+    with c.app_in_process(args, PG_DATABASE) as app:
         slug = c.seed_event(app, capacity=None)
         seed_questions(app, slug)
         answers = answers_for(app, slug)
@@ -144,11 +137,6 @@ def main() -> None:
               f"{_verdict(page, FRESH_PAGE_TARGET_MS)}; registration flow (fresh page + POST + result page) "
               f"{flow:.2f} ms CPU against {FLOW_TARGET_MS} ms: {_verdict(flow, FLOW_TARGET_MS)}; "
               f"1-minute load average {result['load_average_1min']}")
-        with app.app_context():
-            from app.extensions import db
-
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _verdict(measured_ms: float, target_ms: float) -> str:

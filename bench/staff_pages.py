@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import statistics
 import sys
 import time
@@ -101,21 +100,15 @@ def statements_per_view(app, client, path: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--dsn", default=None, help="PostgreSQL admin DSN (default FOYER_BENCH_PG_DSN or local)")
+    c.add_in_process_arguments(parser)
     parser.add_argument("-n", type=int, default=60, help="views of each page per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (the median is reported)")
     parser.add_argument("--profile", default=None, help="a page's short name: print its profile")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative", choices=("cumulative", "tottime"))
     args = parser.parse_args()
-    if args.dsn:
-        os.environ["FOYER_BENCH_PG_DSN"] = args.dsn
 
-    with c.temporary_directory() as tmp_name, c.fresh_database(args.db, Path(tmp_name), PG_DATABASE) as url:
-        environ = c.foyer_environ(url, PUBLIC_PAGE_CACHE_SECONDS="0")
-        c.migrate(environ)
-        app = c.make_app(environ, Path(tmp_name))
+    with c.app_in_process(args, PG_DATABASE) as app:
         slug = c.seed_event(app, capacity=50)
         targets = pages(seed(app, slug))
         if args.profile is not None and args.profile not in targets:
@@ -155,11 +148,6 @@ def main() -> None:
                             for name, v in result["pages"].items())
         c.emit(result, f"OK: staff pages {args.db}, CPU per view in process (median of {args.rounds} rounds of "
                        f"{args.n}): {figures}")
-        with app.app_context():
-            from app.extensions import db
-
-            db.session.remove()
-            db.engine.dispose()
 
 
 if __name__ == "__main__":
