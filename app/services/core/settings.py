@@ -62,12 +62,14 @@ def settings_cache(app: Flask | None = None) -> SettingsCache:
 
 def _cached(key: str, load: Callable[[], T]) -> T:
     """`load()`, or what this process read for `key` within the last SETTINGS_CACHE_SECONDS."""
-    if not has_app_context():
-        return load()
-    cache = current_app.extensions.get(_CACHE_KEY)
-    if cache is None or _changing_settings():
+    if not has_app_context() or _changing_settings():
         return load()  # this transaction is changing settings: read what it sees, keep nothing
-    return cache.value(key, load)
+    return _process_copy(key, load)
+
+
+def _process_copy(key: str, load: Callable[[], T]) -> T:
+    cache = current_app.extensions.get(_CACHE_KEY)
+    return load() if cache is None else cache.value(key, load)
 
 
 def _changing_settings() -> bool:
@@ -93,9 +95,9 @@ def read_setting(key: str, load: Callable[[], T]) -> T:
         setattr(g, _REQUEST_COPIES, copies)
     elif key in copies:
         return copies[key]
-    value = _cached(key, load)
-    if not _changing_settings():
-        copies[key] = value
+    if _changing_settings():
+        return load()  # this transaction is changing settings: read what it sees, keep nothing
+    value = copies[key] = _process_copy(key, load)
     return value
 
 
