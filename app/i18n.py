@@ -111,14 +111,10 @@ def event_description(event: Event) -> str:
 
 
 def _translations() -> Translations | NullTranslations:
-    """The catalog of the current locale, for the templates' gettext calls: the one `_KeptDomain` kept,
-    found without Flask-Babel's look-ups while the locale is the one it was kept for.
+    """The catalog of the current locale, for the templates' gettext calls: straight from the app's domain
+    (`_KeptDomain`), without Flask-Babel's look-up of the context's domain for every string.
     """
-    state = g.get("_flask_babel") if has_app_context() else None
-    kept = getattr(state, _KEPT, None) if state is not None else None
-    if kept is not None and kept[0] is getattr(state, "babel_locale", None):
-        return kept[1]
-    return get_translations()
+    return babel.domain_instance.get_translations() if has_app_context() else get_translations()
 
 
 #: Where `_KeptDomain` keeps (locale, catalog) on Flask-Babel's per-context state.
